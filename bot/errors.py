@@ -1,0 +1,95 @@
+"""The mailqbot exception tree.
+
+Every error a user can meet is a ``MailqbotError``; its ``user_message`` says what went wrong
+and what to do next, and is safe to show in Slack or the terminal.
+
+    MailqbotError
+    ├── ConfigError                 the config file or environment is invalid
+    ├── UsageError                  a command was called with bad arguments
+    ├── UnknownHost                 a host name that is not in the inventory
+    ├── PermissionDenied            the caller may not run this command
+    ├── DatabaseNotMigrated         the database schema is behind the code
+    ├── ParseError                  MTA output could not be understood (never a false success)
+    └── SSHError                    anything that went wrong reaching or running on a host
+        ├── HostUnreachable         refused, no route, DNS failure, or no SSH banner in time
+        ├── AuthFailed              the host refused our key
+        ├── HostKeyMismatch         the host key is not the pinned one, or known_hosts is missing
+        ├── CommandTimeout          the command did not finish within its time limit
+        ├── SudoPasswordRequired    sudo asked for a password (the sudoers rule is missing)
+        └── CommandFailed           the command ran and exited non-zero
+"""
+
+from __future__ import annotations
+
+
+class MailqbotError(Exception):
+    """Base class: ``user_message`` is shown to the user as is."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class ConfigError(MailqbotError):
+    pass
+
+
+class UsageError(MailqbotError):
+    def __init__(self, user_message: str, usage: str = "") -> None:
+        super().__init__(user_message)
+        self.usage = usage
+
+
+class UnknownHost(MailqbotError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        listing = ", ".join(known) if known else "(none configured)"
+        super().__init__(f"Unknown host `{name}`. Known hosts: {listing}.")
+        self.name = name
+        self.known = known
+
+
+class PermissionDenied(MailqbotError):
+    pass
+
+
+class DatabaseNotMigrated(MailqbotError):
+    pass
+
+
+class ParseError(MailqbotError):
+    pass
+
+
+class SSHError(MailqbotError):
+    """Base of remote failures; ``host`` names the inventory host."""
+
+    def __init__(self, host: str, user_message: str) -> None:
+        super().__init__(user_message)
+        self.host = host
+
+
+class HostUnreachable(SSHError):
+    pass
+
+
+class AuthFailed(SSHError):
+    pass
+
+
+class HostKeyMismatch(SSHError):
+    pass
+
+
+class CommandTimeout(SSHError):
+    pass
+
+
+class SudoPasswordRequired(SSHError):
+    pass
+
+
+class CommandFailed(SSHError):
+    def __init__(self, host: str, user_message: str, exit_status: int, stderr: str) -> None:
+        super().__init__(host, user_message)
+        self.exit_status = exit_status
+        self.stderr = stderr

@@ -1,0 +1,209 @@
+"""Hosts, host groups, the alert channel and access grants, read from one TOML file.
+
+The file is validated as a whole; ``load_config`` raises ``ConfigError`` listing every
+problem with its location (``hosts[2].address: field required``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError, UnknownHost
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+Role = Literal["viewer", "operator", "approver", "admin"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SSHDefaults(_Strict):
+    """Defaults every host inherits; a host may override any of them."""
+
+    user: str = "mailqbot"
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    private_key: Path | None = None
+    known_hosts: Path | None = None
+    sudo: bool = True
+    connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    login_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
+    command_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    max_sessions: Annotated[int, Field(ge=1, le=10)] = 4
+
+
+class HostEntry(_Strict):
+    name: str
+    address: str
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    user: str | None = None
+    private_key: Path | None = None
+    known_hosts: Path | None = None
+    sudo: bool | None = None
+    groups: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.fullmatch(value) or value == "all":
+            raise ValueError("use lower-case letters, digits, '.', '_' or '-' (and not 'all')")
+        return value
+
+
+class Host(_Strict):
+    """A host with every SSH setting resolved."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    private_key: Path | None
+    known_hosts: Path
+    sudo: bool
+    groups: tuple[str, ...]
+    connect_timeout: float
+    login_timeout: float
+    command_timeout: float
+    max_sessions: int
+
+
+class Grant(_Strict):
+    role: Role
+    members: list[str] = Field(min_length=1)
+    hosts: list[str] = Field(default_factory=lambda: ["all"])
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, value: list[str]) -> list[str]:
+        for member in value:
+            if not re.fullmatch(r"[USW][A-Z0-9]{2,}", member):
+                raise ValueError(
+                    f"{member!r} is not a Slack user id (U…/W…) or user group id (S…)"
+                )
+        return value
+
+
+class Access(_Strict):
+    team_ids: list[str] = Field(default_factory=list)
+    grants: list[Grant] = Field(default_factory=list)
+
+
+class SlackSection(_Strict):
+    alert_channel: str | None = None
+
+
+class Config(_Strict):
+    ssh: SSHDefaults = Field(default_factory=SSHDefaults)
+    hosts: list[HostEntry] = Field(min_length=1)
+    slack: SlackSection = Field(default_factory=SlackSection)
+    access: Access = Field(default_factory=Access)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Config:
+        names = [h.name for h in self.hosts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"host names must be unique; repeated: {', '.join(dupes)}")
+        clash = sorted({g for h in self.hosts for g in h.groups} & set(names))
+        if clash:
+            raise ValueError(f"a group may not share a host's name: {', '.join(clash)}")
+        for host in self.hosts:
+            if (host.known_hosts or self.ssh.known_hosts) is None:
+                raise ValueError(
+                    f"host {host.name!r} has no known_hosts file: set ssh.known_hosts "
+                    "or the host's known_hosts (host keys are always verified)"
+                )
+        return self
+
+
+class Inventory:
+    """The resolved hosts and groups, looked up by name."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._hosts = {entry.name: _resolve(entry, config.ssh) for entry in config.hosts}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._hosts)
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for host in self._hosts.values():
+            for group in host.groups:
+                groups.setdefault(group, []).append(host.name)
+        return {g: sorted(members) for g, members in sorted(groups.items())}
+
+    def get(self, name: str) -> Host:
+        try:
+            return self._hosts[name]
+        except KeyError:
+            raise UnknownHost(name, self.names) from None
+
+    def select(self, target: str) -> list[Host]:
+        """A host name, a group name, or ``all``."""
+        if target == "all":
+            return [self._hosts[n] for n in self.names]
+        if target in self._hosts:
+            return [self._hosts[target]]
+        members = self.groups.get(target)
+        if members:
+            return [self._hosts[n] for n in members]
+        raise UnknownHost(target, self.names + list(self.groups))
+
+
+def _resolve(entry: HostEntry, ssh: SSHDefaults) -> Host:
+    known_hosts = entry.known_hosts or ssh.known_hosts
+    assert known_hosts is not None  # checked by Config._unique
+    return Host(
+        name=entry.name,
+        address=entry.address,
+        port=entry.port or ssh.port,
+        user=entry.user or ssh.user,
+        private_key=entry.private_key or ssh.private_key,
+        known_hosts=known_hosts,
+        sudo=ssh.sudo if entry.sudo is None else entry.sudo,
+        groups=tuple(entry.groups),
+        connect_timeout=ssh.connect_timeout,
+        login_timeout=ssh.login_timeout,
+        command_timeout=ssh.command_timeout,
+        max_sessions=ssh.max_sessions,
+    )
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(source, exc)) from None
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the config file {path}: {exc.strerror}. "
+            "Set MAILQBOT_CONFIG to the path of your mailqbot.toml."
+        ) from None
+    return parse_config(text, str(path))
+
+
+def _explain(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s):"]
+    for err in exc.errors():
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]
+        ).lstrip(".")
+        lines.append(f"  - {where or '(top level)'}: {err['msg']}")
+    return "\n".join(lines)
