@@ -13,8 +13,8 @@ from dataclasses import dataclass
 class RemoteCommand:
     """A command line built only from a fixed template with validated arguments.
 
-    ``argv`` is quoted with ``shlex.quote`` when sent; ``sudo`` prefixes ``sudo -n``;
-    ``remote_timeout`` bounds the command on the host with coreutils ``timeout``.
+    ``argv`` is quoted with ``shlex.quote`` when sent; ``remote_timeout`` bounds the command on the host with coreutils ``timeout``;
+    ``sudo`` runs the tool under ``sudo -n`` (never prompting).
     Create these only in ``bot/mta/`` template functions, never from user text.
     """
 
@@ -24,9 +24,10 @@ class RemoteCommand:
     destructive: bool = False
 
     def command_line(self) -> str:
+        # timeout runs outside sudo so the sudoers rule names the MTA tool itself.
         prefix: list[str] = ["timeout", "-k", "5", f"{self.remote_timeout:g}"]
         if self.sudo:
-            prefix = ["sudo", "-n", *prefix]
+            prefix += ["sudo", "-n"]
         return " ".join(shlex.quote(part) for part in (*prefix, *self.argv))
 
 
