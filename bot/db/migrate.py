@@ -12,9 +12,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import migrations
 from bot.errors import DatabaseNotMigrated
 
-MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
+MIGRATIONS = Path(migrations.__file__).resolve().parent
 
 
 def alembic_config(url: str) -> Config:

@@ -1,0 +1,123 @@
+"""``mailqbot``: serve, console, check-config, migrate, audit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.errors import MailqbotError
+from bot.settings import Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailqbot",
+        description="Postfix queue operations from Slack or the terminal.",
+        epilog="Examples: mailqbot console --demo | mailqbot console 'summary mx1' | "
+        "mailqbot serve --port 3000 | mailqbot check-config mailqbot.toml",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN)")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: address to bind")
+    serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port (/slack/events)")
+    console = sub.add_parser("console", help="run commands in the terminal")
+    console.add_argument("--demo", action="store_true", help="start built-in demo hosts")
+    console.add_argument("words", nargs="*", help='one command to run, e.g. "summary mx1"')
+    check = sub.add_parser("check-config", help="validate the config file and explain errors")
+    check.add_argument("path", nargs="?", type=Path, help="default: $MAILQBOT_CONFIG")
+    sub.add_parser("migrate", help="bring the database (DATABASE_URL) to the current schema")
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
+    audit_sub.add_parser("verify", help="check the hash chain; name the first bad row")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return asyncio.run(_dispatch(args, load_settings()))
+    except MailqbotError as exc:
+        print(f"mailqbot: {exc.user_message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.cmd == "check-config":
+        return _check_config(args.path or settings.config_path)
+    if args.cmd == "migrate":
+        from bot.db.migrate import upgrade_async
+
+        await upgrade_async(settings.database_url)
+        print("database is at the current schema")
+        return 0
+    if args.cmd == "audit":
+        return await _audit_verify(settings)
+    if args.cmd == "console":
+        return await _console(args, settings)
+    return await _serve(args, settings)
+
+
+def _check_config(path: Path) -> int:
+    from bot.inventory import Inventory, load_config
+
+    inventory = Inventory(load_config(path))
+    groups = ", ".join(inventory.groups) or "none"
+    print(f"{path}: OK: {len(inventory.names)} host(s) ({', '.join(inventory.names)}); "
+          f"groups: {groups}")
+    return 0
+
+
+async def _audit_verify(settings: Settings) -> int:
+    from bot import audit
+    from bot.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        result = await audit.verify(make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+    if result.ok:
+        print(f"audit chain OK: {result.rows:,} event(s)")
+        return 0
+    print(f"audit chain BROKEN at row id {result.first_bad_id}: {result.problem} "
+          f"({result.rows:,} event(s) before it verified)")
+    return 1
+
+
+async def _console(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import console
+    from bot.runtime import open_services
+
+    if args.demo:
+        from bot.demo import demo_services
+
+        async with demo_services() as services:
+            return await console.main(services, args.words)
+    async with open_services(settings) as services:
+        return await console.main(services, args.words)
+
+
+async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runtime import open_services
+    from bot.slack.serve import serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_services(settings) as services:
+        await serve(services, args.host, args.port, stop)
+    return 0

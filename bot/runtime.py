@@ -1,0 +1,35 @@
+"""Build the services from settings, and tear them down: one place for start-up work."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.db.migrate import ensure_migrated
+from bot.db.session import make_engine, make_sessionmaker
+from bot.inventory import Inventory, load_config
+from bot.services import Services
+from bot.settings import Settings
+from bot.ssh import SSHExecutor
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, inventory: Inventory | None = None
+) -> AsyncIterator[Services]:
+    """Load the config, check the database is migrated, open the SSH executor."""
+    inventory = inventory or Inventory(load_config(settings.config_path))
+    engine = make_engine(settings.database_url)
+    try:
+        await ensure_migrated(engine, settings.database_url)
+        async with SSHExecutor() as executor:
+            yield Services(
+                settings=settings,
+                inventory=inventory,
+                executor=executor,
+                sessions=make_sessionmaker(engine),
+                replica=settings.replica_id or socket.gethostname(),
+            )
+    finally:
+        await engine.dispose()

@@ -1,0 +1,33 @@
+"""What every request needs, built once at start-up and passed down explicitly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.inventory import Inventory
+from bot.settings import Settings
+from bot.ssh import SSHExecutor
+
+GroupResolver = Callable[[str], Awaitable[frozenset[str]]]
+
+
+async def no_groups(_user_id: str) -> frozenset[str]:
+    return frozenset()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    inventory: Inventory
+    executor: SSHExecutor
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Callable[[], float] = time.time
+    # Teams whose users may be authorised at all; the Slack front end adds its own team.
+    allowed_teams: set[str] = field(default_factory=set)
+    # Slack user groups of a user (cached by the Slack front end); none elsewhere.
+    groups_of: GroupResolver = no_groups
+    replica: str = "mailqbot"

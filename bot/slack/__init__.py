@@ -1,0 +1,1 @@
+"""The Slack front end (Bolt). The only package that touches Slack objects."""

@@ -1,0 +1,62 @@
+"""Run the Slack front end: Socket Mode when an app token is set, else HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from pydantic import SecretStr
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+from bot.errors import ConfigError
+from bot.services import Services
+from bot.slack.app import build_app, learn_own_team
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve until ``stop``: /healthz always; /slack/events unless in Socket Mode."""
+    settings = services.settings
+    if settings.slack_bot_token is None:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set. Create the app from app-manifest.yml and export "
+            "its bot token (xoxb-...); or try `mailqbot console --demo` without Slack."
+        )
+    socket_mode = settings.slack_app_token is not None
+    if not socket_mode and settings.slack_signing_secret is None:
+        raise ConfigError(
+            "HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)."
+        )
+    app = build_app(services)
+    await learn_own_team(app.client, services)
+    web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
+    web_app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("listening on http://%s:%d (%s)", host, port,
+             "health only; Slack via Socket Mode" if socket_mode else "/slack/events")
+    try:
+        if socket_mode:
+            await _socket_mode(app, settings.slack_app_token, stop)  # type: ignore[arg-type]
+        else:
+            await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _socket_mode(app: AsyncApp, token: SecretStr, stop: asyncio.Event) -> None:
+    handler = AsyncSocketModeHandler(app, token.get_secret_value())
+    await handler.connect_async()
+    log.info("connected to Slack in Socket Mode")
+    try:
+        await stop.wait()
+    finally:
+        await handler.close_async()

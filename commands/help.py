@@ -1,0 +1,57 @@
+"""``/mailq help``: the commands the caller may run, with examples."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import commands
+from bot.auth import permitted
+from commands import CommandSpec
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context
+
+
+@dataclass(frozen=True)
+class HelpEntry:
+    name: str
+    usage: str
+    summary: str
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HelpModel:
+    entries: list[HelpEntry]
+    hosts: list[str]
+    groups: list[str]
+
+
+async def run(_args: argparse.Namespace, ctx: Context) -> HelpModel:
+    services = ctx.services
+    inventory = services.inventory
+
+    def allowed(spec: CommandSpec) -> bool:
+        return permitted(
+            ctx.identity, spec.permission, [], inventory.config.access, inventory,
+            services.allowed_teams,
+        )
+
+    entries = [
+        HelpEntry(s.name, s.usage, s.summary, s.examples)
+        for s in commands.all_specs()
+        if allowed(s)
+    ]
+    return HelpModel(entries, inventory.names, list(inventory.groups))
+
+
+SPEC = CommandSpec(
+    name="help",
+    summary="List the commands you may run, with examples.",
+    permission="read",
+    template="help",
+    examples=("/mailq help",),
+    run=run,
+)

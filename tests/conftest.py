@@ -1,0 +1,89 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, a clean Slack env."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.migrate import upgrade_async
+from bot.db.session import make_engine, make_sessionmaker
+
+PG_ADMIN = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real Slack credentials or proxies may leak into a test."""
+    for name in list(os.environ):
+        if name.startswith("SLACK_") or name in {"DATABASE_URL", "MAILQBOT_CONFIG"}:
+            monkeypatch.delenv(name)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "")
+    yield
+
+
+async def _fresh_pg_database() -> str:
+    name = f"mailqbot_t_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _pg_url(name: str) -> str:
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+@pytest.fixture
+async def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of the kind the test is parametrised with (default: both)."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'mailqbot.sqlite3'}"
+        return
+    name = await _fresh_pg_database()
+    try:
+        yield _pg_url(name)
+    finally:
+        await _drop_pg_database(name)
+
+
+@pytest.fixture
+async def db_url(empty_db_url: str) -> str:
+    await upgrade_async(empty_db_url)
+    return empty_db_url
+
+
+@pytest.fixture
+async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(db_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses the database runs on SQLite and on PostgreSQL."""
+    if "empty_db_url" in metafunc.fixturenames and not any(
+        m.name == "parametrize" and "empty_db_url" in m.args[0]
+        for m in metafunc.definition.iter_markers()
+    ):
+        metafunc.parametrize("empty_db_url", ["sqlite", "postgresql"], indirect=True)
