@@ -40,11 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    quiet = args.cmd in {"console", "check-config", "audit"}
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        for noisy in ("asyncssh", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return asyncio.run(_dispatch(args, load_settings()))
     except MailqbotError as exc:

@@ -41,9 +41,12 @@ class UsageError(MailqbotError):
 
 
 class UnknownHost(MailqbotError):
-    def __init__(self, name: str, known: list[str]) -> None:
+    def __init__(self, name: str, known: list[str], groups: list[str] | None = None) -> None:
         listing = ", ".join(known) if known else "(none configured)"
-        super().__init__(f"Unknown host `{name}`. Known hosts: {listing}.")
+        message = f"Unknown host `{name}`. Known hosts: {listing}."
+        if groups is not None:
+            message += f" Groups: {', '.join([*groups, 'all'])}."
+        super().__init__(message)
         self.name = name
         self.known = known
 

@@ -155,7 +155,7 @@ class Inventory:
         members = self.groups.get(target)
         if members:
             return [self._hosts[n] for n in members]
-        raise UnknownHost(target, self.names + list(self.groups))
+        raise UnknownHost(target, self.names, list(self.groups))
 
 
 def _resolve(entry: HostEntry, ssh: SSHDefaults) -> Host:

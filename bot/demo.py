@@ -1,0 +1,167 @@
+"""``mailqbot console --demo``: demo hosts with realistic queues, no Postfix or Slack needed.
+
+Each demo host is a real in-process SSH server (``bot.demo_ssh``) that answers the same
+fixed command lines a Postfix host does, from a queue generated here with Postfix's own
+delay-reason texts. The bot reaches it through the real executor, pipeline and database.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from bot.db.migrate import upgrade_async
+from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
+from bot.inventory import Inventory, parse_config
+from bot.runtime import open_services
+from bot.services import Services
+from bot.settings import Settings
+
+MAIL_VERSION = "3.7.11"
+
+# (weight, destination domain, MX host, delay reason): texts as Postfix writes them.
+PROFILES: dict[str, list[tuple[int, str, str]]] = {
+    "mx1": [
+        (40, "gmail.example", "450 4.7.1 <{rcpt}>: Recipient address rejected: Greylisted, "
+         "see http://postgrey.example/{domain}.html"),
+        (25, "bigcorp.example", "connect to mx1.bigcorp.example[203.0.113.25]:25: "
+         "Connection timed out"),
+        (10, "shop.example", "host mx.shop.example[198.51.100.7] said: 452 4.2.2 <{rcpt}>: "
+         "Mailbox full (in reply to RCPT TO command)"),
+        (8, "lists.example", "host mx.lists.example[198.51.100.9] refused to talk to me: "
+         "421 4.7.0 Too many connections, slow down"),
+        (5, "typo.example", "Host or domain name not found. Name service error for "
+         "name=typo.example type=MX: Host not found, try again"),
+        (4, "old.example", "connect to mail.old.example[192.0.2.44]:25: Connection refused"),
+    ],
+    "mx2": [
+        (50, "partner.example", "SASL authentication failed; server "
+         "smtp.relay.example[192.0.2.10] said: 535 5.7.8 Error: authentication failed"),
+        (20, "secure.example", "TLS is required, but was not offered by host "
+         "mx.secure.example[198.51.100.30]"),
+        (10, "bank.example", "host mx.bank.example[203.0.113.80] said: 554 5.7.1 Service "
+         "unavailable; Client host [192.0.2.200] blocked using zen.spamhaus.org"),
+    ],
+    "relay1": [
+        (5, "gmail.example", "450 4.7.1 <{rcpt}>: Recipient address rejected: Greylisted"),
+    ],
+}
+SIZES = {"mx1": 1840, "mx2": 420, "relay1": 12}
+SENDERS = ["billing@shop.test", "noreply@app.test", "alerts@ops.test", "", "news@lists.test",
+           "<!channel>@hostile.test"]
+USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"]
+
+
+@dataclass(frozen=True)
+class DemoHost:
+    name: str
+    lines: list[bytes]
+
+
+def demo_queue(host: str, count: int, now: float, seed: int = 25) -> list[bytes]:
+    """``postqueue -j`` lines for a believable backed-up queue."""
+    rng = random.Random(f"{seed}-{host}")
+    profile = PROFILES[host]
+    weights = [w for w, _, _ in profile]
+    lines = []
+    for _ in range(count):
+        _, domain, reason = rng.choices(profile, weights)[0]
+        rcpts = [f"{rng.choice(USERS)}{rng.randint(1, 99)}@{domain}"
+                 for _ in range(rng.choice((1, 1, 1, 2, 3)))]
+        record = {
+            "queue_name": "deferred" if rng.random() > 0.02 else "hold",
+            "queue_id": f"{rng.getrandbits(40):010X}",
+            "arrival_time": int(now - rng.expovariate(1 / 14400)),
+            "message_size": rng.randint(1500, 90000),
+            "forced_expire": False,
+            "sender": rng.choice(SENDERS),
+            "recipients": [
+                {"address": r, "delay_reason": reason.format(rcpt=r, domain=domain)}
+                for r in rcpts
+            ],
+        }
+        lines.append(orjson.dumps(record) + b"\n")
+    for _ in range(rng.randint(0, 4)):  # a few in flight
+        lines.append(orjson.dumps({
+            "queue_name": "active", "queue_id": f"{rng.getrandbits(40):010X}",
+            "arrival_time": int(now), "message_size": 2048, "forced_expire": False,
+            "sender": "noreply@app.test",
+            "recipients": [{"address": "someone@gmail.example"}],
+        }) + b"\n")
+    return lines
+
+
+def _handler(host: DemoHost):  # type: ignore[no-untyped-def]
+    async def stream(lines: list[bytes]) -> AsyncIterator[bytes]:
+        for start in range(0, len(lines), 500):
+            yield b"".join(lines[start : start + 500])
+
+    async def handle(command_line: str, _stdin: bytes) -> tuple[int, Stdout, bytes]:
+        tool = _tool_argv(command_line)
+        if tool == ["/usr/sbin/postqueue", "-j"]:
+            return 0, stream(host.lines), b""
+        if tool[:2] == ["/usr/sbin/postconf", "-h"]:
+            return 0, b"".join(_postconf(name) for name in tool[2:]), b""
+        return 1, b"", f"demo host: {' '.join(tool)} is not simulated\n".encode()
+
+    return handle
+
+
+def _tool_argv(command_line: str) -> list[str]:
+    """The MTA tool's argv, without the ``timeout -k 5 N`` and ``sudo -n`` wrappers."""
+    argv = shlex.split(command_line)
+    if argv[:1] == ["timeout"]:
+        argv = argv[4:]
+    if argv[:2] == ["sudo", "-n"]:
+        argv = argv[2:]
+    return argv
+
+
+def _postconf(name: str) -> bytes:
+    values = {"mail_version": MAIL_VERSION, "maximal_queue_lifetime": "5d",
+              "queue_directory": "/var/spool/postfix"}
+    return (values.get(name, "") + "\n").encode()
+
+
+def _config(workdir: Path, servers: dict[str, ScriptedSSHServer]) -> str:
+    known = workdir / "known_hosts"
+    known.write_text("".join(s.known_hosts_line() for s in servers.values()), encoding="ascii")
+    hosts = "".join(
+        f'[[hosts]]\nname = "{name}"\naddress = "{s.address}"\nport = {s.port}\n'
+        f'groups = ["{"edge" if name.startswith("mx") else "relay"}"]\n\n'
+        for name, s in servers.items()
+    )
+    return (
+        f'[ssh]\nuser = "demo"\nprivate_key = "{workdir / "id_ed25519"}"\n'
+        f'known_hosts = "{known}"\nsudo = false\nconnect_timeout = 5\n\n{hosts}'
+    )
+
+
+@asynccontextmanager
+async def demo_services() -> AsyncIterator[Services]:
+    """Demo hosts on loopback, a throwaway SQLite database, and the real services."""
+    with tempfile.TemporaryDirectory(prefix="mailqbot-demo-") as tmp:
+        workdir = Path(tmp)
+        key = generate_client_key(workdir)
+        now = time.time()
+        async with AsyncExitStack() as stack:
+            servers = {}
+            for name, count in SIZES.items():
+                host = DemoHost(name, demo_queue(name, count, now))
+                servers[name] = await stack.enter_async_context(
+                    ScriptedSSHServer(_handler(host), key.public_key)
+                )
+            inventory = Inventory(parse_config(_config(workdir, servers), "<demo>"))
+            url = f"sqlite+aiosqlite:///{workdir / 'demo.sqlite3'}"
+            await upgrade_async(url)
+            settings = Settings(DATABASE_URL=url, MAILQBOT_CONFIG=workdir / "demo.toml")
+            async with open_services(settings, inventory) as services:
+                yield services
