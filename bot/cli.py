@@ -79,8 +79,10 @@ def _check_config(path: Path) -> int:
 
     inventory = Inventory(load_config(path))
     groups = ", ".join(inventory.groups) or "none"
-    print(f"{path}: OK: {len(inventory.names)} host(s) ({', '.join(inventory.names)}); "
-          f"groups: {groups}")
+    print(
+        f"{path}: OK: {len(inventory.names)} host(s) ({', '.join(inventory.names)}); "
+        f"groups: {groups}"
+    )
     return 0
 
 
@@ -96,8 +98,10 @@ async def _audit_verify(settings: Settings) -> int:
     if result.ok:
         print(f"audit chain OK: {result.rows:,} event(s)")
         return 0
-    print(f"audit chain BROKEN at row id {result.first_bad_id}: {result.problem} "
-          f"({result.rows:,} event(s) before it verified)")
+    print(
+        f"audit chain BROKEN at row id {result.first_bad_id}: {result.problem} "
+        f"({result.rows:,} event(s) before it verified)"
+    )
     return 1
 
 

@@ -32,8 +32,7 @@ async def run_one(services: Services, text: str, out: Console) -> Outcome:
 
 
 async def repl(services: Services, out: Console) -> None:
-    out.print("mailqbot console: type a command (`help`, `summary HOST`), or `quit`.",
-              markup=False)
+    out.print("mailqbot console: type a command (`help`, `summary HOST`), or `quit`.", markup=False)
     while True:
         try:
             line = await asyncio.to_thread(input, PROMPT)

@@ -30,33 +30,69 @@ MAIL_VERSION = "3.7.11"
 # (weight, destination domain, MX host, delay reason): texts as Postfix writes them.
 PROFILES: dict[str, list[tuple[int, str, str]]] = {
     "mx1": [
-        (40, "gmail.example", "450 4.7.1 <{rcpt}>: Recipient address rejected: Greylisted, "
-         "see http://postgrey.example/{domain}.html"),
-        (25, "bigcorp.example", "connect to mx1.bigcorp.example[203.0.113.25]:25: "
-         "Connection timed out"),
-        (10, "shop.example", "host mx.shop.example[198.51.100.7] said: 452 4.2.2 <{rcpt}>: "
-         "Mailbox full (in reply to RCPT TO command)"),
-        (8, "lists.example", "host mx.lists.example[198.51.100.9] refused to talk to me: "
-         "421 4.7.0 Too many connections, slow down"),
-        (5, "typo.example", "Host or domain name not found. Name service error for "
-         "name=typo.example type=MX: Host not found, try again"),
+        (
+            40,
+            "gmail.example",
+            "450 4.7.1 <{rcpt}>: Recipient address rejected: Greylisted, "
+            "see http://postgrey.example/{domain}.html",
+        ),
+        (
+            25,
+            "bigcorp.example",
+            "connect to mx1.bigcorp.example[203.0.113.25]:25: Connection timed out",
+        ),
+        (
+            10,
+            "shop.example",
+            "host mx.shop.example[198.51.100.7] said: 452 4.2.2 <{rcpt}>: "
+            "Mailbox full (in reply to RCPT TO command)",
+        ),
+        (
+            8,
+            "lists.example",
+            "host mx.lists.example[198.51.100.9] refused to talk to me: "
+            "421 4.7.0 Too many connections, slow down",
+        ),
+        (
+            5,
+            "typo.example",
+            "Host or domain name not found. Name service error for "
+            "name=typo.example type=MX: Host not found, try again",
+        ),
         (4, "old.example", "connect to mail.old.example[192.0.2.44]:25: Connection refused"),
     ],
     "mx2": [
-        (50, "partner.example", "SASL authentication failed; server "
-         "smtp.relay.example[192.0.2.10] said: 535 5.7.8 Error: authentication failed"),
-        (20, "secure.example", "TLS is required, but was not offered by host "
-         "mx.secure.example[198.51.100.30]"),
-        (10, "bank.example", "host mx.bank.example[203.0.113.80] said: 554 5.7.1 Service "
-         "unavailable; Client host [192.0.2.200] blocked using zen.spamhaus.org"),
+        (
+            50,
+            "partner.example",
+            "SASL authentication failed; server "
+            "smtp.relay.example[192.0.2.10] said: 535 5.7.8 Error: authentication failed",
+        ),
+        (
+            20,
+            "secure.example",
+            "TLS is required, but was not offered by host mx.secure.example[198.51.100.30]",
+        ),
+        (
+            10,
+            "bank.example",
+            "host mx.bank.example[203.0.113.80] said: 554 5.7.1 Service "
+            "unavailable; Client host [192.0.2.200] blocked using zen.spamhaus.org",
+        ),
     ],
     "relay1": [
         (5, "gmail.example", "450 4.7.1 <{rcpt}>: Recipient address rejected: Greylisted"),
     ],
 }
 SIZES = {"mx1": 1840, "mx2": 420, "relay1": 12}
-SENDERS = ["billing@shop.test", "noreply@app.test", "alerts@ops.test", "", "news@lists.test",
-           "<!channel>@hostile.test"]
+SENDERS = [
+    "billing@shop.test",
+    "noreply@app.test",
+    "alerts@ops.test",
+    "",
+    "news@lists.test",
+    "<!channel>@hostile.test",
+]
 USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"]
 
 
@@ -68,14 +104,16 @@ class DemoHost:
 
 def demo_queue(host: str, count: int, now: float, seed: int = 25) -> list[bytes]:
     """``postqueue -j`` lines for a believable backed-up queue."""
-    rng = random.Random(f"{seed}-{host}")
+    rng = random.Random(f"{seed}-{host}")  # noqa: S311 - demo data, not secrets
     profile = PROFILES[host]
     weights = [w for w, _, _ in profile]
     lines = []
     for _ in range(count):
         _, domain, reason = rng.choices(profile, weights)[0]
-        rcpts = [f"{rng.choice(USERS)}{rng.randint(1, 99)}@{domain}"
-                 for _ in range(rng.choice((1, 1, 1, 2, 3)))]
+        rcpts = [
+            f"{rng.choice(USERS)}{rng.randint(1, 99)}@{domain}"
+            for _ in range(rng.choice((1, 1, 1, 2, 3)))
+        ]
         record = {
             "queue_name": "deferred" if rng.random() > 0.02 else "hold",
             "queue_id": f"{rng.getrandbits(40):010X}",
@@ -84,18 +122,25 @@ def demo_queue(host: str, count: int, now: float, seed: int = 25) -> list[bytes]
             "forced_expire": False,
             "sender": rng.choice(SENDERS),
             "recipients": [
-                {"address": r, "delay_reason": reason.format(rcpt=r, domain=domain)}
-                for r in rcpts
+                {"address": r, "delay_reason": reason.format(rcpt=r, domain=domain)} for r in rcpts
             ],
         }
         lines.append(orjson.dumps(record) + b"\n")
     for _ in range(rng.randint(0, 4)):  # a few in flight
-        lines.append(orjson.dumps({
-            "queue_name": "active", "queue_id": f"{rng.getrandbits(40):010X}",
-            "arrival_time": int(now), "message_size": 2048, "forced_expire": False,
-            "sender": "noreply@app.test",
-            "recipients": [{"address": "someone@gmail.example"}],
-        }) + b"\n")
+        lines.append(
+            orjson.dumps(
+                {
+                    "queue_name": "active",
+                    "queue_id": f"{rng.getrandbits(40):010X}",
+                    "arrival_time": int(now),
+                    "message_size": 2048,
+                    "forced_expire": False,
+                    "sender": "noreply@app.test",
+                    "recipients": [{"address": "someone@gmail.example"}],
+                }
+            )
+            + b"\n"
+        )
     return lines
 
 
@@ -126,8 +171,11 @@ def _tool_argv(command_line: str) -> list[str]:
 
 
 def _postconf(name: str) -> bytes:
-    values = {"mail_version": MAIL_VERSION, "maximal_queue_lifetime": "5d",
-              "queue_directory": "/var/spool/postfix"}
+    values = {
+        "mail_version": MAIL_VERSION,
+        "maximal_queue_lifetime": "5d",
+        "queue_directory": "/var/spool/postfix",
+    }
     return (values.get(name, "") + "\n").encode()
 
 

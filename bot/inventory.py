@@ -82,9 +82,7 @@ class Grant(_Strict):
     def _members(cls, value: list[str]) -> list[str]:
         for member in value:
             if not re.fullmatch(r"[USW][A-Z0-9]{2,}", member):
-                raise ValueError(
-                    f"{member!r} is not a Slack user id (U…/W…) or user group id (S…)"
-                )
+                raise ValueError(f"{member!r} is not a Slack user id (U…/W…) or user group id (S…)")
         return value
 
 

@@ -79,7 +79,10 @@ async def prepare(
     started = time.time()
     groups = await services.groups_of(request.user_id) if request.source == "slack" else None
     identity = Identity(
-        request.source, request.user_id, request.team_id, request.enterprise_id,
+        request.source,
+        request.user_id,
+        request.team_id,
+        request.enterprise_id,
         groups or frozenset(),
     )
     context = Context(services, request, identity, progress)
@@ -128,7 +131,11 @@ def _authorise(spec: CommandSpec, args: argparse.Namespace, context: Context) ->
     hosts = hosts_of(spec, args, services)
     access = services.inventory.config.access
     if not permitted(
-        context.identity, spec.permission, hosts, access, services.inventory,
+        context.identity,
+        spec.permission,
+        hosts,
+        access,
+        services.inventory,
         services.allowed_teams,
     ):
         raise PermissionDenied(
@@ -166,7 +173,10 @@ def _target(spec: CommandSpec | None, request: Request) -> str | None:
 
 
 def _run_row(
-    request: Request, spec: CommandSpec | None, started: float, outcome: str,
+    request: Request,
+    spec: CommandSpec | None,
+    started: float,
+    outcome: str,
     rendered: render.Rendered,
 ) -> CommandRun:
     return CommandRun(

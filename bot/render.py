@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import unicodedata
-from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any

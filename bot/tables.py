@@ -7,14 +7,20 @@ from bot.text import num, size, table
 
 
 def queue_table(s: QueueSummary) -> str:
-    rows = [[name, num(c.messages), num(c.recipients), size(c.bytes)] for name, c in s.queues.items()]
+    rows = [
+        [name, num(c.messages), num(c.recipients), size(c.bytes)] for name, c in s.queues.items()
+    ]
     return table(rows, ["queue", "messages", "recipients", "size"], right=(1, 2, 3))
 
 
 def class_table(s: QueueSummary) -> str:
     rows = [
-        [g.reason_class.label, num(g.messages), num(g.recipients),
-         g.top_domains[0][0] if g.top_domains else ""]
+        [
+            g.reason_class.label,
+            num(g.messages),
+            num(g.recipients),
+            g.top_domains[0][0] if g.top_domains else "",
+        ]
         for g in s.deferred_by_class
     ]
     return table(rows, ["deferred because", "messages", "recipients", "top destination"], (1, 2))

@@ -44,7 +44,9 @@ def duration(seconds: float) -> str:
         if seconds >= span:
             rest = seconds % span
             sub = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
-            return f"{seconds // span}{unit}" + (f" {rest // sub[1]}{sub[0]}" if rest >= sub[1] else "")
+            return f"{seconds // span}{unit}" + (
+                f" {rest // sub[1]}{sub[0]}" if rest >= sub[1] else ""
+            )
     return f"{seconds}s"
 
 

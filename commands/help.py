@@ -35,7 +35,11 @@ async def run(_args: argparse.Namespace, ctx: Context) -> HelpModel:
 
     def allowed(spec: CommandSpec) -> bool:
         return permitted(
-            ctx.identity, spec.permission, [], inventory.config.access, inventory,
+            ctx.identity,
+            spec.permission,
+            [],
+            inventory.config.access,
+            inventory,
             services.allowed_teams,
         )
 

@@ -15,6 +15,7 @@ from bot.pipeline import Outcome, Request, execute, prepare
 from bot.services import Services
 from bot.slack.client import make_client
 from bot.slack.usergroups import UserGroupCache
+from bot.text import escape_mrkdwn
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 2.0
@@ -34,7 +35,7 @@ def build_app(services: Services, client: AsyncWebClient | None = None) -> Async
     }
     services.groups_of = UserGroupCache(client, group_ids).groups_of
 
-    async def inject(context: dict[str, Any], next: Any) -> None:  # noqa: A002 - Bolt's name
+    async def inject(context: dict[str, Any], next: Any) -> None:
         context["services"] = services
         await next()
 
@@ -78,7 +79,7 @@ async def _post_working(
     client: AsyncWebClient, request: Request, respond: AsyncRespond
 ) -> dict[str, str] | None:
     """Post the placeholder that the result will replace; None if we cannot post here."""
-    text = messages.WORKING.format(text=render.escape_mrkdwn(request.text))
+    text = messages.WORKING.format(text=escape_mrkdwn(request.text))
     try:
         response = await client.chat_postMessage(channel=request.channel_id or "", text=text)
     except SlackApiError as exc:

@@ -7,8 +7,8 @@ import logging
 
 from aiohttp import web
 from pydantic import SecretStr
-from slack_bolt.async_app import AsyncApp
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
 from bot.errors import ConfigError
 from bot.services import Services
@@ -41,8 +41,12 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    log.info("listening on http://%s:%d (%s)", host, port,
-             "health only; Slack via Socket Mode" if socket_mode else "/slack/events")
+    log.info(
+        "listening on http://%s:%d (%s)",
+        host,
+        port,
+        "health only; Slack via Socket Mode" if socket_mode else "/slack/events",
+    )
     try:
         if socket_mode:
             await _socket_mode(app, settings.slack_app_token, stop)  # type: ignore[arg-type]
@@ -54,9 +58,9 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
 
 async def _socket_mode(app: AsyncApp, token: SecretStr, stop: asyncio.Event) -> None:
     handler = AsyncSocketModeHandler(app, token.get_secret_value())
-    await handler.connect_async()
+    await handler.connect_async()  # type: ignore[no-untyped-call]
     log.info("connected to Slack in Socket Mode")
     try:
         await stop.wait()
     finally:
-        await handler.close_async()
+        await handler.close_async()  # type: ignore[no-untyped-call]

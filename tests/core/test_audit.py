@@ -22,7 +22,8 @@ async def _append(sessions: async_sessionmaker[AsyncSession], n: int, actor: str
 async def test_chain_verifies(sessions: async_sessionmaker[AsyncSession]) -> None:
     await _append(sessions, 5)
     result = await audit.verify(sessions)
-    assert result.ok and result.rows == 5
+    assert result.ok
+    assert result.rows == 5
 
 
 async def test_concurrent_appends_stay_one_chain(

@@ -41,7 +41,8 @@ def lab() -> dict[str, object]:
     if len(deferred) < MIN_DEFERRED:
         subprocess.run(
             [sys.executable, str(ROOT / "tests/lab/fill.py"), "300", "--clear"],
-            check=True, timeout=600,
+            check=True,
+            timeout=600,
         )
     info: dict[str, object] = json.loads((LAB_DIR / "lab.json").read_text())
     return info
@@ -74,7 +75,10 @@ def bot_env(slack: FakeSlack, db_url: str, **extra: str) -> dict[str, str]:
         SLACK_API_URL=slack.api_url,
         DATABASE_URL=db_url,
         MAILQBOT_CONFIG=str(LAB_CONFIG),
-        HTTP_PROXY="", HTTPS_PROXY="", http_proxy="", https_proxy="",
+        HTTP_PROXY="",
+        HTTPS_PROXY="",
+        http_proxy="",
+        https_proxy="",
         **extra,
     )
     return env
@@ -96,13 +100,20 @@ async def wait_healthy(url: str, process: asyncio.subprocess.Process, timeout: f
 
 
 @pytest.fixture
-async def bot(fake_slack: FakeSlack, db_url: str, lab: dict[str, object]) -> AsyncIterator[BotProcess]:
+async def bot(
+    fake_slack: FakeSlack, db_url: str, lab: dict[str, object]
+) -> AsyncIterator[BotProcess]:
     """`mailqbot serve` in HTTP mode, as its own process, talking to the fake Slack."""
     port = free_port()
     env = bot_env(fake_slack, db_url)
     process = await asyncio.create_subprocess_exec(
-        str(MAILQBOT), "serve", "--port", str(port), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        str(MAILQBOT),
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -27,7 +27,9 @@ SECRET = "lab-signing-secret"
 pytestmark = pytest.mark.lab
 
 
-def expected_counts(queue: list[dict[str, object]]) -> tuple[Counter[str], dict[str, tuple[int, int]]]:
+def expected_counts(
+    queue: list[dict[str, object]],
+) -> tuple[Counter[str], dict[str, tuple[int, int]]]:
     """Messages per queue, and (messages, recipients) per deferred reason class label."""
     per_queue: Counter[str] = Counter(str(m["queue_name"]) for m in queue)
     classes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -47,7 +49,7 @@ def expected_counts(queue: list[dict[str, object]]) -> tuple[Counter[str], dict[
 def code_block(blocks: list[dict[str, object]], first_word: str) -> list[list[str]]:
     """The rows of the table in a ``` block whose header starts with ``first_word``."""
     for block in blocks:
-        texts = [block.get("text", {})] + list(block.get("fields", []))  # type: ignore[operator]
+        texts = [block.get("text", {}), *block.get("fields", [])]  # type: ignore[misc]
         for text in texts:
             body = str(text.get("text", "")) if isinstance(text, dict) else ""
             match = re.search(r"```(.*?)```", body, re.S)
@@ -57,8 +59,9 @@ def code_block(blocks: list[dict[str, object]], first_word: str) -> list[list[st
     raise AssertionError(f"no table starting with {first_word!r} in the message")
 
 
-async def post_signed(bot: BotProcess, body: bytes, timestamp: int | None = None,
-                      secret: str = SECRET) -> tuple[int, float]:
+async def post_signed(
+    bot: BotProcess, body: bytes, timestamp: int | None = None, secret: str = SECRET
+) -> tuple[int, float]:
     headers = sign(secret, body, timestamp)
     async with aiohttp.ClientSession() as http:
         started = time.perf_counter()
@@ -98,7 +101,8 @@ async def test_summary_matches_postqueue(
         runs = (await session.scalars(select(CommandRun))).all()
         events = (await session.scalars(select(AuditEvent))).all()
     assert [(r.command, r.outcome, r.user_id) for r in runs] == [("summary", "ok", "U0VIEWER")]
-    assert len(events) == 1 and events[0].host == "lab"
+    assert len(events) == 1
+    assert events[0].host == "lab"
     remote = events[0].detail["remote"]
     commands = [r["command"] for r in remote]
     assert commands[0].endswith("/usr/sbin/postconf -h mail_version")
@@ -114,8 +118,11 @@ async def test_summary_matches_postqueue(
     ids=["bad-signature", "six-minutes-old"],
 )
 async def test_bad_or_stale_signature_is_refused(
-    bot: BotProcess, fake_slack: FakeSlack, sessions: async_sessionmaker[AsyncSession],
-    timestamp_offset: int, secret: str,
+    bot: BotProcess,
+    fake_slack: FakeSlack,
+    sessions: async_sessionmaker[AsyncSession],
+    timestamp_offset: int,
+    secret: str,
 ) -> None:
     body = slash_command_body("summary lab", response_url=fake_slack.response_url("x"))
     status, _ = await post_signed(bot, body, int(time.time()) + timestamp_offset, secret)
