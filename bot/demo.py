@@ -193,23 +193,35 @@ def _config(workdir: Path, servers: dict[str, ScriptedSSHServer]) -> str:
     )
 
 
+@dataclass
+class DemoHosts:
+    inventory: Inventory
+    servers: dict[str, ScriptedSSHServer]
+
+
 @asynccontextmanager
-async def demo_services() -> AsyncIterator[Services]:
-    """Demo hosts on loopback, a throwaway SQLite database, and the real services."""
+async def demo_hosts(workdir: Path, now: float | None = None) -> AsyncIterator[DemoHosts]:
+    """Start one in-process SSH server per demo host; the inventory points at them."""
+    key = generate_client_key(workdir)
+    now = time.time() if now is None else now
+    async with AsyncExitStack() as stack:
+        servers = {}
+        for name, count in SIZES.items():
+            host = DemoHost(name, demo_queue(name, count, now))
+            servers[name] = await stack.enter_async_context(
+                ScriptedSSHServer(_handler(host), key.public_key)
+            )
+        inventory = Inventory(parse_config(_config(workdir, servers), "<demo>"))
+        yield DemoHosts(inventory, servers)
+
+
+@asynccontextmanager
+async def demo_services(database_url: str | None = None) -> AsyncIterator[Services]:
+    """Demo hosts on loopback, a migrated database (a throwaway SQLite by default)."""
     with tempfile.TemporaryDirectory(prefix="mailqbot-demo-") as tmp:
         workdir = Path(tmp)
-        key = generate_client_key(workdir)
-        now = time.time()
-        async with AsyncExitStack() as stack:
-            servers = {}
-            for name, count in SIZES.items():
-                host = DemoHost(name, demo_queue(name, count, now))
-                servers[name] = await stack.enter_async_context(
-                    ScriptedSSHServer(_handler(host), key.public_key)
-                )
-            inventory = Inventory(parse_config(_config(workdir, servers), "<demo>"))
-            url = f"sqlite+aiosqlite:///{workdir / 'demo.sqlite3'}"
-            await upgrade_async(url)
-            settings = Settings(DATABASE_URL=url, MAILQBOT_CONFIG=workdir / "demo.toml")
-            async with open_services(settings, inventory) as services:
-                yield services
+        url = database_url or f"sqlite+aiosqlite:///{workdir / 'demo.sqlite3'}"
+        await upgrade_async(url)
+        settings = Settings(DATABASE_URL=url, MAILQBOT_CONFIG=workdir / "demo.toml")
+        async with demo_hosts(workdir) as demo, open_services(settings, demo.inventory) as services:
+            yield services

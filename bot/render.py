@@ -25,6 +25,7 @@ from bot.errors import MailqbotError, UsageError
 from bot.text import clean, code, duration, escape_mrkdwn, num, size, utc
 
 TEMPLATES = Path(__file__).parent / "templates"
+FALLBACK_LIMIT = 300
 _NONCE = secrets.token_hex(8)
 _DATE_TOKEN = re.compile(rf"\[{_NONCE}:date:(\d+)\]")
 
@@ -37,6 +38,12 @@ class Rendered:
     @property
     def console(self) -> str:
         return self.text
+
+    @property
+    def fallback(self) -> str:
+        """Slack's notification text: the first line, kept short."""
+        first = self.text.split("\n", 1)[0]
+        return first if len(first) <= FALLBACK_LIMIT else first[: FALLBACK_LIMIT - 1] + "…"
 
 
 def slackdate(epoch: float) -> str:

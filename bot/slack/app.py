@@ -19,6 +19,7 @@ from bot.text import escape_mrkdwn
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 2.0
+SLASH_COMMAND = "/mailq"
 
 
 def build_app(services: Services, client: AsyncWebClient | None = None) -> AsyncApp:
@@ -40,7 +41,7 @@ def build_app(services: Services, client: AsyncWebClient | None = None) -> Async
         await next()
 
     app.middleware(inject)
-    app.command("/mailq")(on_mailq)
+    app.command(SLASH_COMMAND)(on_mailq)
     app.error(on_error)
     return app
 
@@ -72,7 +73,7 @@ async def on_mailq(
 
 
 async def _ephemeral(respond: AsyncRespond, reply: render.Rendered) -> None:
-    await respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+    await respond(text=reply.fallback, blocks=reply.blocks, response_type="ephemeral")
 
 
 async def _post_working(
@@ -115,10 +116,10 @@ async def _deliver(
             await client.chat_delete(channel=message["channel"], ts=message["ts"])
         await _ephemeral(respond, reply)
     elif message is None:
-        await respond(text=reply.text, blocks=reply.blocks, response_type="in_channel")
+        await respond(text=reply.fallback, blocks=reply.blocks, response_type="in_channel")
     else:
         await client.chat_update(
-            channel=message["channel"], ts=message["ts"], text=reply.text, blocks=reply.blocks
+            channel=message["channel"], ts=message["ts"], text=reply.fallback, blocks=reply.blocks
         )
 
 

@@ -1,0 +1,82 @@
+"""The config file: a full example loads; each mistake is explained with its location."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError, UnknownHost
+from bot.inventory import Inventory, parse_config
+
+GOOD = """
+[ssh]
+user = "mailqbot"
+known_hosts = "/etc/mailqbot/known_hosts"
+private_key = "/etc/mailqbot/id_ed25519"
+
+[[hosts]]
+name = "mx1"
+address = "mx1.example.com"
+groups = ["edge"]
+
+[[hosts]]
+name = "relay1"
+address = "10.0.0.5"
+port = 2200
+sudo = false
+
+[access]
+team_ids = ["T0123"]
+
+[[access.grants]]
+role = "viewer"
+members = ["U0AAA", "S0OPS"]
+"""
+
+
+def test_full_example_resolves_defaults() -> None:
+    inventory = Inventory(parse_config(GOOD))
+    mx1, relay = inventory.get("mx1"), inventory.get("relay1")
+    assert (mx1.port, mx1.user, mx1.sudo) == (22, "mailqbot", True)
+    assert (relay.port, relay.sudo) == (2200, False)
+    assert inventory.groups == {"edge": ["mx1"]}
+    assert [h.name for h in inventory.select("all")] == ["mx1", "relay1"]
+    assert [h.name for h in inventory.select("edge")] == ["mx1"]
+
+
+def test_unknown_host_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownHost, match=r"Known hosts: mx1, relay1\. Groups: edge, all"):
+        Inventory(parse_config(GOOD)).select("mx9")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('address = "10.0.0.5"', ""), r"hosts\[1\]\.address: Field required"),
+        (("port = 2200", "port = 99999"), r"hosts\[1\]\.port: Input should be less than"),
+        (('name = "relay1"', 'name = "mx1"'), "host names must be unique; repeated: mx1"),
+        (('"U0AAA"', '"alice"'), r"access\.grants\[0\]\.members: .*not a Slack user id"),
+        (('known_hosts = "/etc/mailqbot/known_hosts"', ""), "has no known_hosts file"),
+        (('user = "mailqbot"', 'usr = "mailqbot"'), r"ssh\.usr: Extra inputs are not permitted"),
+        (("[ssh]", "[ssh"), "not valid TOML"),
+    ],
+)
+def test_mistakes_are_explained_with_their_location(change: tuple[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(GOOD.replace(*change), "mailqbot.toml")
+
+
+def test_check_config_command(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(GOOD)
+    bad.write_text(GOOD.replace("port = 2200", "port = -1"))
+    run = [sys.executable, "-m", "bot", "check-config"]
+    ok = subprocess.run([*run, str(good)], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0
+    assert "OK: 2 host(s)" in ok.stdout
+    failed = subprocess.run([*run, str(bad)], capture_output=True, text=True, check=False)
+    assert failed.returncode == 2
+    assert "hosts[1].port" in failed.stderr
