@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fakes import FakeSlack
+from fakes import Call, FakeSlack
 
 LAB_DIR = Path("/var/lib/mailqbot-lab")
 LAB_CONFIG = LAB_DIR / "mailqbot.toml"
@@ -46,6 +46,11 @@ def lab() -> dict[str, object]:
         )
     info: dict[str, object] = json.loads((LAB_DIR / "lab.json").read_text())
     return info
+
+
+def final(call: Call) -> bool:
+    """The result replaces the placeholder with blocks; progress updates are text only."""
+    return "blocks" in call.args
 
 
 def free_port() -> int:

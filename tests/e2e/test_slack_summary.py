@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 
 import aiohttp
 import pytest
-from conftest import BotProcess, postqueue_json
+from conftest import BotProcess, final, postqueue_json
 from fakes import FakeSlack, sign, slash_command_body
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -81,7 +81,7 @@ async def test_summary_matches_postqueue(
 
     working = await fake_slack.wait_for("chat.postMessage")
     assert "Working" in working[0].args["text"]
-    update = (await fake_slack.wait_for("chat.update", timeout=60))[-1]
+    update = (await fake_slack.wait_for("chat.update", timeout=90, predicate=final))[-1]
     after = postqueue_json()
     assert before == after, "the lab queue changed during the test"
 
