@@ -110,6 +110,13 @@ class Config(_Strict):
         clash = sorted({g for h in self.hosts for g in h.groups} & set(names))
         if clash:
             raise ValueError(f"a group may not share a host's name: {', '.join(clash)}")
+        targets = {"all", *names, *(g for h in self.hosts for g in h.groups)}
+        for i, grant in enumerate(self.access.grants):
+            unknown = sorted(set(grant.hosts) - targets)
+            if unknown:
+                raise ValueError(
+                    f"access.grants[{i}].hosts names no host or group: {', '.join(unknown)}"
+                )
         for host in self.hosts:
             if (host.known_hosts or self.ssh.known_hosts) is None:
                 raise ValueError(

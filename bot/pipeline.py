@@ -56,6 +56,25 @@ class Context:
     remote: list[dict[str, Any]] = field(default_factory=list)
 
 
+class RequestLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every line with the request id, user, command and target."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        return (
+            f"[{extra.get('request_id')} {extra.get('user')} {extra.get('command')}] {msg}",
+            kwargs,
+        )
+
+
+def request_log(request: Request) -> RequestLog:
+    words = request.text.split()
+    command = " ".join(words[:2])[:80]
+    return RequestLog(
+        log, {"request_id": request.request_id, "user": request.user_id, "command": command}
+    )
+
+
 @dataclass(frozen=True)
 class Prepared:
     spec: CommandSpec
@@ -105,8 +124,9 @@ async def execute(prepared: Prepared) -> Outcome:
         return await record(context, spec, prepared.started, "error", render.error(exc))
     except Exception:
         ref = context.request.request_id
-        log.exception("request %s (%s) failed unexpectedly", ref, spec.name)
+        request_log(context.request).exception("failed unexpectedly (reference %s)", ref)
         return await record(context, spec, prepared.started, "crashed", render.crash(ref))
+    request_log(context.request).info("ok in %.2fs", time.time() - prepared.started)
     return await record(context, spec, prepared.started, "ok", rendered)
 
 
@@ -160,7 +180,7 @@ async def record(
             session.add(_run_row(request, spec, started, outcome, rendered))
             await audit.append(session, _audit_record(context, spec, outcome))
     except Exception:
-        log.exception("request %s: audit write failed; answer withheld", request.request_id)
+        request_log(request).exception("audit write failed; answer withheld")
         return Outcome(False, render.audit_failed(request.request_id), request.request_id)
     return Outcome(outcome == "ok", rendered, request.request_id)
 
