@@ -1,0 +1,42 @@
+"""Postfix knowledge: command templates, pure output parsers, reason classes and summaries.
+
+Nothing in this package does I/O; ``bot.ssh`` runs the ``RemoteCommand`` values built here.
+"""
+
+from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.mta.postfix import (
+    PostqueueJsonParser,
+    PostqueueListParser,
+    QueueParser,
+    parse_postqueue_list,
+    parser_for,
+    postconf_values,
+    postconf_version,
+    postqueue_json,
+    postqueue_list,
+    queue_listing,
+)
+from bot.mta.reasons import ReasonClass, classify, normalise
+from bot.mta.summary import QueueSummary, SummaryBuilder
+
+__all__ = [
+    "QUEUE_NAMES",
+    "PostqueueJsonParser",
+    "PostqueueListParser",
+    "QueueMessage",
+    "QueueParser",
+    "QueueSummary",
+    "ReasonClass",
+    "Recipient",
+    "SummaryBuilder",
+    "classify",
+    "is_queue_id",
+    "normalise",
+    "parse_postqueue_list",
+    "parser_for",
+    "postconf_values",
+    "postconf_version",
+    "postqueue_json",
+    "postqueue_list",
+    "queue_listing",
+]

@@ -1,0 +1,457 @@
+"""Postfix command lines and pure parsers of their output.
+
+Both queue parsers are streaming: ``feed(chunk)`` returns the messages completed by that
+chunk, ``close()`` returns the rest and raises ``ParseError`` if the output stopped in the
+middle. Any record that does not look exactly like Postfix's raises ``ParseError`` naming
+the line: hostile or damaged output must never turn into a wrong queue ID or a silent
+partial success.
+
+``postqueue -j`` (Postfix >= 3.1) has no trailer, so output cut exactly at a line boundary
+cannot be told from a shorter queue here: the caller must also check that the command
+exited 0 (``timeout`` kills it with 124). ``postqueue -p`` ends with a trailer that states
+the number of messages; the list parser checks it.
+
+What ``postqueue -p`` cannot tell (``showq_compat.c``): the queue is marked only for
+``active`` (``*``) and ``hold`` (``!``); ``#`` marks a forced expiry. An unmarked message
+is reported as ``deferred`` when any recipient has a reason, otherwise as ``incoming``
+(incoming, maildrop and the rare deferred file without a defer log look the same). The
+arrival time has no year or zone: the year is the latest one that puts it not after
+``now`` (allowing 26 hours for zone differences) with a matching weekday, and the zone is
+the ``tz`` argument (the host's local time; UTC by default). Reasons are printed once per
+run of recipients that share them; ``(reason unavailable)`` means an empty reason. A
+reason is never wrapped: showq prints it with one ``printf`` and replaces control
+characters with ``?``. Postfix < 3.1 prints recipients that were never tried after the
+reason blocks without a marker, so they inherit the last reason shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
+
+import orjson
+
+from bot.errors import ParseError, UsageError
+from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.ssh import RemoteCommand
+
+POSTQUEUE = "/usr/sbin/postqueue"
+POSTCONF = "/usr/sbin/postconf"
+MAX_LINE_BYTES = 64 * 1024 * 1024
+_PARAMETER = re.compile(r"[a-z0-9_]{1,64}")
+_VERSION = re.compile(r"\s*(\d{1,4})\.(\d{1,4})")
+_QUEUE_NAME_SET = frozenset(QUEUE_NAMES)
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+
+
+# -- command templates ------------------------------------------------------------------
+
+
+def postqueue_json() -> RemoteCommand:
+    return RemoteCommand(argv=(POSTQUEUE, "-j"))
+
+
+def postqueue_list() -> RemoteCommand:
+    return RemoteCommand(argv=(POSTQUEUE, "-p"))
+
+
+def postconf_values(*names: str) -> RemoteCommand:
+    """``postconf -h NAME...``: the values only, one per line, in the order asked."""
+    if not names:
+        raise UsageError("Name at least one Postfix parameter.")
+    for name in names:
+        if not _PARAMETER.fullmatch(name):
+            raise UsageError("A Postfix parameter name uses only a-z, 0-9 and '_'.")
+    return RemoteCommand(argv=(POSTCONF, "-h", *names))
+
+
+def postconf_version() -> RemoteCommand:
+    return postconf_values("mail_version")
+
+
+def mail_version_tuple(mail_version: str) -> tuple[int, int]:
+    """``(major, minor)`` of ``postconf -h mail_version`` output (``3.7.11``, ``3.10-2025...``)."""
+    match = _VERSION.match(mail_version)
+    if match is None:
+        raise ParseError("Could not read the Postfix version from `postconf -h mail_version`.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def supports_json(mail_version: str) -> bool:
+    """``postqueue -j`` exists from Postfix 3.1 on."""
+    return mail_version_tuple(mail_version) >= (3, 1)
+
+
+def queue_listing(mail_version: str) -> RemoteCommand:
+    """The listing command that matches ``parser_for`` for this version."""
+    return postqueue_json() if supports_json(mail_version) else postqueue_list()
+
+
+class QueueParser(Protocol):
+    def feed(self, chunk: bytes) -> list[QueueMessage]: ...
+
+    def close(self) -> list[QueueMessage]: ...
+
+
+def parser_for(mail_version: str, *, now: float | None = None, tz: tzinfo = UTC) -> QueueParser:
+    """A streaming parser for ``queue_listing(mail_version)``'s output.
+
+    ``now`` and ``tz`` only matter for ``postqueue -p`` (Postfix < 3.1), whose dates lack a
+    year and a zone; ``now`` defaults to the clock when the parser is made.
+    """
+    if supports_json(mail_version):
+        return PostqueueJsonParser()
+    if now is None:
+        now = datetime.now(UTC).timestamp()
+    return PostqueueListParser(now=now, tz=tz)
+
+
+# -- line splitting ---------------------------------------------------------------------
+
+
+class _Lines:
+    """Splits a byte stream into complete lines, keeping the unterminated rest."""
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+
+    def split(self, chunk: bytes) -> list[bytes]:
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._keep(chunk)
+            return []
+        head = chunk[:end]
+        if self._pending:
+            head = b"".join(self._pending) + head
+            self._pending, self._pending_size = [], 0
+        self._keep(chunk[end + 1 :])
+        return head.split(b"\n")
+
+    def rest(self) -> bytes:
+        return b"".join(self._pending)
+
+    def _keep(self, part: bytes) -> None:
+        if not part:
+            return
+        self._pending.append(bytes(part))
+        self._pending_size += len(part)
+        if self._pending_size > MAX_LINE_BYTES:
+            raise ParseError("Queue listing has a line longer than 64 MiB; refusing to parse it.")
+
+
+def _truncated(tool: str, line_no: int) -> ParseError:
+    return ParseError(
+        f"`{tool}` output ended in the middle of line {line_no}: it was cut short "
+        "(timeout or lost connection). Nothing from this listing was used."
+    )
+
+
+# -- postqueue -j -----------------------------------------------------------------------
+
+
+class PostqueueJsonParser:
+    """Streaming parser of ``postqueue -j``: one JSON object per line; unknown keys ignored."""
+
+    def __init__(self) -> None:
+        self._lines = _Lines()
+        self._line_no = 0
+        self._closed = False
+
+    def feed(self, chunk: bytes) -> list[QueueMessage]:
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        messages: list[QueueMessage] = []
+        for line in self._lines.split(chunk):
+            self._line_no += 1
+            if line.strip():
+                messages.append(_json_message(line, self._line_no))
+        return messages
+
+    def close(self) -> list[QueueMessage]:
+        self._closed = True
+        if self._lines.rest().strip():
+            raise _truncated("postqueue -j", self._line_no + 1)
+        return []
+
+
+def _json_error(line_no: int, what: str) -> ParseError:
+    return ParseError(f"`postqueue -j` output line {line_no}: {what}.")
+
+
+def _json_message(line: bytes, line_no: int) -> QueueMessage:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise _json_error(line_no, "not valid JSON") from None
+    if not isinstance(record, dict):
+        raise _json_error(line_no, "not a JSON object")
+    forced = record.get("forced_expire", False)
+    if not isinstance(forced, bool):
+        raise _json_error(line_no, "forced_expire is not true/false")
+    return QueueMessage(
+        queue_name=_queue_name(record.get("queue_name"), line_no),
+        queue_id=_queue_id(record.get("queue_id"), line_no),
+        arrival_time=_count(record.get("arrival_time"), line_no, "arrival_time", _MAX_EPOCH),
+        message_size=_count(record.get("message_size"), line_no, "message_size", 2**63 - 1),
+        sender=_text(record.get("sender"), line_no, "sender"),
+        recipients=_json_recipients(record.get("recipients"), line_no),
+        forced_expire=forced,
+    )
+
+
+def _queue_name(value: object, line_no: int) -> str:
+    if not isinstance(value, str) or value not in _QUEUE_NAME_SET:
+        raise _json_error(line_no, "queue_name is not a Postfix queue name")
+    return value
+
+
+def _queue_id(value: object, line_no: int) -> str:
+    if not isinstance(value, str) or not is_queue_id(value):
+        raise _json_error(line_no, "queue_id is not a valid Postfix queue ID")
+    return value
+
+
+def _count(value: object, line_no: int, field: str, limit: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+        raise _json_error(line_no, f"{field} is not a whole number in range")
+    return value
+
+
+def _text(value: object, line_no: int, field: str) -> str:
+    if not isinstance(value, str):
+        raise _json_error(line_no, f"{field} is not a string")
+    return value
+
+
+def _json_recipients(value: object, line_no: int) -> tuple[Recipient, ...]:
+    if not isinstance(value, list):
+        raise _json_error(line_no, "recipients is not a list")
+    recipients: list[Recipient] = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise _json_error(line_no, "a recipient is not a JSON object")
+        address = _text(item.get("address"), line_no, "recipient address")
+        reason = _text(item.get("delay_reason", ""), line_no, "delay_reason")
+        recipients.append(Recipient(address, reason))
+    return tuple(recipients)
+
+
+# -- postqueue -p -----------------------------------------------------------------------
+
+_HEADER = re.compile(r"-+Queue ID-+ +-+Size-+ +-+Arrival Time-+ +-+Sender/Recipient-+ *")
+_TRAILER = re.compile(r"-- \d{1,20} Kbytes in (\d{1,12}) Requests?\.")
+_EMPTY = "Mail queue is empty"
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MESSAGE = re.compile(
+    r"(?P<id>[0-9A-Za-z]{1,40})(?P<status>[*!]?)(?P<expired>#?) +(?P<size>\d{1,19}) "
+    rf"(?P<wday>{'|'.join(_WEEKDAYS)}) (?P<month>{'|'.join(_MONTHS)}) (?P<day>[ \d]\d) "
+    r"(?P<hh>\d\d):(?P<mm>\d\d):(?P<ss>\d\d) +(?P<sender>\S.*)"
+)
+_MAILDROP = re.compile(r"\(maildrop queue, sender UID \d+\)")
+_UNAVAILABLE = "reason unavailable"
+_ZONE_SLACK = timedelta(hours=26)
+
+
+def infer_arrival(
+    month: int, day: int, clock: tuple[int, int, int], weekday: int, now: float, tz: tzinfo
+) -> int:
+    """Epoch seconds of a year-less local date: the latest plausible year (see module doc)."""
+    limit = datetime.fromtimestamp(now, tz) + _ZONE_SLACK
+    fallback: datetime | None = None
+    for year in range(limit.year, limit.year - 12, -1):
+        try:
+            when = datetime(year, month, day, *clock, tzinfo=tz)
+        except ValueError:
+            continue
+        if when > limit:
+            continue
+        if when.weekday() == weekday:
+            return int(when.timestamp())
+        fallback = fallback or when
+    if fallback is None:
+        raise ValueError("no such date")
+    return int(fallback.timestamp())
+
+
+class _ListState:
+    """The ``postqueue -p`` grammar, one decoded line at a time."""
+
+    def __init__(self, now: float, tz: tzinfo) -> None:
+        self._now, self._tz = now, tz
+        self.line_no = 0
+        self._state = "start"  # start -> body -> done
+        self._count = 0
+        self._head: tuple[str, str, int, int, str, bool] | None = None
+        self._recipients: list[Recipient] = []
+        self._reason = ""
+
+    def line(self, text: str) -> QueueMessage | None:
+        self.line_no += 1
+        if self._state == "start":
+            self._start(text)
+            return None
+        if self._state == "done":
+            if text.strip():
+                raise self._error("text after the summary line")
+            return None
+        return self._body(text)
+
+    def finish(self) -> None:
+        if self._state != "done":
+            raise ParseError(
+                "`postqueue -p` output ended before its summary line: it was cut short "
+                "(timeout or lost connection). Nothing from this listing was used."
+            )
+
+    def _error(self, what: str) -> ParseError:
+        return ParseError(f"`postqueue -p` output line {self.line_no}: {what}.")
+
+    def _start(self, text: str) -> None:
+        if text.strip() == _EMPTY:
+            self._state = "done"
+        elif _HEADER.fullmatch(text):
+            self._state = "body"
+        elif text.strip():
+            raise self._error("expected the column headings or 'Mail queue is empty'")
+
+    def _body(self, text: str) -> QueueMessage | None:
+        if not text.strip():
+            return self._flush()
+        trailer = _TRAILER.fullmatch(text)
+        if trailer is not None:
+            return self._trailer(int(trailer.group(1)))
+        stripped = text.strip()
+        if stripped.startswith("(") and stripped.endswith(")"):
+            self._reason_line(stripped[1:-1])
+        elif text[0] == " ":
+            self._recipient_line(stripped)
+        else:
+            self._message_line(text)
+        return None
+
+    def _trailer(self, expected: int) -> QueueMessage | None:
+        message = self._flush()
+        self._state = "done"
+        if expected != self._count:
+            raise self._error(
+                f"the summary counts {expected} messages but {self._count} were listed"
+            )
+        return message
+
+    def _flush(self) -> QueueMessage | None:
+        if self._head is None:
+            return None
+        queue_id, status, size, arrival, sender, expired = self._head
+        recipients = tuple(self._recipients)
+        self._head, self._recipients, self._reason = None, [], ""
+        self._count += 1
+        return QueueMessage(
+            queue_name=_list_queue_name(status, sender, recipients),
+            queue_id=queue_id,
+            arrival_time=arrival,
+            message_size=size,
+            sender="" if _MAILDROP.fullmatch(sender) else sender,
+            recipients=recipients,
+            forced_expire=expired,
+        )
+
+    def _reason_line(self, reason: str) -> None:
+        if self._head is None:
+            raise self._error("a delay reason outside a message")
+        self._reason = "" if reason == _UNAVAILABLE else reason
+
+    def _recipient_line(self, address: str) -> None:
+        if self._head is None:
+            raise self._error("a recipient outside a message")
+        self._recipients.append(Recipient(address, self._reason))
+
+    def _message_line(self, text: str) -> None:
+        if self._head is not None:
+            raise self._error("a new message without the blank line before it")
+        match = _MESSAGE.fullmatch(text)
+        if match is None:
+            raise self._error("not a message line (queue ID, size, arrival time, sender)")
+        if not is_queue_id(match["id"]):
+            raise self._error("not a valid Postfix queue ID")
+        self._head = (
+            match["id"],
+            match["status"],
+            int(match["size"]),
+            self._arrival(match),
+            match["sender"],
+            match["expired"] == "#",
+        )
+
+    def _arrival(self, match: re.Match[str]) -> int:
+        clock = (int(match["hh"]), int(match["mm"]), int(match["ss"]))
+        try:
+            return infer_arrival(
+                _MONTHS.index(match["month"]) + 1,
+                int(match["day"]),
+                clock,
+                _WEEKDAYS.index(match["wday"]),
+                self._now,
+                self._tz,
+            )
+        except (ValueError, OverflowError):
+            raise self._error("the arrival time is not a valid date") from None
+
+
+def _list_queue_name(status: str, sender: str, recipients: tuple[Recipient, ...]) -> str:
+    if status == "*":
+        return "active"
+    if status == "!":
+        return "hold"
+    if _MAILDROP.fullmatch(sender):
+        return "maildrop"
+    return "deferred" if any(r.delay_reason for r in recipients) else "incoming"
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r")
+
+
+class PostqueueListParser:
+    """Streaming parser of ``postqueue -p`` (any Postfix version); see the module doc."""
+
+    def __init__(self, *, now: float, tz: tzinfo = UTC) -> None:
+        self._lines = _Lines()
+        self._state = _ListState(now, tz)
+        self._closed = False
+
+    def feed(self, chunk: bytes) -> list[QueueMessage]:
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        messages: list[QueueMessage] = []
+        for line in self._lines.split(chunk):
+            message = self._state.line(_decode(line))
+            if message is not None:
+                messages.append(message)
+        return messages
+
+    def close(self) -> list[QueueMessage]:
+        self._closed = True
+        if self._lines.rest().strip():
+            raise _truncated("postqueue -p", self._state.line_no + 1)
+        self._state.finish()
+        return []
+
+
+def parse_postqueue_list(
+    source: str | Iterable[str], *, now: float, tz: tzinfo = UTC
+) -> Iterator[QueueMessage]:
+    """Parse ``postqueue -p`` text (a string, split at ``\\n`` only, or its lines).
+
+    Raises ``ParseError`` at the end if the summary line never came.
+    """
+    lines = source.split("\n") if isinstance(source, str) else source
+    state = _ListState(now, tz)
+    for line in lines:
+        message = state.line(line.rstrip("\r\n"))
+        if message is not None:
+            yield message
+    state.finish()

@@ -1,0 +1,253 @@
+"""Group Postfix delay reasons: a normalised text for grouping and a coarse class.
+
+``normalise`` keeps what identifies a problem (the remote host name, port, SMTP reply code,
+enhanced status code and wording) and folds what varies per message or per connection:
+addresses become ``<addr>``, IP addresses ``<ip>``, session tokens and long numbers
+``<id>``, clock times ``<time>``. The ``delivery temporarily suspended: `` prefix (the
+destination was marked dead and the rest deferred untried) is dropped, so those recipients
+group with the ones that were actually tried.
+
+``classify`` tests ordered patterns against the normalised text with host names folded as
+well (a host called ``spam-filter.example`` must not look like a blocklist). The first
+match wins; the order puts the most specific wording first:
+
+greylisted, mailbox_full, rate_limited, tls_failure, auth_failure, blocklisted,
+dns_tempfail, host_not_found, connection_refused, connection_timeout, else other.
+
+Decisions where Postfix's wording is ambiguous:
+
+- A 421 greeting (``refused to talk to me: 421 ...``) is ``rate_limited`` only when it
+  says so (too many connections, rate, volume, throttling); a bare 421 is ``other``.
+- ``Host not found, try again`` and ``Temporary failure in name resolution`` are
+  ``dns_tempfail`` (SERVFAIL/timeouts); ``Host not found`` without "try again" and
+  "no data record" are ``host_not_found``.
+- ``conversation with ... timed out while ...`` counts as ``connection_timeout``.
+- Relay refusals (``Relay access denied``) count as ``auth_failure``: the usual cause is a
+  missing or wrong SASL login to the relay.
+- SPF/DKIM/DMARC and sender-reputation refusals (4.7.23-4.7.32, "unauthenticated") count as
+  ``blocklisted`` (policy reject).
+- ``lost connection with ...``, ``Network is unreachable`` and ``No route to host`` are
+  ``other``: they have no class of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+
+
+class ReasonClass(StrEnum):
+    connection_timeout = "connection_timeout"
+    connection_refused = "connection_refused"
+    host_not_found = "host_not_found"
+    dns_tempfail = "dns_tempfail"
+    tls_failure = "tls_failure"
+    auth_failure = "auth_failure"
+    greylisted = "greylisted"
+    rate_limited = "rate_limited"
+    blocklisted = "blocklisted"
+    mailbox_full = "mailbox_full"
+    other = "other"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_LABELS: dict[ReasonClass, str] = {
+    ReasonClass.connection_timeout: "Connection timed out",
+    ReasonClass.connection_refused: "Connection refused",
+    ReasonClass.host_not_found: "Host or domain not found",
+    ReasonClass.dns_tempfail: "DNS temporary failure",
+    ReasonClass.tls_failure: "TLS failure",
+    ReasonClass.auth_failure: "Relay / SASL authentication failure",
+    ReasonClass.greylisted: "Greylisted",
+    ReasonClass.rate_limited: "Rate limited / too many connections",
+    ReasonClass.blocklisted: "Blocklisted / policy reject",
+    ReasonClass.mailbox_full: "Mailbox full / over quota",
+    ReasonClass.other: "Other",
+}
+
+MAX_REASON_LENGTH = 200
+_SUSPENDED = "delivery temporarily suspended: "
+
+# Folding works word by word (whitespace-separated): only words holding a digit or an
+# '@' can change, and short strings keep the regular expressions cheap.
+_FOLDABLE = re.compile(r"[\d@]")
+_ADDRESS = re.compile(r"<[^<>\s]*@[^<>\s]*>|[^\s<>()\[\]{};:,\"'`@]+@[A-Za-z0-9._-]+[A-Za-z0-9]")
+_TIME = re.compile(
+    r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?"
+    r"|\d\d:\d\d:\d\d(?:\.\d+)?"
+)
+_IPV6 = re.compile(
+    r"(?<![\w:])(?:IPv6:)?(?:[0-9A-Fa-f]{0,4}:){2,7}(?::|[0-9A-Fa-f]{1,4}|\d+\.\d+\.\d+\.\d+)(?![\w:])"
+)
+_IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A run of ten or more letters and digits mixing both, or six or more digits.
+_ID_RUN = re.compile(
+    r"(?<![A-Za-z0-9])(?:(?=[A-Za-z0-9]*[A-Za-z])(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{10,}|\d{6,})"
+    r"(?![A-Za-z0-9])"
+)
+# Only for classifying: host names must not decide the class ("spam-filter.example").
+_HOST = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9.-]*\[[^\]\s]*\]|(?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z]"
+)
+
+# (class, keywords, pattern): the pattern decides; the lower-case keywords are a cheap
+# pre-filter, and every match of the pattern contains at least one of them.
+_RULES: tuple[tuple[ReasonClass, tuple[str, ...], re.Pattern[str]], ...] = tuple(
+    (cls, keywords, re.compile(pattern, re.IGNORECASE))
+    for cls, keywords, pattern in (
+        (ReasonClass.greylisted, ("grey", "gray"), r"gr[ea]y[ -]?list"),
+        (
+            ReasonClass.mailbox_full,
+            ("mailbox", "quota", "exceeded", ".2.2"),
+            r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|full)|exceeded (?:its|the) "
+            r"(?:storage|quota)|\b[45]\.2\.2\b",
+        ),
+        (
+            ReasonClass.rate_limited,
+            ("too many", "rate", "throttl", "volume", "try again later", "4.7.28"),
+            r"too many (?:connections|concurrent|messages|recipients|sessions)|\brate\b|"
+            r"rate.?limit|throttl|unexpected volume|try again later, closing connection|"
+            r"\b4\.7\.28\b",
+        ),
+        (
+            ReasonClass.tls_failure,
+            ("tls", "certificate", "handshake", "ssl"),
+            r"\bTLS\b|STARTTLS|certificate|handshake|\bSSL\b",
+        ),
+        (
+            ReasonClass.auth_failure,
+            ("sasl", "authentication", "relay", "must", "password", ".7.8"),
+            r"SASL|authentication (?:failed|required|credentials)|relay(?:ing)? (?:access )?"
+            r"denied|relay not permitted|must (?:authenticate|log ?in)|password not accepted|"
+            r"\b[45]\.7\.8\b",
+        ),
+        (
+            ReasonClass.blocklisted,
+            (
+                "block",
+                "black",
+                "listed",
+                "rbl",
+                "dnsbl",
+                "barracuda",
+                "sorbs",
+                "reputation",
+                "polic",
+                "spf",
+                "dkim",
+                "dmarc",
+                "spam",
+                "unauthenticated",
+                "4.7.",
+                "rejected",
+                "access denied",
+                "5.7.1",
+            ),
+            r"block(?:ed|list)|black ?list|\blisted (?:at|on|in|by)\b|\bRBL\b|DNSBL|spamhaus|"
+            r"spamcop|barracuda|\bSORBS\b|reputation|polic(?:y|ies)|\bSPF\b|DKIM|DMARC|spam|"
+            r"unauthenticated|\b4\.7\.(?:2[3-9]|3[0-2])\b|client host rejected|"
+            r"sender address rejected|access denied|\b5\.7\.1\b",
+        ),
+        (
+            ReasonClass.dns_tempfail,
+            ("try again", "name resolution", "dns", "servfail"),
+            r"not found, try again|temporary failure in name resolution|name service error.*"
+            r"try again|dns (?:lookup )?(?:error|failure|timeout)|SERVFAIL",
+        ),
+        (
+            ReasonClass.host_not_found,
+            ("not found", "not known", "no data record", "nxdomain", "no mx host", "nodename"),
+            r"host or domain name not found|host not found|name or service not known|"
+            r"no data record|NXDOMAIN|no MX host|nodename nor servname",
+        ),
+        (ReasonClass.connection_refused, ("connection refused",), r"connection refused"),
+        (
+            ReasonClass.connection_timeout,
+            ("timed out",),
+            r"connection timed out|operation timed out|timed out while|conversation with .* "
+            r"timed out",
+        ),
+    )
+)
+
+
+def _fold_token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return "<id>" if _ID_RUN.search(token) else token
+
+
+def _fold_word(word: str) -> str:
+    if word.isalpha() or _FOLDABLE.search(word) is None:
+        return word
+    if "@" in word:
+        word = _ADDRESS.sub("<addr>", word)
+    word = _TIME.sub("<time>", word)
+    if word.count(":") >= 2:
+        word = _IPV6.sub("<ip>", word)
+    if "." in word:
+        word = _IPV4.sub("<ip>", word)
+    return _TOKEN.sub(_fold_token, word)
+
+
+def _strip_prefix(text: str) -> str:
+    text = text.strip()
+    while text.startswith(_SUSPENDED):
+        text = text[len(_SUSPENDED) :].lstrip()
+    return text
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= MAX_REASON_LENGTH:
+        return text
+    return text[: MAX_REASON_LENGTH - 1] + "…"
+
+
+def _host_word(word: str) -> str:
+    return _HOST.sub("<host>", word) if "." in word or "[" in word else word
+
+
+def _classify_words(words: list[str]) -> ReasonClass:
+    text = " ".join(_host_word(word) for word in words)
+    lowered = text.lower()
+    for cls, keywords, pattern in _RULES:
+        if any(keyword in lowered for keyword in keywords) and pattern.search(text):
+            return cls
+    return ReasonClass.other
+
+
+@lru_cache(maxsize=4096)
+def _analyse_key(key: str) -> tuple[ReasonClass, str]:
+    words = [_fold_word(word) for word in _strip_prefix(key).split()]
+    return _classify_words(words), _truncate(" ".join(words))
+
+
+def _address_key(reason: str) -> str:
+    """The reason with addresses folded (cheap): the key of the second cache."""
+    if "@" not in reason:
+        return reason
+    return " ".join(_ADDRESS.sub("<addr>", w) if "@" in w else w for w in reason.split())
+
+
+@lru_cache(maxsize=16384)
+def analyse(reason: str) -> tuple[ReasonClass, str]:
+    """``(classify(reason), normalise(reason))``, cached per distinct raw reason.
+
+    Raw reasons often differ only in the recipient address; folding addresses first lets
+    the second, more expensive cache serve all of them.
+    """
+    return _analyse_key(_address_key(reason))
+
+
+def normalise(reason: str) -> str:
+    """The grouping key of a delay reason (see the module docstring)."""
+    return analyse(reason)[1]
+
+
+def classify(reason: str) -> ReasonClass:
+    """The coarse class of a delay reason; an empty reason is ``other``."""
+    return analyse(reason)[0]

@@ -1,0 +1,235 @@
+"""Queue summaries: counts against a plain recount, ages, and flat memory."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
+
+from bot.mta.models import QueueMessage, Recipient
+from bot.mta.postfix import PostqueueJsonParser
+from bot.mta.reasons import ReasonClass, classify, normalise
+from bot.mta.summary import OTHER_KEY, QueueSummary, SummaryBuilder
+
+
+def summarise(queue: list[QueueMessage], now: float = NOW, top_n: int = 1000) -> QueueSummary:
+    builder = SummaryBuilder(now=now, top_n=top_n)
+    for message in queue:
+        builder.add(message)
+    return builder.build()
+
+
+def domain(address: str) -> str:
+    if "@" not in address or address.endswith("@"):
+        return "(none)"
+    return address.rpartition("@")[2].lower()
+
+
+def sender_key(sender: str) -> str:
+    return "<>" if sender in ("", "MAILER-DAEMON") else sender
+
+
+def recount(queue: list[QueueMessage]) -> dict[str, object]:
+    """The same numbers, computed the obvious way with everything in memory."""
+    deferred = [m for m in queue if m.queue_name == "deferred"]
+    by_class: dict[ReasonClass, dict[str, object]] = {}
+    for m in deferred:
+        classes = {classify(r.delay_reason) for r in m.recipients}
+        for cls in classes:
+            rcpts = [r for r in m.recipients if classify(r.delay_reason) is cls]
+            group = by_class.setdefault(
+                cls, {"messages": 0, "recipients": 0, "reasons": Counter(), "domains": Counter()}
+            )
+            group["messages"] += 1  # type: ignore[operator]
+            group["recipients"] += len(rcpts)  # type: ignore[operator]
+            group["reasons"].update(
+                normalise(r.delay_reason) if r.delay_reason else "(no reason recorded)"
+                for r in rcpts
+            )  # type: ignore[union-attr]
+            group["domains"].update(domain(r.address) for r in rcpts)  # type: ignore[union-attr]
+    return {
+        "total_messages": len(queue),
+        "total_recipients": sum(len(m.recipients) for m in queue),
+        "total_bytes": sum(m.message_size for m in queue),
+        "queues": {
+            name: (
+                sum(1 for m in queue if m.queue_name == name),
+                sum(len(m.recipients) for m in queue if m.queue_name == name),
+                sum(m.message_size for m in queue if m.queue_name == name),
+            )
+            for name in {m.queue_name for m in queue} | {"active", "incoming", "deferred", "hold"}
+        },
+        "by_class": {
+            cls: (g["messages"], g["recipients"], dict(g["reasons"]), dict(g["domains"]))  # type: ignore[call-overload]
+            for cls, g in by_class.items()
+        },
+        "recipient_domains": dict(Counter(domain(r.address) for m in queue for r in m.recipients)),
+        "senders": dict(Counter(sender_key(m.sender) for m in queue)),
+        "sender_domains": dict(
+            Counter("<>" if sender_key(m.sender) == "<>" else domain(m.sender) for m in queue)
+        ),
+    }
+
+
+def as_dict(summary: QueueSummary) -> dict[str, object]:
+    return {
+        "total_messages": summary.total_messages,
+        "total_recipients": summary.total_recipients,
+        "total_bytes": summary.total_bytes,
+        "queues": {n: (c.messages, c.recipients, c.bytes) for n, c in summary.queues.items()},
+        "by_class": {
+            g.reason_class: (g.messages, g.recipients, dict(g.top_reasons), dict(g.top_domains))
+            for g in summary.deferred_by_class
+        },
+        "recipient_domains": dict(summary.top_recipient_domains),
+        "senders": dict(summary.top_senders),
+        "sender_domains": dict(summary.top_sender_domains),
+    }
+
+
+def lab_or_sample() -> list[QueueMessage]:
+    if LAB_JSON.exists():
+        parser = PostqueueJsonParser()
+        return parser.feed(LAB_JSON.read_bytes()) + parser.close()
+    return sample_messages() + list(synthetic_messages(2000))
+
+
+def test_counts_equal_a_plain_recount() -> None:
+    queue = lab_or_sample()
+    assert as_dict(summarise(queue)) == recount(queue)
+
+
+@given(st.lists(messages, max_size=20))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_counts_equal_a_plain_recount_for_any_queue(queue: list[QueueMessage]) -> None:
+    assert as_dict(summarise(queue)) == recount(queue)
+
+
+def test_sample_summary() -> None:
+    summary = summarise(sample_messages(), top_n=3)
+    assert list(summary.queues)[:4] == ["incoming", "active", "deferred", "hold"]
+    assert summary.queues["hold"].messages == 1
+    assert summary.queues["hold"].recipients == 0
+    refused = next(
+        g for g in summary.deferred_by_class if g.reason_class is ReasonClass.connection_refused
+    )
+    # Three refused recipients in one message, two more (one "suspended") in the mixed one.
+    assert refused.messages == 2
+    assert refused.recipients == 5
+    assert refused.top_reasons == [("connect to mx.refused.test[<ip>]:25: Connection refused", 5)]
+    recipients = [g.recipients for g in summary.deferred_by_class]
+    assert recipients == sorted(recipients, reverse=True)
+    assert ("<>", 1) in summary.top_senders or len(summary.top_senders) == 3
+    assert len(summary.top_senders) <= 3
+
+
+def test_empty_queue() -> None:
+    summary = summarise([])
+    assert summary.total_messages == 0
+    assert set(summary.queues) == {"active", "incoming", "deferred", "hold"}
+    assert summary.deferred_by_class == []
+    assert summary.oldest is None
+    assert sum(b.messages for b in summary.age_buckets) == 0
+
+
+def test_null_sender() -> None:
+    queue = [
+        QueueMessage("deferred", "ABCDEF", NOW, 1, "MAILER-DAEMON", ()),
+        QueueMessage("deferred", "ABCDE0", NOW, 1, "", ()),
+    ]
+    summary = summarise(queue)
+    assert summary.top_senders == [("<>", 2)]
+    assert summary.top_sender_domains == [("<>", 2)]
+
+
+def test_missing_reason_counts_as_other() -> None:
+    queue = [QueueMessage("deferred", "ABCDEF", NOW, 1, "a@b.test", (Recipient("c@d.test", ""),))]
+    [group] = summarise(queue).deferred_by_class
+    assert group.reason_class is ReasonClass.other
+    assert group.top_domains == [("d.test", 1)]
+
+
+def test_only_the_deferred_queue_is_grouped_by_reason() -> None:
+    reason = "connect to mx.x.test[192.0.2.1]:25: Connection refused"
+    queue = [QueueMessage("active", "ABCDEF", NOW, 1, "a@b.test", (Recipient("c@d.test", reason),))]
+    assert summarise(queue).deferred_by_class == []
+
+
+def message_at(arrival: int, queue_id: str = "ABCDEF") -> QueueMessage:
+    return QueueMessage("deferred", queue_id, arrival, 1, "a@b.test", ())
+
+
+@pytest.mark.parametrize(
+    ("age_minutes", "label"),
+    [
+        (0, "<5m"),
+        (4.9, "<5m"),
+        (5, "5-10m"),
+        (19.9, "10-20m"),
+        (20, "20-40m"),
+        (79, "40-80m"),
+        (159, "80-160m"),
+        (319, "160-320m"),
+        (639, "320-640m"),
+        (1279, "640-1280m"),
+        (1280, "1280m+"),
+        (100_000, "1280m+"),
+        (-30, "<5m"),
+    ],
+)
+def test_age_buckets(age_minutes: float, label: str) -> None:
+    summary = summarise([message_at(int(NOW - age_minutes * 60))])
+    assert [b.label for b in summary.age_buckets if b.messages] == [label]
+    assert len(summary.age_buckets) == 10
+
+
+def test_ages_follow_the_injected_clock() -> None:
+    queue = [message_at(NOW - 60)]
+    assert summarise(queue, now=NOW).age_buckets[0].messages == 1
+    later = summarise(queue, now=NOW + 2 * 86400)
+    assert later.age_buckets[-1].messages == 1
+    assert later.now == NOW + 2 * 86400
+
+
+def test_oldest() -> None:
+    queue = [
+        message_at(NOW - 10, "BBBBBB"),
+        message_at(NOW - 99, "CCCCCC"),
+        message_at(NOW - 99, "AAAAAA"),
+    ]
+    oldest = summarise(queue).oldest
+    assert oldest is not None
+    assert (oldest.queue_id, oldest.arrival_time, oldest.queue_name) == (
+        "AAAAAA",
+        NOW - 99,
+        "deferred",
+    )
+
+
+def test_top_lists_are_ordered_and_cut() -> None:
+    queue = [
+        QueueMessage(
+            "deferred", "ABCDEF", NOW, 1, f"s{n % 7}@x.test", (Recipient(f"r@d{n % 4}.test", ""),)
+        )
+        for n in range(100)
+    ]
+    summary = summarise(queue, top_n=3)
+    assert len(summary.top_senders) == 3
+    counts = [c for _, c in summary.top_senders]
+    assert counts == sorted(counts, reverse=True)
+    assert summary.top_recipient_domains == [("d0.test", 25), ("d1.test", 25), ("d2.test", 25)]
+
+
+def test_memory_stays_flat() -> None:
+    builder = SummaryBuilder(now=NOW)
+    for message in synthetic_messages(200_000, unique=True):
+        builder.add(message)
+    sizes = builder.counter_sizes()
+    assert max(sizes.values()) <= builder.max_keys + 1
+    assert sizes["senders"] == builder.max_keys + 1  # capped: the rest went to "(other)"
+    summary = builder.build()
+    assert summary.total_messages == 200_000
+    assert dict(builder._senders.top(1))[OTHER_KEY] == 200_000 - builder.max_keys
