@@ -1,20 +1,75 @@
 """The one SSH executor: pinned host keys, explicit timeouts, per-host caps, reused connections.
 
-(Interface fixed; the executor is being implemented.)
+``SSHExecutor.run`` runs a ``RemoteCommand`` and returns a frozen ``CommandResult``;
+``SSHExecutor.stream`` yields standard output in chunks as it arrives (``postqueue -j`` on a
+big queue) and checks the exit status at the end. Failures are ``bot.errors.SSHError``s whose
+message says what to do next.
+
+Decisions the executor makes for its callers:
+
+- Host keys are checked against ``host.known_hosts`` only (``config=None`` so
+  ``~/.ssh/config`` cannot turn checking off; no SSH agent; key login only).
+- One connection per host, opened under a per-host lock and kept open; a connection found
+  closed is replaced. A command is retried once on a new connection only if it cannot have
+  started (the session channel was never opened) or it is not destructive.
+- At most ``host.max_sessions`` channels per host at once.
+- Time limits: connecting (TCP, banner, key exchange and login together) gets
+  ``connect_timeout + login_timeout``. A command runs on the host under
+  ``timeout min(command.remote_timeout, host.command_timeout)``; locally the channel is given
+  ``timeout_margin`` seconds more, so the host normally stops the command first (exit 124).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
 import shlex
-from dataclasses import dataclass
+import socket
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self, TypeVar
+
+import asyncssh
+
+from bot.errors import (
+    AuthFailed,
+    CommandFailed,
+    CommandTimeout,
+    HostKeyMismatch,
+    HostUnreachable,
+    SSHError,
+    SudoPasswordRequired,
+)
+from bot.inventory import Host
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CHUNK_SIZE = 256 * 1024  # bytes per read of a streamed stdout
+STDERR_LIMIT = 16 * 1024 * 1024  # keep at most the last 16 MiB of stderr
+STDERR_SHOWN = 500  # characters of stderr quoted in an error message
+TIMEOUT_MARGIN = 2.0  # local limit = remote `timeout` + this
+CLOSE_WAIT = 1.0  # after leaving a stream early, how long to wait for the channel to close
+DEAD_CHECK_WAIT = 0.5  # after a failed channel open, how long to wait for the connection to die
+KEEPALIVE_INTERVAL = 30.0
+KEEPALIVE_COUNT_MAX = 3
+REMOTE_TIMEOUT_EXIT = 124  # coreutils `timeout`
+SUDO_NEEDS_AUTH = "a password is required"
+_LINK_ERRORS = (asyncssh.Error, OSError)
 
 
 @dataclass(frozen=True, slots=True)
 class RemoteCommand:
     """A command line built only from a fixed template with validated arguments.
 
-    ``argv`` is quoted with ``shlex.quote`` when sent; ``remote_timeout`` bounds the command on the host with coreutils ``timeout``;
-    ``sudo`` runs the tool under ``sudo -n`` (never prompting).
+    ``argv`` is quoted with ``shlex.quote`` when sent; ``remote_timeout`` bounds the command on
+    the host with coreutils ``timeout``; ``sudo`` runs the tool under ``sudo -n`` (never prompting).
     Create these only in ``bot/mta/`` template functions, never from user text.
     """
 
@@ -30,9 +85,15 @@ class RemoteCommand:
             prefix += ["sudo", "-n"]
         return " ".join(shlex.quote(part) for part in (*prefix, *self.argv))
 
+    def display(self) -> str:
+        """The command as people read it (no ``timeout`` prefix), for messages."""
+        return shlex.join(("sudo", "-n", *self.argv) if self.sudo else self.argv)
+
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
+    """``stdout`` is empty for a streamed command (the caller consumed it)."""
+
     host: str
     command_line: str
     exit_status: int
@@ -40,3 +101,503 @@ class CommandResult:
     stderr: str
     elapsed: float
     host_key_fingerprint: str
+    stdout_bytes: int = 0
+
+
+class ConnectionLost(CommandFailed):
+    """The connection dropped while the command ran: output incomplete, outcome unknown."""
+
+
+@dataclass
+class _Slot:
+    """Per-host state: the reused connection, the session cap, the last connect attempt."""
+
+    sessions: asyncio.Semaphore
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    conn: asyncssh.SSHClientConnection | None = None
+    fingerprint: str = ""
+    failures: int = 0
+    last_failure: SSHError | None = None
+
+
+class SSHExecutor:
+    """Runs ``RemoteCommand``s on inventory hosts; ``async with SSHExecutor() as ex: ...``."""
+
+    def __init__(self, *, timeout_margin: float = TIMEOUT_MARGIN) -> None:
+        self._slots: dict[Host, _Slot] = {}
+        self._margin = timeout_margin
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def run(
+        self, host: Host, command: RemoteCommand, *, stdin: bytes | None = None, check: bool = True
+    ) -> CommandResult:
+        """Run ``command`` and collect its output (decoded as UTF-8, bad bytes replaced).
+
+        ``check=False`` returns non-zero exits as results instead of raising; a lost
+        connection or the local time limit always raises.
+        """
+        async with self.stream(host, command, stdin=stdin, check=check) as out:
+            chunks = [chunk async for chunk in out]
+        assert out.result is not None
+        stdout = b"".join(chunks).decode("utf-8", errors="replace")
+        return dataclasses.replace(out.result, stdout=stdout)
+
+    def stream(
+        self, host: Host, command: RemoteCommand, *, stdin: bytes | None = None, check: bool = True
+    ) -> AbstractAsyncContextManager[RemoteStream]:
+        """``async with ex.stream(host, cmd) as out: async for chunk in out: ...``
+
+        Exhausting ``out`` checks the exit status (raising like ``run``) and sets
+        ``out.result``; leaving the block early closes the channel.
+        """
+        return self._stream(host, command, stdin, check)
+
+    async def close(self) -> None:
+        """Close every connection; the executor cannot be used afterwards."""
+        self._closed = True
+        conns = [slot.conn for slot in self._slots.values() if slot.conn is not None]
+        self._slots.clear()
+        for conn in conns:
+            conn.close()
+        for conn in conns:
+            await conn.wait_closed()
+
+    @contextlib.asynccontextmanager
+    async def _stream(
+        self, host: Host, command: RemoteCommand, stdin: bytes | None, check: bool
+    ) -> AsyncIterator[RemoteStream]:
+        slot = self._slot(host)
+        sent = dataclasses.replace(
+            command, remote_timeout=min(command.remote_timeout, host.command_timeout)
+        )
+        async with slot.sessions:
+            limit = sent.remote_timeout + self._margin
+            started = asyncio.get_running_loop().time()
+            process, fingerprint = await self._start(host, slot, sent, started + limit, limit)
+            out = RemoteStream(host, sent, process, fingerprint, started, limit, check)
+            try:
+                out.send_stdin(stdin)
+                yield out
+            finally:
+                await out.aclose()
+
+    def _slot(self, host: Host) -> _Slot:
+        if self._closed:
+            raise RuntimeError("SSHExecutor is closed")
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = _Slot(asyncio.Semaphore(host.max_sessions))
+        return slot
+
+    async def _start(
+        self, host: Host, slot: _Slot, command: RemoteCommand, deadline: float, limit: float
+    ) -> tuple[asyncssh.SSHClientProcess[bytes], str]:
+        """Open the session channel and exec; retry once on a new connection if safe."""
+        for attempt in (1, 2):
+            conn, fingerprint = await self._connection(host, slot)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    process = await conn.create_process(command.command_line(), encoding=None)
+            except TimeoutError:
+                raise CommandTimeout(
+                    host.name, _local_timeout_message(host, command, limit)
+                ) from None
+            except _LINK_ERRORS as exc:
+                if attempt == 2 or not _may_retry(command, exc) or not await _dead(conn):
+                    raise _start_error(host, command, exc) from exc
+                logger.info("connection to %s was closed (%s); reconnecting", host.name, exc)
+                continue
+            return process, fingerprint
+        raise AssertionError("unreachable")
+
+    async def _connection(
+        self, host: Host, slot: _Slot
+    ) -> tuple[asyncssh.SSHClientConnection, str]:
+        """The host's open connection, opened by one caller at a time.
+
+        Callers that queued behind a failed attempt get its error instead of each waiting
+        out the timeouts again.
+        """
+        failures_before = slot.failures
+        async with slot.lock:
+            if slot.conn is not None and not slot.conn.is_closed():
+                return slot.conn, slot.fingerprint
+            if self._closed:
+                raise RuntimeError("SSHExecutor is closed")
+            if slot.failures != failures_before and slot.last_failure is not None:
+                raise type(slot.last_failure)(host.name, slot.last_failure.user_message)
+            try:
+                slot.conn = await _connect(host)
+            except SSHError as exc:
+                slot.failures += 1
+                slot.last_failure = exc
+                raise
+            server_key = slot.conn.get_server_host_key()
+            slot.fingerprint = server_key.get_fingerprint() if server_key else ""
+            logger.info("connected to %s, host key %s", _where(host), slot.fingerprint)
+            return slot.conn, slot.fingerprint
+
+
+class RemoteStream:
+    """Standard output of a running command, in chunks of up to ``CHUNK_SIZE`` bytes.
+
+    Stderr is collected in the background (its last ``STDERR_LIMIT`` bytes are kept).
+    ``result`` is set once the stream is exhausted (before the exit status is checked, so it is
+    there even when the check raises).
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        command: RemoteCommand,
+        process: asyncssh.SSHClientProcess[bytes],
+        fingerprint: str,
+        started: float,
+        limit: float,
+        check: bool,
+    ) -> None:
+        self.host = host
+        self.command = command
+        self.result: CommandResult | None = None
+        self.bytes_received = 0
+        self._process = process
+        self._fingerprint = fingerprint
+        self._started = started
+        self._limit = limit
+        self._deadline = started + limit  # event-loop clock
+        self._check = check
+        self._done = False
+        self._timed_out = False
+        self._stderr = asyncio.ensure_future(_collect(process.stderr))
+
+    def send_stdin(self, data: bytes | None) -> None:
+        """Queue ``data`` (never logged) and end stdin, so the command never waits on it."""
+        try:
+            if data:
+                self._process.stdin.write(data)
+            self._process.stdin.write_eof()
+        except _LINK_ERRORS as exc:
+            self._done = True
+            raise _lost(self.host, self.command, exc) from exc
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        chunk = await self._guard(self._process.stdout.read(CHUNK_SIZE))
+        if chunk:
+            self.bytes_received += len(chunk)
+            return chunk
+        self._done = True
+        await self._finish()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Close the channel if the command is still running, and reap the stderr reader.
+
+        After leaving early, wait briefly for the close (a command writing output dies of
+        SIGPIPE at once); after a timeout, do not wait: sshd confirms the close only when the
+        command exits, which the remote ``timeout -k`` enforces.
+        """
+        if not self._done:
+            self._done = True
+            logger.info("closing %s on %s before it finished", self.command.argv[0], self.host.name)
+            self._process.close()
+        try:
+            if not self._timed_out:
+                await asyncio.wait_for(self._process.wait_closed(), CLOSE_WAIT)
+        except TimeoutError:
+            logger.info("channel on %s still closing after %ss", self.host.name, CLOSE_WAIT)
+        finally:
+            self._stderr.cancel()
+            await asyncio.gather(self._stderr, return_exceptions=True)
+
+    async def _guard(self, step: Awaitable[T]) -> T:
+        """Await ``step`` within the local time limit; map link failures to ``SSHError``s."""
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                return await step
+        except TimeoutError:
+            self._done = self._timed_out = True
+            self._process.close()
+            raise CommandTimeout(
+                self.host.name, _local_timeout_message(self.host, self.command, self._limit)
+            ) from None
+        except _LINK_ERRORS as exc:
+            self._done = True
+            raise _lost(self.host, self.command, exc) from exc
+
+    async def _finish(self) -> None:
+        """Wait for the exit status, set ``result``, then check it (raising on failure)."""
+        await self._guard(self._process.wait_closed())
+        stderr = (await self._guard(self._stderr)).decode("utf-8", errors="replace")
+        status = self._process.returncode
+        if status is None:
+            raise _lost(self.host, self.command, "the channel closed without an exit status")
+        result = CommandResult(
+            host=self.host.name,
+            command_line=self.command.command_line(),
+            exit_status=status,
+            stdout="",
+            stderr=stderr,
+            elapsed=asyncio.get_running_loop().time() - self._started,
+            host_key_fingerprint=self._fingerprint,
+            stdout_bytes=self.bytes_received,
+        )
+        self.result = result
+        logger.info(
+            "%s on %s exited %d in %.2fs (%d bytes out)",
+            self.command.argv[0], self.host.name, status, result.elapsed, self.bytes_received,
+        )  # fmt: skip
+        if self._check:
+            _check_exit(self.host, self.command, result)
+
+
+async def _collect(reader: asyncssh.SSHReader[bytes]) -> bytes:
+    buf = bytearray()
+    dropped = 0
+    while chunk := await reader.read(CHUNK_SIZE):
+        buf += chunk
+        if len(buf) > STDERR_LIMIT:
+            cut = len(buf) - STDERR_LIMIT
+            dropped += cut
+            del buf[:cut]
+    head = f"[first {dropped} bytes of stderr dropped]\n".encode() if dropped else b""
+    return head + bytes(buf)
+
+
+# --- connecting -------------------------------------------------------------------------
+
+
+async def _connect(host: Host) -> asyncssh.SSHClientConnection:
+    known_hosts = _read_known_hosts(host)
+    client_keys = _client_keys(host)
+    limit = host.connect_timeout + host.login_timeout
+    try:
+        return await asyncio.wait_for(_open(host, client_keys), limit)
+    except TimeoutError:
+        raise HostUnreachable(
+            host.name,
+            f"cannot reach {_where(host)}: no SSH handshake within {limit:g} s. Check that the "
+            "host is up, that sshd (not another service) listens on that port, and that no "
+            "firewall drops the traffic.",
+        ) from None
+    except asyncssh.HostKeyNotVerifiable:
+        raise _key_refused(host, known_hosts) from None
+    except asyncssh.PermissionDenied:
+        raise AuthFailed(host.name, _auth_message(host)) from None
+    except asyncssh.DisconnectError as exc:
+        raise HostUnreachable(host.name, _handshake_message(host, exc)) from None
+    except OSError as exc:
+        raise HostUnreachable(host.name, _os_error_message(host, exc)) from None
+
+
+async def _open(host: Host, client_keys: list[asyncssh.SSHKey]) -> asyncssh.SSHClientConnection:
+    return await asyncssh.connect(
+        host.address,
+        host.port,
+        config=None,
+        known_hosts=str(host.known_hosts),
+        username=host.user,
+        client_keys=client_keys or (),
+        agent_path=None,
+        password_auth=False,
+        kbdint_auth=False,
+        gss_auth=False,
+        host_based_auth=False,
+        login_timeout=host.login_timeout,
+        keepalive_interval=KEEPALIVE_INTERVAL,
+        keepalive_count_max=KEEPALIVE_COUNT_MAX,
+    )
+
+
+def _read_known_hosts(host: Host) -> asyncssh.SSHKnownHosts:
+    path = host.known_hosts
+    scan = f"`ssh-keyscan -p {host.port} {host.address}`"
+    try:
+        return asyncssh.read_known_hosts(str(path))
+    except FileNotFoundError:
+        problem = f"the known_hosts file {path} for {host.name} does not exist"
+    except (OSError, ValueError) as exc:
+        problem = f"the known_hosts file {path} for {host.name} cannot be used ({exc})"
+    raise HostKeyMismatch(
+        host.name,
+        f"Refusing to connect: {problem}, and host keys are always verified. Run {scan}, "
+        f"verify the fingerprint out of band (on the host: `ssh-keygen -lf "
+        f"/etc/ssh/ssh_host_ed25519_key.pub`), then add the line to {path}.",
+    )
+
+
+def _key_refused(host: Host, known_hosts: asyncssh.SSHKnownHosts) -> HostKeyMismatch:
+    path = host.known_hosts
+    pinned = known_hosts.match(host.address, host.address, host.port)[0]
+    if not pinned:
+        return HostKeyMismatch(
+            host.name,
+            f"Refusing to connect: no host key for {_where(host)} is pinned in {path}. Run "
+            f"`ssh-keyscan -p {host.port} {host.address}`, verify the fingerprint out of band, "
+            f"and add the line to {path}.",
+        )
+    logger.error("host key for %s does not match the key pinned in %s", _where(host), path)
+    return HostKeyMismatch(
+        host.name,
+        f"Refusing to connect: the host key for {host.name} does not match the pinned key in "
+        f"{path}. If the host was rebuilt, verify the new key out of band and update {path}; "
+        "otherwise treat this as a possible attack.",
+    )
+
+
+def _client_keys(host: Host) -> list[asyncssh.SSHKey]:
+    if host.private_key is None:
+        return []
+    try:
+        return [asyncssh.read_private_key(str(host.private_key))]
+    except OSError as exc:
+        problem = f"cannot read the private key {host.private_key}: {exc.strerror}"
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        problem = f"{host.private_key} is not a usable private key ({exc})"
+    raise AuthFailed(
+        host.name,
+        f"{problem}. Check ssh.private_key in the config and the file's permissions "
+        "(passphrase-protected keys are not supported).",
+    )
+
+
+# --- failures and their messages -------------------------------------------------------
+
+
+def _check_exit(host: Host, command: RemoteCommand, result: CommandResult) -> None:
+    status, stderr = result.exit_status, result.stderr
+    if status == 0:
+        return
+    if status == REMOTE_TIMEOUT_EXIT:
+        raise CommandTimeout(host.name, _remote_timeout_message(host, command))
+    if status == 1 and SUDO_NEEDS_AUTH in stderr:
+        raise SudoPasswordRequired(
+            host.name,
+            f"sudo on {host.name} asked for a password for `{command.display()}`: the sudoers "
+            f"rule for {host.user} is missing or does not match this command. Install "
+            "mailqbot's sudoers snippet on the host (check it with `visudo -cf`) and retry.",
+        )
+    raise CommandFailed(host.name, _failed_message(host, command, status, stderr), status, stderr)
+
+
+def _failed_message(host: Host, command: RemoteCommand, status: int, stderr: str) -> str:
+    how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    shown = stderr.strip()[-STDERR_SHOWN:] or "(no error output)"
+    return (
+        f"`{command.display()}` on {host.name} {how}: {shown}\n"
+        f"To investigate, run the command on the host as {host.user}."
+    )
+
+
+def _outcome(command: RemoteCommand) -> str:
+    if command.destructive:
+        return (
+            " It changes the queue and may have partly run: outcome unknown. Check the host "
+            "(list the queue again) before retrying; mailqbot will not retry it."
+        )
+    return " It only reads, so it is safe to retry."
+
+
+def _local_timeout_message(host: Host, command: RemoteCommand, limit: float) -> str:
+    return (
+        f"`{command.display()}` on {host.name} did not finish within {limit:g} s; mailqbot "
+        f"closed the channel.{_outcome(command)} If it keeps happening, check the host's load."
+    )
+
+
+def _remote_timeout_message(host: Host, command: RemoteCommand) -> str:
+    return (
+        f"`{command.display()}` on {host.name} was stopped by `timeout` after "
+        f"{command.remote_timeout:g} s.{_outcome(command)} If it keeps happening, check the "
+        "host's load or raise command_timeout."
+    )
+
+
+def _lost(host: Host, command: RemoteCommand, why: object) -> ConnectionLost:
+    message = (
+        f"The connection to {host.name} was lost while `{command.display()}` ran ({why}); its "
+        f"output is incomplete.{_outcome(command)}"
+    )
+    return ConnectionLost(host.name, message, -1, "")
+
+
+def _start_error(host: Host, command: RemoteCommand, exc: BaseException) -> SSHError:
+    if isinstance(exc, asyncssh.ChannelOpenError):
+        return HostUnreachable(
+            host.name,
+            f"{host.name} refused to open an SSH session ({exc.reason}). Check MaxSessions in "
+            f"its sshd_config (mailqbot opens up to {host.max_sessions}) and retry.",
+        )
+    return _lost(host, command, exc)
+
+
+def _auth_message(host: Host) -> str:
+    key = host.private_key or "the default keys in ~/.ssh"
+    return (
+        f"{_where(host)} refused key login for user {host.user} with {key}. Check that the "
+        f"public key is in ~{host.user}/.ssh/authorized_keys on the host and that any "
+        "from= restriction allows this machine."
+    )
+
+
+def _os_error_message(host: Host, exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return (
+            f"cannot resolve {host.address}, the address of {host.name}: {exc.strerror}. Check "
+            "the address in the config and DNS."
+        )
+    reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else str(exc)
+    return (
+        f"cannot reach {_where(host)}: {reason or type(exc).__name__}. Check the address/port "
+        "in the config and that sshd runs."
+    )
+
+
+def _handshake_message(host: Host, exc: asyncssh.DisconnectError) -> str:
+    if "timeout" in exc.reason.lower():  # asyncssh's login timer: no banner or login in time
+        problem = f"no SSH login within {host.login_timeout:g} s ({exc.reason})"
+    else:
+        problem = f"the SSH handshake failed ({exc.reason})"
+    return (
+        f"cannot reach {_where(host)}: {problem}. Check that the host is up and that sshd (not "
+        "another service) listens on that port and is not overloaded (load, MaxStartups)."
+    )
+
+
+def _where(host: Host) -> str:
+    return f"{host.name} ({host.address}:{host.port})"
+
+
+def _may_retry(command: RemoteCommand, exc: BaseException) -> bool:
+    """Safe to resend: the session channel never opened (so nothing ran), or it only reads.
+
+    A failed *exec request* (``OPEN_REQUEST_SESSION_FAILED``) comes after the command was sent,
+    so it does not count as "never opened".
+    """
+    never_opened = (
+        isinstance(exc, asyncssh.ChannelOpenError)
+        and exc.code != asyncssh.OPEN_REQUEST_SESSION_FAILED
+    )
+    return never_opened or not command.destructive
+
+
+async def _dead(conn: asyncssh.SSHClientConnection) -> bool:
+    """Whether ``conn`` is closed or closing (give a dying connection a moment to finish)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(conn.wait_closed(), DEAD_CHECK_WAIT)
+    return conn.is_closed()
