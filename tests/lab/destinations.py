@@ -34,8 +34,16 @@ SMTP_PORT = 25
 IDLE_TIMEOUT = 120.0  # seconds a client may stay silent before we hang up
 SILENT_HOLD = 600.0  # seconds a never-greeting connection is kept open
 CLASSES = (
-    "greylist", "refused", "connect_timeout", "greeting_timeout", "banner_421",
-    "tls_required", "sasl_failed", "mailbox_full", "lost_connection", "sink",
+    "greylist",
+    "refused",
+    "connect_timeout",
+    "greeting_timeout",
+    "banner_421",
+    "tls_required",
+    "sasl_failed",
+    "mailbox_full",
+    "lost_connection",
+    "sink",
 )
 _queue_ids = itertools.count(1)
 
@@ -51,7 +59,10 @@ def mx_name(addr: str, names: dict[str, str]) -> str:
 def rcpt_reply(cls: str, arg: str) -> str:
     addr = arg.partition(":")[2].strip().split(" ")[0]
     if cls == "greylist":
-        return f"450 4.7.1 {addr}: Recipient address rejected: Greylisted, please try again in 300 seconds"
+        return (
+            f"450 4.7.1 {addr}: Recipient address rejected: "
+            "Greylisted, please try again in 300 seconds"
+        )
     if cls == "mailbox_full":
         return f"452 4.2.2 {addr}: Recipient address rejected: Mailbox full"
     return "250 2.1.5 Ok"
@@ -96,7 +107,9 @@ def answer(cls: str, host: str, verb: str, arg: str) -> list[str]:
     return ["502 5.5.2 Error: command not recognized"]
 
 
-async def smtp_session(cls: str, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def smtp_session(
+    cls: str, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     def send(lines: list[str]) -> None:
         writer.write("".join(f"{line}\r\n" for line in lines).encode())
 
@@ -132,7 +145,7 @@ def smtp_handler(cls: str, host: str):
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await smtp_session(cls, host, reader, writer)
-        except (Hangup, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, Hangup, ConnectionError):
             pass
         finally:
             writer.transport.abort() if cls == "lost_connection" else writer.close()
@@ -240,8 +253,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("targets", nargs="+", metavar="ADDR=CLASS")
     parser.add_argument("--servfail", metavar="ADDR:PORT")
-    parser.add_argument("--name", action="append", default=[], metavar="ADDR=HOSTNAME",
-                        help="the host name each server greets with")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="ADDR=HOSTNAME",
+        help="the host name each server greets with",
+    )
     parser.add_argument("--daemon", action="store_true")
     parser.add_argument("--pidfile")
     parser.add_argument("--log", default=os.devnull)
@@ -250,7 +268,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for target in args.targets:
         addr, _, cls = target.partition("=")
         if cls not in CLASSES or not addr.startswith("127."):
-            parser.error(f"{target!r}: want a loopback ADDR=CLASS, CLASS one of {', '.join(CLASSES)}")
+            parser.error(
+                f"{target!r}: want a loopback ADDR=CLASS, CLASS one of {', '.join(CLASSES)}"
+            )
         args.pairs.append((addr, cls))
     if args.servfail:
         host, _, port = args.servfail.rpartition(":")

@@ -93,7 +93,9 @@ class Messages:
             domains += rng.choices(extra, k=rng.randint(1, 3))
         rcpts = []
         for n, domain in enumerate(domains):
-            local = HOSTILE_RCPT if i % 97 == 13 and n == 0 else f"{rng.choice(LOCAL_PARTS)}{i % 50}"
+            local = (
+                HOSTILE_RCPT if i % 97 == 13 and n == 0 else f"{rng.choice(LOCAL_PARTS)}{i % 50}"
+            )
             if f"{local}@{domain}" not in rcpts:
                 rcpts.append(f"{local}@{domain}")
         return rcpts
@@ -104,7 +106,9 @@ class Messages:
         rcpts = self.recipients(i, rng)
         subject = rng.choice(SUBJECTS).format(n=10000 + i)
         lines = max(1, int(rng.expovariate(1 / 12)))
-        body = "".join(f"Line {k} of message {i}: lorem ipsum dolor sit amet.\r\n" for k in range(lines))
+        body = "".join(
+            f"Line {k} of message {i}: lorem ipsum dolor sit amet.\r\n" for k in range(lines)
+        )
         headers = [
             f"From: {formataddr((name, sender or 'MAILER-DAEMON@mail.lab.test'), 'utf-8')}",
             f"To: {rcpts[0]}",
@@ -128,7 +132,9 @@ class Injector:
 
     def worker(self) -> None:
         try:
-            with smtplib.SMTP(self.host, self.port, local_hostname="fill.lab.test", timeout=120) as smtp:
+            with smtplib.SMTP(
+                self.host, self.port, local_hostname="fill.lab.test", timeout=120
+            ) as smtp:
                 smtp.ehlo()
                 while not self.errors and (i := next(self.next_index)) < self.total:
                     self.send(smtp, *self.messages.build(i))
@@ -192,7 +198,9 @@ def wait_settled(timeout: float) -> list[bytes]:
         if now >= deadline:
             raise TimeoutError(f"queue still busy after {timeout:.0f} s: {dict(counts)}")
         if now - last_print >= PROGRESS_EVERY:
-            print("waiting: " + ", ".join(f"{q} {n}" for q, n in sorted(counts.items())), flush=True)
+            print(
+                "waiting: " + ", ".join(f"{q} {n}" for q, n in sorted(counts.items())), flush=True
+            )
             last_print = now
         time.sleep(1.0)
 
@@ -208,7 +216,10 @@ def report(lines: list[bytes]) -> None:
             cls = reason_class(rcpt.get("delay_reason", ""))
             reasons[cls] += 1
             examples.setdefault(cls, rcpt.get("delay_reason", ""))
-    print("messages per queue: " + (", ".join(f"{q} {n}" for q, n in sorted(queues.items())) or "none"))
+    print(
+        "messages per queue: "
+        + (", ".join(f"{q} {n}" for q, n in sorted(queues.items())) or "none")
+    )
     print("recipients per delay reason class:")
     for cls, n in sorted(reasons.items()):
         print(f"  {cls:17} {n:7}   e.g. {examples[cls][:110]}")
@@ -241,8 +252,10 @@ def main(argv: list[str]) -> int:
     if injector.errors:
         print(f"injection failed: {injector.errors[0]}", file=sys.stderr)
         return 1
-    print(f"injected {injector.sent} messages in {elapsed:.1f} s "
-          f"({injector.sent / max(elapsed, 1e-9):.0f} msg/s); {injector.refused} refused")
+    print(
+        f"injected {injector.sent} messages in {elapsed:.1f} s "
+        f"({injector.sent / max(elapsed, 1e-9):.0f} msg/s); {injector.refused} refused"
+    )
     try:
         lines = wait_settled(args.timeout or max(120.0, args.count / 100))
     except TimeoutError as exc:
