@@ -27,6 +27,7 @@ Counting rules:
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from bot.mta.models import QUEUE_NAMES, QueueMessage
@@ -36,6 +37,7 @@ ALWAYS_SHOWN = ("active", "incoming", "deferred", "hold")
 OTHER_KEY = "(other)"
 NULL_SENDER = "<>"
 NO_DOMAIN = "(none)"
+NO_REASON = "(no reason recorded)"
 AGE_EDGES_MINUTES = (5, 10, 20, 40, 80, 160, 320, 640, 1280)
 _AGE_LABELS = (
     "<5m",
@@ -141,12 +143,7 @@ def _sender_key(sender: str) -> str:
     return NULL_SENDER if sender in ("", "MAILER-DAEMON") else sender
 
 
-def _age_bucket(age_seconds: float) -> int:
-    minutes = max(age_seconds, 0.0) / 60.0
-    for index, edge in enumerate(AGE_EDGES_MINUTES):
-        if minutes < edge:
-            return index
-    return len(AGE_EDGES_MINUTES)
+_AGE_EDGES_SECONDS = tuple(60 * edge for edge in AGE_EDGES_MINUTES)
 
 
 class SummaryBuilder:
@@ -172,26 +169,27 @@ class SummaryBuilder:
         sender = _sender_key(message.sender)
         self._senders.add(sender)
         self._sender_domains.add(NULL_SENDER if sender == NULL_SENDER else domain_of(sender))
-        for recipient in message.recipients:
-            self._recipient_domains.add(domain_of(recipient.address))
+        domains = [domain_of(recipient.address) for recipient in message.recipients]
+        for domain in domains:
+            self._recipient_domains.add(domain)
         if message.queue_name == "deferred":
-            self._add_deferred(message)
-        self._ages[_age_bucket(self.now - message.arrival_time)] += 1
+            self._add_deferred(message, domains)
+        self._ages[bisect_right(_AGE_EDGES_SECONDS, self.now - message.arrival_time)] += 1
         self._note_oldest(message)
 
-    def _add_deferred(self, message: QueueMessage) -> None:
+    def _add_deferred(self, message: QueueMessage, domains: list[str]) -> None:
         seen: set[ReasonClass] = set()
-        for recipient in message.recipients:
+        for recipient, domain in zip(message.recipients, domains, strict=True):
             if recipient.delay_reason:
                 reason_class, reason = analyse(recipient.delay_reason)
             else:
-                reason_class, reason = ReasonClass.other, "(no reason recorded)"
+                reason_class, reason = ReasonClass.other, NO_REASON
             group = self._classes.get(reason_class)
             if group is None:
                 group = self._classes[reason_class] = _ClassCounts(self.max_keys)
             group.recipients += 1
             group.reasons.add(reason)
-            group.domains.add(domain_of(recipient.address))
+            group.domains.add(domain)
             if reason_class not in seen:
                 seen.add(reason_class)
                 group.messages += 1
