@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mta_samples import REASONS
+from mta_samples import LAB_JSON, REASONS
 
+from bot.mta.postfix import PostqueueJsonParser
 from bot.mta.reasons import _RULES, MAX_REASON_LENGTH, ReasonClass, analyse, classify, normalise
 
 # Real Postfix (and real remote server) wording, one or more per class.
@@ -204,3 +205,32 @@ def test_any_text_is_handled(text: str) -> None:
     cls, normalised = analyse(text)
     assert isinstance(cls, ReasonClass)
     assert len(normalised) <= MAX_REASON_LENGTH
+
+
+# What each lab destination (tests/lab, LAB.md) does, and the class its reason must get.
+LAB_DESTINATIONS = {
+    "busy.test": ReasonClass.rate_limited,
+    "blackhole.test": ReasonClass.connection_timeout,
+    "silent.test": ReasonClass.connection_timeout,
+    "refused.test": ReasonClass.connection_refused,
+    "dnsfail.test": ReasonClass.dns_tempfail,
+    "greylist.test": ReasonClass.greylisted,
+    "full.test": ReasonClass.mailbox_full,
+    "dropdata.test": ReasonClass.other,
+    "notls.test": ReasonClass.tls_failure,
+    "authfail.test": ReasonClass.auth_failure,
+}
+
+
+@pytest.mark.skipif(not LAB_JSON.exists(), reason="no lab capture in tests/data yet")
+def test_lab_reasons() -> None:
+    parser = PostqueueJsonParser()
+    queue = parser.feed(LAB_JSON.read_bytes()) + parser.close()
+    groups: dict[str, set[str]] = {}
+    for message in queue:
+        for rcpt in message.recipients:
+            destination = rcpt.address.rpartition("@")[2]
+            assert classify(rcpt.delay_reason) is LAB_DESTINATIONS[destination], rcpt
+            groups.setdefault(destination, set()).add(normalise(rcpt.delay_reason))
+    # Suspended or not, whatever the recipient: one normalised reason per destination.
+    assert all(len(reasons) == 1 for reasons in groups.values()), groups

@@ -90,15 +90,15 @@ def as_dict(summary: QueueSummary) -> dict[str, object]:
     }
 
 
-def lab_or_sample() -> list[QueueMessage]:
-    if LAB_JSON.exists():
-        parser = PostqueueJsonParser()
-        return parser.feed(LAB_JSON.read_bytes()) + parser.close()
-    return sample_messages() + list(synthetic_messages(2000))
+def lab_queue() -> list[QueueMessage]:
+    if not LAB_JSON.exists():
+        return []
+    parser = PostqueueJsonParser()
+    return parser.feed(LAB_JSON.read_bytes()) + parser.close()
 
 
 def test_counts_equal_a_plain_recount() -> None:
-    queue = lab_or_sample()
+    queue = lab_queue() + sample_messages() + list(synthetic_messages(2000))
     assert as_dict(summarise(queue)) == recount(queue)
 
 
@@ -233,3 +233,24 @@ def test_memory_stays_flat() -> None:
     summary = builder.build()
     assert summary.total_messages == 200_000
     assert dict(builder._senders.top(1))[OTHER_KEY] == 200_000 - builder.max_keys
+
+
+@pytest.mark.skipif(not LAB_JSON.exists(), reason="no lab capture in tests/data yet")
+def test_lab_summary() -> None:
+    queue = lab_queue()
+    arrived = max(m.arrival_time for m in queue)
+    summary = summarise(queue, now=arrived + 3600, top_n=20)
+    assert summary.total_messages == len(queue)
+    assert summary.queues["deferred"].messages == sum(m.queue_name == "deferred" for m in queue)
+    assert summary.queues["hold"].messages == sum(m.queue_name == "hold" for m in queue)
+    # The lab fills the queue in a few seconds: an hour later everything is 40-80 minutes old.
+    assert [(b.label, b.messages) for b in summary.age_buckets if b.messages] == [
+        ("40-80m", len(queue))
+    ]
+    assert summary.oldest is not None
+    assert summary.oldest.arrival_time == min(m.arrival_time for m in queue)
+    assert ("<>", sum(m.sender == "MAILER-DAEMON" for m in queue)) in summary.top_senders
+    # Each lab destination has one behaviour, so each class names only its destinations.
+    for group in summary.deferred_by_class:
+        assert len(group.top_reasons) <= 2
+        assert group.recipients == sum(n for _, n in group.top_domains)
