@@ -2,14 +2,16 @@
 
 ``normalise`` keeps what identifies a problem (the remote host name, port, SMTP reply code,
 enhanced status code and wording) and folds what varies per message or per connection:
-addresses become ``<addr>``, IP addresses ``<ip>``, session tokens and long numbers
-``<id>``, clock times ``<time>``. The ``delivery temporarily suspended: `` prefix (the
+addresses become ``<addr>``, IP addresses ``<ip>``, session tokens (a run of ten or more
+letters and digits mixing both) and numbers of six or more digits ``<id>``, dates and clock
+times ``<time>``; short numbers ("try again in 300 seconds") stay. Whitespace is collapsed
+and the result cut to 200 characters. The ``delivery temporarily suspended: `` prefix (the
 destination was marked dead and the rest deferred untried) is dropped, so those recipients
 group with the ones that were actually tried.
 
-``classify`` tests ordered patterns against the normalised text with host names folded as
-well (a host called ``spam-filter.example`` must not look like a blocklist). The first
-match wins; the order puts the most specific wording first:
+``classify`` tests ordered patterns against the whole (uncut) normalised text with host
+names folded as well (a host called ``spam-filter.example`` must not look like a
+blocklist). The first match wins; the order puts the most specific wording first:
 
 greylisted, mailbox_full, rate_limited, tls_failure, auth_failure, blocklisted,
 dns_tempfail, host_not_found, connection_refused, connection_timeout, else other.

@@ -10,9 +10,10 @@ Counting rules:
 - ``queues`` always lists active, incoming, deferred and hold (zeros included), then any
   other queue seen, in Postfix's order.
 - ``deferred_by_class`` looks only at the deferred queue, per recipient: a recipient
-  without a reason counts as ``other``. A message counts once in each class that any of
-  its recipients fall in; recipients count one by one. ``top_reasons`` are normalised
-  reasons and ``top_domains`` recipient domains, both counted in recipients.
+  without a reason counts as ``other`` under ``(no reason recorded)``. A message counts
+  once in each class that any of its recipients fall in; recipients count one by one.
+  ``top_reasons`` are normalised reasons and ``top_domains`` recipient domains, both
+  counted in recipients.
 - ``top_recipient_domains`` counts recipients in every queue; ``top_senders`` and
   ``top_sender_domains`` count messages in every queue. The null sender (Postfix shows
   ``MAILER-DAEMON``) is ``<>``, and so is its domain. An address without ``@`` has the
@@ -180,15 +181,12 @@ class SummaryBuilder:
     def _add_deferred(self, message: QueueMessage, domains: list[str]) -> None:
         seen: set[ReasonClass] = set()
         for recipient, domain in zip(message.recipients, domains, strict=True):
-            if recipient.delay_reason:
-                reason_class, reason = analyse(recipient.delay_reason)
-            else:
-                reason_class, reason = ReasonClass.other, NO_REASON
+            reason_class, reason = analyse(recipient.delay_reason)
             group = self._classes.get(reason_class)
             if group is None:
                 group = self._classes[reason_class] = _ClassCounts(self.max_keys)
             group.recipients += 1
-            group.reasons.add(reason)
+            group.reasons.add(reason or NO_REASON)
             group.domains.add(domain)
             if reason_class not in seen:
                 seen.add(reason_class)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -63,7 +64,7 @@ EXPECTED = [
 ]
 
 
-def parse_bytes(data: bytes, cuts: list[int] = (), now: float = NOW) -> list[QueueMessage]:  # type: ignore[assignment]
+def parse_bytes(data: bytes, cuts: Sequence[int] = (), now: float = NOW) -> list[QueueMessage]:
     parser = PostqueueListParser(now=now)
     out: list[QueueMessage] = []
     start = 0

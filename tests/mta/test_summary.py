@@ -35,21 +35,15 @@ def sender_key(sender: str) -> str:
 def recount(queue: list[QueueMessage]) -> dict[str, object]:
     """The same numbers, computed the obvious way with everything in memory."""
     deferred = [m for m in queue if m.queue_name == "deferred"]
-    by_class: dict[ReasonClass, dict[str, object]] = {}
-    for m in deferred:
-        classes = {classify(r.delay_reason) for r in m.recipients}
-        for cls in classes:
-            rcpts = [r for r in m.recipients if classify(r.delay_reason) is cls]
-            group = by_class.setdefault(
-                cls, {"messages": 0, "recipients": 0, "reasons": Counter(), "domains": Counter()}
-            )
-            group["messages"] += 1  # type: ignore[operator]
-            group["recipients"] += len(rcpts)  # type: ignore[operator]
-            group["reasons"].update(
-                normalise(r.delay_reason) if r.delay_reason else "(no reason recorded)"
-                for r in rcpts
-            )  # type: ignore[union-attr]
-            group["domains"].update(domain(r.address) for r in rcpts)  # type: ignore[union-attr]
+    by_class: dict[ReasonClass, tuple[int, int, dict[str, int], dict[str, int]]] = {}
+    for cls in {classify(r.delay_reason) for m in deferred for r in m.recipients}:
+        rcpts = [r for m in deferred for r in m.recipients if classify(r.delay_reason) is cls]
+        by_class[cls] = (
+            sum(1 for m in deferred if any(classify(r.delay_reason) is cls for r in m.recipients)),
+            len(rcpts),
+            dict(Counter(normalise(r.delay_reason) or "(no reason recorded)" for r in rcpts)),
+            dict(Counter(domain(r.address) for r in rcpts)),
+        )
     return {
         "total_messages": len(queue),
         "total_recipients": sum(len(m.recipients) for m in queue),
@@ -62,10 +56,7 @@ def recount(queue: list[QueueMessage]) -> dict[str, object]:
             )
             for name in {m.queue_name for m in queue} | {"active", "incoming", "deferred", "hold"}
         },
-        "by_class": {
-            cls: (g["messages"], g["recipients"], dict(g["reasons"]), dict(g["domains"]))  # type: ignore[call-overload]
-            for cls, g in by_class.items()
-        },
+        "by_class": by_class,
         "recipient_domains": dict(Counter(domain(r.address) for m in queue for r in m.recipients)),
         "senders": dict(Counter(sender_key(m.sender) for m in queue)),
         "sender_domains": dict(
@@ -254,3 +245,12 @@ def test_lab_summary() -> None:
     for group in summary.deferred_by_class:
         assert len(group.top_reasons) <= 2
         assert group.recipients == sum(n for _, n in group.top_domains)
+
+
+def test_blank_reason_is_no_reason() -> None:
+    queue = [
+        QueueMessage("deferred", "ABCDEF", NOW, 1, "a@b.test", (Recipient("c@d.test", "  "),)),
+        QueueMessage("deferred", "ABCDE0", NOW, 1, "a@b.test", (Recipient("c@d.test", ""),)),
+    ]
+    [group] = summarise(queue).deferred_by_class
+    assert group.top_reasons == [("(no reason recorded)", 2)]
