@@ -7,9 +7,12 @@ returns a model for its template. Commands never touch Slack; help is built from
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from bot.errors import UsageError
@@ -40,6 +43,7 @@ class CommandSpec:
     run: Runner
     arguments: tuple[Argument, ...] = ()
     targets_hosts: bool = field(default=False)
+    order: int = 50  # position in help
 
     @property
     def usage(self) -> str:
@@ -69,11 +73,15 @@ def _parser_for(spec: CommandSpec) -> _Parser:
     return parser
 
 
+@cache
 def all_specs() -> list[CommandSpec]:
-    from commands import help as help_cmd
-    from commands import summary
-
-    return [summary.SPEC, help_cmd.SPEC]
+    """Every module in this package that defines ``SPEC``, in ``order`` (help last)."""
+    specs = []
+    for module in pkgutil.iter_modules(__path__):
+        spec = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SPEC", None)
+        if isinstance(spec, CommandSpec):
+            specs.append(spec)
+    return sorted(specs, key=lambda s: (s.order, s.name))
 
 
 def registry() -> dict[str, CommandSpec]:

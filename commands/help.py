@@ -58,4 +58,5 @@ SPEC = CommandSpec(
     template="help",
     examples=("/mailq help",),
     run=run,
+    order=99,
 )

@@ -38,4 +38,5 @@ SPEC = CommandSpec(
     arguments=(Argument("target", help="a host from the inventory", metavar="HOST"),),
     run=run,
     targets_hosts=True,
+    order=10,
 )
