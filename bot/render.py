@@ -31,13 +31,26 @@ _DATE_TOKEN = re.compile(rf"\[{_NONCE}:date:(\d+)\]")
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """Output too long for a message: posted as a file in the thread, printed in the console."""
+
+    filename: str
+    content: str
+    title: str
+
+
+@dataclass(frozen=True)
 class Rendered:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    attachment: Attachment | None = None
 
     @property
     def console(self) -> str:
-        return self.text
+        if self.attachment is None:
+            return self.text
+        rule = "-" * 72
+        return f"{self.text}\n\n{rule}\n{self.attachment.title}\n{rule}\n{self.attachment.content}"
 
     @property
     def fallback(self) -> str:
@@ -94,7 +107,20 @@ def render(name: str, model: Any, **extra: Any) -> Rendered:
         blocks = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise RuntimeError(f"template {name}.blocks.j2 made invalid JSON: {exc}") from exc
-    return Rendered(text=text, blocks=blocks)
+    return Rendered(text=text, blocks=blocks, attachment=_attachment(name, model, extra))
+
+
+def _attachment(name: str, model: Any, extra: dict[str, Any]) -> Attachment | None:
+    """``<name>.file.j2``, if the command has one and it renders to something."""
+    _, text_env = _envs()
+    if f"{name}.file.j2" not in text_env.list_templates(filter_func=lambda n: n.endswith(".j2")):
+        return None
+    content = text_env.get_template(f"{name}.file.j2").render(m=model, **extra).strip()
+    if not content:
+        return None
+    filename = str(getattr(model, "filename", f"mailqbot-{name}.txt"))
+    title = str(getattr(model, "file_title", f"Full output of {name}"))
+    return Attachment(filename=filename, content=content + "\n", title=title)
 
 
 def error(exc: MailqbotError) -> Rendered:

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages, render
+from bot import render
 from bot.pipeline import Outcome, Request, execute, prepare
 from bot.services import Services
 from bot.slack.client import make_client
+from bot.slack.delivery import Message, deliver, ephemeral, post_working, progress_updater
 from bot.slack.usergroups import UserGroupCache
-from bot.text import escape_mrkdwn
 
 log = logging.getLogger(__name__)
-PROGRESS_INTERVAL = 2.0
 SLASH_COMMAND = "/mailq"
 
 
@@ -42,6 +41,7 @@ def build_app(services: Services, client: AsyncWebClient | None = None) -> Async
 
     app.middleware(inject)
     app.command(SLASH_COMMAND)(on_mailq)
+    app.action(re.compile(r"^mailq_run_(replace|thread)$"))(on_run_button)
     app.error(on_error)
     return app
 
@@ -62,65 +62,62 @@ async def on_mailq(
         channel_id=command.get("channel_id"),
         text=command.get("text", "").strip(),
     )
-    prepared = await prepare(request, services)
-    if isinstance(prepared, Outcome):
-        await _ephemeral(respond, prepared.reply)
-        return
-    message = await _post_working(client, request, respond)
-    prepared.context.progress = _progress_updater(client, message)
-    outcome = await execute(prepared)
-    await _deliver(client, respond, message, outcome)
+    await _run(request, services, client, respond)
 
 
-async def _ephemeral(respond: AsyncRespond, reply: render.Rendered) -> None:
-    await respond(text=reply.fallback, blocks=reply.blocks, response_type="ephemeral")
-
-
-async def _post_working(
-    client: AsyncWebClient, request: Request, respond: AsyncRespond
-) -> dict[str, str] | None:
-    """Post the placeholder that the result will replace; None if we cannot post here."""
-    text = messages.WORKING.format(text=escape_mrkdwn(request.text))
-    try:
-        response = await client.chat_postMessage(channel=request.channel_id or "", text=text)
-    except SlackApiError as exc:
-        if exc.response.get("error") not in {"not_in_channel", "channel_not_found"}:
-            raise
-        await respond(text=f"{text}\n{messages.NOT_IN_CHANNEL}", response_type="ephemeral")
-        return None
-    return {"channel": str(response["channel"]), "ts": str(response["ts"])}
-
-
-def _progress_updater(client: AsyncWebClient, message: dict[str, str] | None) -> Any:
-    last = 0.0
-
-    async def update(text: str) -> None:
-        nonlocal last
-        if message is None or time.monotonic() - last < PROGRESS_INTERVAL:
-            return
-        last = time.monotonic()
-        await client.chat_update(channel=message["channel"], ts=message["ts"], text=text)
-
-    return update
-
-
-async def _deliver(
+async def on_run_button(
+    ack: AsyncAck,
+    body: dict[str, Any],
     client: AsyncWebClient,
     respond: AsyncRespond,
-    message: dict[str, str] | None,
-    outcome: Outcome,
+    services: Services,
 ) -> None:
-    reply = outcome.reply
-    if not outcome.ok:
-        if message is not None:
-            await client.chat_delete(channel=message["channel"], ts=message["ts"])
-        await _ephemeral(respond, reply)
-    elif message is None:
-        await respond(text=reply.fallback, blocks=reply.blocks, response_type="in_channel")
+    """A button that runs a command (a next page, a follow-up) as the person who clicked.
+
+    The button's value is the command text; permission is checked now, for the clicker.
+    ``mailq_run_replace`` puts the result in place of the message, ``mailq_run_thread``
+    answers in its thread.
+    """
+    await ack()
+    action = body["actions"][0]
+    user = body["user"]
+    request = Request(
+        source="slack",
+        user_id=user["id"],
+        team_id=user.get("team_id") or body.get("team", {}).get("id"),
+        enterprise_id=(body.get("enterprise") or {}).get("id"),
+        channel_id=body.get("channel", {}).get("id"),
+        text=str(action.get("value", "")),
+    )
+    container = body.get("container", {})
+    if action["action_id"] == "mailq_run_replace" and container.get("message_ts"):
+        target = Message(str(request.channel_id), str(container["message_ts"]))
+        await _run(request, services, client, respond, existing=target)
     else:
-        await client.chat_update(
-            channel=message["channel"], ts=message["ts"], text=reply.fallback, blocks=reply.blocks
-        )
+        await _run(request, services, client, respond, thread_ts=container.get("message_ts"))
+
+
+async def _run(
+    request: Request,
+    services: Services,
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    existing: Message | None = None,
+    thread_ts: str | None = None,
+) -> None:
+    prepared = await prepare(request, services)
+    if isinstance(prepared, Outcome):
+        await ephemeral(respond, prepared.reply)
+        return
+    message = existing or await post_working(
+        client, request.channel_id, request.text, respond, thread_ts
+    )
+    prepared.context.progress = progress_updater(client, message)
+    outcome = await execute(prepared)
+    if existing is not None and not outcome.ok:
+        await ephemeral(respond, outcome.reply)  # keep the message the button was on
+        return
+    await deliver(client, respond, message, outcome)
 
 
 async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -128,7 +125,7 @@ async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond
     ref = f"{int(time.time()):x}"
     log.error("unhandled error (reference %s)", ref, exc_info=error)
     if body.get("response_url"):
-        await _ephemeral(respond, render.crash(ref))
+        await ephemeral(respond, render.crash(ref))
 
 
 async def learn_own_team(client: AsyncWebClient, services: Services) -> None:

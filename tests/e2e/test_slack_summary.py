@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 import aiohttp
 import pytest
 from conftest import BotProcess, final, postqueue_json
-from fakes import FakeSlack, sign, slash_command_body
+from fakes import FakeSlack, block_actions_body, sign, slash_command_body
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -132,3 +132,39 @@ async def test_bad_or_stale_signature_is_refused(
         assert await session.scalar(select(func.count()).select_from(CommandRun)) == 0
         assert await session.scalar(select(func.count()).select_from(AuditEvent)) == 0
     assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
+
+
+async def test_run_button_answers_in_the_thread_as_the_clicker(
+    bot: BotProcess, fake_slack: FakeSlack, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    ts = fake_slack.seed_message("C0LAB", "an earlier answer")
+    body = block_actions_body(
+        "mailq_run_thread", "summary lab", user_id="U0OPERATOR", message_ts=ts,
+        response_url=fake_slack.response_url("click"),
+    )  # fmt: skip
+    status, _ = await post_signed(bot, body)
+    assert status == 200
+    posted = await fake_slack.wait_for("chat.postMessage")
+    assert posted[0].args["thread_ts"] == ts
+    await fake_slack.wait_for("chat.update", timeout=90, predicate=final)
+    async with sessions() as session:
+        runs = (await session.scalars(select(CommandRun))).all()
+    assert [(r.user_id, r.outcome) for r in runs] == [("U0OPERATOR", "ok")]
+
+
+async def test_run_button_rechecks_permission_for_the_clicker(
+    bot: BotProcess, fake_slack: FakeSlack, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    body = block_actions_body(
+        "mailq_run_thread", "summary lab", user_id="U0STRANGER",
+        response_url=fake_slack.response_url("click"),
+    )  # fmt: skip
+    status, _ = await post_signed(bot, body)
+    assert status == 200
+    (refusal,) = await fake_slack.wait_for("response_url:click")
+    assert refusal.args["response_type"] == "ephemeral"
+    assert "may not run `summary`" in refusal.args["text"]
+    assert fake_slack.calls_to("chat.postMessage") == []
+    async with sessions() as session:
+        runs = (await session.scalars(select(CommandRun))).all()
+    assert [(r.user_id, r.outcome) for r in runs] == [("U0STRANGER", "denied")]

@@ -1,0 +1,91 @@
+"""Getting a result in front of people: placeholder, progress, result in place, files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from slack_bolt.async_app import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages, render
+from bot.pipeline import Outcome
+from bot.text import escape_mrkdwn
+
+PROGRESS_INTERVAL = 2.0
+CANNOT_POST = {"not_in_channel", "channel_not_found"}
+
+
+@dataclass(frozen=True)
+class Message:
+    channel: str
+    ts: str
+
+
+async def ephemeral(respond: AsyncRespond, reply: render.Rendered) -> None:
+    await respond(text=reply.fallback, blocks=reply.blocks, response_type="ephemeral")
+
+
+async def post_working(
+    client: AsyncWebClient,
+    channel: str | None,
+    text: str,
+    respond: AsyncRespond,
+    thread_ts: str | None = None,
+) -> Message | None:
+    """Post the placeholder that the result will replace; None if we cannot post here."""
+    working = messages.WORKING.format(text=escape_mrkdwn(text))
+    try:
+        response = await client.chat_postMessage(
+            channel=channel or "", text=working, thread_ts=thread_ts
+        )
+    except SlackApiError as exc:
+        if exc.response.get("error") not in CANNOT_POST:
+            raise
+        await respond(text=f"{working}\n{messages.NOT_IN_CHANNEL}", response_type="ephemeral")
+        return None
+    return Message(str(response["channel"]), str(response["ts"]))
+
+
+def progress_updater(
+    client: AsyncWebClient, message: Message | None
+) -> Callable[[str], Awaitable[None]]:
+    """Edit the placeholder with progress, at most every PROGRESS_INTERVAL seconds."""
+    last = 0.0
+
+    async def update(text: str) -> None:
+        nonlocal last
+        if message is None or time.monotonic() - last < PROGRESS_INTERVAL:
+            return
+        last = time.monotonic()
+        await client.chat_update(channel=message.channel, ts=message.ts, text=text)
+
+    return update
+
+
+async def deliver(
+    client: AsyncWebClient, respond: AsyncRespond, message: Message | None, outcome: Outcome
+) -> None:
+    """Errors go only to the asker; results replace the placeholder, long output as a file."""
+    reply = outcome.reply
+    if not outcome.ok:
+        if message is not None:
+            await client.chat_delete(channel=message.channel, ts=message.ts)
+        await ephemeral(respond, reply)
+        return
+    if message is None:
+        await respond(text=reply.fallback, blocks=reply.blocks, response_type="in_channel")
+        return
+    await client.chat_update(
+        channel=message.channel, ts=message.ts, text=reply.fallback, blocks=reply.blocks
+    )
+    if reply.attachment is not None:
+        await client.files_upload_v2(
+            channel=message.channel,
+            thread_ts=message.ts,
+            content=reply.attachment.content,
+            filename=reply.attachment.filename,
+            title=reply.attachment.title,
+        )
