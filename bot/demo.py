@@ -14,7 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from email.utils import formatdate
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -155,6 +157,8 @@ def _handler(host: DemoHost):  # type: ignore[no-untyped-def]
             return 0, stream(host.lines), b""
         if tool[:2] == ["/usr/sbin/postconf", "-h"]:
             return 0, b"".join(_postconf(name) for name in tool[2:]), b""
+        if tool[:1] == ["/usr/sbin/postcat"] and tool[-2:-1] == ["-q"]:
+            return demo_postcat(host, tool[-1], tool[1][1:] if len(tool) == 4 else "beh")
         return 1, b"", f"demo host: {' '.join(tool)} is not simulated\n".encode()
 
     return handle
@@ -177,6 +181,87 @@ def _postconf(name: str) -> bytes:
         "queue_directory": "/var/spool/postfix",
     }
     return (values.get(name, "") + "\n").encode()
+
+
+# -- postcat: envelope, headers and a body made up for each demo message ------------------
+
+SUBJECTS = [
+    "Invoice {n} for your order",
+    "Your order {n} has shipped",
+    "<!channel> urgent: verify your account",
+    "Password reset <https://evil.test/reset|click here>",
+    "=?utf-8?q?R=C3=A9union_d=27=C3=A9quipe_{n}?=",
+]
+SENTENCES = [
+    "Thank you for your order; the details are below for your records.",
+    "Please keep this message: it is the receipt for your payment.",
+    "If you did not ask for this, you can ignore this message safely.",
+    "Questions? Reply to this message and the support team will help.",
+]
+
+
+def demo_postcat(host: DemoHost, queue_id: str, flags: str) -> tuple[int, bytes, bytes]:
+    """``postcat [-beh] -q ID`` for a demo message, generated the same way every time."""
+    needle = queue_id.encode()
+    line = next((line for line in host.lines if needle in line), None)
+    if line is None:
+        error = f"postcat: fatal: open queue file {queue_id}: No such file or directory\n"
+        return 1, b"", error.encode()
+    record = orjson.loads(line)
+    headers, body = _demo_content(host.name, record)
+    path = f"{record['queue_name']}/{queue_id[0]}/{queue_id}"
+    parts = [f"*** ENVELOPE RECORDS {path} ***", *_demo_envelope(record)] if "e" in flags else []
+    parts += [f"*** MESSAGE CONTENTS {path} ***"] if "e" in flags else []
+    parts += headers if "h" in flags else []
+    parts += ["", *body] if "b" in flags else []
+    if "e" in flags:
+        parts += [f"*** HEADER EXTRACTED {path} ***", f"*** MESSAGE FILE END {path} ***"]
+    return 0, "".join(f"{part}\n" for part in parts).encode(), b""
+
+
+def _demo_envelope(record: dict[str, Any]) -> list[str]:
+    qid, size, when = record["queue_id"], record["message_size"], record["arrival_time"]
+    rcpts = [r["address"] for r in record["recipients"]]
+    done = [f"billing{size % 97}@partner.example"] if size % 5 == 0 else []
+    sizes = (size, 812, len(rcpts) + len(done), 0, size, 0)
+    lines = [
+        "message_size: " + " ".join(f"{n:15d}" for n in sizes),
+        f"message_arrival_time: {time.asctime(time.gmtime(when))}",
+        f"create_time: {time.asctime(time.gmtime(when))}",
+        f"named_attribute: log_ident={qid}",
+        "named_attribute: rewrite_context=remote",
+        f"sender: {record['sender']}",
+        "named_attribute: log_message_origin=app.demo.test[192.0.2.15]",
+        "named_attribute: helo_name=app.demo.test",
+        "named_attribute: protocol_name=ESMTPS",
+    ]
+    for kind, address in [
+        *(("recipient", a) for a in rcpts),
+        *(("done_recipient", a) for a in done),
+    ]:
+        lines += [f"original_recipient: {address}", f"{kind}: {address}"]
+    return lines
+
+
+def _demo_content(host: str, record: dict[str, Any]) -> tuple[list[str], list[str]]:
+    qid, when = record["queue_id"], record["arrival_time"]
+    rng = random.Random(qid)  # noqa: S311 - demo data, not secrets
+    first = record["recipients"][0]["address"]
+    headers = [
+        "Received: from app.demo.test (app.demo.test [192.0.2.15])",
+        f"\tby {host}.demo.test (Postfix) with ESMTPS id {qid}",
+        f"\tfor <{first}>; {formatdate(when)}",
+        f"From: {record['sender'] or 'MAILER-DAEMON@' + host + '.demo.test'}",
+        f"To: {first}",
+        f"Subject: {rng.choice(SUBJECTS).format(n=rng.randint(1000, 99999))}",
+        f"Date: {formatdate(when)}",
+        f"Message-ID: <{qid.lower()}@app.demo.test>",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+    ]
+    room = record["message_size"] - sum(len(h) + 2 for h in headers)
+    body = [rng.choice(SENTENCES) for _ in range(max(1, room // 67))]
+    return headers, body
 
 
 def _config(workdir: Path, servers: dict[str, ScriptedSSHServer]) -> str:
