@@ -1,0 +1,525 @@
+"""The Postfix mail log: delivery lines parsed, counted with bounded memory, and read commands.
+
+Lines look like this (``maillog_file`` and syslog files; ``journalctl -o short-iso-precise``
+gives the second form with ``+0000``)::
+
+    Nov 28 11:09:51 mail postfix/smtp[29156]: 9DB1516A006: to=<a@b.test>,
+      relay=mx.b.test[127.0.0.6]:25, conn_use=2, delay=0.08, delays=0.01/0.07/0/0, dsn=4.7.0,
+      status=deferred (reason text)
+    2026-11-28T10:59:16.123456+00:00 mail postfix/qmgr[7]: 9DB1516A006: from=<a@b.test>,
+      status=expired, returned to sender
+
+``parse_line`` returns a ``Delivery`` for such a line and ``None`` for anything else; it never
+raises and never returns an invalid queue ID. Addresses are matched with Postfix's quoting
+(``"<!channel>"@evil.test``), so a hostile address cannot shift the fields after it.
+
+Times: a syslog stamp has no year and no zone. It is read in the host's zone (``utc_offset``,
+from ``date +%z``; one offset for the whole window, so a DST change inside it shifts times by
+an hour) and given the latest year that does not put it more than a day after ``now``. An ISO
+stamp without an offset is read the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from calendar import timegm
+from dataclasses import dataclass
+from typing import NamedTuple
+from datetime import UTC, datetime
+from time import gmtime
+
+from bot.errors import ParseError, UsageError
+from bot.mta import postfix
+from bot.mta.models import is_queue_id
+from bot.mta.reasons import ReasonClass, analyse
+from bot.mta.summary import OTHER_KEY, BoundedCounter, domain_of
+from bot.ssh import RemoteCommand
+
+TAIL, HEAD, GREP = "/usr/bin/tail", "/usr/bin/head", "/bin/grep"
+STAT, DATE, JOURNALCTL = "/usr/bin/stat", "/bin/date", "/bin/journalctl"
+SYSLOG_FILES = ("/var/log/mail.log", "/var/log/maillog")  # Debian/Ubuntu, RHEL/SUSE
+STATUS_FILTER = (GREP, "-a", "-F", " status=")  # keep delivery lines only, on the host
+MAX_LINE_BYTES = 1024 * 1024  # longer lines are skipped (counted malformed), never buffered
+_MONTHS = dict(zip(("Jan", "Feb", "Mar", "Apr", "May", "Jun"), range(1, 7), strict=True)) | dict(
+    zip(("Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), range(7, 13), strict=True)
+)
+_DAY = 86400
+# An address as Postfix logs it: quoted strings may hold '>'; written "unrolled" (normal*
+# (special normal*)*) so the regular expression engine never backtracks through it.
+_ADDR = r'[^">]*(?:"[^"\\]*(?:\\.[^"\\]*)*"[^">]*)*'
+_NUM = r"\d{1,12}(?:\.\d{1,9})?"
+_STAMP = (
+    r"[A-Z][a-z]{2} [ 0-3]\d [0-2]\d:[0-5]\d:[0-6]\d"
+    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
+)
+_TIMESTAMP = re.compile(_STAMP)
+_LINE = re.compile(
+    rf"(?P<ts>{_STAMP})"
+    r" \S{1,255} (?P<prog>[\w.+/-]{1,64})(?:\[\d{1,10}\])?: (?P<qid>[0-9A-Za-z]{6,40}): "
+    rf"(?:to=<(?P<to>{_ADDR})>, (?:orig_to=<{_ADDR}>, )?relay=(?P<relay>[^,\s]*), "
+    rf"(?:conn_use=\d+, )?(?:delay={_NUM}, )?"
+    rf"(?:delays=(?P<a>{_NUM})/(?P<b>{_NUM})/(?P<c>{_NUM})/(?P<d>{_NUM}), )?"
+    r"(?:dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), )?"
+    rf"|from=<{_ADDR}>, )"
+    r"status=(?P<status>[a-z]{1,32})(?: \((?P<reason>.*)\)|, (?P<note>.*))?"
+)
+_OFFSET = re.compile(r"([+-])(\d\d)(\d\d)")
+_PATH = re.compile(r"(?:/[A-Za-z0-9_.+-]{1,255}){1,32}")
+
+
+class Delivery(NamedTuple):
+    """One ``status=`` line: a recipient's delivery attempt, or a message's expiry.
+
+    ``recipient`` and ``relay`` are empty on expiry lines (``from=<...>, status=expired``);
+    ``delays`` is ``(a, b, c, d)`` in seconds when logged. (A tuple: millions are made.)
+    """
+
+    when: float
+    queue_id: str
+    status: str
+    recipient: str
+    relay: str
+    delays: tuple[float, float, float, float] | None
+    dsn: str
+    reason: str
+    program: str
+
+
+class LogClock:
+    """Epoch seconds of log timestamps (see the module docstring)."""
+
+    def __init__(self, now: float, utc_offset: int = 0) -> None:
+        self.now, self.offset = now, utc_offset
+        self._days: dict[str, float | None] = {}  # "Nov 28" -> local midnight (<= 372 keys)
+        self._last: tuple[str, float | None] = ("", None)
+
+    def epoch(self, stamp: str) -> float | None:
+        if stamp == self._last[0]:
+            return self._last[1]
+        when = self._syslog(stamp) if stamp[3:4] == " " else self._iso(stamp)
+        self._last = (stamp, when)
+        return when
+
+    def _syslog(self, stamp: str) -> float | None:
+        key = stamp[:6]
+        if key in self._days:
+            day = self._days[key]
+        else:
+            day = self._days[key] = self._day(_MONTHS.get(stamp[:3], 0), int(stamp[4:6]))
+        hh, mm, ss = int(stamp[7:9]), int(stamp[10:12]), int(stamp[13:15])
+        if day is None or hh > 23 or ss > 60:
+            return None
+        return day + hh * 3600 + mm * 60 + ss
+
+    def _day(self, month: int, day: int) -> float | None:
+        """Epoch of local midnight on month/day in the latest year not after ``now`` + 1 day."""
+        year = gmtime(self.now + self.offset + _DAY).tm_year
+        for candidate in range(year, year - 9, -1):
+            try:
+                midnight = datetime(candidate, month, day, tzinfo=UTC).timestamp() - self.offset
+            except ValueError:  # no such day (Feb 29, month 0) this year
+                continue
+            if midnight <= self.now + _DAY:
+                return float(midnight)
+        return None
+
+    def _iso(self, stamp: str) -> float | None:
+        try:
+            when = datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return timegm(when.timetuple()) + when.microsecond / 1e6 - self.offset
+        return when.timestamp()
+
+
+def parse_line(line: str, clock: LogClock) -> Delivery | None:
+    """The delivery on ``line`` (without its newline), or ``None`` if it is not one."""
+    if " status=" not in line:
+        return None
+    match = _LINE.fullmatch(line.rstrip("\r"))
+    if match is None or not is_queue_id(match["qid"]):
+        return None
+    when = clock.epoch(match["ts"])
+    if when is None:
+        return None
+    a = match["a"]
+    delays = (
+        None if a is None else (float(a), float(match["b"]), float(match["c"]), float(match["d"]))
+    )
+    qid, status, to, relay, dsn, reason, note, program = match.group(
+        "qid", "status", "to", "relay", "dsn", "reason", "note", "prog"
+    )
+    return Delivery(
+        when, qid, status, to or "", relay or "", delays, dsn or "", reason or note or "", program
+    )
+
+
+def line_time(line: str, clock: LogClock) -> float | None:
+    """The time stamped on any log line, or ``None``."""
+    match = _TIMESTAMP.match(line)
+    return None if match is None else clock.epoch(match.group(0))
+
+
+class LineReader:
+    """Splits a byte stream into lines and parses each one.
+
+    ``lines`` counts the lines seen, ``malformed`` those with `` status=`` that did not parse
+    (or were longer than ``MAX_LINE_BYTES``). Memory is bounded by one chunk and one line.
+    """
+
+    def __init__(self, clock: LogClock) -> None:
+        self.clock = clock
+        self.lines = 0
+        self.malformed = 0
+        self._rest = b""
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> list[Delivery]:
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self._keep(chunk)
+            return []
+        if self._skipping:  # drop the rest of an over-long line, up to its newline
+            first = chunk.find(b"\n")
+            self._skipping = False
+            body = chunk[first + 1 : end] if first < end else None
+        else:
+            body = self._rest + chunk[:end]
+        self._rest = b""
+        self._keep(chunk[end + 1 :])
+        return [] if body is None else self._parse(body.decode("utf-8", "replace").split("\n"))
+
+    def close(self) -> list[Delivery]:
+        rest, self._rest = self._rest, b""
+        if self._skipping or not rest:
+            return []
+        return self._parse([rest.decode("utf-8", "replace")])
+
+    def _keep(self, part: bytes) -> None:
+        if self._skipping:
+            return
+        self._rest += part
+        if len(self._rest) > MAX_LINE_BYTES:
+            self._rest, self._skipping = b"", True
+            self.lines += 1
+            self.malformed += 1
+
+    def _parse(self, lines: list[str]) -> list[Delivery]:
+        out = []
+        clock = self.clock
+        for line in lines:
+            delivery = parse_line(line, clock)
+            if delivery is not None:
+                out.append(delivery)
+            elif " status=" in line:
+                self.malformed += 1
+        self.lines += len(lines)
+        return out
+
+
+# -- where the log is, and the commands that read it ------------------------------------------
+
+
+def log_path(value: str) -> str:
+    """A log file path from the host (``postconf -h maillog_file``), checked before use."""
+    path = value.strip()
+    parts = path.split("/")
+    if not _PATH.fullmatch(path) or ".." in parts or "." in parts:
+        raise ParseError(f"The mail log path `{path[:200]}` is not a plain absolute file path.")
+    if path.startswith(("/dev/", "/proc/")):
+        raise UsageError(
+            f"Postfix logs to `{path}` (maillog_file), not to a file mailqbot can read. Point "
+            "maillog_file at a file (e.g. /var/log/postfix.log) or log through syslog."
+        )
+    return path
+
+
+def maillog_file_setting() -> RemoteCommand:
+    return postfix.postconf_values("maillog_file")
+
+
+def file_sizes(*paths: str) -> RemoteCommand:
+    """``stat`` needs no root: only search permission on the directories (``/var/log`` has it)."""
+    return RemoteCommand(argv=(STAT, "-L", "-c", "%s %n", *map(log_path, paths)), remote_timeout=10)
+
+
+def parse_sizes(stdout: str) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for line in stdout.splitlines():
+        size, _, path = line.partition(" ")
+        if size.isdigit() and path:
+            sizes[path] = int(size)
+    return sizes
+
+
+def utc_offset() -> RemoteCommand:
+    return RemoteCommand(argv=(DATE, "+%z"), remote_timeout=10)
+
+
+def parse_utc_offset(stdout: str) -> int:
+    match = _OFFSET.fullmatch(stdout.strip())
+    if match is None:
+        raise ParseError(f"`date +%z` printed `{stdout.strip()[:40]}`, not a UTC offset.")
+    seconds = int(match[2]) * 3600 + int(match[3]) * 60
+    return -seconds if match[1] == "-" else seconds
+
+
+def read_file(path: str, start: int, length: int, *, sudo: bool, timeout: float) -> RemoteCommand:
+    """Bytes ``[start, start + length)`` of the log, delivery lines only (filtered on the host).
+
+    The sudoers rule allows ``tail -c +N FILE``; ``head`` and ``grep`` run unprivileged. The
+    exit status is grep's (1: no line matched): check stderr, not the status.
+    """
+    if start < 0 or length < 0:
+        raise ValueError("negative offset or length")
+    return RemoteCommand(
+        argv=(TAIL, "-c", f"+{start + 1}", log_path(path)),
+        sudo=sudo,
+        remote_timeout=timeout,
+        pipe_to=((HEAD, "-c", str(length)), STATUS_FILTER),
+    )
+
+
+def probe_file(path: str, start: int, length: int, *, sudo: bool) -> RemoteCommand:
+    """Up to ``length`` bytes from ``start``: enough to see the first whole line there."""
+    if start < 0 or length <= 0:
+        raise ValueError("negative offset or empty probe")
+    return RemoteCommand(
+        argv=(TAIL, "-c", f"+{start + 1}", log_path(path)),
+        sudo=sudo,
+        remote_timeout=10,
+        pipe_to=((HEAD, "-c", str(length)),),
+    )
+
+
+def read_journal(since: int, until: int, *, sudo: bool, timeout: float) -> RemoteCommand:
+    """Delivery lines from the journal (mail facility) between two epoch seconds."""
+    if not 0 <= since <= until:
+        raise ValueError("bad journal window")
+    argv = (JOURNALCTL, "SYSLOG_FACILITY=2", f"--since=@{since}", f"--until=@{until}")
+    return RemoteCommand(
+        argv=(*argv, "-o", "short-iso-precise", "--no-pager", "-q"),
+        sudo=sudo,
+        remote_timeout=timeout,
+        pipe_to=(STATUS_FILTER,),
+    )
+
+
+# -- the analysis: bounded counters over the deliveries in the window ---------------------------
+
+DELAY_STATUSES = ("sent", "deferred", "bounced")
+MAIN_STATUSES = ("sent", "deferred", "bounced", "expired")
+DELAY_PARTS = ("before queue manager", "in queue manager", "connection setup", "transmission")
+# Histogram edges in seconds for the delay percentiles: p95 is reported as "at most EDGE".
+DELAY_EDGES = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, _DAY, 5 * _DAY)
+_SUSPENDED = "delivery temporarily suspended: "
+MAX_KEY = 100  # characters of a relay or domain kept as a counter key
+ATTEMPT_GAP = 60.0  # seconds: deferrals of one queue ID closer than this are one attempt
+
+
+@dataclass(frozen=True, slots=True)
+class DelayPart:
+    mean: float
+    p95: float  # upper edge of the histogram bucket holding the 95th percentile (inf: above all)
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueIdAttempts:
+    """``attempts``: delivery runs that deferred (lines more than ``ATTEMPT_GAP`` apart);
+    ``deferrals``: deferred lines (one per recipient per run)."""
+
+    queue_id: str
+    attempts: int
+    deferrals: int
+    first: float
+    last: float
+    status: str  # the last status logged in the window: deferred, sent, bounced, expired...
+    reason_class: ReasonClass
+    reason: str  # the last deferral reason, normalised
+
+
+@dataclass(frozen=True, slots=True)
+class LogAnalysis:
+    start: float
+    lines: int  # delivery lines in the window
+    before_window: int
+    first_seen: float | None
+    last_seen: float | None
+    statuses: list[tuple[str, int]]
+    deferred_by_class: list[tuple[ReasonClass, int]]
+    top_reasons: list[tuple[ReasonClass, str, int]]
+    top_relays: list[tuple[str, int]]
+    top_domains: list[tuple[str, int]]
+    untried: int  # deferrals "delivery temporarily suspended": the destination was not tried
+    delays: dict[str, tuple[int, list[DelayPart]]]  # status -> (lines, a/b/c/d)
+    repeated: list[QueueIdAttempts]  # queue IDs deferred in 2+ attempts, most attempts first
+    repeated_total: int  # how many there were (``repeated`` holds at most ``max_rows``)
+    deferred_ids: int  # exact unless ``id_floor`` (then an estimate from above)
+    outcomes: dict[str, int]  # deferred queue IDs by their last status in the window
+    id_floor: int  # 0, or: IDs with at most this many attempts were dropped (memory cap)
+
+
+class _Delays:
+    __slots__ = ("count", "hist", "max", "sum")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum = [0.0] * 4
+        self.max = [0.0] * 4
+        self.hist = [[0] * (len(DELAY_EDGES) + 1) for _ in range(4)]
+
+    def add(self, delays: tuple[float, float, float, float]) -> None:
+        self.count += 1
+        total, top, hist = self.sum, self.max, self.hist
+        for i in (0, 1, 2, 3):
+            value = delays[i]
+            total[i] += value
+            if value > top[i]:
+                top[i] = value
+            hist[i][bisect_left(DELAY_EDGES, value)] += 1
+
+    def parts(self) -> list[DelayPart]:
+        return [DelayPart(self.sum[i] / self.count, self._p95(i), self.max[i]) for i in range(4)]
+
+    def _p95(self, i: int) -> float:
+        need, seen = 0.95 * self.count, 0
+        for edge, n in zip((*DELAY_EDGES, float("inf")), self.hist[i], strict=True):
+            seen += n
+            if seen >= need:
+                return float(edge)
+        return float("inf")
+
+
+class _Id:
+    __slots__ = ("attempts", "cls", "deferrals", "first", "last", "queue_id", "reason", "status")
+
+    def __init__(self, queue_id: str, when: float) -> None:
+        self.queue_id, self.first, self.last = queue_id, when, when
+        self.attempts, self.deferrals = 0, 0
+        self.status, self.cls, self.reason = "deferred", ReasonClass.other, ""
+
+    def defer(self, when: float, cls: ReasonClass, reason: str) -> None:
+        if self.deferrals == 0 or when - self.last > ATTEMPT_GAP:
+            self.attempts += 1
+        self.deferrals += 1
+        self.last, self.status, self.cls, self.reason = when, "deferred", cls, reason
+
+    def row(self) -> QueueIdAttempts:
+        return QueueIdAttempts(
+            self.queue_id,
+            self.attempts,
+            self.deferrals,
+            self.first,
+            self.last,
+            self.status,
+            self.cls,
+            self.reason,
+        )
+
+
+class LogAnalyser:
+    """Feed deliveries in log order with ``add``; ``build`` any time. Memory is bounded.
+
+    Text-keyed counters hold at most ``max_keys`` keys (then ``(other)``). Queue IDs are
+    tracked only once deferred, at most ``max_ids`` of them (about 250 bytes each): when full,
+    the IDs with the fewest attempts (at most the median) are dropped and ``id_floor`` says
+    so; an ID deferred again later starts counting afresh.
+    """
+
+    def __init__(
+        self, start: float, *, top_n: int = 10, max_keys: int = 10_000, max_ids: int = 100_000
+    ) -> None:
+        self.start, self.top_n, self.max_ids = start, top_n, max_ids
+        self.lines = self.before = self.untried = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self._statuses = BoundedCounter(64)
+        self._classes: dict[ReasonClass, int] = {}
+        self._reasons = BoundedCounter(max_keys)
+        self._relays = BoundedCounter(max_keys)
+        self._domains = BoundedCounter(max_keys)
+        self._delays = {status: _Delays() for status in DELAY_STATUSES}
+        self._ids: dict[str, _Id] = {}
+        self._id_floor = 0
+        self._ids_added = 0  # distinct deferred IDs; more if dropped IDs were deferred again
+
+    def add(self, d: Delivery) -> None:
+        if d.when < self.start:
+            self.before += 1
+            return
+        self.lines += 1
+        if self.first is None:
+            self.first = d.when
+        self.last = d.when
+        self._statuses.add(d.status)
+        delays = self._delays.get(d.status)
+        if delays is not None and d.delays is not None:
+            delays.add(d.delays)
+        if d.status == "deferred":
+            self._deferred(d)
+        else:
+            tracked = self._ids.get(d.queue_id)
+            if tracked is not None:
+                tracked.status, tracked.last = d.status, d.when
+
+    def _deferred(self, d: Delivery) -> None:
+        cls, reason = analyse(d.reason)
+        self._classes[cls] = self._classes.get(cls, 0) + 1
+        self._reasons.add(cls + " " + reason)
+        self._relays.add(d.relay[:MAX_KEY] or "none")
+        self._domains.add(domain_of(d.recipient)[:MAX_KEY])
+        if d.reason.startswith(_SUSPENDED):
+            self.untried += 1
+        tracked = self._ids.get(d.queue_id)
+        if tracked is None:
+            if len(self._ids) >= self.max_ids:
+                self._prune()
+            tracked = self._ids[d.queue_id] = _Id(d.queue_id, d.when)
+            self._ids_added += 1
+        tracked.defer(d.when, cls, reason)
+
+    def _prune(self) -> None:
+        counts = sorted(t.attempts for t in self._ids.values())
+        floor = counts[len(counts) // 2]
+        self._ids = {k: t for k, t in self._ids.items() if t.attempts > floor}
+        self._id_floor = max(self._id_floor, floor)
+
+    def build(self, max_rows: int = 5_000) -> LogAnalysis:
+        repeated = sorted(
+            (t for t in self._ids.values() if t.attempts > 1),
+            key=lambda t: (-t.attempts, -t.deferrals),  # stable: ties in order of first deferral
+        )
+        outcomes: dict[str, int] = {}
+        for tracked in self._ids.values():
+            outcomes[tracked.status] = outcomes.get(tracked.status, 0) + 1
+        return LogAnalysis(
+            start=self.start,
+            lines=self.lines,
+            before_window=self.before,
+            first_seen=self.first,
+            last_seen=self.last,
+            statuses=self._status_list(),
+            deferred_by_class=sorted(self._classes.items(), key=lambda kv: (-kv[1], kv[0].value)),
+            top_reasons=[
+                (ReasonClass(key.split(" ", 1)[0]), key.split(" ", 1)[1], n)
+                for key, n in self._reasons.top(self.top_n)
+                if key != OTHER_KEY
+            ],
+            top_relays=self._relays.top(self.top_n),
+            top_domains=self._domains.top(self.top_n),
+            untried=self.untried,
+            delays={s: (d.count, d.parts()) for s, d in self._delays.items() if d.count},
+            repeated=[t.row() for t in repeated[:max_rows]],
+            repeated_total=len(repeated),
+            deferred_ids=self._ids_added,
+            outcomes=outcomes,
+            id_floor=self._id_floor,
+        )
+
+    def _status_list(self) -> list[tuple[str, int]]:
+        counts = dict(self._statuses.top(64))
+        main = [(s, counts.pop(s, 0)) for s in MAIN_STATUSES]
+        return main + sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
