@@ -25,9 +25,9 @@ import re
 from bisect import bisect_left
 from calendar import timegm
 from dataclasses import dataclass
-from typing import NamedTuple
 from datetime import UTC, datetime
 from time import gmtime
+from typing import NamedTuple
 
 from bot.errors import ParseError, UsageError
 from bot.mta import postfix
@@ -40,7 +40,7 @@ TAIL, HEAD, GREP = "/usr/bin/tail", "/usr/bin/head", "/bin/grep"
 STAT, DATE, JOURNALCTL = "/usr/bin/stat", "/bin/date", "/bin/journalctl"
 SYSLOG_FILES = ("/var/log/mail.log", "/var/log/maillog")  # Debian/Ubuntu, RHEL/SUSE
 STATUS_FILTER = (GREP, "-a", "-F", " status=")  # keep delivery lines only, on the host
-MAX_LINE_BYTES = 1024 * 1024  # longer lines are skipped (counted malformed), never buffered
+MAX_LINE_BYTES = 64 * 1024  # longer lines are skipped (counted malformed), never buffered
 _MONTHS = dict(zip(("Jan", "Feb", "Mar", "Apr", "May", "Jun"), range(1, 7), strict=True)) | dict(
     zip(("Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), range(7, 13), strict=True)
 )
@@ -322,7 +322,7 @@ ATTEMPT_GAP = 60.0  # seconds: deferrals of one queue ID closer than this are on
 @dataclass(frozen=True, slots=True)
 class DelayPart:
     mean: float
-    p95: float  # upper edge of the histogram bucket holding the 95th percentile (inf: above all)
+    p95: float  # upper edge of the histogram bucket holding the 95th percentile, or the max
     max: float
 
 
@@ -389,8 +389,8 @@ class _Delays:
         for edge, n in zip((*DELAY_EDGES, float("inf")), self.hist[i], strict=True):
             seen += n
             if seen >= need:
-                return float(edge)
-        return float("inf")
+                return min(float(edge), self.max[i])
+        return self.max[i]
 
 
 class _Id:

@@ -202,7 +202,7 @@ _TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=
 
 
 @given(st.sampled_from(STATUS_LINES), st.integers(0, 400), _TEXT, st.integers(0, 40))
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_fuzz_mutated_lab_lines(line: str, at: int, insert: str, cut: int) -> None:
     at = min(at, len(line))
     mutated = line[:at] + insert + line[at + cut :]
@@ -214,7 +214,7 @@ def test_fuzz_mutated_lab_lines(line: str, at: int, insert: str, cut: int) -> No
 
 
 @given(st.text(max_size=300))
-@settings(max_examples=1000)
+@settings(max_examples=1000, deadline=None)
 def test_fuzz_arbitrary_text(text: str) -> None:
     d = parse_line(text, clock())
     assert d is None or is_queue_id(d.queue_id)
@@ -222,7 +222,7 @@ def test_fuzz_arbitrary_text(text: str) -> None:
 
 
 @given(st.lists(st.binary(max_size=200), max_size=10))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_fuzz_reader_on_arbitrary_bytes(chunks: list[bytes]) -> None:
     reader = LineReader(clock())
     out = [d for chunk in chunks for d in reader.feed(chunk)] + reader.close()

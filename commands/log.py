@@ -1,0 +1,407 @@
+"""``/mailq log HOST [since=24h]``: deferrals, reasons, relays, delays and statuses from the log.
+
+Where the log is: ``postconf -h maillog_file``; if empty (syslog), the first of
+``/var/log/mail.log`` and ``/var/log/maillog`` that ``stat`` finds; if neither, the journal.
+A file is read only from where the window starts: a binary search over byte offsets with
+short ``tail -c +N | head -c 16384`` probes finds the first line of the window to within
+1 MiB; then ``tail -c +N | head -c REST | grep -F ' status='`` sends only the delivery lines
+up to the size ``stat`` saw (a snapshot). Only the current file is read: if it starts after
+the window start (rotated), the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.errors import CommandFailed, CommandTimeout, ParseError, SudoPasswordRequired, UsageError
+from bot.inventory import Host
+from bot.mta import maillog
+from bot.mta.maillog import LogAnalyser, LogAnalysis, LogClock
+from bot.queue import remote_record
+from bot.ssh import SUDO_NEEDS_AUTH, CommandResult, RemoteCommand, SSHExecutor
+from bot.text import duration, num, table
+from commands import Argument, CommandSpec
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context
+
+DEFAULT_SINCE = 24 * 3600
+MAX_SINCE = 31 * 24 * 3600
+GRANULE = 1024 * 1024  # the window search stops when the start is known to within this
+PROBE_BYTES = 16 * 1024
+READ_TIMEOUT = 600.0  # capped by the host's command_timeout
+PROGRESS_EVERY = 100_000
+_SINCE = re.compile(r"(\d{1,6})([mhd])")
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+Remote = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class LogSource:
+    path: str  # "" for the journal
+    size: int  # bytes when stat looked (files)
+
+    @property
+    def label(self) -> str:
+        return self.path or "the journal (mail facility)"
+
+
+@dataclass(frozen=True)
+class ReadStats:
+    read_from: int  # byte range of the file that was read (0, 0 for the journal)
+    read_to: int
+    probes: int
+    received: int  # bytes that crossed the network (delivery lines only)
+    lines: int
+    malformed: int
+    log_starts: float | None  # the file's first time stamp
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LogReport:
+    host: str
+    since: int
+    now: float
+    source: LogSource
+    read: ReadStats
+    a: LogAnalysis
+
+    @property
+    def filename(self) -> str:
+        return f"mailq-log-{self.host}-{_since_text(self.since)}.txt"
+
+    @property
+    def file_title(self) -> str:
+        return f"Queue IDs deferred in more than one attempt on {self.host}, last {self.since_text}"
+
+    @property
+    def since_text(self) -> str:
+        return _since_text(self.since)
+
+    @property
+    def rotated(self) -> bool:
+        starts = self.read.log_starts
+        return bool(self.source.path) and starts is not None and starts > self.a.start + 60
+
+    def status_line(self) -> str:
+        """``*11,754* sent · *339,562* deferred · ...`` (mrkdwn; status words are [a-z])."""
+        return " · ".join(f"*{num(n)}* {status}" for status, n in self.a.statuses)
+
+    def count(self, status: str) -> int:
+        return dict(self.a.statuses).get(status, 0)
+
+    def status_table(self) -> str:
+        rows = [[status, num(n)] for status, n in self.a.statuses]
+        return table(rows, ["status", "lines"], right=(1,))
+
+    def class_table(self) -> str:
+        total = self.count("deferred") or 1
+        rows = [[c.label, num(n), f"{100 * n / total:.1f}%"] for c, n in self.a.deferred_by_class]
+        return table(rows, ["deferred because", "deferrals", "share"], right=(1, 2))
+
+    def reason_pairs(self, n: int) -> list[tuple[str, int]]:
+        return [(f"{c.label}: {reason}", k) for c, reason, k in self.a.top_reasons[:n]]
+
+    def top_table(self, which: str, n: int = 10) -> str:
+        pairs = self.a.top_relays if which == "relay" else self.a.top_domains
+        which = "recipient domain" if which == "domain" else which
+        return table([[key, num(k)] for key, k in pairs[:n]], [which, "deferrals"], right=(1,))
+
+    def delay_table(self) -> str:
+        rows = []
+        for status, (count, parts) in self.a.delays.items():
+            for i, (name, part) in enumerate(zip(maillog.DELAY_PARTS, parts, strict=True)):
+                label = f"{status} ({num(count)})" if i == 0 else ""
+                rows.append([label, f"{'abcd'[i]}: {name}", *map(_secs, (part.mean, part.max))])
+                rows[-1].insert(3, "≤" + _secs(part.p95))
+        return table(rows, ["status (lines)", "delays=a/b/c/d", "mean", "p95", "max"], (2, 3, 4))
+
+    def repeated_table(self, n: int | None = None) -> str:
+        rows = [
+            [
+                r.queue_id,
+                num(r.attempts),
+                num(r.deferrals),
+                _hm(r.first),
+                _hm(r.last),
+                r.status,
+                r.reason_class.label,
+            ]
+            for r in self.a.repeated[:n]
+        ]
+        headers = ["queue ID", "attempts", "rcpt lines", "first", "last", "now", "last reason"]
+        return table(rows, headers, right=(1, 2))
+
+    def reason_lines_full(self) -> str:
+        return "\n".join(
+            f"{num(k):>10}  {text}" for text, k in self.reason_pairs(len(self.a.top_reasons))
+        )
+
+    def outcome_text(self) -> str:
+        parts = [
+            f"{num(k)} {status}"
+            for status, k in sorted(self.a.outcomes.items(), key=lambda kv: -kv[1])
+        ]
+        return ", ".join(parts)
+
+
+def _since_text(seconds: int) -> str:
+    units = ("h", "m") if seconds < 2 * 86400 else ("d", "h", "m")
+    for unit in units:
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def _secs(value: float) -> str:
+    if value == float("inf"):
+        return ">5d"
+    return f"{value:.2f}s" if value < 60 else duration(value)
+
+
+def _hm(epoch: float) -> str:
+    return time.strftime("%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
+# -- arguments --------------------------------------------------------------------------------
+
+
+def parse_since(words: list[str]) -> int:
+    """``since=`` in minutes, hours or days (``30m``, ``6h``, ``7d``); at most 31 days."""
+    since = DEFAULT_SINCE
+    for word in words:
+        key, eq, value = word.partition("=")
+        if key != "since" or not eq:
+            raise UsageError(
+                f"`log`: unknown option `{word[:40]}`; use since=30m, 6h, 24h or 7d.", SPEC.usage
+            )
+        match = _SINCE.fullmatch(value)
+        if match is None:
+            raise UsageError(
+                f"`log`: since=`{value[:40]}` is not a duration like 30m, 6h, 24h or 7d.",
+                SPEC.usage,
+            )
+        since = int(match[1]) * _UNITS[match[2]]
+    if not 60 <= since <= MAX_SINCE:
+        raise UsageError("`log`: since= must be between 1m and 31d.", SPEC.usage)
+    return since
+
+
+# -- reading the host -------------------------------------------------------------------------
+
+
+async def detect_source(ex: SSHExecutor, host: Host, remote: Remote) -> LogSource:
+    """``maillog_file``, else the first syslog file that exists, else the journal."""
+    result = await ex.run(host, maillog.maillog_file_setting())
+    remote.append(remote_record(result))
+    configured = result.stdout.strip()
+    paths = (maillog.log_path(configured),) if configured else maillog.SYSLOG_FILES
+    result = await ex.run(host, maillog.file_sizes(*paths), check=False)
+    remote.append(remote_record(result))
+    sizes = maillog.parse_sizes(result.stdout)
+    for path in paths:
+        if path in sizes:
+            return LogSource(path, sizes[path])
+    if configured:
+        raise CommandFailed(
+            host.name,
+            f"Postfix on {host.name} logs to {configured} (maillog_file), but `stat` cannot see "
+            f"it as {host.user}: {result.stderr.strip()[:300]}. Check that the file exists and "
+            "that its directory is searchable by that user.",
+            result.exit_status,
+            result.stderr,
+        )
+    return LogSource("", 0)
+
+
+async def host_clock(ex: SSHExecutor, host: Host, now: float, remote: Remote) -> LogClock:
+    result = await ex.run(host, maillog.utc_offset())
+    remote.append(remote_record(result))
+    return LogClock(now, maillog.parse_utc_offset(result.stdout))
+
+
+def check_pipeline(host: Host, command: RemoteCommand, result: CommandResult) -> None:
+    """A pipe's status is its last stage's: judge the first stage by stderr and the clock."""
+    stderr = result.stderr.strip()
+    if SUDO_NEEDS_AUTH in stderr:
+        raise SudoPasswordRequired(
+            host.name,
+            f"sudo on {host.name} asked for a password for `{command.display()}`: the sudoers "
+            f"rule for {host.user} does not allow reading this log (see docs/commands/log.md). "
+            "Install mailqbot's sudoers snippet on the host (check it with `visudo -cf`).",
+        )
+    if result.exit_status not in (0, 1) or stderr:
+        raise CommandFailed(
+            host.name,
+            f"`{command.display()}` on {host.name} failed (exit {result.exit_status}): "
+            f"{stderr[-500:] or '(no error output)'}\nTo investigate, run it on the host as "
+            f"{host.user}; without sudo the user needs read access to the log (e.g. group adm).",
+            result.exit_status,
+            result.stderr,
+        )
+    if result.elapsed >= min(command.remote_timeout, host.command_timeout):
+        raise CommandTimeout(
+            host.name,
+            f"Reading the log on {host.name} took {result.elapsed:.0f} s, the time limit, so "
+            "it may have been cut short. Ask for a shorter window (since=) or raise "
+            "command_timeout.",
+        )
+
+
+async def _fetch(ex: SSHExecutor, host: Host, command: RemoteCommand, remote: Remote) -> bytes:
+    chunks: list[bytes] = []
+    async with ex.stream(host, command, check=False) as out:
+        chunks = [chunk async for chunk in out]
+    assert out.result is not None
+    check_pipeline(host, command, out.result)
+    remote.append(remote_record(out.result))
+    return b"".join(chunks)
+
+
+async def probe(
+    ex: SSHExecutor, host: Host, source: LogSource, offset: int, clock: LogClock, remote: Remote
+) -> tuple[int, float] | None:
+    """Where the first whole line at or after ``offset`` starts, and its time (None: none)."""
+    start = max(offset - 1, 0)
+    command = maillog.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
+    data = await _fetch(ex, host, command, remote)
+    pos = 0 if offset == 0 else data.find(b"\n") + 1
+    if pos == 0 and offset > 0:
+        return None
+    while (end := data.find(b"\n", pos)) >= 0:
+        when = maillog.line_time(data[pos:end].decode("utf-8", "replace"), clock)
+        if when is not None:
+            return start + pos, when
+        pos = end + 1
+    return None
+
+
+async def find_start(
+    ex: SSHExecutor, host: Host, source: LogSource, clock: LogClock, start: float, remote: Remote
+) -> tuple[int, int, float | None]:
+    """(offset of a line at or before the window start, probes made, the log's first time)."""
+    first = await probe(ex, host, source, 0, clock, remote)
+    probes, lo, lo_line, hi = 1, 0, 0, source.size
+    if first is None or first[1] >= start:
+        return 0, probes, None if first is None else first[1]
+    while hi - lo > GRANULE:
+        mid = (lo + hi) // 2
+        found = await probe(ex, host, source, mid, clock, remote)
+        probes += 1
+        if found is None or found[1] >= start:
+            hi = mid
+        else:
+            lo, lo_line = mid, found[0]
+    return lo_line, probes, first[1]
+
+
+async def read_deliveries(
+    ex: SSHExecutor,
+    host: Host,
+    command: RemoteCommand,
+    analyser: LogAnalyser,
+    clock: LogClock,
+    ctx: Context,
+) -> tuple[int, int, int]:
+    """Stream ``command``'s delivery lines into ``analyser``: (lines, malformed, bytes)."""
+    reader = maillog.LineReader(clock)
+    digest = hashlib.sha256()
+    shown = 0
+    async with ex.stream(host, command, check=False) as out:
+        async for chunk in out:
+            digest.update(chunk)
+            for delivery in reader.feed(chunk):
+                analyser.add(delivery)
+            if reader.lines - shown >= PROGRESS_EVERY:
+                shown = reader.lines
+                await ctx.progress(f"{host.name}: read {num(shown)} delivery lines…")
+    for delivery in reader.close():
+        analyser.add(delivery)
+    assert out.result is not None
+    check_pipeline(host, command, out.result)
+    ctx.remote.append(remote_record(out.result, digest.hexdigest()))
+    return reader.lines, reader.malformed, out.bytes_received
+
+
+async def read_log(ctx: Context, host: Host, since: int) -> LogReport:
+    ex, remote = ctx.services.executor, ctx.remote
+    now = ctx.services.clock()
+    started = time.monotonic()
+    source, clock = await asyncio.gather(
+        detect_source(ex, host, remote), host_clock(ex, host, now, remote)
+    )
+    analyser = LogAnalyser(now - since)
+    read_from, probes, log_starts = 0, 0, None
+    if source.path:
+        await ctx.progress(f"{host.name}: finding the last {_since_text(since)} in {source.path}…")
+        read_from, probes, log_starts = await find_start(
+            ex, host, source, clock, now - since, remote
+        )
+        command = maillog.read_file(
+            source.path, read_from, source.size - read_from, sudo=host.sudo, timeout=READ_TIMEOUT
+        )
+    else:
+        command = maillog.read_journal(
+            int(now - since), int(now) + 1, sudo=host.sudo, timeout=READ_TIMEOUT
+        )
+    lines, malformed, received = await read_deliveries(ex, host, command, analyser, clock, ctx)
+    if source.path:
+        await _check_not_rotated(ex, host, source, remote)
+    stats = ReadStats(
+        read_from,
+        source.size,
+        probes,
+        received,
+        lines,
+        malformed,
+        log_starts,
+        time.monotonic() - started,
+    )
+    return LogReport(host.name, since, now, source, stats, analyser.build())
+
+
+async def _check_not_rotated(
+    ex: SSHExecutor, host: Host, source: LogSource, remote: Remote
+) -> None:
+    result = await ex.run(host, maillog.file_sizes(source.path), check=False)
+    remote.append(remote_record(result))
+    if maillog.parse_sizes(result.stdout).get(source.path, 0) < source.size:
+        raise ParseError(
+            f"{source.path} on {host.name} was rotated while mailqbot read it, so the counts "
+            "would be incomplete. Run the command again."
+        )
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> LogReport:
+    since = parse_since(args.options)
+    host = ctx.services.inventory.get(args.target)
+    return await read_log(ctx, host, since)
+
+
+SPEC = CommandSpec(
+    name="log",
+    summary="Deferral analysis from the mail log: statuses, reasons, relays, delays, "
+    "queue IDs deferred again and again.",
+    permission="read",
+    template="log",
+    examples=("/mailq log mx1", "/mailq log mx1 since=6h"),
+    arguments=(
+        Argument("target", help="a host from the inventory", metavar="HOST"),
+        Argument(
+            "options",
+            help="since=30m|6h|24h|7d (default 24h, at most 31d)",
+            metavar="[since=24h]",
+            nargs="*",
+        ),
+    ),
+    run=run,
+    targets_hosts=True,
+    order=40,
+)
