@@ -106,17 +106,22 @@ def _in_domain(domain: str, wanted: str) -> bool:
     return domain == wanted or domain.endswith("." + wanted)
 
 
-def _address_domain(address: str) -> str | None:
-    """The ASCII domain of an address as Postfix prints it (None if it has none)."""
-    _local, at, domain = address.rpartition("@")
-    if not at or not domain:
-        return None
+def _match_domain(domain: str) -> str:
+    """A domain from the queue in the form filters compare (ASCII needs no IDNA work)."""
+    if domain.isascii():
+        return domain.lower().rstrip(".")
     return ascii_domain(domain) or domain.lower()
+
+
+def _address_domain(address: str) -> str | None:
+    """The comparable domain of an address as Postfix prints it (None if it has none)."""
+    _local, at, domain = address.rpartition("@")
+    return _match_domain(domain) if at and domain else None
 
 
 def _normal_address(address: str) -> str:
     local, _at, domain = address.rpartition("@")
-    return f"{local.lower()}@{ascii_domain(domain) or domain.lower()}"
+    return f"{local.lower()}@{_match_domain(domain)}"
 
 
 def parse_duration(text: str) -> int | None:
@@ -226,8 +231,6 @@ def split_word(word: str) -> tuple[str, str]:
         raise _unknown_key(word, key)
     if not value.strip():
         raise _bad(word, f"`{key}=` needs a value", key)
-    if len(value) > MAX_VALUE_LENGTH:
-        raise _bad(word, f"the value is longer than {MAX_VALUE_LENGTH} characters", key)
     return key, value
 
 
@@ -242,6 +245,8 @@ def _values(words: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
         for part in parts:
             if not part.strip():
                 raise _bad(word, "an empty value between commas", key)
+            if len(part) > MAX_VALUE_LENGTH:
+                raise _bad(word, f"a value is longer than {MAX_VALUE_LENGTH} characters", key)
             found.setdefault(key, []).append((word, part.strip()))
     return found
 

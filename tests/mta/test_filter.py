@@ -177,6 +177,8 @@ def test_queue_and_ids() -> None:
     ids = [LAB[3].queue_id, LAB[7].queue_id]
     assert selected([f"id={ids[1]},{ids[0]}"], LAB) == ids
     assert selected([f"id={ids[0]}", f"id={ids[1]}"], LAB) == ids
+    many = [m.queue_id for m in synthetic_messages(300)]
+    assert F(["id=" + ",".join(many)]).ids == tuple(many)
     long_id = next(m.queue_id for m in queue if "z" in m.queue_id)
     assert selected([f"id={long_id}"], queue, NOW) == [long_id]
 
@@ -290,7 +292,7 @@ def test_parsed_values_are_normalised() -> None:
         (["id=9ef7716a00b"], "did you mean `9EF7716A00B`?"),
         (["id=ALL"], "is not a Postfix queue ID"),
         (["id=ABC123;reboot"], "is not a Postfix queue ID"),
-        (["reason=" + "x" * 600], "longer than 512 characters"),
+        (["reason=" + "x" * 600], "a value is longer than 512 characters"),
     ],
 )
 def test_bad_words_say_what_is_wrong_and_what_to_write(words: list[str], says: str) -> None:
