@@ -157,6 +157,8 @@ def _handler(host: DemoHost):  # type: ignore[no-untyped-def]
             return 0, stream(host.lines), b""
         if tool[:2] == ["/usr/sbin/postconf", "-h"]:
             return 0, b"".join(_postconf(name) for name in tool[2:]), b""
+        if tool[:2] == ["/usr/bin/du", "-sk"] and tool[2:] == ["/var/spool/postfix/deferred"]:
+            return 0, f"{len(host.lines) * 12}\t{tool[2]}\n".encode(), b""
         if tool[:1] == ["/usr/sbin/postcat"] and tool[-2:-1] == ["-q"]:
             return demo_postcat(host, tool[-1], tool[1][1:] if len(tool) == 4 else "beh")
         return 1, b"", f"demo host: {' '.join(tool)} is not simulated\n".encode()
@@ -178,6 +180,7 @@ def _postconf(name: str) -> bytes:
     values = {
         "mail_version": MAIL_VERSION,
         "maximal_queue_lifetime": "5d",
+        "bounce_queue_lifetime": "$maximal_queue_lifetime",
         "queue_directory": "/var/spool/postfix",
     }
     return (values.get(name, "") + "\n").encode()

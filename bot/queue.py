@@ -2,21 +2,45 @@
 
 Nothing per message is kept: each parsed record goes straight into a ``SummaryBuilder``,
 so memory stays flat however large the queue is.
+
+A summary costs two round trips, plus one that runs alongside the listing:
+
+1. ``postconf -h mail_version maximal_queue_lifetime bounce_queue_lifetime queue_directory``
+   (the version picks the listing command; the rest costs nothing extra here);
+2. ``postqueue -j`` (or ``-p`` before Postfix 3.1), streamed into the summary;
+3. with ``disk=True``, ``sudo -n du -sk <queue_directory>/deferred`` at the same time. It
+   needs a sudoers rule; without one (or on any other failure) the summary says why disk
+   use is unavailable instead of failing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from bot.errors import MailqbotError, ParseError
 from bot.inventory import Host
-from bot.mta import postfix
+from bot.mta import postfix, spool
+from bot.mta.spool import DiskUse, HostSettings
 from bot.mta.summary import QueueSummary, SummaryBuilder
-from bot.ssh import CommandResult, SSHExecutor
+from bot.ssh import SUDO_NEEDS_AUTH, CommandResult, SSHExecutor
 
 PROGRESS_EVERY = 5_000
+DU_GRACE = 5.0  # seconds to wait for du once the listing is read
 Progress = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class HostReading:
+    """One host's summary with what ``postconf`` and ``du`` said."""
+
+    summary: QueueSummary
+    settings: HostSettings
+    disk: DiskUse | None  # None: not asked for
 
 
 def remote_record(result: CommandResult, digest: str | None = None) -> dict[str, Any]:
@@ -37,6 +61,15 @@ async def mail_version(executor: SSHExecutor, host: Host, remote: list[dict[str,
     return result.stdout.strip()
 
 
+async def host_settings(
+    executor: SSHExecutor, host: Host, remote: list[dict[str, Any]]
+) -> HostSettings:
+    """The version, both queue lifetimes and the queue directory, in one round trip."""
+    result = await executor.run(host, postfix.postconf_values(*spool.SETTINGS))
+    remote.append(remote_record(result))
+    return spool.parse_settings(result.stdout)
+
+
 async def read_summary(
     executor: SSHExecutor,
     host: Host,
@@ -45,12 +78,52 @@ async def read_summary(
     remote: list[dict[str, Any]],
 ) -> QueueSummary:
     """Stream the queue listing of ``host`` into a summary as of ``now``."""
-    version = await mail_version(executor, host, remote)
-    parser = postfix.parser_for(version, now=now)
-    builder = SummaryBuilder(now)
+    return (await read_host(executor, host, now, progress, remote)).summary
+
+
+async def read_host(
+    executor: SSHExecutor,
+    host: Host,
+    now: float,
+    progress: Progress,
+    remote: list[dict[str, Any]],
+    *,
+    disk: bool = False,
+    builder: SummaryBuilder | None = None,
+) -> HostReading:
+    """Settings, then the listing summarised (and, with ``disk``, ``du`` alongside it)."""
+    settings = await host_settings(executor, host, remote)
+    du: asyncio.Task[tuple[DiskUse, dict[str, Any] | None]] | None = None
+    if disk and settings.queue_directory is not None:
+        du = asyncio.create_task(_disk_use(executor, host, settings.queue_directory))
+    try:
+        builder = builder or SummaryBuilder(now)
+        summary = await _stream_summary(executor, host, settings, builder, progress, remote)
+    except BaseException:
+        if du is not None:
+            du.cancel()
+            await asyncio.gather(du, return_exceptions=True)
+        raise
+    usage = None if not disk else DiskUse(None, "queue_directory not usable")
+    if du is not None:
+        usage, record = await _within(du, DU_GRACE)
+        if record is not None:
+            remote.append(record)
+    return HostReading(summary, settings, usage)
+
+
+async def _stream_summary(
+    executor: SSHExecutor,
+    host: Host,
+    settings: HostSettings,
+    builder: SummaryBuilder,
+    progress: Progress,
+    remote: list[dict[str, Any]],
+) -> QueueSummary:
+    parser = postfix.parser_for(settings.mail_version, now=builder.now)
     digest = hashlib.sha256()
     seen = 0
-    async with executor.stream(host, postfix.queue_listing(version)) as out:
+    async with executor.stream(host, postfix.queue_listing(settings.mail_version)) as out:
         async for chunk in out:
             digest.update(chunk)
             before = seen
@@ -64,3 +137,45 @@ async def read_summary(
     assert out.result is not None
     remote.append(remote_record(out.result, digest.hexdigest()))
     return builder.build()
+
+
+async def _within(
+    task: asyncio.Task[tuple[DiskUse, dict[str, Any] | None]], grace: float
+) -> tuple[DiskUse, dict[str, Any] | None]:
+    """The task's result if it ends within ``grace`` seconds; else cancel it and say so."""
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return DiskUse(None, f"du still running {grace:g} s after the listing"), None
+
+
+async def _disk_use(
+    executor: SSHExecutor, host: Host, queue_directory: str
+) -> tuple[DiskUse, dict[str, Any] | None]:
+    """``du`` on the deferred spool; every failure becomes a reason, never an exception."""
+    try:
+        result = await executor.run(host, spool.deferred_disk_use(queue_directory), check=False)
+    except MailqbotError as exc:
+        return DiskUse(None, shorten(exc.user_message, 80)), None
+    record = remote_record(result)
+    if result.exit_status == 0:
+        try:
+            return DiskUse(spool.parse_du(result.stdout)), record
+        except ParseError:
+            return DiskUse(None, "unexpected du output"), record
+    if SUDO_NEEDS_AUTH in result.stderr:
+        return DiskUse(None, "sudo rule missing"), record
+    lines = result.stderr.strip().splitlines() or ["no error output"]
+    return DiskUse(None, f"du exited {result.exit_status}: {shorten(lines[-1], 80)}"), record
+
+
+def shorten(text: str, limit: int) -> str:
+    """The first sentence of ``text`` on one line, cut to ``limit`` characters."""
+    line = " ".join(text.split())
+    cut = line.find(". ")
+    if cut > 0:
+        line = line[: cut + 1]
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bot.mta.qshape import HEADERS, QueueShape
 from bot.mta.summary import QueueSummary
-from bot.text import num, size, table
+from bot.text import duration, num, size, table
+
+if TYPE_CHECKING:
+    from bot.fleet import FleetSummary, FleetTotals, HostLine
+
+DOMAIN_WIDTH = 32  # longer domains are shown as "+" and their tail, as qshape does
 
 
 def queue_table(s: QueueSummary) -> str:
@@ -34,6 +43,68 @@ def top_table(pairs: list[tuple[str, int]], what: str, unit: str) -> str:
     return table([[key, num(n)] for key, n in pairs], [what, unit], (1,))
 
 
+def fit(text: str, width: int = DOMAIN_WIDTH) -> str:
+    return text if len(text) <= width else "+" + text[len(text) - width + 1 :]
+
+
+def shape_table(shape: QueueShape, rows: int | None = None) -> str:
+    """qshape's layout: a TOTAL row, then domains by total; columns T, then age in minutes."""
+    label = "recipient domain" if shape.counting == "recipients" else "sender domain"
+    chosen = shape.rows if rows is None else shape.rows[:rows]
+    body = [[fit(row.domain), *(num(n) for n in row.counts)] for row in [shape.total, *chosen]]
+    return table(body, [label, *HEADERS], right=range(1, len(HEADERS) + 1))
+
+
+def sender_domain_table(s: QueueSummary) -> str:
+    rows = [
+        [fit(domain), num(n), f"{100 * n / s.total_messages:.0f}%"]
+        for domain, n in s.top_sender_domains
+    ]
+    return table(rows, ["sender domain", "msgs", "share"], right=(1, 2))
+
+
+def fleet_table(lines: Sequence[HostLine], now: float) -> str:
+    rows = [_fleet_row(line, now) for line in lines]
+    headers = ["host", "messages", "deferred", "top reason", "oldest", "returned in", "status"]
+    return table(rows, headers, right=(1, 2, 4, 5))
+
+
+def _fleet_row(line: HostLine, now: float) -> list[str]:
+    if line.summary is None:
+        return [fit(line.host, 40), "", "", "", "", "", "error"]
+    age = line.oldest_age(now)
+    left = line.expiry.left(now) if line.expiry else None
+    return [
+        fit(line.host, 40),
+        num(line.messages),
+        num(line.deferred),
+        line.top_class,
+        "" if age is None else duration(age),
+        "" if left is None else ("due" if left <= 0 else duration(left)),
+        "ok",
+    ]
+
+
+def fleet_class_table(t: FleetTotals) -> str:
+    rows = [[c.label, num(c.messages), num(c.recipients), num(c.hosts)] for c in t.classes]
+    return table(rows, ["deferred because", "messages", "recipients", "hosts"], (1, 2, 3))
+
+
+def fleet_age_table(t: FleetTotals) -> str:
+    return table(
+        [["TOTAL", *(num(n) for n in t.deferred_ages)]],
+        ["deferred rcpts", *HEADERS],
+        right=range(1, len(HEADERS) + 1),
+    )
+
+
+def failure_lines(f: FleetSummary, limit: int | None = None, full: bool = False) -> str:
+    chosen = f.failures if limit is None else f.failures[:limit]
+    return "\n".join(
+        f"• {line.host}: {line.error_detail if full else line.error}" for line in chosen
+    )
+
+
 def pairs_text(pairs: list[tuple[str, int]]) -> str:
     return ", ".join(f"{key} ({num(n)})" for key, n in pairs)
 
@@ -54,4 +125,10 @@ GLOBALS = {
     "age_table": age_table,
     "top_table": top_table,
     "pairs_text": pairs_text,
+    "shape_table": shape_table,
+    "sender_domain_table": sender_domain_table,
+    "fleet_table": fleet_table,
+    "fleet_class_table": fleet_class_table,
+    "fleet_age_table": fleet_age_table,
+    "failure_lines": failure_lines,
 }

@@ -22,6 +22,13 @@ Counting rules:
   minutes, then ``1280m+``. Age is ``now - arrival_time``; a message from the future
   (clock skew) is age 0.
 - ``oldest`` is the message with the smallest arrival time (ties: smallest queue ID).
+  ``oldest_deferred`` holds, for the deferred queue, the smallest arrival time of a message
+  with a sender (``regular``) and of one with the null sender (``bounce``): Postfix
+  returns the first after ``maximal_queue_lifetime``, the second after
+  ``bounce_queue_lifetime``.
+- ``deferred_shape`` is ``qshape deferred`` and ``deferred_sender_shape`` is
+  ``qshape -s deferred``, counted as qshape counts (``bot.mta.qshape``), with the
+  ``shape_rows`` largest domains kept.
 - Ties in every top list are broken by key, so summaries are deterministic.
 """
 
@@ -32,6 +39,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from bot.mta.models import QUEUE_NAMES, QueueMessage
+from bot.mta.qshape import QueueShape, ShapeCounter, qshape_domain
 from bot.mta.reasons import ReasonClass, analyse
 
 ALWAYS_SHOWN = ("active", "incoming", "deferred", "hold")
@@ -85,6 +93,14 @@ class OldestMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class OldestDeferred:
+    """Arrival times of the oldest deferred messages, by the lifetime that applies."""
+
+    regular: int | None  # sender present: maximal_queue_lifetime
+    bounce: int | None  # null sender: bounce_queue_lifetime
+
+
+@dataclass(frozen=True, slots=True)
 class QueueSummary:
     now: float
     total_messages: int
@@ -97,6 +113,9 @@ class QueueSummary:
     top_sender_domains: list[tuple[str, int]]
     age_buckets: list[AgeBucket]
     oldest: OldestMessage | None
+    oldest_deferred: OldestDeferred
+    deferred_shape: QueueShape
+    deferred_sender_shape: QueueShape
 
 
 class BoundedCounter:
@@ -150,10 +169,13 @@ _AGE_EDGES_SECONDS = tuple(60 * edge for edge in AGE_EDGES_MINUTES)
 class SummaryBuilder:
     """Feed messages one by one with ``add``; ``build`` may be called at any time."""
 
-    def __init__(self, now: float, top_n: int = 5, max_keys: int = 10_000) -> None:
+    def __init__(
+        self, now: float, top_n: int = 5, max_keys: int = 10_000, shape_rows: int = 200
+    ) -> None:
         self.now = now
         self.top_n = top_n
         self.max_keys = max_keys
+        self.shape_rows = shape_rows
         self._queues: dict[str, list[int]] = {name: [0, 0, 0] for name in ALWAYS_SHOWN}
         self._classes: dict[ReasonClass, _ClassCounts] = {}
         self._recipient_domains = BoundedCounter(max_keys)
@@ -161,6 +183,10 @@ class SummaryBuilder:
         self._sender_domains = BoundedCounter(max_keys)
         self._ages = [0] * (len(AGE_EDGES_MINUTES) + 1)
         self._oldest: tuple[int, str, QueueMessage] | None = None
+        self._oldest_regular: int | None = None
+        self._oldest_bounce: int | None = None
+        self._shape = ShapeCounter(now, max_keys)
+        self._sender_shape = ShapeCounter(now, max_keys)
 
     def add(self, message: QueueMessage) -> None:
         counts = self._queues.setdefault(message.queue_name, [0, 0, 0])
@@ -175,6 +201,7 @@ class SummaryBuilder:
             self._recipient_domains.add(domain)
         if message.queue_name == "deferred":
             self._add_deferred(message, domains)
+            self._add_shape(message, sender)
         self._ages[bisect_right(_AGE_EDGES_SECONDS, self.now - message.arrival_time)] += 1
         self._note_oldest(message)
 
@@ -191,6 +218,17 @@ class SummaryBuilder:
             if reason_class not in seen:
                 seen.add(reason_class)
                 group.messages += 1
+
+    def _add_shape(self, message: QueueMessage, sender: str) -> None:
+        arrival = message.arrival_time
+        self._shape.add(arrival, [qshape_domain(r.address) for r in message.recipients])
+        if message.recipients:  # qshape skips a queue file without recipients
+            self._sender_shape.add(arrival, (qshape_domain(message.sender),))
+        if sender == NULL_SENDER:
+            if self._oldest_bounce is None or arrival < self._oldest_bounce:
+                self._oldest_bounce = arrival
+        elif self._oldest_regular is None or arrival < self._oldest_regular:
+            self._oldest_regular = arrival
 
     def _note_oldest(self, message: QueueMessage) -> None:
         key = (message.arrival_time, message.queue_id)
@@ -215,6 +253,9 @@ class SummaryBuilder:
                 AgeBucket(label, n) for label, n in zip(_AGE_LABELS, self._ages, strict=True)
             ],
             oldest=self._oldest_message(),
+            oldest_deferred=OldestDeferred(self._oldest_regular, self._oldest_bounce),
+            deferred_shape=self._shape.build("deferred", "recipients", self.shape_rows),
+            deferred_sender_shape=self._sender_shape.build("deferred", "senders", self.shape_rows),
         )
 
     def _class_groups(self) -> list[ClassGroup]:
@@ -246,6 +287,8 @@ class SummaryBuilder:
             "recipient_domains": len(self._recipient_domains),
             "senders": len(self._senders),
             "sender_domains": len(self._sender_domains),
+            "shape_domains": len(self._shape),
+            "shape_sender_domains": len(self._sender_shape),
         }
         for cls, counts in self._classes.items():
             sizes[f"{cls.value}.reasons"] = len(counts.reasons)
