@@ -77,10 +77,15 @@ def _body_word(word: str | None) -> bool:
 
 
 def not_in_queue(queue_id: str, host: str, *, just_now: bool = False) -> NotInQueue:
-    when = "while mailqbot was reading it" if just_now else "in the queue"
+    where = f"`/mailq list {host}` shows what is queued."
+    if just_now:
+        return NotInQueue(
+            f"Message {queue_id} left the queue on {host} while mailqbot was reading it: it "
+            f"was probably delivered or deleted just now. {where}"
+        )
     return NotInQueue(
-        f"No message {queue_id} {when} on {host}: it may have been delivered or deleted"
-        f"{' just now' if just_now else ''}. `/mailq list {host}` shows what is queued."
+        f"No message {queue_id} in the queue on {host}: it may have been delivered or "
+        f"deleted. {where}"
     )
 
 
@@ -125,10 +130,10 @@ async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
     search = ListingSearch(queue_id, postfix.parser_for(version, now=services.clock()))
 
     async def take(chunk: bytes) -> bool:
-        before = search.lines
+        before = search.seen
         found = search.feed(chunk)
-        if found is None and search.lines // PROGRESS_EVERY > before // PROGRESS_EVERY:
-            await ctx.progress(f"{host.name}: looked at {search.lines:,} messages…")
+        if found is None and search.seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
+            await ctx.progress(f"{host.name}: looked at {search.seen:,} messages…")
         return found is not None
 
     whole = await _stream(ctx, host, postfix.queue_listing(version), take)

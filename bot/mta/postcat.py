@@ -381,18 +381,20 @@ class ListingSearch:
             raise UsageError(f"`{queue_id[:40]}` is not a Postfix queue ID.")
         self.queue_id = queue_id
         self.found: QueueMessage | None = None
-        self.lines = 0
+        self.seen = 0  # messages passed over so far
         self._parser = parser
         self._json = isinstance(parser, PostqueueJsonParser)
         self._needle = queue_id.encode()
         self._rest = b""
 
     def feed(self, chunk: bytes) -> QueueMessage | None:
-        self.lines += chunk.count(b"\n")
-        if self.found is None:
-            self.found = (
-                self._json_feed(chunk) if self._json else self._pick(self._parser.feed(chunk))
-            )
+        if self.found is None and self._json:
+            self.seen += chunk.count(b"\n")
+            self.found = self._json_feed(chunk)
+        elif self.found is None:
+            messages = self._parser.feed(chunk)
+            self.seen += len(messages)
+            self.found = self._pick(messages)
         return self.found
 
     def close(self) -> QueueMessage | None:

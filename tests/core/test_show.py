@@ -203,7 +203,9 @@ async def test_a_message_that_leaves_while_being_read(
     qid = pick(lambda r: True)["queue_id"]
     outcome = await handle(slack(f"show mx1 {qid}"), world.services)
     assert not outcome.ok
-    assert f"No message {qid} while mailqbot was reading it on mx1" in outcome.reply.text
+    assert f"Message {qid} left the queue on mx1 while mailqbot was reading it" in (
+        outcome.reply.text
+    )
     assert (await remote_of_last_run(world))[-1]["exit"] == 1
 
 

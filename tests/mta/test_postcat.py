@@ -380,7 +380,7 @@ def test_search_for_an_absent_id_reads_everything_and_finds_nothing() -> None:
     search = ListingSearch("ABCDEF12345", PostqueueJsonParser())
     assert search.feed(LAB_JSON.read_bytes()) is None
     assert search.close() is None
-    assert search.lines == len(lab_ids())
+    assert search.seen == len(lab_ids())
 
 
 def test_search_reports_a_listing_cut_mid_line() -> None:
