@@ -102,4 +102,11 @@ def parse(text: str) -> tuple[CommandSpec, argparse.Namespace]:
     if spec is None:
         known = ", ".join(f"`{n}`" for n in specs)
         raise UsageError(f"Unknown command `{name}`. Commands: {known}. Try `/mailq help`.")
-    return spec, _parser_for(spec).parse_args(rest)
+    return spec, parse_args(spec, rest)
+
+
+def parse_args(spec: CommandSpec, words: list[str]) -> argparse.Namespace:
+    try:
+        return _parser_for(spec).parse_args(words)
+    except argparse.ArgumentError as exc:  # exit_on_error=False raises instead of exiting
+        raise UsageError(f"`{spec.name}`: {exc}.", usage=spec.usage) from None
