@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from test_render import all_text, assert_valid_block_kit
 
@@ -54,6 +56,9 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
 def demo_messages(host: str) -> list[QueueMessage]:
     parser = PostqueueJsonParser()
     return parser.feed(b"".join(demo_queue(host, SIZES[host], NOW))) + parser.close()
+
+
+MX1 = demo_messages("mx1")
 
 
 async def ask(world: World, text: str) -> Outcome:
@@ -282,3 +287,20 @@ def test_memory_holds_one_page_however_many_match() -> None:
     assert page.matched == 20_000
     assert len(page.rows) == 20
     assert page.recipients == 40_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 1900),
+    st.integers(1, 200),
+    st.sampled_from(["", "reason=greylisted", "domain=example queue=hold", "older=3h"]),
+)
+def test_a_page_is_the_slice_of_all_matches(offset: int, limit: int, words: str) -> None:
+    flt = QueueFilter.parse(words.split())
+    builder = PageBuilder(flt, NOW, Paging(limit=limit, offset=offset))
+    for m in MX1:
+        builder.add(m)
+    matches = [m for m in MX1 if flt.matches(m, NOW)]
+    assert [r.queue_id for r in builder.rows] == [m.queue_id for m in matches][offset:][:limit]
+    assert builder.matched == len(matches)
+    assert builder.bytes == sum(m.message_size for m in matches)
