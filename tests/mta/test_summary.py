@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import subprocess
+import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +15,14 @@ from mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_mess
 
 from bot.mta.models import QueueMessage, Recipient
 from bot.mta.postfix import PostqueueJsonParser
+from bot.mta.qshape import (
+    ShapeRow,
+    bucket_of,
+    parse_qshape,
+    qshape_bucket,
+    qshape_domain,
+    shape_table,
+)
 from bot.mta.reasons import ReasonClass, classify, normalise
 from bot.mta.summary import OTHER_KEY, QueueSummary, SummaryBuilder
 
@@ -254,3 +266,173 @@ def test_blank_reason_is_no_reason() -> None:
     ]
     [group] = summarise(queue).deferred_by_class
     assert group.top_reasons == [("(no reason recorded)", 2)]
+
+
+# -- qshape(1)'s table --------------------------------------------------------------------
+
+QSHAPE = Path("/usr/sbin/qshape")
+ODD_ADDRESSES = [
+    "a@X.Test",
+    "b@y.test.",
+    "c@..z.test",
+    "noat",
+    "d@",
+    "Ünïcode@ÉXAMPLE.test",
+    "e@.dot.test",
+    "f@g@h.test",
+    "MAILER-DAEMON",
+]
+
+
+def qfile_record(kind: str, data: bytes) -> bytes:
+    """One Postfix queue file record: type, length in 7-bit groups, data (rec_put)."""
+    head, n = bytearray(kind.encode()), len(data)
+    while True:
+        n, low = n >> 7, n & 0x7F
+        head.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(head) + data
+
+
+def raw_address(address: str) -> bytes:
+    """The envelope record's address: showq prints the empty one as ``MAILER-DAEMON``."""
+    return b"" if address == "MAILER-DAEMON" else address.encode()
+
+
+def write_queue_file(path: Path, message: QueueMessage) -> None:
+    """A minimal queue file as cleanup writes it, enough for qshape's reader."""
+    records = [
+        qfile_record("C", b"%15d %15d %15d %15d" % (0, 0, len(message.recipients), 0)),
+        qfile_record("T", b"%d 0" % message.arrival_time),
+        qfile_record("S", raw_address(message.sender)),
+        *(qfile_record("R", raw_address(r.address)) for r in message.recipients),
+        qfile_record("M", b""),
+        qfile_record("X", b""),
+        qfile_record("E", b""),
+    ]
+    path.write_bytes(b"".join(records))
+    path.chmod(0o700)
+
+
+def shape_queue(now: int, rng: random.Random) -> list[QueueMessage]:
+    """Deferred messages at every qshape boundary (and one second either side), odd domains."""
+    edges = [60 * 5 * 2**k for k in range(10)]
+    ages = [-60, 0, 1] + [edge + d for edge in edges for d in (-1, 0, 1)]
+    ages += [rng.randrange(0, 200_000) for _ in range(150)]
+    domains = ["gmail.test", "Big.Corp.test", "x.test", "y.test"]
+    queue = []
+    for n, age in enumerate(ages):
+        count = rng.choice((0, 1, 1, 2, 3)) if n else 0  # one message without recipients
+        rcpts = [
+            rng.choice(ODD_ADDRESSES) if rng.random() < 0.2 else f"u{n}@{rng.choice(domains)}"
+            for _ in range(count)
+        ]
+        sender = rng.choice(["MAILER-DAEMON", "s@Shop.test", "t@shop.test.", "bare"])
+        recipients = tuple(Recipient(r, "deferred") for r in rcpts)
+        queue.append(QueueMessage("deferred", f"{n + 1:06X}", now - age, 1, sender, recipients))
+    return queue
+
+
+def run_qshape(*args: str) -> dict[str, tuple[int, ...]]:
+    out = subprocess.run([str(QSHAPE), *args], check=True, capture_output=True, timeout=60)
+    return parse_qshape(out.stdout.decode("utf-8"))
+
+
+@pytest.mark.skipif(not QSHAPE.exists(), reason="qshape is not installed (Debian: postfix)")
+def test_shapes_equal_real_qshape_on_queue_files(tmp_path: Path) -> None:
+    for _ in range(5):
+        now = int(time.time())
+        queue = shape_queue(now, random.Random(7))
+        for message in queue:
+            folder = tmp_path / "deferred" / message.queue_id[0]
+            folder.mkdir(parents=True, exist_ok=True)
+            write_queue_file(folder / message.queue_id, message)
+        recipients = run_qshape(str(tmp_path / "deferred"))
+        senders = run_qshape("-s", str(tmp_path / "deferred"))
+        if int(time.time()) == now:  # qshape's clock read the same second as ours
+            break
+    summary = summarise(queue, now=now + 0.9)
+    assert shape_table(summary.deferred_shape) == recipients
+    assert shape_table(summary.deferred_sender_shape) == senders
+    assert sum(1 for n in recipients["TOTAL"][1:] if n) >= 9  # every column was exercised
+
+
+def test_bucket_of_equals_qshape_formula() -> None:
+    ages = list(range(-120, 100_000)) + [300 * 2**k + d for k in range(12) for d in (-1, 0, 1)]
+    assert [bucket_of(a) for a in ages] == [qshape_bucket(a) for a in ages]
+
+
+@pytest.mark.parametrize(
+    ("address", "domain"),
+    [
+        ("a@X.Test", "x.test"),
+        ("b@y.test.", "y.test"),
+        ("c@..z.test", "z.test"),
+        ("e@.dot.test", "dot.test"),
+        ("noat", "noat"),
+        ("NoAt", "noat"),
+        ("d@", ""),
+        ("", "MAILER-DAEMON"),
+        ("MAILER-DAEMON", "MAILER-DAEMON"),
+        ("f@g@h.test", "h.test"),
+        ("Ünïcode@ÉXAMPLE.test", "Éxample.test"),  # Perl's lc on bytes: ASCII only
+        ("x@a...b", "a..b"),
+        ("x@.", "."),
+        ("a\nb@C.test", "a\nc.test"),
+    ],
+)
+def test_qshape_domain(address: str, domain: str) -> None:
+    assert qshape_domain(address) == domain
+
+
+def test_shape_counts_only_the_deferred_queue() -> None:
+    rcpt = (Recipient("a@b.test", "x"),)
+    queue = [
+        QueueMessage("active", "ABCDEF", NOW, 1, "s@x.test", rcpt),
+        QueueMessage("hold", "ABCDE0", NOW, 1, "s@x.test", rcpt),
+    ]
+    summary = summarise(queue)
+    assert summary.deferred_shape.total.counts == (0,) * 11
+    assert summary.deferred_shape.rows == []
+
+
+def test_shape_memory_is_capped_and_total_stays_exact() -> None:
+    builder = SummaryBuilder(now=NOW, max_keys=50, shape_rows=10)
+    for n in range(1000):
+        rcpt = (Recipient(f"u@d{n}.test", "x"),)
+        builder.add(QueueMessage("deferred", "ABCDEF", NOW - n * 60, 1, f"s@e{n}.test", rcpt))
+    assert builder.counter_sizes()["shape_domains"] == 51
+    shape = builder.build().deferred_shape
+    assert shape.capped
+    assert shape.total.total == 1000
+    assert shape.rows[0] == ShapeRow("(other)", shape.rows[0].counts)
+    assert shape.rows[0].total == 950
+    assert len(shape.rows) == 10
+
+
+@given(st.lists(messages, max_size=20))
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+def test_shape_rows_add_up(queue: list[QueueMessage]) -> None:
+    summary = summarise(queue)
+    for shape in (summary.deferred_shape, summary.deferred_sender_shape):
+        total = shape.total.counts
+        assert total[0] == sum(total[1:])
+        assert [sum(col) for col in zip(*(r.counts for r in shape.rows), strict=True)] in (
+            [],
+            list(total),
+        )
+    deferred = [m for m in queue if m.queue_name == "deferred"]
+    assert summary.deferred_shape.total.total == sum(len(m.recipients) for m in deferred)
+    assert summary.deferred_sender_shape.total.total == sum(1 for m in deferred if m.recipients)
+
+
+def test_oldest_deferred_by_lifetime() -> None:
+    rcpt = (Recipient("a@b.test", "x"),)
+    queue = [
+        QueueMessage("deferred", "ABCDE1", NOW - 50, 1, "s@x.test", rcpt),
+        QueueMessage("deferred", "ABCDE2", NOW - 90, 1, "MAILER-DAEMON", rcpt),
+        QueueMessage("deferred", "ABCDE3", NOW - 70, 1, "t@x.test", rcpt),
+        QueueMessage("hold", "ABCDE4", NOW - 999, 1, "u@x.test", rcpt),
+    ]
+    oldest = summarise(queue).oldest_deferred
+    assert (oldest.regular, oldest.bounce) == (NOW - 70, NOW - 90)
