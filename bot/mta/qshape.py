@@ -108,22 +108,24 @@ class QueueShape:
 
 
 class ShapeCounter:
-    """Per-domain age-column counts for at most ``max_keys`` domains (plus ``(other)``)."""
+    """Per-domain age-column counts for at most ``max_keys`` domains (plus ``(other)``).
 
-    __slots__ = ("_counts", "_max_keys", "_now", "_total", "capped")
+    The caller gives each message's column (``bucket_of(floor(now) - arrival_time)``).
+    """
 
-    def __init__(self, now: float, max_keys: int) -> None:
-        self._now = math.floor(now)
+    __slots__ = ("_counts", "_max_keys", "_total", "capped")
+
+    def __init__(self, max_keys: int) -> None:
         self._max_keys = max_keys
         self._counts: dict[str, list[int]] = {}
         self._total = [0] * (BUCKETS + 1)
         self.capped = False
 
-    def add(self, arrival_time: int, domains: Iterable[str]) -> None:
-        """Count each of ``domains`` (one per address) at this message's age."""
-        column = 1 + bisect_right(EDGES_SECONDS, self._now - arrival_time)
+    def add(self, column: int, pairs: Iterable[tuple[str, str]]) -> None:
+        """Count the second domain of each pair (one per address) in ``column`` (0 = <5m)."""
+        column += 1
         counts, total = self._counts, self._total
-        for domain in domains:
+        for _, domain in pairs:
             row = counts.get(domain)
             if row is None:
                 row = self._new_row(domain)
@@ -131,6 +133,16 @@ class ShapeCounter:
             row[column] += 1
             total[0] += 1
             total[column] += 1
+
+    def add_one(self, column: int, domain: str) -> None:
+        column += 1
+        row = self._counts.get(domain)
+        if row is None:
+            row = self._new_row(domain)
+        row[0] += 1
+        row[column] += 1
+        self._total[0] += 1
+        self._total[column] += 1
 
     def _new_row(self, domain: str) -> list[int]:
         if len(self._counts) >= self._max_keys:

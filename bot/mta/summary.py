@@ -164,6 +164,7 @@ def _sender_key(sender: str) -> str:
 
 
 _AGE_EDGES_SECONDS = tuple(60 * edge for edge in AGE_EDGES_MINUTES)
+DOMAIN_MEMO = 4096  # distinct domain parts whose lower-cased forms are remembered
 
 
 class SummaryBuilder:
@@ -185,33 +186,53 @@ class SummaryBuilder:
         self._oldest: tuple[int, str, QueueMessage] | None = None
         self._oldest_regular: int | None = None
         self._oldest_bounce: int | None = None
-        self._shape = ShapeCounter(now, max_keys)
-        self._sender_shape = ShapeCounter(now, max_keys)
+        self._shape = ShapeCounter(max_keys)
+        self._sender_shape = ShapeCounter(max_keys)
+        self._domain_memo: dict[str, tuple[str, str]] = {}
 
     def add(self, message: QueueMessage) -> None:
+        recipients = message.recipients
         counts = self._queues.setdefault(message.queue_name, [0, 0, 0])
         counts[0] += 1
-        counts[1] += len(message.recipients)
+        counts[1] += len(recipients)
         counts[2] += message.message_size
         sender = _sender_key(message.sender)
+        sender_pair = self._domains_of(message.sender)
         self._senders.add(sender)
-        self._sender_domains.add(NULL_SENDER if sender == NULL_SENDER else domain_of(sender))
-        domains = [domain_of(recipient.address) for recipient in message.recipients]
-        for domain in domains:
-            self._recipient_domains.add(domain)
+        self._sender_domains.add(NULL_SENDER if sender == NULL_SENDER else sender_pair[0])
+        pairs = [self._domains_of(recipient.address) for recipient in recipients]
+        add_domain = self._recipient_domains.add
+        for domain, _ in pairs:
+            add_domain(domain)
+        # Integer arrival times and edges: the same column as qshape's whole-second clock.
+        column = bisect_right(_AGE_EDGES_SECONDS, self.now - message.arrival_time)
         if message.queue_name == "deferred":
-            self._add_deferred(message, domains)
-            self._add_shape(message, sender)
-        self._ages[bisect_right(_AGE_EDGES_SECONDS, self.now - message.arrival_time)] += 1
+            self._add_deferred(message, pairs)
+            self._add_shape(message.arrival_time, column, sender, sender_pair[1], pairs)
+        self._ages[column] += 1
         self._note_oldest(message)
 
-    def _add_deferred(self, message: QueueMessage, domains: list[str]) -> None:
+    def _domains_of(self, address: str) -> tuple[str, str]:
+        """``domain_of`` and ``qshape_domain`` of ``address``, memoised by its domain part."""
+        at = address.rfind("@")
+        if at < 0 or "\n" in address:
+            return domain_of(address), qshape_domain(address)
+        part = address[at + 1 :]
+        pair = self._domain_memo.get(part)
+        if pair is None:
+            pair = (part.lower() if part else NO_DOMAIN, qshape_domain(address))
+            if len(self._domain_memo) < DOMAIN_MEMO:
+                self._domain_memo[part] = pair
+        return pair
+
+    def _add_deferred(self, message: QueueMessage, pairs: list[tuple[str, str]]) -> None:
         seen: set[ReasonClass] = set()
-        for recipient, domain in zip(message.recipients, domains, strict=True):
+        classes = self._classes
+        for recipient, (domain, _) in zip(message.recipients, pairs, strict=True):
             reason_class, reason = analyse(recipient.delay_reason)
-            group = self._classes.get(reason_class)
+            group = classes.get(reason_class)
             if group is None:
-                group = self._classes[reason_class] = _ClassCounts(self.max_keys)
+                group = classes[reason_class] = _ClassCounts(self.max_keys)
             group.recipients += 1
             group.reasons.add(reason or NO_REASON)
             group.domains.add(domain)
@@ -219,11 +240,17 @@ class SummaryBuilder:
                 seen.add(reason_class)
                 group.messages += 1
 
-    def _add_shape(self, message: QueueMessage, sender: str) -> None:
-        arrival = message.arrival_time
-        self._shape.add(arrival, [qshape_domain(r.address) for r in message.recipients])
-        if message.recipients:  # qshape skips a queue file without recipients
-            self._sender_shape.add(arrival, (qshape_domain(message.sender),))
+    def _add_shape(
+        self,
+        arrival: int,
+        column: int,
+        sender: str,
+        sender_shape: str,
+        pairs: list[tuple[str, str]],
+    ) -> None:
+        if pairs:  # qshape skips a queue file without recipients
+            self._shape.add(column, pairs)
+            self._sender_shape.add_one(column, sender_shape)
         if sender == NULL_SENDER:
             if self._oldest_bounce is None or arrival < self._oldest_bounce:
                 self._oldest_bounce = arrival

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Benchmark `/mailq summary all` over many hosts against the same summary of one host.
+
+    .venv/bin/python bench/bench_fleet.py [--hosts 200] [--messages 200] [--delay-ms 50]
+                                          [--repeat 5] [--concurrency 64]
+
+The hosts are ``bench/server_farm.py``: in-process SSH servers in a separate process (so
+their CPU is not charged to the bot), each with a small realistic queue, answering
+``postqueue -j`` after ``--delay-ms`` (the command's run time on a real host plus the
+network; 0 measures the bot's CPU alone). The bot side is the command's own fleet path
+(``bot.fleet.FleetReader``, totals, the Slack and console rendering), with warm
+connections (one untimed run first opens them, as a long-running bot keeps them open).
+
+Timed, interleaved ``--repeat`` times: ONE = ``summary one`` (a group holding one host),
+ALL = ``summary farm`` (every host). Targets (mailqbot issue): ALL/ONE <= 3 and ALL < 2 s.
+Results on stdout, progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bot import render  # noqa: E402
+from bot.demo_ssh import generate_client_key  # noqa: E402
+from bot.fleet import FLEET_CONCURRENCY, FleetReader, FleetSummary, totals  # noqa: E402
+from bot.inventory import Inventory, load_config  # noqa: E402
+from bot.ssh import SSHExecutor  # noqa: E402
+
+RATIO_TARGET = 3.0
+TIME_TARGET = 2.0
+
+
+def status(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def quiet(_text: str) -> None:
+    return None
+
+
+async def summary(executor: SSHExecutor, inventory: Inventory, target: str, cap: int) -> float:
+    """One `summary TARGET` as the command runs it (minus the audit write); seconds."""
+    started = time.perf_counter()
+    hosts = inventory.select(target)
+    reader = FleetReader(executor, time.time(), quiet, concurrency=cap)
+    lines = await reader.read(hosts)
+    failed = [line for line in lines if line.error]
+    if failed:
+        raise SystemExit(f"{len(failed)} hosts failed, e.g. {failed[0].host}: {failed[0].error}")
+    elapsed = time.perf_counter() - started
+    model = FleetSummary(target, reader.now, lines, totals(lines), elapsed)
+    render.render("summary", model)
+    return time.perf_counter() - started
+
+
+async def measure(directory: Path, args: argparse.Namespace) -> dict[str, list[float]]:
+    inventory = Inventory(load_config(directory / "mailqbot.toml"))
+    times: dict[str, list[float]] = {"one": [], "farm": []}
+    cpu: list[float] = []
+    async with SSHExecutor() as executor:
+        status(f"warming up: connecting to {args.hosts} hosts")
+        cold = await summary(executor, inventory, "farm", args.concurrency)
+        status(f"  first run (connects included): {cold:.2f} s")
+        for i in range(args.repeat):
+            order = ("one", "farm") if i % 2 == 0 else ("farm", "one")
+            for target in order:
+                before = time.process_time()
+                times[target].append(await summary(executor, inventory, target, args.concurrency))
+                if target == "farm":
+                    cpu.append(time.process_time() - before)
+            status(f"  run {i + 1}: one {times['one'][-1]:.3f} s, all {times['farm'][-1]:.3f} s")
+    times["cpu"] = cpu
+    times["cold"] = [cold]
+    return times
+
+
+def report(args: argparse.Namespace, times: dict[str, list[float]], load: str) -> None:
+    one, farm = statistics.median(times["one"]), statistics.median(times["farm"])
+    ratio = farm / one
+    cpu = statistics.median(times["cpu"])
+    print(f"summary all over {args.hosts} hosts vs 1 host, warm connections")
+    print(
+        f"  hosts: bench/server_farm.py in its own process, {args.messages} messages each, "
+        f"postqueue -j answering after {args.delay_ms:g} ms; concurrency cap {args.concurrency}"
+    )
+    print(f"  load average before: {load}")
+    print(f"  1 host:        median {one:.3f} s  ({', '.join(f'{t:.3f}' for t in times['one'])})")
+    print(
+        f"  {args.hosts} hosts:     median {farm:.3f} s  "
+        f"({', '.join(f'{t:.3f}' for t in times['farm'])})"
+    )
+    print(f"  first run, connecting to every host: {times['cold'][0]:.2f} s")
+    print(f"  bot CPU per host: {1000 * cpu / args.hosts:.1f} ms ({cpu:.2f} s per fleet run)")
+    verdict = "ok" if ratio <= RATIO_TARGET else "MISSED"
+    print(f"  ratio all/one: {ratio:.2f}x (target <= {RATIO_TARGET:g}x: {verdict})")
+    verdict = "ok" if farm < TIME_TARGET else "MISSED"
+    print(f"  all hosts: {farm:.2f} s (target < {TIME_TARGET:g} s: {verdict})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--delay-ms", type=float, default=50.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=FLEET_CONCURRENCY)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mailqbot-fleet-") as tmp:
+        directory = Path(tmp)
+        generate_client_key(directory)
+        farm = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "server_farm.py"), tmp, str(args.hosts),
+             "--messages", str(args.messages), "--delay-ms", str(args.delay_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            status(f"starting {args.hosts} SSH servers in process {farm.pid}")
+            assert farm.stdout is not None
+            if farm.stdout.readline().strip() != "READY":
+                raise SystemExit("the server farm did not start")
+            load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+            report(args, asyncio.run(measure(directory, args)), load)
+        finally:
+            assert farm.stdin is not None
+            farm.stdin.close()
+            farm.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
