@@ -65,7 +65,7 @@ async def test_summary_all_on_demo_hosts(
     assert group.reply.text.startswith("Queues on 2 hosts (edge)")
     async with sessions() as session:
         events = (await session.scalars(select(AuditEvent).order_by(AuditEvent.seq))).all()
-    remote = events[0].detail["remote"]
+    remote: list[dict[str, str]] = events[0].detail["remote"]
     assert [(r["host"], r["command"].split()[-1]) for r in remote] == [
         (host, last) for host in ("mx1", "mx2", "relay1") for last in ("queue_directory", "-j")
     ]
