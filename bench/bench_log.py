@@ -331,19 +331,12 @@ def bot_argv(since: str, db: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", since, "--db", db]
 
 
-def pflogsumm_counts(text: str) -> dict[str, int]:
-    counts = {}
-    for line in text.splitlines():
-        words = line.split()
-        if (
-            len(words) >= 2
-            and words[0].isdigit()
-            and words[1] in ("delivered", "deferred", "bounced")
-        ):
-            counts[words[1]] = int(words[0])
-            if words[1] == "deferred" and len(words) >= 4:
-                counts["deferrals"] = int(words[2].lstrip("("))
-    return counts
+def pflogsumm_totals(text: str) -> str:
+    """pflogsumm's "Grand Totals" lines for delivered/deferred/bounced, as it prints them
+    (it abbreviates large numbers: ``1073k``)."""
+    wanted = ("delivered", "deferred", "bounced")
+    lines = [" ".join(line.split()) for line in text.splitlines()[:20]]
+    return "; ".join(line for line in lines if len(line.split()) > 1 and line.split()[1] in wanted)
 
 
 # -- the bot side (a child process) -------------------------------------------------------------
@@ -476,6 +469,9 @@ def _measure_all(args: argparse.Namespace, loads: list[list[str]], generated: fl
                 wall, rss, out = measure([PFLOGSUMM, str(BENCH_LOG)])
                 pflog_text = out.decode(errors="replace")
             runs[name].append((wall, rss))
+            status(f"run {i + 1}/{args.repeat}: {name}: {wall:.2f} s, {rss / 1024:.1f} MiB")
+    status("baseline: bot since=1m (almost nothing to read)")
+    _, rss_base, _ = measure(bot_argv("1m", db))
     status("whole file: bot since=31d")
     wall_all, rss_all, out_all = measure(bot_argv("31d", db))
     text_all = json.loads(out_all)["text"]
@@ -485,7 +481,7 @@ def _measure_all(args: argparse.Namespace, loads: list[list[str]], generated: fl
     loads.append(Path("/proc/loadavg").read_text().split()[:3])
     shutil.rmtree(workdir, ignore_errors=True)
     _report(args, file_size, first, generated, runs, inner, (wall_all, rss_all, inner_all),
-            overhead, loads, text24, text_all, pflog_text)  # fmt: skip
+            overhead, loads, text24, text_all, pflog_text, rss_base)  # fmt: skip
     ratio = statistics.median(w for w, _ in runs["pflogsumm"]) / statistics.median(
         w for w, _ in runs["bot24"]
     )
@@ -505,6 +501,7 @@ def _report(
     text24: str,
     text_all: str,
     pflog_text: str,
+    rss_base: int,
 ) -> None:
     bot = statistics.median(w for w, _ in runs["bot24"])
     pfl = statistics.median(w for w, _ in runs["pflogsumm"])
@@ -555,7 +552,7 @@ def _report(
     print("\n".join("  " + line for line in text24.splitlines()[:8]))
     print("bot whole file, statuses:")
     print("\n".join("  " + line for line in text_all.splitlines()[2:9]))
-    print(f"pflogsumm totals: {pflogsumm_counts(pflog_text)}")
+    print(f"pflogsumm grand totals: {pflogsumm_totals(pflog_text)}")
 
 
 if __name__ == "__main__":

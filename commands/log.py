@@ -161,8 +161,6 @@ def _since_text(seconds: int) -> str:
 
 
 def _secs(value: float) -> str:
-    if value == float("inf"):
-        return ">5d"
     return f"{value:.2f}s" if value < 60 else duration(value)
 
 

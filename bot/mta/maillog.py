@@ -314,6 +314,7 @@ MAIN_STATUSES = ("sent", "deferred", "bounced", "expired")
 DELAY_PARTS = ("before queue manager", "in queue manager", "connection setup", "transmission")
 # Histogram edges in seconds for the delay percentiles: p95 is reported as "at most EDGE".
 DELAY_EDGES = (0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, _DAY, 5 * _DAY)
+_FIRST_EDGE = DELAY_EDGES[0]
 _SUSPENDED = "delivery temporarily suspended: "
 MAX_KEY = 100  # characters of a relay or domain kept as a counter key
 ATTEMPT_GAP = 60.0  # seconds: deferrals of one queue ID closer than this are one attempt
@@ -374,12 +375,12 @@ class _Delays:
     def add(self, delays: tuple[float, float, float, float]) -> None:
         self.count += 1
         total, top, hist = self.sum, self.max, self.hist
-        for i in (0, 1, 2, 3):
-            value = delays[i]
+        for i, value in enumerate(delays):
             total[i] += value
             if value > top[i]:
                 top[i] = value
-            hist[i][bisect_left(DELAY_EDGES, value)] += 1
+            # Most delays are tiny: skip the search for the first bucket.
+            hist[i][0 if value <= _FIRST_EDGE else bisect_left(DELAY_EDGES, value)] += 1
 
     def parts(self) -> list[DelayPart]:
         return [DelayPart(self.sum[i] / self.count, self._p95(i), self.max[i]) for i in range(4)]
