@@ -123,4 +123,7 @@ def first_expiry(
         )
         if arrival is not None and lifetime is not None
     ]
-    return min(candidates, key=lambda e: (e.at, e.parameter), default=None)
+    # On a tie, name maximal_queue_lifetime: it is the one most mail is under.
+    return min(
+        candidates, key=lambda e: (e.at, e.parameter != "maximal_queue_lifetime"), default=None
+    )
