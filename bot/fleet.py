@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 FLEET_CONCURRENCY = 64
 ERROR_CHARS = 140
+HOST_KEYS = 1_000  # distinct keys per counter per host: the fleet view shows only top ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,7 @@ class FleetReader:
     async def _one(self, host: Host) -> HostLine:
         started = time.monotonic()
         records = self.remote.setdefault(host.name, [])
-        builder = SummaryBuilder(self.now, top_n=3, shape_rows=0)
+        builder = SummaryBuilder(self.now, top_n=3, max_keys=HOST_KEYS, shape_rows=0)
         try:
             reading = await read_host(
                 self.executor, host, self.now, _quiet, records, builder=builder
