@@ -258,9 +258,14 @@ class SummaryBuilder:
             self._oldest_regular = arrival
 
     def _note_oldest(self, message: QueueMessage) -> None:
-        key = (message.arrival_time, message.queue_id)
-        if self._oldest is None or key < self._oldest[:2]:
-            self._oldest = (message.arrival_time, message.queue_id, message)
+        oldest = self._oldest
+        arrival = message.arrival_time
+        if (
+            oldest is None
+            or arrival < oldest[0]
+            or (arrival == oldest[0] and message.queue_id < oldest[1])
+        ):
+            self._oldest = (arrival, message.queue_id, message)
 
     def build(self) -> QueueSummary:
         order = [name for name in QUEUE_NAMES if name in self._queues]
