@@ -540,6 +540,10 @@ def _report(
     )
     print(f"ratio pflogsumm / bot whole file: {pfl / whole[0]:.1f}x")
     print(
+        f"memory: the bot process with almost nothing to read (since=1m: interpreter, imports, "
+        f"database, SSH connection) peaks at {rss_base / 1024:.1f} MiB"
+    )
+    print(
         f"memory: bot peak RSS {bot_rss:.1f} MiB for 24h, {whole[1] / 1024:.1f} MiB for the whole "
         f"file; pflogsumm {pfl_rss:.1f} MiB"
     )

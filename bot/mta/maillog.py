@@ -91,7 +91,7 @@ class LogClock:
 
     def __init__(self, now: float, utc_offset: int = 0) -> None:
         self.now, self.offset = now, utc_offset
-        self._days: dict[str, float | None] = {}  # "Nov 28" -> local midnight (<= 372 keys)
+        self._days: dict[str, float | None] = {}  # "Nov 28" -> local midnight
         self._last: tuple[str, float | None] = ("", None)
 
     def epoch(self, stamp: str) -> float | None:
@@ -105,8 +105,10 @@ class LogClock:
         key = stamp[:6]
         if key in self._days:
             day = self._days[key]
+        elif stamp[:3] in _MONTHS:  # only real months are cached: at most 12 * 40 keys
+            day = self._days[key] = self._day(_MONTHS[stamp[:3]], int(stamp[4:6]))
         else:
-            day = self._days[key] = self._day(_MONTHS.get(stamp[:3], 0), int(stamp[4:6]))
+            return None
         hh, mm, ss = int(stamp[7:9]), int(stamp[10:12]), int(stamp[13:15])
         if day is None or hh > 23 or ss > 60:
             return None
@@ -118,7 +120,7 @@ class LogClock:
         for candidate in range(year, year - 9, -1):
             try:
                 midnight = datetime(candidate, month, day, tzinfo=UTC).timestamp() - self.offset
-            except ValueError:  # no such day (Feb 29, month 0) this year
+            except ValueError:  # no such day (Feb 29, Nov 31, day 0) this year
                 continue
             if midnight <= self.now + _DAY:
                 return float(midnight)
@@ -227,7 +229,11 @@ def log_path(value: str) -> str:
     path = value.strip()
     parts = path.split("/")
     if not _PATH.fullmatch(path) or ".." in parts or "." in parts:
-        raise ParseError(f"The mail log path `{path[:200]}` is not a plain absolute file path.")
+        raise ParseError(
+            f"The mail log path `{path[:200]}` (postconf maillog_file) is not a plain absolute "
+            "file path, so mailqbot will not read it. Set maillog_file to a path such as "
+            "/var/log/postfix.log."
+        )
     if path.startswith(("/dev/", "/proc/")):
         raise UsageError(
             f"Postfix logs to `{path}` (maillog_file), not to a file mailqbot can read. Point "
