@@ -164,6 +164,16 @@ def test_syslog_year_is_the_latest_not_after_now(now: str, stamp: str, expected:
     assert maillog.line_time(stamp + " mail x", clock(0, epoch(now))) == epoch(expected)
 
 
+def test_the_day_cache_holds_real_months_only() -> None:
+    c = clock()
+    for word in ("Abc", "Xyz", "Nox", "Zzz"):
+        for day in range(1, 32):
+            assert c.epoch(f"{word} {day:2d} 11:00:00") is None
+    assert c._days == {}
+    c.epoch("Nov 31 11:00:00")
+    assert c._days == {"Nov 31": None}
+
+
 # -- the line reader --------------------------------------------------------------------------
 
 
