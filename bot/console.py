@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import shlex
 import sys
 
 from rich.console import Console
@@ -48,7 +49,8 @@ async def repl(services: Services, out: Console) -> None:
 async def main(services: Services, words: list[str]) -> int:
     out = Console(highlight=False, soft_wrap=True)
     if words:
-        outcome = await run_one(services, " ".join(words), out)
+        text = words[0] if len(words) == 1 else shlex.join(words)
+        outcome = await run_one(services, text, out)
         return 0 if outcome.ok else 1
     if not sys.stdin.isatty():
         ok = True

@@ -38,7 +38,6 @@ CELL = 40  # widest sender or recipient shown in Slack's table
 SECTION_LIMIT = 3000
 BUTTON_VALUE_LIMIT = 2000
 _PAGING_KEYS = {"limit": (1, MAX_LIMIT), "offset": (0, MAX_OFFSET)}
-_UNSAFE_IN_BUTTON = ("<", ">", "&")
 
 
 @dataclass(frozen=True)
@@ -176,10 +175,10 @@ class ListPage:
 
     @property
     def buttons_work(self) -> bool:
-        """Button values are not mrkdwn, so text that escaping would change cannot go in one."""
+        """A button's value is escaped like all template text and unescaped by the Slack front
+        end on the click; it must survive cleaning and fit Slack's limit once escaped."""
         value = self.command(self.next_offset or self.paging.offset)
-        unsafe = any(c in value for c in _UNSAFE_IN_BUTTON) or clean(value) != value
-        return not unsafe and len(value) <= BUTTON_VALUE_LIMIT
+        return clean(value) == value and len(escape_mrkdwn(value)) <= BUTTON_VALUE_LIMIT
 
     @property
     def arrivals(self) -> tuple[int, int] | None:

@@ -60,9 +60,15 @@ async def on_mailq(
         team_id=command.get("team_id"),
         enterprise_id=command.get("enterprise_id"),
         channel_id=command.get("channel_id"),
-        text=command.get("text", "").strip(),
+        text=slack_text(command.get("text", "")),
     )
     await _run(request, services, client, respond)
+
+
+def slack_text(text: str) -> str:
+    """Undo the only escaping Slack applies to typed text and what our templates apply to
+    button values (``&``, ``<``, ``>``), so ``sender=<>`` arrives as typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
 
 
 async def on_run_button(
@@ -87,7 +93,7 @@ async def on_run_button(
         team_id=user.get("team_id") or body.get("team", {}).get("id"),
         enterprise_id=(body.get("enterprise") or {}).get("id"),
         channel_id=body.get("channel", {}).get("id"),
-        text=str(action.get("value", "")),
+        text=slack_text(str(action.get("value", ""))),
     )
     container = body.get("container", {})
     if action["action_id"] == "mailq_run_replace" and container.get("message_ts"):

@@ -31,6 +31,7 @@ from bot.pipeline import Outcome, Request, handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
+from bot.slack.app import slack_text
 from commands.list import ListPage, PageBuilder, Paging, take_paging
 
 NOW = 1_795_000_000.0
@@ -220,16 +221,18 @@ async def test_past_the_end_and_no_match_say_what_next(world: World) -> None:
         assert_valid_block_kit(outcome.reply.blocks)
 
 
-async def test_hostile_filter_text_pings_nobody_and_gets_no_button(world: World) -> None:
+async def test_hostile_filter_text_pings_nobody_and_survives_the_button(world: World) -> None:
     outcome = await ask(world, "list mx1 sender=<!channel>@hostile.test limit=200")
     assert outcome.ok, outcome.reply.text
     text = all_text(outcome.reply.blocks)
     assert "<!channel>" not in text
     assert "&lt;!channel&gt;@hostile.test" in text
     assert_valid_block_kit(outcome.reply.blocks)
-    # A button value is not mrkdwn: escaping would change "<", so the next page is text.
-    assert next_value(outcome.reply.blocks) is None
-    assert "with `offset=200`" in text
+    # The value is escaped like all template text; the Slack front end undoes it on the click.
+    value = next_value(outcome.reply.blocks)
+    assert value is not None
+    assert "<" not in value
+    assert slack_text(value) == "list mx1 'sender=<!channel>@hostile.test' limit=200 offset=200"
 
 
 async def test_the_run_is_audited_with_its_remote_commands(world: World) -> None:
