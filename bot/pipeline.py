@@ -108,6 +108,8 @@ async def prepare(
     spec: CommandSpec | None = None
     try:
         spec, args = commands.parse(request.text)
+        if spec.validate is not None:
+            spec.validate(args)
         _authorise(spec, args, context)
     except MailqbotError as exc:
         outcome = "denied" if isinstance(exc, PermissionDenied) else "refused"

@@ -44,6 +44,9 @@ class CommandSpec:
     arguments: tuple[Argument, ...] = ()
     targets_hosts: bool = field(default=False)
     order: int = 50  # position in help
+    # Checks the arguments before anything runs (raising UsageError), so a bad argument is
+    # refused at once: no placeholder message, no remote command.
+    validate: Callable[[argparse.Namespace], object] | None = None
 
     @property
     def usage(self) -> str:

@@ -268,12 +268,16 @@ def _one_host(ctx: Context, target: str) -> Host:
     return inventory.get(target)
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> ListPage:
+def parse_words(args: argparse.Namespace) -> tuple[Paging, QueueFilter]:
     paging, words = take_paging(args.words)
     try:
-        queue_filter = QueueFilter.parse(words)
+        return paging, QueueFilter.parse(words)
     except UsageError as exc:
         raise UsageError(exc.user_message, SPEC.usage) from None
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> ListPage:
+    paging, queue_filter = parse_words(args)
     host = _one_host(ctx, args.target)
     now = ctx.services.clock()
     page = PageBuilder(queue_filter, now, paging)
@@ -286,6 +290,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> ListPage:
 
 SPEC = CommandSpec(
     name="list",
+    validate=parse_words,
     summary="The messages that match a filter (domain, sender, reason, age, queue, ID), "
     "with counts; a page at a time.",
     permission="read",

@@ -385,6 +385,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> LogReport:
 
 SPEC = CommandSpec(
     name="log",
+    validate=lambda args: parse_since(args.options),
     summary="Deferral analysis from the mail log: statuses, reasons, relays, delays, "
     "queue IDs deferred again and again.",
     permission="read",

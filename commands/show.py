@@ -89,6 +89,11 @@ def not_in_queue(queue_id: str, host: str, *, just_now: bool = False) -> NotInQu
     )
 
 
+def check_words(args: argparse.Namespace) -> None:
+    queue_id_argument(args.queue_id)
+    _body_word(args.body)
+
+
 async def run(args: argparse.Namespace, ctx: Context) -> ShowModel:
     host = ctx.services.inventory.get(args.target)
     queue_id = queue_id_argument(args.queue_id)
@@ -360,6 +365,7 @@ class ShowModel:
 
 SPEC = CommandSpec(
     name="show",
+    validate=check_words,
     summary="One queued message: envelope, recipients with their delay reasons, headers; "
     "add `body` for the start of the body.",
     permission="read",

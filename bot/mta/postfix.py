@@ -49,12 +49,17 @@ _MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 # -- command templates ------------------------------------------------------------------
 
 
+# A queue listing may take minutes on a huge queue: the host's command_timeout decides
+# (the executor applies the smaller of the two limits).
+LISTING_TIMEOUT = 3600.0
+
+
 def postqueue_json() -> RemoteCommand:
-    return RemoteCommand(argv=(POSTQUEUE, "-j"))
+    return RemoteCommand(argv=(POSTQUEUE, "-j"), remote_timeout=LISTING_TIMEOUT)
 
 
 def postqueue_list() -> RemoteCommand:
-    return RemoteCommand(argv=(POSTQUEUE, "-p"))
+    return RemoteCommand(argv=(POSTQUEUE, "-p"), remote_timeout=LISTING_TIMEOUT)
 
 
 def postconf_values(*names: str) -> RemoteCommand:

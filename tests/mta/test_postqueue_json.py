@@ -270,7 +270,7 @@ def test_commands() -> None:
     for command in (postqueue_json(), postqueue_list(), postconf_version()):
         assert not command.sudo
         assert not command.destructive
-    assert postqueue_json().command_line() == "timeout -k 5 60 /usr/sbin/postqueue -j"
+    assert postqueue_json().command_line() == "timeout -k 5 3600 /usr/sbin/postqueue -j"
 
 
 @pytest.mark.parametrize("name", ["", "Mail_version", "x;id", "a b", "-e", "x=y", "a" * 65])
