@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import LAB_CONFIG
+from conftest import LAB_CONFIG, LAB_DIR
 from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
@@ -28,11 +28,19 @@ from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
 
-pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_up")]
 
 POSTFIX_LOG = Path("/var/log/postfix.log")
 # Reading the log is the subject here, not the database: one database kind is enough.
 sqlite_only = pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def lab_up() -> None:
+    """The lab must be up; unlike the ``lab`` fixture, any queue size will do (only the log
+    is read)."""
+    if not (LAB_DIR / "lab.json").exists() or not POSTFIX_LOG.exists():
+        pytest.fail("the lab is not up: run `bash tests/lab/lab.sh up` as root")
 
 
 @pytest.fixture
