@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from demo_world import World, demo_world
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -21,16 +21,13 @@ from test_render import all_text, assert_valid_block_kit
 import commands
 from bot import render
 from bot.db.models import AuditEvent
-from bot.demo import SIZES, DemoHosts, demo_hosts, demo_queue
-from bot.inventory import Access, Grant, Inventory
+from bot.demo import SIZES, demo_queue
+from bot.inventory import Access, Grant
 from bot.mta.filter import QueueFilter
 from bot.mta.models import QueueMessage, Recipient
 from bot.mta.postfix import PostqueueJsonParser
 from bot.mta.reasons import classify
 from bot.pipeline import Outcome, Request, handle
-from bot.runtime import open_services
-from bot.services import Services
-from bot.settings import Settings
 from bot.slack.app import slack_text
 from commands.list import ListPage, PageBuilder, Paging, take_paging
 
@@ -39,19 +36,11 @@ TEAM = "T0LAB"
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="viewer", members=["U0VIEWER"])])
 
 
-@dataclass
-class World:
-    services: Services
-    demo: DemoHosts
-
-
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
-    async with demo_hosts(tmp_path, now=NOW) as demo:
-        config = demo.inventory.config.model_copy(update={"access": ACCESS})
-        async with open_services(Settings(DATABASE_URL=db_url), Inventory(config)) as services:
-            services.clock = lambda: NOW + 60
-            yield World(services, demo)
+    async with demo_world(db_url, tmp_path, ACCESS, now=NOW) as world:
+        world.services.clock = lambda: NOW + 60
+        yield world
 
 
 def demo_messages(host: str) -> list[QueueMessage]:

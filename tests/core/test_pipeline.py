@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from demo_world import World, demo_world
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import audit
 from bot.db.models import AuditEvent, CommandRun
-from bot.demo import DemoHosts, demo_hosts
 from bot.inventory import Access, Grant, Inventory
 from bot.pipeline import Request, handle
-from bot.runtime import open_services
-from bot.services import Services
-from bot.settings import Settings
 
 TEAM = "T0LAB"
 ACCESS = Access(
@@ -35,22 +30,10 @@ ACCESS = Access(
 )
 
 
-@dataclass
-class World:
-    services: Services
-    demo: DemoHosts
-    sessions: async_sessionmaker[AsyncSession]
-
-
 @pytest.fixture
-async def world(
-    db_url: str, tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[World]:
-    async with demo_hosts(tmp_path) as demo:
-        config = demo.inventory.config.model_copy(update={"access": ACCESS})
-        settings = Settings(DATABASE_URL=db_url)
-        async with open_services(settings, Inventory(config)) as services:
-            yield World(services, demo, sessions)
+async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with demo_world(db_url, tmp_path, ACCESS) as world:
+        yield world
 
 
 def slack(text: str, user: str = "U0VIEWER", team: str = TEAM) -> Request:

@@ -9,30 +9,27 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from demo_world import World, demo_world
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_render import assert_valid_block_kit
 
 import bot.demo
 from bot import render
 from bot.db.models import AuditEvent
-from bot.demo import SIZES, DemoHosts, demo_hosts, demo_queue
+from bot.demo import SIZES, demo_queue
 from bot.errors import UsageError
-from bot.inventory import Access, Grant, Inventory
+from bot.inventory import Access, Grant
 from bot.mta.models import QueueMessage, Recipient
 from bot.mta.postcat import BodyExcerpt, EnvelopeRecipient, Header, MessageRecipient, PostcatOutput
 from bot.pipeline import Outcome, Request, handle
-from bot.runtime import open_services
-from bot.services import Services
-from bot.settings import Settings
 from bot.text import escape_mrkdwn
 from commands.show import ShowModel, fit, queue_id_argument
 
@@ -56,22 +53,10 @@ def pick(test: Any, host: str = "mx1") -> dict[str, Any]:
     return next(r for r in demo_records(host) if r["queue_name"] == "deferred" and test(r))
 
 
-@dataclass
-class World:
-    services: Services
-    demo: DemoHosts
-    sessions: async_sessionmaker[AsyncSession]
-
-
 @pytest.fixture
-async def world(
-    db_url: str, tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[World]:
-    async with demo_hosts(tmp_path) as demo:
-        config = demo.inventory.config.model_copy(update={"access": ACCESS})
-        settings = Settings(DATABASE_URL=db_url)
-        async with open_services(settings, Inventory(config)) as services:
-            yield World(services, demo, sessions)
+async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with demo_world(db_url, tmp_path, ACCESS) as world:
+        yield world
 
 
 def slack(text: str, user: str = "U0VIEWER") -> Request:
