@@ -6,7 +6,6 @@ Paging is followed through the Next buttons exactly as Slack would send their va
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from demo_world import World, demo_world
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from listpage import counts, page_ids
 from sqlalchemy import select
 from test_render import all_text, assert_valid_block_kit
 
@@ -54,24 +54,6 @@ MX1 = demo_messages("mx1")
 async def ask(world: World, text: str) -> Outcome:
     request = Request(source="slack", user_id="U0VIEWER", team_id=TEAM, channel_id="C1", text=text)
     return await handle(request, world.services)
-
-
-def counts(blocks: list[dict[str, Any]]) -> tuple[int, int, int]:
-    """(matched, scanned, recipients) from the first section."""
-    text = blocks[1]["text"]["text"]
-    found = re.match(r"\*([\d,]+)\* of ([\d,]+) messages match · \*([\d,]+)\* recipients", text)
-    assert found, text
-    matched, scanned, rcpts = (int(g.replace(",", "")) for g in found.groups())
-    return matched, scanned, rcpts
-
-
-def page_ids(blocks: list[dict[str, Any]]) -> list[str]:
-    ids = []
-    for block in blocks:
-        text = block.get("text", {}).get("text", "") if block["type"] == "section" else ""
-        if text.startswith("```queue id"):
-            ids += [line.split()[0] for line in text.strip("`").splitlines()[1:]]
-    return ids
 
 
 def next_value(blocks: list[dict[str, Any]]) -> str | None:

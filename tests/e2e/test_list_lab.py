@@ -8,7 +8,6 @@ Slack's signed request formats and reads what it did on the fake Slack Web API.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import aiohttp
 import pytest
 from conftest import LAB_CONFIG, SIGNING_SECRET, BotProcess, final, postqueue_json
 from fakes import Call, FakeSlack, block_actions_body, sign, slash_command_body
+from listpage import counts, page_ids
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -54,24 +54,6 @@ def recount(queue: Queue, cls: ReasonClass) -> tuple[list[str], int]:
             ids.append(message["queue_id"])
             rcpts += hits
     return ids, rcpts
-
-
-def counts(blocks: list[dict[str, Any]]) -> tuple[int, int, int]:
-    """(matched, scanned, recipients) as the message states them."""
-    text = blocks[1]["text"]["text"]
-    found = re.match(r"\*([\d,]+)\* of ([\d,]+) messages match · \*([\d,]+)\* recipients", text)
-    assert found, text
-    matched, scanned, rcpts = (int(g.replace(",", "")) for g in found.groups())
-    return matched, scanned, rcpts
-
-
-def page_ids(blocks: list[dict[str, Any]]) -> list[str]:
-    ids = []
-    for block in blocks:
-        text = block.get("text", {}).get("text", "") if block["type"] == "section" else ""
-        if text.startswith("```queue id"):
-            ids += [line.split()[0] for line in text.strip("`").splitlines()[1:]]
-    return ids
 
 
 def next_button(blocks: list[dict[str, Any]]) -> dict[str, Any]:
