@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -61,3 +61,63 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, object]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ActionPlan(Base):
+    """A stored destructive action: the exact messages, who asked, and where it stands.
+
+    ``status`` moves only by conditional writes (``UPDATE ... WHERE status = ...``):
+    pending -> approved | denied | expired; approved -> executing -> done | failed | unknown.
+    ``items`` holds each queue ID with the arrival time, sender and queue it had when the
+    plan was made; ``plan_hash`` covers all of it.
+    """
+
+    __tablename__ = "action_plans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    action_class: Mapped[str] = mapped_column(String(32))
+    selector: Mapped[str] = mapped_column(Text)
+    items: Mapped[list[dict[str, object]]] = mapped_column(JSON)
+    item_count: Mapped[int] = mapped_column(Integer)
+    preview: Mapped[dict[str, object]] = mapped_column(JSON)
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    requester: Mapped[str] = mapped_column(String(64))
+    requester_team: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    approvals_needed: Mapped[int] = mapped_column(Integer)
+    approvals: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    result: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class PlanDecision(Base):
+    """One person's approve or deny on one plan; a person decides a plan at most once."""
+
+    __tablename__ = "plan_decisions"
+    __table_args__ = (UniqueConstraint("plan_id", "actor"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("action_plans.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SlackDelivery(Base):
+    """Slack deliveries already handled (event ids, interaction ids): retries are dropped."""
+
+    __tablename__ = "slack_deliveries"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
