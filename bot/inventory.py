@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError, UnknownHost
+from bot.monitor.config import MonitorSection
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 Role = Literal["viewer", "operator", "approver", "admin"]
@@ -99,6 +100,7 @@ class Config(_Strict):
     ssh: SSHDefaults = Field(default_factory=SSHDefaults)
     hosts: list[HostEntry] = Field(min_length=1)
     slack: SlackSection = Field(default_factory=SlackSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
     access: Access = Field(default_factory=Access)
 
     @model_validator(mode="after")

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -121,3 +133,82 @@ class SlackDelivery(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# ---- monitoring (times are epoch seconds: portable arithmetic in SQL, no time zones) ----
+
+
+class QueueSample(Base):
+    """One poll of one host: counts by queue and deferred messages by reason class."""
+
+    __tablename__ = "queue_samples"
+    __table_args__ = (Index("ix_queue_samples_host_at", "host", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    at: Mapped[float] = mapped_column(Float)
+    replica: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    elapsed: Mapped[float] = mapped_column(Float)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[int] = mapped_column(Integer, default=0)
+    incoming: Mapped[int] = mapped_column(Integer, default=0)
+    deferred: Mapped[int] = mapped_column(Integer, default=0)
+    hold: Mapped[int] = mapped_column(Integer, default=0)
+    oldest_age: Mapped[int | None] = mapped_column(Integer)
+    spool_kib: Mapped[int | None] = mapped_column(Integer)
+    by_class: Mapped[dict[str, int]] = mapped_column(JSON)
+
+
+class Incident(Base):
+    """A rule crossed on a host. ``open_key`` is ``host|kind`` while open and NULL after:
+    its unique index allows one open incident per host and kind. Changes are conditional
+    on ``version``, so only the writer that won a change posts about it in Slack."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    open_key: Mapped[str | None] = mapped_column(String(320), unique=True)
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float] = mapped_column(Float)
+    peak: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    opened_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    resolved_at: Mapped[float | None] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    root_ts: Mapped[str | None] = mapped_column(String(32))
+    notified_value: Mapped[float | None] = mapped_column(Float)
+    notified_severity: Mapped[str | None] = mapped_column(String(16))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[float | None] = mapped_column(Float)
+    snoozed_until: Mapped[float | None] = mapped_column(Float)
+    snoozed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class HostLease(Base):
+    """Which process polls a host, until when, and when the host is next due."""
+
+    __tablename__ = "host_leases"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+    next_due: Mapped[float] = mapped_column(Float)
+    polled_at: Mapped[float | None] = mapped_column(Float)
+
+
+class MonitorReplica(Base):
+    """A polling process's heartbeat: the live ones share the hosts between them."""
+
+    __tablename__ = "monitor_replicas"
+
+    replica: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,1 @@
+"""Proactive monitoring: polls, rules, incidents, leases, charts and metrics."""

@@ -1,0 +1,103 @@
+"""The ``[monitor]`` section of the config file: intervals, leases and alert rules.
+
+Every rule has a ``warning`` and a ``critical`` level and a ``clear`` level below
+``warning``: an incident opens when a value reaches ``warning`` and resolves only when it
+falls below ``clear``, so a value hovering at a threshold does not flap. A host group may
+override the interval and any rule (``[monitor.groups.NAME]``); a host in several groups
+takes the first of its groups that has a section.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Threshold(_Strict):
+    warning: Annotated[float, Field(ge=0)]
+    critical: Annotated[float, Field(ge=0)]
+    clear: Annotated[float, Field(ge=0)] | None = None  # default: 80 % of warning
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Threshold:
+        if self.critical < self.warning:
+            raise ValueError("critical must be at least warning")
+        if self.clear is not None and self.clear >= self.warning:
+            raise ValueError("clear must be below warning (that gap is the hysteresis)")
+        return self
+
+    @property
+    def clear_level(self) -> float:
+        return self.clear if self.clear is not None else self.warning * 0.8
+
+    @property
+    def critical_clear(self) -> float:
+        """Below this a critical incident goes back to warning (the same gap as clear)."""
+        return self.critical - (self.warning - self.clear_level)
+
+
+class Rules(_Strict):
+    """What is measured on each poll; a rule set to nothing is off."""
+
+    deferred: Threshold | None = Threshold(warning=1000, critical=5000, clear=800)
+    # Deferred messages added per minute, over ``growth_window`` seconds.
+    growth: Threshold | None = None
+    # Seconds since the oldest message arrived.
+    oldest_age: Threshold | None = None
+    # KiB in the deferred spool (``du``; needs the sudoers rule).
+    spool_kib: Threshold | None = None
+    # Deferred messages of one reason class added over ``growth_window`` seconds.
+    reason_spike: Threshold | None = None
+    # Polls failed in a row.
+    unreachable: Threshold | None = Threshold(warning=2, critical=5, clear=1)
+    growth_window: Annotated[float, Field(gt=0, le=86400)] = 600
+
+
+class GroupMonitor(_Strict):
+    interval: Annotated[float, Field(gt=0, le=86400)] | None = None
+    rules: Rules | None = None
+
+
+class MonitorSection(_Strict):
+    enabled: bool = True
+    interval: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    # Each host gets a random phase in its interval; each poll may start up to
+    # ``jitter`` x interval late, at random.
+    jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    concurrency: Annotated[int, Field(ge=1, le=1024)] = 64
+    # After a resolve, a new crossing within this many seconds reopens the same incident.
+    cooldown: Annotated[float, Field(ge=0, le=7 * 86400)] = 900.0
+    # How often a process renews its leases and looks for due hosts; lease lifetime.
+    tick: Annotated[float, Field(gt=0, le=60)] | None = None  # default: min(5, interval/5)
+    lease_ttl: Annotated[float, Field(gt=0, le=3600)] | None = None  # default: 3 ticks
+    chart: bool = True
+    rules: Rules = Field(default_factory=Rules)
+    groups: dict[str, GroupMonitor] = Field(default_factory=dict)
+
+    def interval_for(self, groups: tuple[str, ...]) -> float:
+        group = self._group(groups)
+        return group.interval if group and group.interval else self.interval
+
+    def rules_for(self, groups: tuple[str, ...]) -> Rules:
+        group = self._group(groups)
+        return group.rules if group and group.rules else self.rules
+
+    def _group(self, groups: tuple[str, ...]) -> GroupMonitor | None:
+        return next((self.groups[g] for g in groups if g in self.groups), None)
+
+    @property
+    def min_interval(self) -> float:
+        return min([self.interval, *(g.interval for g in self.groups.values() if g.interval)])
+
+    @property
+    def tick_seconds(self) -> float:
+        return self.tick if self.tick else min(5.0, self.min_interval / 5)
+
+    @property
+    def ttl_seconds(self) -> float:
+        return self.lease_ttl if self.lease_ttl else 3 * self.tick_seconds
