@@ -7,18 +7,21 @@ row's hash, so editing, deleting or reordering any row breaks the chain from the
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuditEvent
+from bot.errors import UsageError
 
 GENESIS = "0" * 64
 APPEND_ATTEMPTS = 20
@@ -104,15 +107,19 @@ class VerifyResult:
 
 
 async def iter_events(
-    sessions: async_sessionmaker[AsyncSession], batch: int = 1000
+    sessions: async_sessionmaker[AsyncSession],
+    batch: int = 1000,
+    since: datetime | None = None,
 ) -> AsyncIterator[AuditEvent]:
+    """Every event in chain order (from ``since``, if given), read ``batch`` rows at a time,
+    each batch in its own short session."""
     after = 0
     while True:
         async with sessions() as session:
-            stmt = (
-                select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq)
-            ).limit(batch)
-            rows = list((await session.scalars(stmt)).all())
+            stmt = select(AuditEvent).where(AuditEvent.seq > after)
+            if since is not None:
+                stmt = stmt.where(AuditEvent.at >= since)
+            rows = list((await session.scalars(stmt.order_by(AuditEvent.seq).limit(batch))).all())
         if not rows:
             return
         for row in rows:
@@ -139,3 +146,112 @@ def _check(row: AuditEvent, expected_prev: str, expected_seq: int) -> str | None
     if row_hash(row) != row.hash:
         return "content changed: the row's hash does not match its fields"
     return None
+
+
+# -- reading and export ------------------------------------------------------------------------
+
+EXPORT_FIELDS = (
+    "seq", "id", "at", "request_id", "source", "actor", "team_id", "action", "host",
+    "detail", "prev_hash", "hash",
+)  # fmt: skip
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_dict(row: AuditEvent) -> dict[str, Any]:
+    """One event as plain data, exactly as hashed (``at`` in UTC, ISO 8601)."""
+    return {
+        "seq": row.seq,
+        "id": row.id,
+        "at": _utc(row.at).isoformat(timespec="microseconds"),
+        "request_id": row.request_id,
+        "source": row.source,
+        "actor": row.actor,
+        "team_id": row.team_id,
+        "action": row.action,
+        "host": row.host,
+        "detail": row.detail,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    }
+
+
+def _csv_cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+async def export(
+    sessions: async_sessionmaker[AsyncSession],
+    out: TextIO,
+    fmt: Literal["csv", "jsonl"],
+    since: datetime | None = None,
+    batch: int = 1000,
+) -> int:
+    """Write events in chain order as CSV (with a header) or JSON lines; returns the count.
+
+    JSON lines are exact (a verifier can recompute every hash); CSV is for spreadsheets:
+    ``detail`` is a JSON cell and formula-like text is prefixed with ``'``.
+    """
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(EXPORT_FIELDS)
+    count = 0
+    async for row in iter_events(sessions, batch, since):
+        data = as_dict(row)
+        if writer is not None:
+            writer.writerow([_csv_cell(data[f]) for f in EXPORT_FIELDS])
+        else:
+            out.write(json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n")
+        count += 1
+    return count
+
+
+async def recent(
+    sessions: async_sessionmaker[AsyncSession],
+    since: datetime,
+    hosts: list[str] | None,
+    limit: int,
+) -> tuple[list[AuditEvent], int]:
+    """The newest ``limit`` events since ``since`` (on ``hosts``, if given), newest first,
+    and how many matched in all."""
+    where = [AuditEvent.at >= since]
+    if hosts is not None:
+        where.append(AuditEvent.host.in_(hosts))
+    async with sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(AuditEvent).where(*where))
+        stmt = select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc()).limit(limit)
+        rows = list((await session.scalars(stmt)).all())
+    return rows, int(total or 0)
+
+
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+MAX_WINDOW = 366 * 86400
+
+
+def parse_duration(text: str) -> int | None:
+    """``30m``, ``6h``, ``7d`` in seconds (at most a year); None if it is not one."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        return None
+    seconds = int(match[1]) * _UNITS[match[2]]
+    return seconds if seconds <= MAX_WINDOW else None
+
+
+def since_start(text: str, now: datetime) -> datetime:
+    """A window start from a duration (``24h``) or an ISO 8601 date/time (UTC if no zone)."""
+    seconds = parse_duration(text)
+    if seconds is not None:
+        return now - timedelta(seconds=seconds)
+    try:
+        return _utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise UsageError(
+            f"since `{text[:40]}` is neither a duration (30m, 24h, 7d; at most 366d) "
+            "nor an ISO date/time (2025-01-31 or 2025-01-31T08:00)."
+        ) from None

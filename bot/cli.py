@@ -7,8 +7,10 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from bot.errors import MailqbotError
 from bot.settings import Settings, load_settings
@@ -35,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
     audit_sub.add_parser("verify", help="check the hash chain; name the first bad row")
+    export = audit_sub.add_parser("export", help="write the audit trail as CSV or JSON lines")
+    export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    export.add_argument("--since", help="30m, 24h, 7d or an ISO date/time (default: all)")
+    export.add_argument("--output", type=Path, help="file to write (default: standard output)")
     return parser
 
 
@@ -67,6 +73,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         await upgrade_async(settings.database_url)
         print("database is at the current schema")
         return 0
+    if args.cmd == "audit" and args.audit_cmd == "export":
+        return await _audit_export(args, settings)
     if args.cmd == "audit":
         return await _audit_verify(settings)
     if args.cmd == "console":
@@ -103,6 +111,33 @@ async def _audit_verify(settings: Settings) -> int:
         f"({result.rows:,} event(s) before it verified)"
     )
     return 1
+
+
+async def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from bot import audit
+    from bot.db.session import make_engine, make_sessionmaker
+
+    since = audit.since_start(args.since, datetime.now(UTC)) if args.since else None
+    engine = make_engine(settings.database_url)
+    try:
+        with _output(args.output) as out:
+            count = await audit.export(make_sessionmaker(engine), out, args.format, since)
+    finally:
+        await engine.dispose()
+    print(f"exported {count:,} audit event(s) as {args.format}", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with path.open("w", encoding="utf-8", newline="") as out:
+        yield out
 
 
 async def _console(args: argparse.Namespace, settings: Settings) -> int:

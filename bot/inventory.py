@@ -77,6 +77,16 @@ class Grant(_Strict):
     role: Role
     members: list[str] = Field(min_length=1)
     hosts: list[str] = Field(default_factory=lambda: ["all"])
+    # None: any channel; otherwise the grant holds only in these channels (C…/G…/D…).
+    channels: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[str] | None) -> list[str] | None:
+        for channel in value or []:
+            if not re.fullmatch(r"[CGD][A-Z0-9]{2,}", channel):
+                raise ValueError(f"{channel!r} is not a Slack channel id (C…, G… or D…)")
+        return value
 
     @field_validator("members")
     @classmethod

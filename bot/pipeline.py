@@ -103,6 +103,7 @@ async def prepare(
         request.team_id,
         request.enterprise_id,
         groups or frozenset(),
+        channel_id=request.channel_id,
     )
     context = Context(services, request, identity, progress)
     spec: CommandSpec | None = None

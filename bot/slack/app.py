@@ -14,7 +14,9 @@ from bot import render
 from bot.pipeline import Outcome, Request, execute, prepare
 from bot.services import Services
 from bot.slack.client import make_client
+from bot.slack.dedup import Deduplicator
 from bot.slack.delivery import Message, deliver, ephemeral, post_working, progress_updater
+from bot.slack.guests import GuestCache, marking_guests
 from bot.slack.usergroups import UserGroupCache
 
 log = logging.getLogger(__name__)
@@ -33,13 +35,16 @@ def build_app(services: Services, client: AsyncWebClient | None = None) -> Async
     group_ids = {
         m for g in services.inventory.config.access.grants for m in g.members if m[0] == "S"
     }
-    services.groups_of = UserGroupCache(client, group_ids).groups_of
+    services.groups_of = marking_guests(
+        UserGroupCache(client, group_ids).groups_of, GuestCache(client).is_guest
+    )
 
     async def inject(context: dict[str, Any], next: Any) -> None:
         context["services"] = services
         await next()
 
     app.middleware(inject)
+    app.middleware(Deduplicator(services.sessions).middleware)
     app.command(SLASH_COMMAND)(on_mailq)
     app.action(re.compile(r"^mailq_run_(replace|thread)$"))(on_run_button)
     app.error(on_error)

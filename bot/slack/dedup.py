@@ -1,0 +1,125 @@
+"""Drop Slack deliveries already handled: Events API retries, replayed or repeated payloads.
+
+Each request that Slack can deliver more than once has an id: ``event_id`` for the Events
+API (the same on every ``X-Slack-Retry-Num`` retry), ``trigger_id`` for slash commands,
+and ``trigger_id`` (or ``action_ts``) + user + ``action_id`` for button clicks. Socket Mode
+payloads carry the same ids (Bolt's adapter does not hand the envelope id to the app, and a
+redelivered envelope repeats its payload). The first delivery inserts its key into
+``slack_deliveries``; an insert that fails on the primary key means "seen", and the request
+is acknowledged and dropped. The middleware runs after Bolt's signature check, so unsigned
+requests never reach the table. Rows older than ``keep`` are deleted now and then.
+
+If the database cannot be reached, the request goes on: the pipeline cannot write its audit
+event either, so it refuses with a clear error rather than acting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import SlackDelivery
+
+log = logging.getLogger(__name__)
+KEY_LIMIT = 200  # the column's length
+KEEP = timedelta(days=1)
+PRUNE_EVERY = 3600.0
+Next = Callable[[], Awaitable[None]]
+
+
+def _key(kind: str, *parts: object) -> str:
+    key = ":".join([kind, *(str(p) for p in parts)])
+    if len(key) <= KEY_LIMIT:
+        return key
+    return f"{kind}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def delivery_key(body: Mapping[str, Any]) -> str | None:
+    """The id that a retry or a replay of this delivery would repeat; None if it has none."""
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        return _key("event", body["event_id"])
+    if body.get("command") and body.get("trigger_id"):
+        return _key("command", body["trigger_id"])
+    if body.get("type") == "block_actions" and body.get("actions"):
+        action = body["actions"][0]
+        click = body.get("trigger_id") or action.get("action_ts")
+        user = (body.get("user") or {}).get("id")
+        if click and user:
+            return _key("action", click, user, action.get("action_id"))
+        return None
+    if body.get("type") and body.get("trigger_id"):  # view submissions, shortcuts
+        return _key(str(body["type"]), body["trigger_id"])
+    return None
+
+
+def retry_number(headers: Mapping[str, Sequence[str]]) -> str | None:
+    values = headers.get("x-slack-retry-num")
+    return values[0] if values else None
+
+
+class Deduplicator:
+    """``first_time(key)``: True once per key (per ``keep``), across processes and replicas."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        keep: timedelta = KEEP,
+        prune_every: float = PRUNE_EVERY,
+    ) -> None:
+        self._sessions = sessions
+        self._keep = keep
+        self._prune_every = prune_every
+        self._next_prune = 0.0
+
+    async def first_time(self, key: str) -> bool:
+        now = datetime.now(UTC)
+        try:
+            async with self._sessions() as session, session.begin():
+                session.add(SlackDelivery(key=key, seen_at=now))
+        except IntegrityError:
+            return False
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("could not record Slack delivery %s (%s): handling it", key, exc)
+            return True
+        await self._maybe_prune(now)
+        return True
+
+    async def _maybe_prune(self, now: datetime) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self._prune_every
+        await self.prune(now - self._keep)
+
+    async def prune(self, before: datetime) -> int:
+        """Delete keys seen before ``before``; returns how many."""
+        try:
+            async with self._sessions() as session, session.begin():
+                result = await session.execute(
+                    delete(SlackDelivery).where(SlackDelivery.seen_at < before)
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("could not prune slack_deliveries: %s", exc)
+            return 0
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def middleware(
+        self, body: dict[str, Any], request: AsyncBoltRequest, next: Next
+    ) -> BoltResponse | None:
+        """Bolt global middleware: acknowledge and drop a delivery seen before."""
+        key = delivery_key(body)
+        if key is None or await self.first_time(key):
+            await next()
+            return None
+        retry = retry_number(request.headers)
+        log.info("dropped a repeated Slack delivery %s (retry %s)", key, retry or "-")
+        return BoltResponse(status=200, body="")
