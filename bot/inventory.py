@@ -106,12 +106,78 @@ class SlackSection(_Strict):
     alert_channel: str | None = None
 
 
+ActionClass = Literal["flush", "requeue", "hold", "release", "purge", "purge_all"]
+# Deleting mail always needs a second person.
+APPROVAL_ALWAYS: tuple[ActionClass, ...] = ("purge", "purge_all")
+MAX_PLAN_LIFETIME = 24 * 3600
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([smhd])")
+
+
+class ActionRule(_Strict):
+    """How one class of action is allowed: whether it needs a plan approved by others,
+    how many approvals, who may give them, and how long a plan stays valid.
+
+    ``approvers`` lists Slack user ids (U…/W…), user group ids (S…) and ``role:NAME`` (anyone
+    holding that role on the plan's host). An empty list means nobody can approve.
+    """
+
+    approval: bool = False
+    approvals: Annotated[int, Field(ge=1, le=5)] = 1
+    approvers: list[str] = Field(default_factory=lambda: ["role:approver", "role:admin"])
+    expires: str = "1h"
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, value: list[str]) -> list[str]:
+        roles = {"role:viewer", "role:operator", "role:approver", "role:admin"}
+        for who in value:
+            if who not in roles and not re.fullmatch(r"[USW][A-Z0-9]{2,}", who):
+                raise ValueError(f"{who!r} is not a Slack user/group id or role:NAME")
+        return value
+
+    @field_validator("expires")
+    @classmethod
+    def _expires(cls, value: str) -> str:
+        match = _DURATION.fullmatch(value)
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        if match is None or int(match[1]) * unit[match[2]] > MAX_PLAN_LIFETIME:
+            raise ValueError("write a duration like 30m or 2h, at most 24h")
+        return value
+
+    @property
+    def lifetime(self) -> int:
+        match = _DURATION.fullmatch(self.expires)
+        assert match is not None
+        return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def _default_actions() -> dict[ActionClass, ActionRule]:
+    return {
+        "purge": ActionRule(approval=True),
+        "purge_all": ActionRule(approval=True, approvers=["role:admin"]),
+    }
+
+
 class Config(_Strict):
     ssh: SSHDefaults = Field(default_factory=SSHDefaults)
     hosts: list[HostEntry] = Field(min_length=1)
     slack: SlackSection = Field(default_factory=SlackSection)
     monitor: MonitorSection = Field(default_factory=MonitorSection)
     access: Access = Field(default_factory=Access)
+    actions: dict[ActionClass, ActionRule] = Field(default_factory=_default_actions)
+
+    @model_validator(mode="after")
+    def _approval_for_deletes(self) -> Config:
+        for name in APPROVAL_ALWAYS:
+            rule = self.actions.get(name)
+            if rule is None:
+                self.actions[name] = _default_actions()[name]
+            elif not rule.approval:
+                raise ValueError(
+                    f"actions.{name}.approval cannot be false: deleting mail "
+                    "always needs a second person"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> Config:

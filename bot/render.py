@@ -20,7 +20,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from bot import messages, tables
+from bot import messages, plans, tables
 from bot.errors import MailqbotError, UsageError
 from bot.text import clean, code, duration, escape_mrkdwn, num, size, utc
 
@@ -28,6 +28,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 FALLBACK_LIMIT = 300
 _NONCE = secrets.token_hex(8)
 _DATE_TOKEN = re.compile(rf"\[{_NONCE}:date:(\d+)\]")
+_USER_TOKEN = re.compile(rf"\[{_NONCE}:user:([UW][A-Z0-9]{{2,20}})\]")
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ def slackdate(epoch: float) -> str:
     return f"[{_NONCE}:date:{int(epoch)}]"
 
 
+def slackuser(user_id: str) -> str:
+    """A placeholder for a mention of a Slack user id (anything else stays plain text)."""
+    return f"[{_NONCE}:user:{user_id}]" if _SLACK_USER.fullmatch(user_id) else user_id
+
+
 def _date_token(match: re.Match[str]) -> str:
     epoch = int(match.group(1))
     return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{utc(epoch)}>"
@@ -73,6 +80,7 @@ def _json_finalize(value: object) -> str:
     if isinstance(value, bool | int | float) or value is None:
         return json.dumps(value)
     text = _DATE_TOKEN.sub(_date_token, escape_mrkdwn(value))
+    text = _USER_TOKEN.sub(lambda m: f"<@{m.group(1)}>", text)
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -80,7 +88,11 @@ def _text_finalize(value: object) -> str:
     return clean(value)
 
 
-def _env(finalize: Any, date: Any) -> Environment:
+def _plain_user(user_id: str) -> str:
+    return user_id
+
+
+def _env(finalize: Any, date: Any, user: Any) -> Environment:
     env = Environment(  # noqa: S701 - output is JSON/plain text, escaped by finalize
         loader=FileSystemLoader(TEMPLATES),
         undefined=StrictUndefined,
@@ -89,14 +101,15 @@ def _env(finalize: Any, date: Any) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(num=num, size=size, duration=duration, utc=utc, slackdate=date, code=code)
-    env.globals.update(messages=messages, **tables.GLOBALS)
+    env.filters.update(num=num, size=size, duration=duration, utc=utc, slackdate=date, code=code,
+                       slackuser=user)  # fmt: skip
+    env.globals.update(messages=messages, plans=plans, **tables.GLOBALS)
     return env
 
 
 @cache
 def _envs() -> tuple[Environment, Environment]:
-    return _env(_json_finalize, slackdate), _env(_text_finalize, utc)
+    return _env(_json_finalize, slackdate, slackuser), _env(_text_finalize, utc, _plain_user)
 
 
 def render(name: str, model: Any, **extra: Any) -> Rendered:

@@ -1,0 +1,287 @@
+"""Plans through their life, each step one conditional write plus its audit event.
+
+    pending --approve (enough)--> approved --claim--> executing --> done | unknown
+       |  \\--deny--> denied                                       (failed: nothing changed)
+       \\--(expires_at passed)--> expired
+
+Every transition is ``UPDATE action_plans ... WHERE id = :id AND status = :expected`` (and,
+where it matters, ``expires_at > now()`` on the database clock) in the same transaction as
+its audit event. Two clicks, two approvers or two replicas race on that write: exactly one
+wins, the others change nothing. A claimed plan is never run again: if the process that
+claimed it dies, ``recover`` marks it ``unknown`` for a person to reconcile.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import audit, plans
+from bot.actions import TOUCHES, Action, ActionResult, Item, Selection, perform
+from bot.db.models import ActionPlan, PlanDecision
+from bot.errors import MailqbotError, PermissionDenied, UsageError
+from bot.inventory import Host
+from bot.plans import PlanView
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context
+
+
+class PlanClosed(MailqbotError):
+    """The plan is no longer waiting for this step (decided, expired, run)."""
+
+
+async def db_now(session: AsyncSession) -> datetime:
+    """The database's clock (UTC): expiry is judged by one clock for every replica."""
+    value = (await session.execute(select(func.now()))).scalar_one()
+    if isinstance(value, str):  # SQLite: 'YYYY-MM-DD HH:MM:SS'
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _audit(ctx: Context, event: str, plan: ActionPlan, **detail: Any) -> audit.AuditRecord:
+    return audit.AuditRecord(
+        source=ctx.request.source,
+        actor=ctx.request.user_id,
+        team_id=ctx.request.team_id,
+        action=event,
+        host=plan.host,
+        request_id=ctx.request.request_id,
+        detail={
+            "plan": plan.id,
+            "plan_hash": plan.plan_hash,
+            "replica": ctx.services.replica,
+            "channel_id": ctx.request.channel_id,
+            **detail,
+        },
+    )
+
+
+async def create(
+    ctx: Context,
+    host: Host,
+    action: Action,
+    cls: str,
+    selection: Selection,
+    items: list[Item],
+    preview: dict[str, Any],
+) -> PlanView:
+    """Store the plan and its ``plan.created`` event in one transaction."""
+    rule = plans.rule_for(ctx.services.inventory.config, cls)
+    request = ctx.request
+    async with ctx.services.sessions() as session, session.begin():
+        now = await db_now(session)
+        plan = ActionPlan(
+            id="p" + secrets.token_hex(5), request_id=request.request_id, host=host.name,
+            action=action, action_class=cls, selector=" ".join(selection.words()),
+            items=[i.as_json() for i in items], item_count=len(items), preview=preview,
+            requester=request.user_id, requester_team=request.team_id, reason=selection.reason,
+            status="pending", approvals_needed=rule.approvals, approvals=0, created_at=now,
+            expires_at=now + timedelta(seconds=rule.lifetime), channel_id=request.channel_id,
+        )  # fmt: skip
+        plan.plan_hash = plans.plan_hash(plan)
+        session.add(plan)
+        await audit.append(
+            session,
+            _audit(ctx, "plan.created", plan, action=action, action_class=cls,
+                   selector=plan.selector, reason=plan.reason, items=len(items),
+                   first_ids=preview.get("first_ids", []), expires_at=plan.expires_at.isoformat(),
+                   approvals_needed=rule.approvals),
+        )  # fmt: skip
+    return plans.view(plan, [])
+
+
+async def load(ctx: Context, plan_id: str) -> PlanView:
+    async with ctx.services.sessions() as session:
+        plan, decisions = await _load(session, plan_id)
+    return plans.view(plan, decisions)
+
+
+async def _load(session: AsyncSession, plan_id: str) -> tuple[ActionPlan, list[tuple[str, str]]]:
+    if not plans.PLAN_ID.fullmatch(plan_id):
+        raise UsageError(f"`{plan_id[:40]}` is not a plan id (they look like `p3f9a0c12de`).")
+    plan = await session.get(ActionPlan, plan_id, populate_existing=True)
+    if plan is None:
+        raise UsageError(f"There is no plan `{plan_id}`. Check the id in the approval message.")
+    stmt = (
+        select(PlanDecision.actor, PlanDecision.decision)
+        .where(PlanDecision.plan_id == plan_id)
+        .order_by(PlanDecision.id)
+    )
+    decisions = [(a, d) for a, d in (await session.execute(stmt)).all()]
+    return plan, decisions
+
+
+def _check_decider(ctx: Context, plan: PlanView, decision: str) -> None:
+    who = ctx.identity
+    if decision == "deny" and who.user_id == plan.requester:
+        return  # the requester may always withdraw their own plan
+    if decision == "approve" and who.user_id == plan.requester:
+        raise PermissionDenied(
+            f"You asked for plan `{plan.id}`; another person must approve it (two-person rule)."
+        )
+    rule = plans.rule_for(ctx.services.inventory.config, plan.action_class)
+    if not plans.may_approve(who, rule, plan.host, ctx.services.inventory):
+        who_may = ", ".join(rule.approvers) or "nobody (the approver list is empty)"
+        raise PermissionDenied(
+            f"You may not {decision} `{plan.action_class}` plans on {plan.host}. Approvers: "
+            f"{who_may}. Ask one of them, or a mailqbot admin for the role."
+        )
+
+
+async def decide(ctx: Context, plan_id: str, decision: str, note: str = "") -> PlanView:
+    """Record ``decision`` ("approve"/"deny") by the caller: one conditional write."""
+    current = await load(ctx, plan_id)
+    _check_decider(ctx, current, decision)
+    if current.status != "pending" or await expire_if_due(ctx, plan_id):
+        raise PlanClosed(_closed_message(await load(ctx, plan_id)))
+    try:
+        async with ctx.services.sessions() as session, session.begin():
+            plan, _ = await _load(session, plan_id)
+            await _insert_decision(session, ctx, plan_id, decision)
+            status = await _transition(session, plan_id, decision)
+            if status is None:
+                raise _NotPending
+            name = {"approved": "plan.approved", "denied": "plan.denied"}.get(status)
+            await audit.append(
+                session,
+                _audit(ctx, name or "plan.approval_added", plan, decision=decision, note=note,
+                       approvals=plan.approvals + (decision == "approve"),
+                       approvals_needed=plan.approvals_needed),
+            )  # fmt: skip
+    except _NotPending:
+        await expire_if_due(ctx, plan_id)
+        raise PlanClosed(_closed_message(await load(ctx, plan_id))) from None
+    return await load(ctx, plan_id)
+
+
+class _NotPending(Exception):
+    pass
+
+
+async def _insert_decision(
+    session: AsyncSession, ctx: Context, plan_id: str, decision: str
+) -> None:
+    row = PlanDecision(plan_id=plan_id, actor=ctx.request.user_id, team_id=ctx.request.team_id,
+                       decision=decision, at=await db_now(session))  # fmt: skip
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        raise PlanClosed(f"You already decided on plan `{plan_id}`.") from None
+
+
+async def _transition(session: AsyncSession, plan_id: str, decision: str) -> str | None:
+    pending = (
+        (ActionPlan.id == plan_id)
+        & (ActionPlan.status == "pending")
+        & (ActionPlan.expires_at > func.now())
+    )
+    if decision == "deny":
+        values: dict[str, Any] = {"status": "denied", "decided_at": func.now()}
+    else:
+        enough = ActionPlan.approvals + 1 >= ActionPlan.approvals_needed
+        values = {
+            "approvals": ActionPlan.approvals + 1,
+            "status": case((enough, "approved"), else_="pending"),
+            "decided_at": case((enough, func.now()), else_=None),
+        }
+    stmt = update(ActionPlan).where(pending).values(**values).returning(ActionPlan.status)
+    row = (await session.execute(stmt.execution_options(synchronize_session=False))).first()
+    return None if row is None else str(row[0])
+
+
+def _closed_message(plan: PlanView) -> str:
+    return f"Plan `{plan.id}` is {plan.status_words}; nothing was changed by this click. " + (
+        f"Ask again with `/mailq {plan.action} {plan.host} {plan.selector}` for a new plan."
+        if plan.status in ("expired", "denied")
+        else "See the plan's message for its state."
+    )
+
+
+async def expire_if_due(ctx: Context, plan_id: str) -> bool:
+    """Mark an open plan past its expiry as expired (one conditional write + audit)."""
+    async with ctx.services.sessions() as session, session.begin():
+        stmt = (
+            update(ActionPlan)
+            .where((ActionPlan.id == plan_id) & ActionPlan.status.in_(plans.OPEN))
+            .where(ActionPlan.expires_at <= func.now())
+            .values(status="expired")
+            .returning(ActionPlan.id)
+            .execution_options(synchronize_session=False)
+        )
+        if (await session.execute(stmt)).first() is None:
+            return False
+        plan, _ = await _load(session, plan_id)
+        await audit.append(session, _audit(ctx, "plan.expired", plan))
+    return True
+
+
+async def claim(ctx: Context, plan_id: str) -> list[Item] | None:
+    """approved -> executing for this replica, if still valid: one conditional write.
+    Returns the plan's items, or None if someone else claimed it or it is no longer valid."""
+    async with ctx.services.sessions() as session, session.begin():
+        stmt = (
+            update(ActionPlan)
+            .where((ActionPlan.id == plan_id) & (ActionPlan.status == "approved"))
+            .where(ActionPlan.expires_at > func.now())
+            .values(status="executing", claimed_by=ctx.services.replica, claimed_at=func.now())
+            .returning(ActionPlan.id)
+            .execution_options(synchronize_session=False)
+        )
+        if (await session.execute(stmt)).first() is None:
+            return None
+        plan, _ = await _load(session, plan_id)
+        if plans.plan_hash(plan) != plan.plan_hash:
+            raise MailqbotError(f"Plan `{plan_id}` does not match its hash: refusing to run it.")
+        await audit.append(session, _audit(ctx, "plan.claimed", plan))
+    return [Item.from_json(i) for i in plan.items]
+
+
+async def run_approved(ctx: Context, host: Host, plan_id: str) -> PlanView:
+    """Claim the plan and run it once; a plan someone else claimed is left alone."""
+    items = await claim(ctx, plan_id)
+    if items is None:
+        await expire_if_due(ctx, plan_id)
+        return await load(ctx, plan_id)
+    action = _action(await load(ctx, plan_id))
+    status, result = "unknown", ActionResult(host.name, action, len(items))
+    try:
+        result = await perform(ctx, host, action, items)
+        status = "unknown" if result.outcome == "unknown" else "done"
+    except MailqbotError as exc:  # listing again failed: nothing was changed
+        status = "failed"
+        result.unknown.clear()
+        result.notes.append(exc.user_message)
+    finally:
+        await _finish(ctx, plan_id, status, result)
+    return await load(ctx, plan_id)
+
+
+def _action(plan: PlanView) -> Action:
+    for action in TOUCHES:
+        if action == plan.action:
+            return action
+    raise MailqbotError(f"Plan `{plan.id}` names an unknown action {plan.action!r}.")
+
+
+async def _finish(ctx: Context, plan_id: str, status: str, result: ActionResult) -> None:
+    async with ctx.services.sessions() as session, session.begin():
+        stmt = (
+            update(ActionPlan)
+            .where((ActionPlan.id == plan_id) & (ActionPlan.status == "executing"))
+            .where(ActionPlan.claimed_by == ctx.services.replica)
+            .values(status=status, result=result.as_json(), finished_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(stmt)
+        plan, _ = await _load(session, plan_id)
+        await audit.append(
+            session,
+            _audit(ctx, f"plan.{status}", plan, result=result.as_json(), remote=ctx.remote),
+        )

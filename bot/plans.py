@@ -1,0 +1,192 @@
+"""Plan rules and views: which action class needs approval, who may approve, the plan hash.
+
+Pure functions over the config and the stored row; the state changes are in
+``bot/approvals.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.auth import Identity
+from bot.db.models import ActionPlan
+from bot.inventory import APPROVAL_ALWAYS, ActionRule, Config, Grant, Inventory
+from bot.text import table
+
+PLAN_ID = re.compile(r"p[0-9a-f]{10}")
+OPEN = ("pending", "approved")
+STATUS_WORDS = {
+    "pending": "waiting for approval",
+    "approved": "approved, about to run",
+    "executing": "running",
+    "done": "done",
+    "failed": "failed before changing anything",
+    "unknown": "outcome unknown",
+    "denied": "denied",
+    "expired": "expired",
+}
+
+
+def action_class(action: str, everything: bool) -> str:
+    """``purge`` of ``ALL deferred`` is its own class with its own approver rule."""
+    return "purge_all" if action == "purge" and everything else action
+
+
+def rule_for(config: Config, cls: str) -> ActionRule:
+    return next((rule for name, rule in config.actions.items() if name == cls), ActionRule())
+
+
+def needs_approval(config: Config, cls: str) -> bool:
+    return cls in APPROVAL_ALWAYS or rule_for(config, cls).approval
+
+
+def _covers(grant: Grant, host: str, inventory: Inventory) -> bool:
+    if "all" in grant.hosts:
+        return True
+    return any(host in {h.name for h in inventory.select(t)} for t in grant.hosts)
+
+
+def may_approve(who: Identity, rule: ActionRule, host: str, inventory: Inventory) -> bool:
+    """True if ``who`` is named by the rule's approvers (directly, by a user group, or by a
+    role they hold on ``host``). An empty approver list approves nobody, the console
+    included."""
+    if not rule.approvers:
+        return False
+    if who.is_local:
+        return True
+    members = {who.user_id} | who.groups
+    for approver in rule.approvers:
+        if approver.startswith("role:"):
+            role = approver.removeprefix("role:")
+            grants = inventory.config.access.grants
+            if any(g.role == role and members & set(g.members) and _covers(g, host, inventory)
+                   for g in grants):  # fmt: skip
+                return True
+        elif approver in members:
+            return True
+    return False
+
+
+def _iso(value: datetime) -> str:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="seconds")
+
+
+def plan_hash(plan: ActionPlan) -> str:
+    """SHA-256 over everything an approver approves: host, action, exact items, requester,
+    reason, approvals needed and expiry."""
+    body = {
+        "id": plan.id,
+        "host": plan.host,
+        "action": plan.action,
+        "class": plan.action_class,
+        "items": plan.items,
+        "requester": plan.requester,
+        "reason": plan.reason,
+        "approvals_needed": plan.approvals_needed,
+        "created_at": _iso(plan.created_at),
+        "expires_at": _iso(plan.expires_at),
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def epoch(value: datetime) -> float:
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).timestamp()
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """What the plan template shows."""
+
+    id: str
+    host: str
+    action: str
+    action_class: str
+    selector: str
+    count: int
+    preview: dict[str, Any]
+    plan_hash: str
+    requester: str
+    reason: str
+    status: str
+    approvals: int
+    approvals_needed: int
+    created_at: float
+    expires_at: float
+    decisions: tuple[tuple[str, str], ...]  # (actor, "approve" | "deny")
+    result: dict[str, Any] | None
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+    @property
+    def status_words(self) -> str:
+        return STATUS_WORDS.get(self.status, self.status)
+
+    @property
+    def short_hash(self) -> str:
+        return self.plan_hash[:12]
+
+    @property
+    def approvers_done(self) -> list[str]:
+        return [actor for actor, decision in self.decisions if decision == "approve"]
+
+    @property
+    def denied_by(self) -> str | None:
+        return next((a for a, d in self.decisions if d == "deny"), None)
+
+    @property
+    def skipped(self) -> list[tuple[str, int]]:
+        if not self.result:
+            return []
+        counts: dict[str, int] = {}
+        for _id, why in self.result.get("skipped", []):
+            counts[why] = counts.get(why, 0) + 1
+        return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
+def view(plan: ActionPlan, decisions: list[tuple[str, str]]) -> PlanView:
+    return PlanView(
+        id=plan.id,
+        host=plan.host,
+        action=plan.action,
+        action_class=plan.action_class,
+        selector=plan.selector,
+        count=plan.item_count,
+        preview=dict(plan.preview),
+        plan_hash=plan.plan_hash,
+        requester=plan.requester,
+        reason=plan.reason,
+        status=plan.status,
+        approvals=plan.approvals,
+        approvals_needed=plan.approvals_needed,
+        created_at=epoch(plan.created_at),
+        expires_at=epoch(plan.expires_at),
+        decisions=tuple(decisions),
+        result=dict(plan.result) if plan.result else None,
+    )
+
+
+DONE_WORDS = {
+    "purge": "Deleted",
+    "hold": "Put on hold",
+    "release": "Released",
+    "requeue": "Requeued",
+    "flush": "Asked Postfix to try",
+}
+
+
+def preview_table(preview: dict[str, Any]) -> str:
+    """Counts by reason class and by recipient domain, as one aligned table."""
+    rows: list[list[str]] = []
+    for title, key in (("reason", "by_reason"), ("domain", "by_domain"), ("queue", "by_queue")):
+        for i, (name, count) in enumerate(dict(preview.get(key, {})).items()):
+            rows.append([title if i == 0 else "", str(name), f"{int(count):,}"])
+    return table(rows, ["by", "", "messages"], (2,))

@@ -1,0 +1,123 @@
+"""What the queue-changing commands (flush, requeue, hold, release, purge) share.
+
+Each takes one host and IDs, a filter (``bot.mta.filter``'s words), or the whole queue, plus
+``why=...``. An action class that needs approval (purge always; others if the config says
+so) becomes a stored plan that another person approves; the rest run at once on exactly the
+messages just listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot import approvals, plans
+from bot.actions import Action, ActionResult, Selection, flush_all, parse_selection, perform, select
+from bot.errors import UsageError
+from bot.inventory import Host
+from bot.plans import PlanView
+from bot.text import code
+from commands import Argument, CommandSpec
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """An action that ran at once (no approval needed)."""
+
+    host: str
+    action: str
+    selector: str
+    preview: dict[str, Any]
+    result: ActionResult
+    now: float
+
+
+@dataclass(frozen=True)
+class ActionReply:
+    """The model of every action template: a plan (pending or run) or an immediate report."""
+
+    plan: PlanView | None = None
+    report: ActionReport | None = None
+
+    @property
+    def kind(self) -> str:
+        return "plan" if self.plan is not None else "report"
+
+
+def one_host(ctx: Context, target: str, usage: str) -> Host:
+    inventory = ctx.services.inventory
+    if target == "all" or target in inventory.groups:
+        raise UsageError(
+            f"Actions change one host's queue at a time; `{code(target)[:60]}` is a group. "
+            f"Name one host: {', '.join(inventory.names)}.",
+            usage,
+        )
+    return inventory.get(target)
+
+
+def _selection(action: Action, args: argparse.Namespace, usage: str) -> Selection:
+    selection = parse_selection(action, args.words, usage)
+    if action == "purge" and not selection.reason:
+        raise UsageError(
+            'Say why, for the approver and the audit trail: add `why="ticket or reason"`.',
+            usage,
+        )
+    return selection
+
+
+async def run_action(
+    action: Action, args: argparse.Namespace, ctx: Context, usage: str
+) -> ActionReply:
+    selection = _selection(action, args, usage)
+    host = one_host(ctx, args.target, usage)
+    config = ctx.services.inventory.config
+    cls = plans.action_class(action, selection.everything)
+    needs_plan = plans.needs_approval(config, cls)
+    if needs_plan and not selection.reason:
+        raise UsageError(f'`{action}` needs approval here: add `why="ticket or reason"`.', usage)
+    now = ctx.services.clock()
+    if action == "flush" and selection.everything:
+        result = await flush_all(ctx, host)
+        return ActionReply(report=ActionReport(host.name, action, "all", {}, result, now))
+    items, preview = await select(ctx, host, action, selection)
+    if needs_plan and items:
+        return ActionReply(
+            plan=await approvals.create(ctx, host, action, cls, selection, items, preview)
+        )
+    result = await perform(ctx, host, action, items, fresh=True)
+    selector = " ".join(selection.words())
+    return ActionReply(report=ActionReport(host.name, action, selector, preview, result, now))
+
+
+SELECTION_HELP = "queue IDs, filter words (domain= sender= reason= older= queue=), why=TEXT"
+
+
+def action_spec(action: Action, summary: str, examples: tuple[str, ...], order: int,
+                metavar: str) -> CommandSpec:  # fmt: skip
+    usage = f"/mailq {action} HOST {metavar}"
+
+    async def run(args: argparse.Namespace, ctx: Context) -> ActionReply:
+        return await run_action(action, args, ctx, usage)
+
+    def validate(args: argparse.Namespace) -> Selection:
+        return _selection(action, args, usage)
+
+    return CommandSpec(
+        name=action,
+        summary=summary,
+        permission="act",
+        template="action",
+        examples=examples,
+        run=run,
+        validate=validate,
+        arguments=(
+            Argument("target", help="a host from the inventory", metavar="HOST"),
+            Argument("words", help=SELECTION_HELP, metavar=metavar, nargs="*"),
+        ),
+        targets_hosts=True,
+        order=order,
+    )

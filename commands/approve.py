@@ -1,0 +1,38 @@
+"""``/mailq approve PLAN`` and the Approve button: approve another person's plan.
+
+When the last approval needed arrives, the plan is claimed and run at once, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from bot import approvals
+from commands import Argument, CommandSpec
+from commands._act import ActionReply, one_host
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context
+
+USAGE = "/mailq approve PLAN"
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> ActionReply:
+    plan = await approvals.decide(ctx, args.plan, "approve")
+    if plan.status == "approved":
+        host = one_host(ctx, plan.host, USAGE)
+        plan = await approvals.run_approved(ctx, host, plan.id)
+    return ActionReply(plan=plan)
+
+
+SPEC = CommandSpec(
+    name="approve",
+    summary="Approve a plan someone else made; it runs when enough people approved.",
+    permission="approve",
+    template="action",
+    examples=("/mailq approve p3f9a0c12de",),
+    arguments=(Argument("plan", help="the plan id from the approval message", metavar="PLAN"),),
+    run=run,
+    order=66,
+)
