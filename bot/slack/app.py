@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import render
 from bot.pipeline import Outcome, Request, execute, prepare
 from bot.services import Services
+from bot.slack import alerts
 from bot.slack.client import make_client
 from bot.slack.dedup import Deduplicator
 from bot.slack.delivery import Message, deliver, ephemeral, post_working, progress_updater
@@ -47,6 +48,7 @@ def build_app(services: Services, client: AsyncWebClient | None = None) -> Async
     app.middleware(Deduplicator(services.sessions).middleware)
     app.command(SLASH_COMMAND)(on_mailq)
     app.action(re.compile(r"^mailq_run_(replace|thread)$"))(on_run_button)
+    alerts.register(app)
     app.error(on_error)
     return app
 

@@ -11,7 +11,9 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.errors import ConfigError
+from bot.monitor.metrics import Metrics
 from bot.services import Services
+from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
     await learn_own_team(app.client, services)
     web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
     web_app.router.add_get("/healthz", healthz)
+    metrics = Metrics(services.sessions)
+    web_app.router.add_get("/metrics", metrics.handler)
+    monitor = monitor_for(services, app.client, metrics)
+    polling = asyncio.create_task(monitor.run(stop)) if monitor else None
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -53,6 +59,9 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
         else:
             await stop.wait()
     finally:
+        if polling is not None:
+            stop.set()
+            await polling
         await runner.cleanup()
 
 

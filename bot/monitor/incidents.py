@@ -1,0 +1,213 @@
+"""The incident lifecycle: open, change, resolve, reopen within the cooldown.
+
+``apply`` runs inside the poll's transaction and returns the changes it won. Every write is
+conditional: a new incident is an INSERT that the unique ``open_key`` lets only one writer
+make; every later change is ``UPDATE ... WHERE id = ? AND version = ?``. Only the writer of a
+change posts about it, so no incident ever gets two root messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Incident
+from bot.monitor.alert import Alert, Event
+from bot.monitor.rules import Reading, level
+
+GREW_BY = 0.25  # a note in the thread when the value grew 25 % since the last note
+
+
+@dataclass(frozen=True)
+class Policy:
+    cooldown: float
+    replica: str
+
+
+def open_key(host: str, kind: str) -> str:
+    return f"{host}|{kind}"
+
+
+async def open_incidents(session: AsyncSession, host: str) -> dict[str, Incident]:
+    stmt = select(Incident).where(Incident.host == host, Incident.state == "open")
+    return {row.kind: row for row in (await session.scalars(stmt)).all()}
+
+
+async def apply(
+    session: AsyncSession,
+    host: str,
+    readings: list[Reading],
+    detail: dict[str, Any],
+    now: float,
+    policy: Policy,
+) -> list[Alert]:
+    """Move each rule's incident on ``host`` as its reading says; the changes won."""
+    current = await open_incidents(session, host)
+    changes: list[Alert] = []
+    for reading in readings:
+        row = current.get(reading.kind)
+        if row is None:
+            change = await _maybe_open(session, host, reading, detail, now, policy)
+        else:
+            change = await _move(session, row, reading, detail, now)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+async def _maybe_open(
+    session: AsyncSession,
+    host: str,
+    reading: Reading,
+    detail: dict[str, Any],
+    now: float,
+    policy: Policy,
+) -> Alert | None:
+    severity = level(reading.value, reading.threshold, None)
+    if severity is None:
+        return None
+    recent = await _recently_resolved(session, host, reading.kind, now - policy.cooldown)
+    threshold = _threshold(reading, severity)
+    if recent is not None:
+        values = _open_values(host, reading, severity, threshold, detail, now)
+        values["peak"] = max(recent.peak, reading.value)
+        return await _write(session, recent, values, "reopened", None)
+    row = Incident(
+        host=host,
+        kind=reading.kind,
+        state="open",
+        severity=severity,
+        value=reading.value,
+        peak=reading.value,
+        threshold=threshold,
+        detail=detail,
+        version=1,
+        opened_at=now,
+        updated_at=now,
+        created_by=policy.replica,
+        notified_value=reading.value,
+        notified_severity=severity,
+        open_key=open_key(host, reading.kind),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return None  # another process opened it: it posts, we do not
+    return Alert.of(row, "opened")
+
+
+def _open_values(
+    host: str,
+    reading: Reading,
+    severity: str,
+    threshold: float,
+    detail: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    return {
+        "state": "open",
+        "open_key": open_key(host, reading.kind),
+        "severity": severity,
+        "value": reading.value,
+        "threshold": threshold,
+        "detail": detail,
+        "updated_at": now,
+        "resolved_at": None,
+        "notified_value": reading.value,
+        "notified_severity": severity,
+    }
+
+
+async def _recently_resolved(
+    session: AsyncSession, host: str, kind: str, since: float
+) -> Incident | None:
+    stmt = (
+        select(Incident)
+        .where(
+            Incident.host == host,
+            Incident.kind == kind,
+            Incident.state == "resolved",
+            Incident.resolved_at >= since,
+        )
+        .order_by(Incident.resolved_at.desc())
+        .limit(1)
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def _move(
+    session: AsyncSession, row: Incident, reading: Reading, detail: dict[str, Any], now: float
+) -> Alert | None:
+    severity = level(reading.value, reading.threshold, row.severity)
+    values: dict[str, Any] = {
+        "value": reading.value,
+        "peak": max(row.peak, reading.value),
+        "updated_at": now,
+        "detail": detail,
+    }
+    event: Event | None = None
+    if severity is None:
+        values |= {"state": "resolved", "open_key": None, "resolved_at": now}
+        event = "resolved"
+    elif severity != row.severity:
+        event = "escalated" if severity == "critical" else "deescalated"
+        values |= {"severity": severity, "threshold": _threshold(reading, severity)}
+    elif _grew(row, reading.value):
+        event = "grew"
+    if event is not None:
+        values |= {"notified_value": reading.value, "notified_severity": severity}
+    return await _write(session, row, values, event, row.severity)
+
+
+def _grew(row: Incident, value: float) -> bool:
+    last = row.notified_value if row.notified_value is not None else row.value
+    return last > 0 and value >= last * (1 + GREW_BY) and value >= row.peak
+
+
+def _threshold(reading: Reading, severity: str) -> float:
+    t = reading.threshold
+    return t.critical if severity == "critical" else t.warning
+
+
+async def _write(
+    session: AsyncSession,
+    row: Incident,
+    values: dict[str, Any],
+    event: Event | None,
+    previous: str | None,
+) -> Alert | None:
+    """A conditional update on the row's version; the change if this writer won it."""
+    version = row.version
+    stmt = (
+        update(Incident)
+        .where(Incident.id == row.id, Incident.version == version)
+        .values(version=version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    try:
+        async with session.begin_nested():  # reopening may meet a new open incident
+            result = await session.execute(stmt)
+    except IntegrityError:
+        return None
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    await session.refresh(row)
+    return Alert.of(row, event, previous) if event is not None else None
+
+
+async def set_root(session: AsyncSession, incident_id: int, channel: str, ts: str) -> None:
+    stmt = (
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.root_ts.is_(None))
+        .values(channel_id=channel, root_ts=ts)
+    )
+    await session.execute(stmt)
+
+
+async def load(session: AsyncSession, incident_id: int) -> Incident | None:
+    return await session.get(Incident, incident_id)

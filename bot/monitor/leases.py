@@ -1,0 +1,163 @@
+"""Which process polls which host: leases in the database, moved by conditional UPDATEs.
+
+Each host has a row (``host_leases``) with an owner, an expiry and the time the host is next
+due. Every tick a process (1) writes its heartbeat, (2) renews the leases it still holds,
+(3) takes expired leases up to its fair share of the hosts (hosts divided by live
+processes; a lease expired for longer than one lifetime is taken by anyone), or gives back
+what it holds beyond that share, and (4) claims the due polls of its hosts: ``UPDATE ... SET
+next_due = <next slot> WHERE host = ? AND owner = me AND next_due = <this slot>``. Only one
+process can move a slot, so each host is polled once per interval even while leases move.
+No session-level locks: every statement stands alone, which works behind transaction
+poolers. A process killed without warning stops renewing; its leases expire after
+``lease_ttl`` and are taken at the next tick, within two intervals of its last poll.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import HostLease, MonitorReplica
+
+
+@dataclass
+class Leases:
+    sessions: async_sessionmaker[AsyncSession]
+    replica: str
+    intervals: dict[str, float]  # host -> poll interval
+    ttl: float
+    rng: random.Random = field(default_factory=random.Random)
+    held: set[str] = field(default_factory=set)
+
+    async def ensure_rows(self, now: float) -> None:
+        """A lease row for every configured host, due at a random phase of its interval."""
+        async with self.sessions() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            rows = [
+                {
+                    "host": host,
+                    "owner": None,
+                    "expires_at": 0.0,
+                    "next_due": now + self.rng.uniform(0, interval),
+                }
+                for host, interval in self.intervals.items()
+            ]
+            for start in range(0, len(rows), 500):
+                stmt = ins(HostLease).values(rows[start : start + 500])
+                await session.execute(stmt.on_conflict_do_nothing(index_elements=["host"]))
+
+    async def cycle(self, now: float, busy: set[str]) -> list[str]:
+        """One tick: heartbeat, renew, balance; returns the hosts whose poll we claimed."""
+        async with self.sessions() as session, session.begin():
+            await self._heartbeat(session, now)
+            live = await self._live(session, now)
+            await self._renew(session, now)
+            await self._balance(session, now, live, busy)
+            self.held = await self._mine(session, now)
+            return await self._claim_due(session, now)
+
+    async def release_all(self) -> None:
+        """Give everything back at once (a clean shutdown): others take over at their tick."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(HostLease)
+                .where(HostLease.owner == self.replica)
+                .values(owner=None, expires_at=0.0)
+            )
+            await session.execute(
+                delete(MonitorReplica).where(MonitorReplica.replica == self.replica)
+            )
+        self.held = set()
+
+    async def _heartbeat(self, session: AsyncSession, now: float) -> None:
+        dialect = session.get_bind().dialect.name
+        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = ins(MonitorReplica).values(replica=self.replica, seen_at=now)
+        stmt = stmt.on_conflict_do_update(index_elements=["replica"], set_={"seen_at": now})
+        await session.execute(stmt)
+
+    async def _live(self, session: AsyncSession, now: float) -> int:
+        stmt = select(func.count()).where(MonitorReplica.seen_at > now - self.ttl)
+        return max(1, int((await session.execute(stmt)).scalar_one()))
+
+    async def _renew(self, session: AsyncSession, now: float) -> None:
+        await session.execute(
+            update(HostLease)
+            .where(HostLease.owner == self.replica, HostLease.expires_at > now)
+            .values(expires_at=now + self.ttl)
+        )
+
+    async def _mine(self, session: AsyncSession, now: float) -> set[str]:
+        stmt = select(HostLease.host).where(
+            HostLease.owner == self.replica, HostLease.expires_at > now
+        )
+        return {h for h in (await session.scalars(stmt)).all() if h in self.intervals}
+
+    async def _balance(self, session: AsyncSession, now: float, live: int, busy: set[str]) -> None:
+        mine = await self._mine(session, now)
+        fair = math.ceil(len(self.intervals) / live)
+        expired = await self._expired(session, now)
+        abandoned = [h for h, at in expired if at <= now - self.ttl]
+        wanted = [h for h, _ in expired]
+        take = set(abandoned)
+        room = fair - len(mine) - len(take)
+        rest = [h for h in wanted if h not in take]
+        if room > 0 and rest:
+            take |= set(self.rng.sample(rest, min(room, len(rest))))
+        if take:
+            await self._take(session, sorted(take), now)
+        elif len(mine) > fair:
+            spare = sorted(mine - busy)[: len(mine) - fair]
+            await self._give_back(session, spare, now)
+
+    async def _expired(self, session: AsyncSession, now: float) -> list[tuple[str, float]]:
+        stmt = select(HostLease.host, HostLease.expires_at).where(HostLease.expires_at <= now)
+        return [(h, at) for h, at in (await session.execute(stmt)).all() if h in self.intervals]
+
+    async def _take(self, session: AsyncSession, hosts: list[str], now: float) -> None:
+        for start in range(0, len(hosts), 500):
+            await session.execute(
+                update(HostLease)
+                .where(HostLease.host.in_(hosts[start : start + 500]), HostLease.expires_at <= now)
+                .values(owner=self.replica, expires_at=now + self.ttl)
+            )
+
+    async def _give_back(self, session: AsyncSession, hosts: list[str], now: float) -> None:
+        """Expired as of now: taken within the others' fair shares, not by the first comer."""
+        if hosts:
+            await session.execute(
+                update(HostLease)
+                .where(HostLease.host.in_(hosts), HostLease.owner == self.replica)
+                .values(owner=None, expires_at=now)
+            )
+
+    async def _claim_due(self, session: AsyncSession, now: float) -> list[str]:
+        stmt = select(HostLease.host, HostLease.next_due).where(
+            HostLease.owner == self.replica,
+            HostLease.expires_at > now,
+            HostLease.next_due <= now,
+        )
+        claimed = []
+        for host, due in (await session.execute(stmt)).all():
+            interval = self.intervals.get(host)
+            if interval is None:
+                continue
+            following = due + interval if due + interval > now else now + interval
+            result = await session.execute(
+                update(HostLease)
+                .where(
+                    HostLease.host == host,
+                    HostLease.owner == self.replica,
+                    HostLease.next_due == due,
+                )
+                .values(next_due=following, polled_at=now)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(host)
+        return claimed

@@ -1,0 +1,141 @@
+"""The whole alert lifecycle in one process: simulated hosts over real SSH, the real
+database (SQLite and PostgreSQL), Slack through the fake Web API server.
+
+warning at 100 deferred, critical at 200, clear under 80; cooldown 1.5 s; polls every
+0.3 s. The queue goes 10 -> 120 (opens one root) -> 250 (root edited, "now critical" in the
+thread) -> 190 (still critical: hysteresis) -> 90 (back to warning, still open) -> 10
+(resolved, chart) -> 120 within the cooldown (reopened in the same thread) -> 10 -> after
+the cooldown 120 (a new root).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fakes import Call, FakeSlack
+from simhosts import Farm, farm
+from sqlalchemy import func, select
+
+from bot.db.models import Incident, QueueSample
+from bot.inventory import Inventory, parse_config
+from bot.monitor.metrics import Metrics
+from bot.monitor.scheduler import Monitor
+from bot.runtime import open_services
+from bot.settings import Settings
+from bot.slack.alerts import SlackNotifier
+from bot.slack.client import make_client
+
+CHANNEL = "C0ALERTS"
+MONITOR = """[monitor]
+interval = 0.3
+jitter = 0
+tick = 0.1
+cooldown = 1.5
+[monitor.rules]
+deferred = { warning = 100, critical = 200, clear = 80 }
+"""
+
+
+def roots(slack: FakeSlack) -> list[Call]:
+    return [
+        c
+        for c in slack.calls_to("chat.postMessage")
+        if c.args.get("channel") == CHANNEL and not c.args.get("thread_ts")
+    ]
+
+
+def notes(slack: FakeSlack, ts: str) -> list[str]:
+    return [
+        c.args["text"] for c in slack.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts
+    ]
+
+
+@asynccontextmanager
+async def running(world: Farm, slack: FakeSlack, db_url: str) -> AsyncIterator[Monitor]:
+    settings = Settings(
+        DATABASE_URL=db_url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-test"
+    )
+    inventory = Inventory(parse_config(world.config(MONITOR), "<test>"))
+    async with open_services(settings, inventory) as services:
+        services.replica = "test-replica"
+        notifier = SlackNotifier(make_client(settings), CHANNEL)
+        monitor = Monitor(services, notifier, Metrics(services.sessions))
+        stop = asyncio.Event()
+        task = asyncio.create_task(monitor.run(stop))
+        try:
+            yield monitor
+        finally:
+            stop.set()
+            await task
+
+
+async def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+async def test_incident_lifecycle_in_slack(tmp_path: Path, db_url: str) -> None:
+    async with FakeSlack() as slack, farm(tmp_path, 1) as world:
+        async with running(world, slack, db_url) as monitor:
+            await wait_until(lambda: len(world.polls.get("h00", [])) >= 3)
+            assert roots(slack) == []  # 10 deferred: nothing to say
+
+            world.deferred["h00"] = 120
+            await wait_until(lambda: len(roots(slack)) == 1)
+            root = roots(slack)[0]
+            ts = slack.messages_in(CHANNEL)[0]["ts"]
+            assert "WARNING" in root.args["text"]
+            assert "h00" in root.args["text"]
+            actions = next(b for b in root.args["blocks"] if b["type"] == "actions")
+            values = {e["action_id"]: e["value"] for e in actions["elements"]}
+            assert values["mailq_run_thread"] in {"purge h00"}  # the last of the run buttons
+            assert {"mailq_alert_snooze", "mailq_alert_ack"} <= set(values)
+            await slack.wait_for("files.completeUploadExternal")  # the chart at the opening
+
+            world.deferred["h00"] = 250
+            await wait_until(lambda: any("critical" in n for n in notes(slack, ts)))
+            assert "CRITICAL" in slack.messages[(CHANNEL, ts)]["text"]
+
+            world.deferred["h00"] = 190  # under critical, above its clear level (180): holds
+            polls = len(world.polls["h00"])
+            await wait_until(lambda: len(world.polls["h00"]) >= polls + 4)
+            assert len(notes(slack, ts)) == 1
+            world.deferred["h00"] = 90  # back to warning; above clear (80): stays open
+            await wait_until(lambda: any("Back to warning" in n for n in notes(slack, ts)))
+            polls = len(world.polls["h00"])
+            await wait_until(lambda: len(world.polls["h00"]) >= polls + 4)
+            assert len(notes(slack, ts)) == 2
+            assert len(roots(slack)) == 1
+
+            world.deferred["h00"] = 10
+            await wait_until(lambda: any("Resolved" in n for n in notes(slack, ts)))
+            assert "RESOLVED" in slack.messages[(CHANNEL, ts)]["text"]
+            await slack.wait_for("files.completeUploadExternal", count=2)
+            png = [f for f in slack.files.values() if f.thread_ts == ts][-1].content
+            assert png is not None
+            assert png.startswith(b"\x89PNG")
+
+            world.deferred["h00"] = 120  # within the cooldown: the same thread
+            await wait_until(lambda: any("Reopened" in n for n in notes(slack, ts)))
+            assert len(roots(slack)) == 1
+            world.deferred["h00"] = 10
+            await wait_until(lambda: sum("Resolved" in n for n in notes(slack, ts)) == 2)
+            await asyncio.sleep(1.6)  # past the cooldown: a new incident, a new root
+            world.deferred["h00"] = 120
+            await wait_until(lambda: len(roots(slack)) == 2)
+
+            metrics = monitor.metrics.render().decode()
+            assert 'mailqbot_queue_messages{host="h00",queue="deferred"} 120.0' in metrics
+
+            async with monitor.services.sessions() as session:
+                rows = (await session.scalars(select(Incident).order_by(Incident.id))).all()
+                samples = await session.scalar(select(func.count()).select_from(QueueSample))
+        assert [(r.state, r.peak) for r in rows] == [("resolved", 250.0), ("open", 120.0)]
+        assert rows[0].root_ts == ts
+        assert rows[1].root_ts != ts
+        assert samples is not None
+        assert samples >= 20
