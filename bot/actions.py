@@ -157,7 +157,7 @@ class Preview:
         self.recipients += matched
         self.other_recipients += len(message.recipients) - matched
         self.bytes += message.message_size
-        self.by_reason.update(reasons)
+        self.by_reason.update(set(reasons))
         self.by_domain.update(domains)
         self.by_queue[message.queue_name] += 1
         at = message.arrival_time
@@ -205,7 +205,7 @@ class _Collector:
 
 def _reason_name(message: QueueMessage, recipient: Recipient) -> str:
     found = reason_class(message, recipient)
-    return found.value if found is not None else "no reason yet"
+    return found.label if found is not None else "no reason yet"
 
 
 async def select(

@@ -17,7 +17,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,7 @@ from bot.plans import PlanView
 
 if TYPE_CHECKING:
     from bot.pipeline import Context
+    from bot.services import Services
 
 
 class PlanClosed(MailqbotError):
@@ -285,3 +286,75 @@ async def _finish(ctx: Context, plan_id: str, status: str, result: ActionResult)
             session,
             _audit(ctx, f"plan.{status}", plan, result=result.as_json(), remote=ctx.remote),
         )
+
+
+EXECUTION_LEASE = 3600.0  # a claim older than this, still executing, is presumed dead
+
+
+def replica_context(services: Services) -> Context:
+    """The identity a replica acts under when no person clicked (recovery, resumption)."""
+    from bot.auth import Identity
+    from bot.pipeline import Context, Request
+
+    request = Request(source="replica", user_id=f"replica:{services.replica}"[:64], text="recover")
+    identity = Identity("replica", request.user_id, None)
+    return Context(services, request, identity)
+
+
+async def _open_ids(ctx: Context, *conditions: Any) -> list[str]:
+    async with ctx.services.sessions() as session:
+        stmt = select(ActionPlan.id).where(*conditions).order_by(ActionPlan.created_at)
+        return list((await session.scalars(stmt)).all())
+
+
+async def recover(
+    services: Services, *, startup: bool = False, lease: float = EXECUTION_LEASE
+) -> list[PlanView]:
+    """Settle plans a dead replica left behind; returns the plans this call ran.
+
+    - ``executing`` plans whose claim is stale (or, at ``startup``, claimed by this very
+      replica, which just restarted) become ``unknown``: never run again.
+    - open plans past their expiry become ``expired``.
+    - ``approved`` plans nobody claimed (the approver's replica died in between) run now,
+      once: the claim is the same compare-and-set as after a click.
+    """
+    ctx = replica_context(services)
+    mine = ActionPlan.claimed_by == services.replica if startup else false()
+    async with services.sessions() as session:
+        cutoff = await db_now(session) - timedelta(seconds=lease)
+    stale = await _open_ids(
+        ctx, ActionPlan.status == "executing", (ActionPlan.claimed_at < cutoff) | mine
+    )
+    for plan_id in stale:
+        await _mark_unknown(ctx, plan_id)
+    for plan_id in await _open_ids(ctx, ActionPlan.status.in_(plans.OPEN)):
+        await expire_if_due(ctx, plan_id)
+    ran = []
+    for plan_id in await _open_ids(ctx, ActionPlan.status == "approved"):
+        plan = await load(ctx, plan_id)
+        host = services.inventory.get(plan.host)
+        ran.append(await run_approved(ctx, host, plan_id))
+    return ran
+
+
+def _unknown_result(why: str) -> dict[str, Any]:
+    result = ActionResult("", "purge", 0, unknown=[why]).as_json()
+    result["asked"] = None  # not known: the replica died before it counted
+    return result
+
+
+async def _mark_unknown(ctx: Context, plan_id: str) -> None:
+    why = "the replica that claimed it stopped before reporting; check the host's queue"
+    async with ctx.services.sessions() as session, session.begin():
+        stmt = (
+            update(ActionPlan)
+            .where((ActionPlan.id == plan_id) & (ActionPlan.status == "executing"))
+            .values(status="unknown", finished_at=func.now(), result=_unknown_result(why))
+            .returning(ActionPlan.id)
+            .execution_options(synchronize_session=False)
+        )
+        if (await session.execute(stmt)).first() is None:
+            return
+        plan, _ = await _load(session, plan_id)
+        await audit.append(session, _audit(ctx, "plan.unknown", plan, why=why,
+                                           claimed_by=plan.claimed_by))  # fmt: skip

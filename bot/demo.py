@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from bot.db.migrate import upgrade_async
+from bot.demo_changes import postsuper
 from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
 from bot.inventory import Inventory, parse_config
 from bot.runtime import open_services
@@ -151,10 +152,14 @@ def _handler(host: DemoHost):  # type: ignore[no-untyped-def]
         for start in range(0, len(lines), 500):
             yield b"".join(lines[start : start + 500])
 
-    async def handle(command_line: str, _stdin: bytes) -> tuple[int, Stdout, bytes]:
+    async def handle(command_line: str, stdin: bytes) -> tuple[int, Stdout, bytes]:
         tool = _tool_argv(command_line)
         if tool == ["/usr/sbin/postqueue", "-j"]:
-            return 0, stream(host.lines), b""
+            return 0, stream(list(host.lines)), b""
+        if tool[:1] == ["/usr/sbin/postsuper"]:
+            return postsuper(host.lines, tool, stdin)
+        if tool[:2] in (["/usr/sbin/postqueue", "-f"], ["/usr/sbin/postqueue", "-i"]):
+            return 0, b"", b""
         if tool[:2] == ["/usr/sbin/postconf", "-h"]:
             return 0, b"".join(_postconf(name) for name in tool[2:]), b""
         if tool[:2] == ["/usr/bin/du", "-sk"] and tool[2:] == ["/var/spool/postfix/deferred"]:

@@ -1,0 +1,24 @@
+"""One bot process: run one command as one user, print the outcome as JSON.
+
+approve_proc.py USER TEXT    (DATABASE_URL, MAILQBOT_CONFIG, MAILQBOT_REPLICA_ID from env)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from bot.pipeline import Request, handle
+from bot.runtime import open_services
+from bot.settings import Settings
+
+
+async def main(user: str, text: str) -> None:
+    async with open_services(Settings()) as services:
+        outcome = await handle(Request("slack", user, text, team_id="T0RACE"), services)
+    print(json.dumps({"ok": outcome.ok, "text": outcome.reply.text}), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,210 @@
+"""Approval races, on SQLite and PostgreSQL: one decision, at most one execution.
+
+The host is an in-process SSH server with a fake queue (fake_postfix.py) so every
+``postsuper`` run is counted; the bot runs in this process and, for the cross-process
+cases, as separate OS processes sharing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fake_postfix import (
+    APPROVER_A,
+    APPROVER_B,
+    REQUESTER,
+    TEAM,
+    FakePostfix,
+    RaceHost,
+    queue_lines,
+    race_host,
+)  # fmt: skip
+from sqlalchemy import func, select, update
+
+from bot import approvals, audit
+from bot.db.models import ActionPlan, AuditEvent, PlanDecision
+from bot.pipeline import Outcome, Request, handle
+from bot.runtime import open_services
+from bot.services import Services
+from bot.settings import Settings
+
+PROC = Path(__file__).with_name("approve_proc.py")
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[RaceHost]:
+    async with race_host(tmp_path, FakePostfix(queue_lines(5, time.time()))) as opened:
+        yield opened
+
+
+def settings(db_url: str, host: RaceHost, replica: str = "test") -> Settings:
+    return Settings(DATABASE_URL=db_url, MAILQBOT_CONFIG=host.config, MAILQBOT_REPLICA_ID=replica)
+
+
+@pytest.fixture
+async def services(db_url: str, host: RaceHost) -> AsyncIterator[Services]:
+    async with open_services(settings(db_url, host)) as opened:
+        yield opened
+
+
+async def ask(services: Services, user: str, text: str) -> Outcome:
+    return await handle(Request("slack", user, text, team_id=TEAM), services)
+
+
+async def new_plan(services: Services) -> str:
+    outcome = await ask(services, REQUESTER, 'purge mx1 domain=gone.example why="race test"')
+    match = re.search(r"Plan (p[0-9a-f]{10})", outcome.reply.text)
+    assert outcome.ok, outcome.reply.text
+    assert match, outcome.reply.text
+    return match.group(1)
+
+
+async def plan_row(services: Services, pid: str) -> ActionPlan:
+    async with services.sessions() as session:
+        plan = await session.get(ActionPlan, pid)
+        assert plan is not None
+        return plan
+
+
+async def decisions(services: Services, pid: str) -> int:
+    async with services.sessions() as session:
+        stmt = select(func.count()).select_from(PlanDecision).where(PlanDecision.plan_id == pid)
+        return int((await session.execute(stmt)).scalar_one())
+
+
+async def test_double_click_is_one_decision_and_one_run(services: Services, host: RaceHost) -> None:
+    pid = await new_plan(services)
+    first, second = await asyncio.gather(
+        ask(services, APPROVER_A, f"approve {pid}"), ask(services, APPROVER_A, f"approve {pid}")
+    )
+    assert sorted([first.ok, second.ok]) == [False, True]
+    assert len(host.fake.changes) == 1
+    assert (await plan_row(services, pid)).status == "done"
+    assert await decisions(services, pid) == 1
+
+
+async def test_two_approvers_at_once(services: Services, host: RaceHost) -> None:
+    pid = await new_plan(services)
+    results = await asyncio.gather(
+        ask(services, APPROVER_A, f"approve {pid}"), ask(services, APPROVER_B, f"approve {pid}")
+    )
+    assert sorted(r.ok for r in results) == [False, True]
+    loser = next(r for r in results if not r.ok)
+    assert "nothing was changed by this click" in loser.reply.text
+    assert len(host.fake.changes) == 1
+    assert await decisions(services, pid) == 1
+    assert (await audit.verify(services.sessions)).ok
+
+
+async def run_proc(
+    db_url: str, host: RaceHost, replica: str, user: str, text: str
+) -> asyncio.subprocess.Process:
+    env = {**os.environ, "DATABASE_URL": db_url, "MAILQBOT_CONFIG": str(host.config),
+           "MAILQBOT_REPLICA_ID": replica}  # fmt: skip
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(PROC), user, text, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def answer(proc: asyncio.subprocess.Process) -> dict[str, object]:
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def test_two_processes_click_the_same_plan(
+    services: Services, host: RaceHost, db_url: str
+) -> None:
+    pid = await new_plan(services)
+    procs = [
+        await run_proc(db_url, host, "replica-a", APPROVER_A, f"approve {pid}"),
+        await run_proc(db_url, host, "replica-b", APPROVER_B, f"approve {pid}"),
+    ]
+    results = [await answer(p) for p in procs]
+    assert sorted(bool(r["ok"]) for r in results) == [False, True], results
+    assert len(host.fake.changes) == 1
+    assert "Deleted 5 of 5" in str(next(r["text"] for r in results if r["ok"]))
+    assert await decisions(services, pid) == 1
+
+
+async def test_killed_after_claim_is_outcome_unknown_never_rerun(
+    services: Services, host: RaceHost, db_url: str
+) -> None:
+    pid = await new_plan(services)  # listing 1
+    host.fake.hold_listing = 2  # the re-listing at execution never answers
+    proc = await run_proc(db_url, host, "replica-k", APPROVER_A, f"approve {pid}")
+    deadline = time.monotonic() + 30
+    while host.fake.listings < 2 and time.monotonic() < deadline and proc.returncode is None:
+        await asyncio.sleep(0.05)
+    if host.fake.listings != 2:
+        proc.kill()
+        out, err = await proc.communicate()
+        pytest.fail(f"the bot process never re-listed the queue: {out.decode()} {err.decode()}")
+    assert (await plan_row(services, pid)).status == "executing"
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+
+    again = await ask(services, APPROVER_B, f"approve {pid}")
+    assert not again.ok
+    assert "running" in again.reply.text
+    async with open_services(settings(db_url, host, "replica-k")) as restarted:
+        assert await approvals.recover(restarted, startup=True) == []
+    plan = await plan_row(services, pid)
+    assert plan.status == "unknown"
+    assert plan.claimed_by == "replica-k"
+    assert await approvals.recover(services, lease=0) == []  # nothing left to run
+    assert host.fake.changes == []  # the change never ran, and never will
+    async with services.sessions() as session:
+        actions = (
+            await session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.action.like("plan.%"))
+                .order_by(AuditEvent.seq)
+            )
+        ).all()
+    assert actions == ["plan.created", "plan.approved", "plan.claimed", "plan.unknown"]
+
+
+async def test_approved_but_unclaimed_runs_once_on_recovery(
+    services: Services, host: RaceHost, db_url: str
+) -> None:
+    pid = await new_plan(services)
+    async with open_services(settings(db_url, host, "replica-x")) as approver:
+        ctx = approvals.replica_context(approver)
+        ctx = type(ctx)(approver, Request("slack", APPROVER_A, "approve", team_id=TEAM),
+                        ctx.identity.__class__("slack", APPROVER_A, TEAM))  # fmt: skip
+        decided = await approvals.decide(ctx, pid, "approve")  # then the process "dies"
+    assert decided.status == "approved"
+    assert host.fake.changes == []
+    async with open_services(settings(db_url, host, "replica-y")) as other:
+        ran = await asyncio.gather(approvals.recover(services), approvals.recover(other))
+    assert sum(len(r) for r in ran) == 1
+    assert len(host.fake.changes) == 1
+    assert (await plan_row(services, pid)).status == "done"
+
+
+async def test_expired_plan_is_refused_and_recorded(services: Services, host: RaceHost) -> None:
+    pid = await new_plan(services)
+    async with services.sessions() as session, session.begin():
+        past = await approvals.db_now(session) - timedelta(seconds=5)
+        await session.execute(
+            update(ActionPlan).where(ActionPlan.id == pid).values(expires_at=past)
+        )
+    late = await ask(services, APPROVER_A, f"approve {pid}")
+    assert not late.ok
+    assert "is expired" in late.reply.text
+    assert host.fake.changes == []
+    plan = await plan_row(services, pid)
+    assert plan.status == "expired"
