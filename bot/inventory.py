@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError, UnknownHost
+from bot.diag.config import DiagnoseSection
 from bot.monitor.config import MonitorSection
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
@@ -163,6 +164,7 @@ class Config(_Strict):
     hosts: list[HostEntry] = Field(min_length=1)
     slack: SlackSection = Field(default_factory=SlackSection)
     monitor: MonitorSection = Field(default_factory=MonitorSection)
+    diagnose: DiagnoseSection = Field(default_factory=DiagnoseSection)
     access: Access = Field(default_factory=Access)
     actions: dict[ActionClass, ActionRule] = Field(default_factory=_default_actions)
 

@@ -15,6 +15,10 @@ Each ADDR=CLASS serves CLASS on ADDR port 25. Classes:
   mailbox_full      452 4.2.2 on RCPT
   lost_connection   takes the message, then closes instead of answering the final dot
   sink              accepts everything with 250
+  tls_ok            offers STARTTLS and speaks TLS (--tls-cert/--tls-key), then accepts
+  tls_refused       offers STARTTLS, answers it with 454
+  port25_filtered   port 25 drops SYNs like connect_timeout; port 587 answers (submission)
+  policy_softfail   takes the message, then answers the final dot with 451 4.7.26 (SPF/DKIM)
 
 --servfail also answers every DNS query on ADDR:PORT (UDP) with SERVFAIL.
 Everything binds to the addresses given: pass loopback addresses only.
@@ -28,9 +32,11 @@ import itertools
 import os
 import signal
 import socket
+import ssl
 import sys
 
 SMTP_PORT = 25
+SUBMISSION_PORT = 587
 IDLE_TIMEOUT = 120.0  # seconds a client may stay silent before we hang up
 SILENT_HOLD = 600.0  # seconds a never-greeting connection is kept open
 CLASSES = (
@@ -44,6 +50,14 @@ CLASSES = (
     "mailbox_full",
     "lost_connection",
     "sink",
+    "tls_ok",
+    "tls_refused",
+    "port25_filtered",
+    "policy_softfail",
+)
+SOFTFAIL_REPLY = (
+    "451 4.7.26 This message is unauthenticated and was temporarily rejected: SPF did not "
+    "pass for the sender domain and no DKIM signature was found; try again later"
 )
 _queue_ids = itertools.count(1)
 
@@ -70,7 +84,9 @@ def rcpt_reply(cls: str, arg: str) -> str:
 
 def ehlo_reply(cls: str, host: str) -> list[str]:
     lines = [host, "PIPELINING", "SIZE 10240000", "ENHANCEDSTATUSCODES"]
-    if cls == "sasl_failed":
+    if cls in ("tls_ok", "tls_refused"):
+        lines.append("STARTTLS")
+    if cls in ("sasl_failed", "submission"):
         lines.append("AUTH PLAIN LOGIN")
     lines.append("8BITMIME")
     return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
@@ -92,6 +108,10 @@ def answer(cls: str, host: str, verb: str, arg: str) -> list[str]:
         return ehlo_reply(cls, host)
     if verb == "HELO":
         return [f"250 {host}"]
+    if verb == "STARTTLS":
+        if cls == "tls_ok":
+            return ["220 2.0.0 Ready to start TLS"]
+        return ["454 4.7.0 TLS not available due to local problem"]
     if verb == "AUTH":
         return ["535 5.7.8 Error: authentication failed: authentication failure"]
     if verb == "MAIL":
@@ -108,7 +128,11 @@ def answer(cls: str, host: str, verb: str, arg: str) -> list[str]:
 
 
 async def smtp_session(
-    cls: str, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    cls: str,
+    host: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     def send(lines: list[str]) -> None:
         writer.write("".join(f"{line}\r\n" for line in lines).encode())
@@ -133,19 +157,26 @@ async def smtp_session(
         if verb == "QUIT":
             await writer.drain()
             return
+        if verb == "STARTTLS" and cls == "tls_ok" and tls is not None:
+            await writer.drain()
+            await writer.start_tls(tls)
+            continue
         if verb == "DATA":
             await writer.drain()
             size = await read_data(reader)
             if cls == "lost_connection":
                 raise Hangup
+            if cls == "policy_softfail":
+                send([SOFTFAIL_REPLY])
+                continue
             send([f"250 2.0.0 Ok: {size} bytes queued as LAB{next(_queue_ids):08X}"])
 
 
-def smtp_handler(cls: str, host: str):
+def smtp_handler(cls: str, host: str, tls: ssl.SSLContext | None = None):
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await smtp_session(cls, host, reader, writer)
-        except (TimeoutError, Hangup, ConnectionError):
+            await smtp_session(cls, host, reader, writer, tls)
+        except (TimeoutError, Hangup, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.transport.abort() if cls == "lost_connection" else writer.close()
@@ -195,9 +226,11 @@ def bind_all(targets: list[tuple[str, str]], servfail: tuple[str, int] | None):
     for addr, cls in targets:
         if cls == "refused":
             continue
-        if cls == "connect_timeout":
+        if cls in ("connect_timeout", "port25_filtered"):
             keep.append(listening_socket(addr, SMTP_PORT, 0))
             keep.append(fill_backlog(addr, SMTP_PORT))
+            if cls == "port25_filtered":  # only port 25 is filtered: submission answers
+                smtp.append(("submission", addr, listening_socket(addr, SUBMISSION_PORT, 128)))
             continue
         smtp.append((cls, addr, listening_socket(addr, SMTP_PORT, 128)))
     udp = None
@@ -207,13 +240,13 @@ def bind_all(targets: list[tuple[str, str]], servfail: tuple[str, int] | None):
     return smtp, keep, udp
 
 
-async def serve(smtp, udp, names: dict[str, str]) -> None:
+async def serve(smtp, udp, names: dict[str, str], tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
     servers = [
-        await asyncio.start_server(smtp_handler(cls, mx_name(addr, names)), sock=sock)
+        await asyncio.start_server(smtp_handler(cls, mx_name(addr, names), tls), sock=sock)
         for cls, addr, sock in smtp
     ]
     if udp is not None:
@@ -260,6 +293,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="ADDR=HOSTNAME",
         help="the host name each server greets with",
     )
+    parser.add_argument("--tls-cert", help="certificate (PEM) for tls_ok")
+    parser.add_argument("--tls-key", help="its private key (PEM)")
     parser.add_argument("--daemon", action="store_true")
     parser.add_argument("--pidfile")
     parser.add_argument("--log", default=os.devnull)
@@ -283,13 +318,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     smtp, keep, udp = bind_all(args.pairs, args.servfail)
     if args.daemon:
         daemonise(args.pidfile, args.log)
     elif args.pidfile:
         write_pidfile(args.pidfile, os.getpid())
     try:
-        asyncio.run(serve(smtp, udp, args.names))
+        asyncio.run(serve(smtp, udp, args.names, tls))
     finally:
         if args.pidfile and os.path.exists(args.pidfile):
             with open(args.pidfile) as f:

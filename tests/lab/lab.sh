@@ -32,12 +32,27 @@ lost_connection     dropdata.test   127.0.0.10
 sink                sink.test       127.0.0.11
 dns_servfail        dnsfail.test    -
 "
+# Endpoints for /mailq diagnose: served by destinations.py and in DNS, but not routed by
+# transport_maps and not filled by fill.py (Postfix finds them by MX like any domain).
+DIAG_ENDPOINTS="
+tls_ok              tls.test        127.0.0.12
+tls_refused         tlsrefused.test 127.0.0.13
+port25_filtered     walled-a.test   127.0.0.14
+port25_filtered     walled-b.test   127.0.0.15
+port25_filtered     walled-c.test   127.0.0.16
+policy_softfail     policy.test     127.0.0.17
+"
+PUBLIC_DNS_PORT=5354 # the "public view" resolver the bot's diagnose uses in the lab
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 destinations() { # class domain addr, one line each
   awk 'NF == 3' <<<"$DESTINATIONS"
+}
+
+diag_endpoints() { # class domain addr, one line each
+  awk 'NF == 3' <<<"$DIAG_ENDPOINTS"
 }
 
 # changed FILE [MODE] < content: install the content if it differs; true if it did.
@@ -126,10 +141,15 @@ setup_state() {
 
 # --- 3. DNS: dnsmasq on 127.0.0.1:53 -------------------------------------------------------
 
+# dns_config [host|public]: "host" is the resolver Postfix uses (port 53); "public" (port
+# $PUBLIC_DNS_PORT) is what the rest of the world sees: the same records, except that
+# hostdns.test resolves there while the host's resolver answers SERVFAIL for it.
 dns_config() {
+  local view=${1:-host} port=53 suffix=
+  [[ $view == public ]] && port=$PUBLIC_DNS_PORT suffix=-public
   cat <<EOF
 # mailqbot lab resolver (written by tests/lab/lab.sh): answers for .test only.
-port=53
+port=$port
 listen-address=127.0.0.1
 bind-interfaces
 no-resolv
@@ -140,29 +160,50 @@ bogus-priv
 local=/test/
 user=nobody
 group=nogroup
-pid-file=$STATE/dnsmasq.pid
-log-facility=$STATE/dnsmasq.log
+pid-file=$STATE/dnsmasq$suffix.pid
+log-facility=$STATE/dnsmasq$suffix.log
 # dnsfail.test: the upstream answers SERVFAIL, so Postfix defers ("Host not found, try again").
 server=/dnsfail.test/127.0.0.1#$SERVFAIL_PORT
 # A DNSBL zone: 127.0.0.2 is listed (RFC 5782 test point), every other address is NXDOMAIN.
 host-record=2.0.0.127.dnsbl.test,127.0.0.2
 txt-record=2.0.0.127.dnsbl.test,"127.0.0.2 is listed in the lab DNSBL, see https://dnsbl.test/q?ip=127.0.0.2"
+# A second DNSBL zone that lists the lab host's own sending address, 127.0.0.1.
+address=/1.0.0.127.bl.test/127.0.0.2
+txt-record=1.0.0.127.bl.test,"127.0.0.1 listed in bl.test: spam trap hits, delist at https://bl.test/remove"
+# The lab host's sending address has forward-confirmed reverse DNS.
+ptr-record=1.0.0.127.in-addr.arpa,mail.lab.test
+address=/mail.lab.test/127.0.0.1
+# Sender domains: invoices.test authorises the lab host in SPF; shop.test does not.
+txt-record=invoices.test,"v=spf1 ip4:127.0.0.1 -all"
+txt-record=_dmarc.invoices.test,"v=DMARC1; p=none"
+txt-record=shop.test,"v=spf1 ip4:192.0.2.10 ~all"
+txt-record=_dmarc.shop.test,"v=DMARC1; p=quarantine"
 EOF
+  if [[ $view == public ]]; then
+    printf 'mx-host=hostdns.test,mx.hostdns.test,10\nhost-record=mx.hostdns.test,127.0.0.11\n'
+  else
+    printf 'server=/hostdns.test/127.0.0.1#%s\n' "$SERVFAIL_PORT"
+  fi
   local class domain addr
   while read -r class domain addr; do
     [[ $addr == - ]] && continue
     printf 'mx-host=%s,mx.%s,10\nhost-record=mx.%s,%s\n' "$domain" "$domain" "$domain" "$addr"
-  done < <(destinations)
+  done < <(destinations; diag_endpoints)
 }
 
 start_dns() {
-  local conf=$STATE/dnsmasq.conf
-  if dns_config | changed "$conf" || ! running "$STATE/dnsmasq.pid" dnsmasq; then
-    stop_pid "$STATE/dnsmasq.pid" dnsmasq
-    dnsmasq --test -C "$conf" >/dev/null 2>&1 || dnsmasq --test -C "$conf"
-    dnsmasq -C "$conf" # SIGHUP does not re-read the config: always a fresh start
-    log "dnsmasq started on 127.0.0.1:53"
-  fi
+  local view conf pid suffix
+  for view in host public; do
+    suffix=
+    [[ $view == public ]] && suffix=-public
+    conf=$STATE/dnsmasq$suffix.conf pid=$STATE/dnsmasq$suffix.pid
+    if dns_config "$view" | changed "$conf" || ! running "$pid" dnsmasq; then
+      stop_pid "$pid" dnsmasq
+      dnsmasq --test -C "$conf" >/dev/null 2>&1 || dnsmasq --test -C "$conf"
+      dnsmasq -C "$conf" # SIGHUP does not re-read the config: always a fresh start
+      log "dnsmasq ($view view) started"
+    fi
+  done
 }
 
 # --- 4. destinations on 127.0.0.2-.11 -----------------------------------------------------
@@ -172,14 +213,26 @@ destination_args() {
   while read -r class domain addr; do
     [[ $addr == - ]] && continue
     printf '%s=%s\n--name=%s=mx.%s\n' "$addr" "$class" "$addr" "$domain"
-  done < <(destinations)
+  done < <(destinations; diag_endpoints)
   printf -- '--servfail=127.0.0.1:%s\n' "$SERVFAIL_PORT"
+  printf -- '--tls-cert=%s\n--tls-key=%s\n' "$STATE/tls.crt" "$STATE/tls.key"
+}
+
+# A self-signed certificate for mx.tls.test, valid 30 days, renewed when one day is left.
+setup_tls_cert() {
+  if [[ -s $STATE/tls.crt ]] && openssl x509 -checkend 86400 -noout -in "$STATE/tls.crt" >/dev/null; then
+    return 1
+  fi
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=mx.tls.test" \
+    -keyout "$STATE/tls.key" -out "$STATE/tls.crt" 2>/dev/null
+  chmod 600 "$STATE/tls.key"
 }
 
 start_destinations() {
   local args script=$STATE/destinations.py stamp
   mapfile -t args < <(destination_args)
   changed "$script" 755 <"$LAB_DIR/destinations.py" && stamp=1 || stamp=
+  setup_tls_cert && stamp=1
   printf '%s\n' "${args[@]}" | changed "$STATE/destinations.args" && stamp=1
   if [[ -n $stamp ]] || ! running "$STATE/destinations.pid" destinations.py; then
     stop_pid "$STATE/destinations.pid" destinations.py
@@ -383,6 +436,7 @@ cmd_down() {
   if postfix status >/dev/null 2>&1; then postfix stop 2>/dev/null; fi
   stop_pid "$STATE/sshd.pid" "$STATE/sshd_config"
   stop_pid "$STATE/dnsmasq.pid" dnsmasq
+  stop_pid "$STATE/dnsmasq-public.pid" dnsmasq
   stop_pid "$STATE/destinations.pid" destinations.py
   log "down (packages, configuration and the queue are kept)"
 }
@@ -397,6 +451,7 @@ cmd_status() {
   local bad=0
   check postfix postfix status || bad=1
   check dnsmasq running "$STATE/dnsmasq.pid" dnsmasq || bad=1
+  check "dnsmasq public" running "$STATE/dnsmasq-public.pid" dnsmasq || bad=1
   check destinations running "$STATE/destinations.pid" destinations.py || bad=1
   check sshd running "$STATE/sshd.pid" "$STATE/sshd_config" || bad=1
   check "ssh login" ssh_lab '/usr/sbin/postqueue -j | head -1' || bad=1

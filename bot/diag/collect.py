@@ -1,0 +1,285 @@
+"""Gather the evidence for one host (and optionally one domain) and decide the verdicts.
+
+Checks start at once where they can and as soon as what they need is known (the MX
+addresses before the SMTP probes, ``postconf`` before the relay and blocklist checks).
+Every check runs under the ``Runner``: ``check_timeout`` each, ``budget`` for the whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from bot.diag import dns
+from bot.diag import host as remote
+from bot.diag.config import DiagnoseSection
+from bot.diag.evidence import DiagBuilder, QueueEvidence
+from bot.diag.lint import Finding, lint
+from bot.diag.runner import Check, Outcome, Runner
+from bot.diag.verdicts import Evidence, Probe, Relay, Verdict, decide
+from bot.inventory import Host
+from bot.queue import read_host, remote_record
+from bot.ssh import REMOTE_TIMEOUT_EXIT, RemoteCommand, SSHExecutor
+
+T = TypeVar("T")
+MAX_QUEUE_DNS = 3
+MAX_SENDERS = 2
+_RELAYHOST = re.compile(r"\[?([A-Za-z0-9.:-]+?)\]?(?::(\d{1,5}))?")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    host: str
+    domain: str | None
+    evidence: Evidence
+    verdicts: list[Verdict]
+    checks: list[Outcome]
+    findings: list[Finding]
+    budget: float
+    check_timeout: float
+    elapsed: float
+
+    @property
+    def timed_out(self) -> list[Outcome]:
+        return [c for c in self.checks if c.status in ("timeout", "over_budget")]
+
+
+@dataclass
+class _Found:
+    probes: list[Check[Probe]] = field(default_factory=list)
+    canaries: list[Check[Probe]] = field(default_factory=list)
+    submission: list[Check[Probe]] = field(default_factory=list)
+    queue_dns: list[Check[dns.MxReport]] = field(default_factory=list)
+    listings: list[tuple[str, Check[dns.Listing]]] = field(default_factory=list)
+    senders: list[Check[dns.SenderAuth]] = field(default_factory=list)
+
+
+class Diagnoser:
+    def __init__(
+        self, executor: SSHExecutor, host: Host, config: DiagnoseSection, now: float
+    ) -> None:
+        self.executor = executor
+        self.host = host
+        self.config = config
+        self.now = now
+        self.remote: list[dict[str, Any]] = []
+        self.lookup = dns.Lookup(config, lifetime=config.check_timeout * 0.8)
+        self.found = _Found()
+        step = config.check_timeout
+        self.ptf = {"connect": max(1, int(step * 0.4)), "command": max(1, int(step * 0.25))}
+
+    async def run(self, domain: str | None) -> Diagnosis:
+        started = asyncio.get_running_loop().time()
+        self.runner = r = Runner(self.config.check_timeout, self.config.budget)
+        settings = r.start("postconf", self.host.name, self._settings)
+        services = r.start("postconf_services", self.host.name, self._services)
+        queue = r.start(
+            "queue", self.host.name, lambda: self._queue(domain), timeout=self.config.budget
+        )
+        mx = host_lookup = None
+        if domain is not None:
+            mx = r.start("mx", domain, lambda: self._mx(domain, self.found.probes))
+            host_lookup = r.start("host_mx", domain, lambda: self._probe_domain(domain))
+        for canary in self.config.probe_domains:
+            if canary != domain:
+                r.start("mx", canary, partial(self._mx, canary, self.found.canaries, limit=1))
+        resolv = r.start("resolv", self.host.name, lambda: self._resolv(settings), after=[settings])
+        relay = r.start(
+            "relay",
+            self.host.name,
+            lambda: self._relay(settings, services),
+            after=[settings, services],
+        )
+        r.start("sending_ips", self.host.name, lambda: self._sending(settings), after=[settings])
+        r.start("queue_dns", self.host.name, lambda: self._queue_dns(queue, domain), after=[queue])
+        checks = await r.finish()
+        evidence = self._evidence(domain, settings, queue, mx, host_lookup, resolv, relay)
+        elapsed = asyncio.get_running_loop().time() - started
+        return Diagnosis(
+            self.host.name,
+            domain,
+            evidence,
+            decide(evidence),
+            checks,
+            lint(evidence.settings, evidence.resolv),
+            self.config.budget,
+            self.config.check_timeout,
+            elapsed,
+        )
+
+    async def _run(self, command: RemoteCommand) -> str:
+        result = await self.executor.run(self.host, command, check=False)
+        self.remote.append(remote_record(result))
+        if result.exit_status == REMOTE_TIMEOUT_EXIT:
+            raise TimeoutError
+        if result.exit_status not in (0, 1) or (result.exit_status and not result.stdout):
+            raise ValueError(result.stderr.strip()[-200:] or f"exit status {result.exit_status}")
+        return result.stdout + result.stderr
+
+    async def _settings(self) -> dict[str, str]:
+        return remote.parse_settings(await self._run(remote.postconf_settings()))
+
+    async def _services(self) -> dict[str, str]:
+        return remote.parse_settings(await self._run(remote.postconf_services()))
+
+    async def _queue(self, domain: str | None) -> QueueEvidence:
+        builder = DiagBuilder(self.now, domain)
+        await read_host(self.executor, self.host, self.now, _quiet, self.remote, builder=builder)
+        return builder.evidence()
+
+    async def _mx(self, domain: str, into: list[Check[Probe]], limit: int = 4) -> dns.MxReport:
+        report = await dns.mx_report(self.lookup, domain)
+        for mx_host in report.hosts:
+            for address in mx_host.addresses[:limit]:
+                into.append(self._start_probe(mx_host.name, address, 25))
+        return report
+
+    def _start_probe(self, name: str, address: str, port: int) -> Check[Probe]:
+        async def work() -> Probe:
+            output = await self._run(remote.probe(address, port, **self.ptf))
+            found = Probe(address, port, name, remote.parse_probe(output))
+            if port == 25 and found.result.outcome == "timeout":
+                self.found.submission.append(self._start_probe(name, address, 587))
+            return found
+
+        return self.runner.start("probe", f"{name} [{address}]:{port}", work)
+
+    async def _probe_domain(self, domain: str) -> remote.SmtpProbe:
+        return remote.parse_probe(await self._run(remote.probe(domain, None, **self.ptf)))
+
+    async def _resolv(self, settings: Check[dict[str, str]]) -> remote.ResolvConfs:
+        directory = (settings.value or {}).get("queue_directory", "/var/spool/postfix")
+        return remote.parse_resolv_confs(await self._run(remote.resolv_confs(directory)))
+
+    async def _relay(
+        self, settings: Check[dict[str, str]], services: Check[dict[str, str]]
+    ) -> Relay:
+        main, overrides = settings.value or {}, services.value or {}
+        sasl = ["main.cf"] if main.get("smtp_sasl_auth_enable") == "yes" else []
+        sasl += [
+            k.rsplit("/", 1)[0]
+            for k, v in overrides.items()
+            if k.endswith("/smtp_sasl_auth_enable") and v == "yes"
+        ]
+        maps = [main.get("smtp_sasl_password_maps", "")]
+        maps += [v for k, v in overrides.items() if k.endswith("/smtp_sasl_password_maps")]
+        password_map = next((m for m in maps if m), "")
+        relayhost = main.get("relayhost", "")
+        if relayhost:
+            await self._probe_relayhost(relayhost)
+        return Relay(relayhost, tuple(sasl), password_map, await self._map_file(password_map))
+
+    async def _map_file(self, password_map: str) -> tuple[int, int] | None:
+        path = remote.map_file(password_map.split(",")[0].split()[0]) if password_map else None
+        if path is None:
+            return None
+        result = await self.executor.run(self.host, remote.stat_file(path), check=False)
+        self.remote.append(remote_record(result))
+        return remote.parse_stat(result.stdout) if result.exit_status == 0 else None
+
+    async def _probe_relayhost(self, relayhost: str) -> None:
+        match = _RELAYHOST.fullmatch(relayhost.split(",")[0].strip())
+        if match is None:
+            return
+        name, port = match.group(1), int(match.group(2) or 25)
+        addresses = [name] if _is_ip(name) else []
+        if not addresses:
+            report = await dns.mx_report(self.lookup, name)
+            addresses = report.addresses[:2]
+        for address in addresses:
+            self.found.submission.append(self._start_probe(name, address, port))
+
+    async def _sending(self, settings: Check[dict[str, str]]) -> list[str]:
+        addresses = self._sending_addresses(settings.value or {})
+        if not addresses:
+            answer = await self.lookup.query(self.host.address, "A")
+            addresses = list(answer.records[:2])
+        for address in addresses:
+            self.runner.start("ptr", address, partial(dns.reverse_report, self.lookup, address))
+            for zone in self.config.dnsbl_zones:
+                check = self.runner.start(
+                    "dnsbl", f"{address} in {zone}", partial(dns.dnsbl, self.lookup, address, zone)
+                )
+                self.found.listings.append((address, check))
+        return addresses
+
+    def _sending_addresses(self, settings: dict[str, str]) -> list[str]:
+        configured = self.config.sending_ips.get(self.host.name)
+        if configured:
+            return list(configured)
+        bind = settings.get("smtp_bind_address", "")
+        if _is_ip(bind) and not ipaddress.ip_address(bind).is_unspecified:
+            return [bind]
+        return [self.host.address] if _is_ip(self.host.address) else []
+
+    async def _queue_dns(self, queue: Check[QueueEvidence], domain: str | None) -> int:
+        evidence = queue.value
+        if evidence is None:
+            return 0
+        failing = [
+            d for c in ("dns_tempfail", "host_not_found") for d in evidence.class_domains.get(c, ())
+        ]
+        for name in failing[:MAX_QUEUE_DNS]:
+            self.found.queue_dns.append(
+                self.runner.start("mx", name, partial(dns.mx_report, self.lookup, name))
+            )
+        senders = evidence.sender_auth_senders or (evidence.sender_domains if domain else ())
+        ips = self._sending_addresses({})
+        for sender in senders[:MAX_SENDERS]:
+            self.found.senders.append(
+                self.runner.start(
+                    "sender_auth",
+                    sender,
+                    partial(dns.sender_auth, self.lookup, sender, ips[0] if ips else None),
+                )
+            )
+        return len(failing)
+
+    def _evidence(
+        self,
+        domain: str | None,
+        settings: Check[dict[str, str]],
+        queue: Check[QueueEvidence],
+        mx: Check[dns.MxReport] | None,
+        host_lookup: Check[remote.SmtpProbe] | None,
+        resolv: Check[remote.ResolvConfs],
+        relay: Check[Relay],
+    ) -> Evidence:
+        found = self.found
+        return Evidence(
+            host=self.host.name,
+            domain=domain,
+            now=self.now,
+            queue=queue.value,
+            mx=mx.value if mx else None,
+            host_lookup=host_lookup.value if host_lookup else None,
+            probes=_values(found.probes),
+            canaries=_values(found.canaries),
+            submission=_values(found.submission),
+            queue_dns=_values(found.queue_dns),
+            resolv=resolv.value,
+            relay=relay.value,
+            settings=settings.value or {},
+            listings=tuple((a, c.value) for a, c in found.listings if c.value is not None),
+            senders=_values(found.senders),
+        )
+
+
+def _values(checks: list[Check[T]]) -> tuple[T, ...]:
+    return tuple(v for v in (c.value for c in checks) if v is not None)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _quiet(_text: str) -> None:
+    return None

@@ -1,0 +1,106 @@
+"""What the queue says, gathered while ``read_host`` streams the listing into a summary.
+
+``DiagBuilder`` is a ``SummaryBuilder`` that also notes, for deferred recipients: the
+reason classes for the domain under diagnosis, which domains each class spans, and which
+sender domains the SPF/DKIM/DMARC refusals are about. Everything is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from bot.mta.models import QueueMessage
+from bot.mta.reasons import ReasonClass, analyse
+from bot.mta.summary import SummaryBuilder
+
+MAX_DOMAINS = 25  # domains remembered per class
+_SENDER_AUTH = re.compile(r"\bSPF\b|DKIM|DMARC|unauthenticated", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class QueueEvidence:
+    deferred_recipients: int
+    by_class: dict[str, int]  # deferred recipients per reason class
+    class_domains: dict[str, tuple[str, ...]]  # up to MAX_DOMAINS domains per class
+    class_domain_counts: dict[str, int]  # how many distinct domains per class (bounded)
+    samples: dict[str, str]  # one normalised reason per class
+    target: dict[str, int] = field(default_factory=dict)  # the diagnosed domain, per class
+    target_samples: dict[str, str] = field(default_factory=dict)
+    sender_auth_rejects: int = 0
+    sender_auth_sample: str = ""
+    sender_auth_senders: tuple[str, ...] = ()  # sender domains of those messages
+    sender_domains: tuple[str, ...] = ()  # top sender domains of deferred mail (to target)
+
+    def in_target(self, *classes: str) -> int:
+        return sum(self.target.get(c, 0) for c in classes)
+
+
+def _domain(address: str) -> str:
+    at = address.rfind("@")
+    return address[at + 1 :].lower().rstrip(".") if at >= 0 else ""
+
+
+class DiagBuilder(SummaryBuilder):
+    def __init__(self, now: float, domain: str | None) -> None:
+        super().__init__(now)
+        self.domain = domain
+        self._dx_classes: Counter[str] = Counter()
+        self._dx_domains: dict[str, set[str]] = {}
+        self._dx_samples: dict[str, str] = {}
+        self._dx_target: Counter[str] = Counter()
+        self._dx_target_samples: dict[str, str] = {}
+        self._dx_auth_rejects = 0
+        self._dx_auth_sample = ""
+        self._dx_auth_senders: Counter[str] = Counter()
+        self._dx_senders: Counter[str] = Counter()
+        self._dx_deferred = 0
+
+    def add(self, message: QueueMessage) -> None:
+        super().add(message)
+        if message.queue_name == "deferred":
+            self._note(message)
+
+    def _note(self, message: QueueMessage) -> None:
+        sender = _domain(message.sender)
+        for recipient in message.recipients:
+            reason_class, reason = analyse(recipient.delay_reason)
+            name = reason_class.value
+            domain = _domain(recipient.address)
+            self._dx_deferred += 1
+            self._dx_classes[name] += 1
+            self._dx_samples.setdefault(name, reason)
+            domains = self._dx_domains.setdefault(name, set())
+            if len(domains) < MAX_DOMAINS:
+                domains.add(domain)
+            wanted = self.domain is None or domain == self.domain
+            wanted = wanted or domain.endswith(f".{self.domain}")
+            if wanted and self.domain is not None:
+                self._dx_target[name] += 1
+                self._dx_target_samples.setdefault(name, reason)
+            if wanted and sender and len(self._dx_senders) < 1000:
+                self._dx_senders[sender] += 1
+            if reason_class is ReasonClass.blocklisted and _SENDER_AUTH.search(reason):
+                self._note_auth(reason, sender)
+
+    def _note_auth(self, reason: str, sender: str) -> None:
+        self._dx_auth_rejects += 1
+        self._dx_auth_sample = self._dx_auth_sample or reason
+        if sender and len(self._dx_auth_senders) < 1000:
+            self._dx_auth_senders[sender] += 1
+
+    def evidence(self) -> QueueEvidence:
+        return QueueEvidence(
+            deferred_recipients=self._dx_deferred,
+            by_class=dict(self._dx_classes.most_common()),
+            class_domains={k: tuple(sorted(v)) for k, v in self._dx_domains.items()},
+            class_domain_counts={k: len(v) for k, v in self._dx_domains.items()},
+            samples=dict(self._dx_samples),
+            target=dict(self._dx_target),
+            target_samples=dict(self._dx_target_samples),
+            sender_auth_rejects=self._dx_auth_rejects,
+            sender_auth_sample=self._dx_auth_sample,
+            sender_auth_senders=tuple(d for d, _ in self._dx_auth_senders.most_common(3)),
+            sender_domains=tuple(d for d, _ in self._dx_senders.most_common(3)),
+        )

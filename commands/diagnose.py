@@ -1,0 +1,72 @@
+"""``/mailq diagnose HOST [DOMAIN]``: tell the causes of a deferred queue apart.
+
+Gathers evidence concurrently within the ``[diagnose]`` budget (``bot.diag.collect``):
+DNS from the bot, DNS and SMTP from the host (``posttls-finger``), relay and SASL
+settings, the sending address against DNSBL zones, a settings lint, and the queue's reason
+classes. Then names the verdicts with their evidence, next step and, where an action fits,
+a button that runs the command (as the person who clicks).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from bot.diag.collect import Diagnoser, Diagnosis
+from bot.diag.host import checked_domain
+from bot.errors import UsageError
+from commands import Argument, CommandSpec
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context
+
+
+def domain_argument(text: str | None) -> str | None:
+    if text is None:
+        return None
+    domain = checked_domain(text.strip().removeprefix("@"))
+    if domain is None:
+        shown = text[:60].replace("`", "'")
+        raise UsageError(
+            f"`{shown}` is not a valid domain name (like `example.com`).",
+            usage=SPEC.usage,
+        )
+    return domain
+
+
+def check_words(args: argparse.Namespace) -> None:
+    domain_argument(args.domain)
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> Diagnosis:
+    services = ctx.services
+    host = services.inventory.get(args.target)
+    domain = domain_argument(args.domain)
+    config = services.inventory.config.diagnose
+    await ctx.progress(
+        f"{host.name}: checking DNS, SMTP, relay, blocklists and the queue "
+        f"(at most {config.budget:g} s)…"
+    )
+    diagnoser = Diagnoser(services.executor, host, config, services.clock())
+    try:
+        return await diagnoser.run(domain)
+    finally:
+        ctx.remote.extend(diagnoser.remote)
+
+
+SPEC = CommandSpec(
+    name="diagnose",
+    summary="Why mail is deferred: DNS, SMTP and TLS from the host, relay login, blocklists, "
+    "settings and the queue's reasons, with verdicts and next steps.",
+    permission="read",
+    template="diagnose",
+    examples=("/mailq diagnose mx1", "/mailq diagnose mx1 example.com"),
+    arguments=(
+        Argument("target", help="a host from the inventory", metavar="HOST"),
+        Argument("domain", help="a recipient domain to check", metavar="[DOMAIN]", nargs="?"),
+    ),
+    run=run,
+    targets_hosts=True,
+    order=25,
+    validate=check_words,
+)
