@@ -1,0 +1,134 @@
+"""The postsuper report parser on real lab output, the selection words, and the recheck."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.actions import Item, parse_selection, recheck
+from bot.errors import ParseError, UsageError
+from bot.mta import postsuper
+from bot.mta.models import is_queue_id
+
+DATA = Path(__file__).parents[1] / "data"
+USAGE = "/mailq purge HOST ..."
+
+
+@pytest.mark.parametrize(
+    ("action", "name", "count"),
+    [
+        ("purge", "purge", 3),
+        ("hold", "hold", 3),
+        ("release", "release", 3),
+        ("requeue", "requeue", 3),
+    ],
+)
+def test_report_of_real_postsuper_output(action: postsuper.Change, name: str, count: int) -> None:
+    text = (DATA / f"postsuper-{name}.lab.txt").read_text()
+    report = postsuper.parse_report(action, text)
+    assert report.count == count
+    assert len(report.changed) == count
+    assert all(is_queue_id(i) for i in report.changed)
+    assert report.other == ()
+
+
+def test_report_without_a_count_is_a_parse_error() -> None:
+    with pytest.raises(ParseError, match="did not report"):
+        postsuper.parse_report("purge", "postsuper: 6B3F616E041: removed\n")
+
+
+def test_report_of_another_verb_is_not_counted() -> None:
+    text = (DATA / "postsuper-hold.lab.txt").read_text()
+    with pytest.raises(ParseError):
+        postsuper.parse_report("purge", text)
+
+
+def test_warnings_are_kept_not_counted() -> None:
+    text = "postsuper: warning: bad file\npostsuper: Deleted: 0 messages\n"
+    report = postsuper.parse_report("purge", text)
+    assert report.changed == ()
+    assert report.count == 0
+    assert report.other == ("postsuper: warning: bad file",)
+
+
+@given(st.text(max_size=400))
+def test_report_parser_never_yields_an_invalid_id(text: str) -> None:
+    try:
+        report = postsuper.parse_report("purge", text + "\npostsuper: Deleted: 1 message\n")
+    except ParseError:
+        return
+    assert all(is_queue_id(i) for i in report.changed)
+
+
+def test_ids_input_refuses_anything_but_queue_ids() -> None:
+    assert postsuper.ids_input(["6B3F616E041"]) == b"6B3F616E041\n"
+    with pytest.raises(ValueError, match="not a queue ID"):
+        postsuper.ids_input(["ALL"])
+
+
+def test_change_command_is_fixed_and_queue_checked() -> None:
+    assert (
+        postsuper.change("purge", "deferred").display()
+        == "sudo -n /usr/sbin/postsuper -d - deferred"
+    )
+    with pytest.raises(UsageError):
+        postsuper.change("purge", "corrupt")
+
+
+def test_selection_words() -> None:
+    sel = parse_selection("purge", ["6B3F616E041", "domain=example.com", "why=INC-1"], USAGE)
+    assert sel.filter.ids == ("6B3F616E041",)
+    assert sel.filter.domains == ("example.com",)
+    assert sel.reason == "INC-1"
+    everything = parse_selection("purge", ["ALL", "deferred", "why=x"], USAGE)
+    assert everything.everything
+    assert parse_selection("flush", [], USAGE).everything
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["ALL"],
+        ["ALL", "deferred", "domain=x.com"],
+        ["all"],
+        ["rm", "-rf"],
+        ["$(reboot)"],
+        ["queue=corrupt"],
+        ["6B3F616E041;reboot"],
+        [],
+    ],
+)
+def test_bad_selection_is_a_usage_error(words: list[str]) -> None:
+    with pytest.raises(UsageError):
+        parse_selection("purge", words, USAGE)
+
+
+def test_release_only_touches_hold() -> None:
+    with pytest.raises(UsageError, match="hold"):
+        parse_selection("release", ["queue=deferred"], USAGE)
+
+
+def test_recheck_skips_reused_and_moved_ids() -> None:
+    planned = [
+        Item(queue_id, at, sender, "deferred")
+        for queue_id, at, sender in [
+            ("AAAAAA1", 100, "a@x"), ("BBBBBB2", 200, "b@x"),
+            ("CCCCCC3", 300, "c@x"), ("DDDDDD4", 400, "d@x"),
+        ]
+    ]  # fmt: skip
+    now = {
+        "AAAAAA1": Item("AAAAAA1", 100, "a@x", "deferred"),  # unchanged
+        "BBBBBB2": Item("BBBBBB2", 999, "b@x", "deferred"),  # ID reused by another message
+        "CCCCCC3": Item("CCCCCC3", 300, "c@x", "active"),  # moved on: still the same message
+    }  # DDDDDD4 is gone
+    todo, skipped = recheck("release", planned, now)
+    assert todo == {}
+    todo, skipped = recheck("purge", planned, now)
+    assert todo == {"deferred": ["AAAAAA1"], "active": ["CCCCCC3"]}
+    assert dict(skipped) == {
+        "BBBBBB2": "the ID now names a different message",
+        "DDDDDD4": "no longer in the queue",
+    }
