@@ -1,0 +1,232 @@
+"""Monitoring end to end on the real lab: `mailqbot serve` polls Postfix over SSH and alerts
+through the fake Slack server.
+
+The thresholds sit just above the lab's current deferred count D (warning D+3, critical
+D+6, clear under D+2), so the test adds a handful of messages of its own (sender
+``monitor-e2e@invoices.test``, to refused.test: deferred at once) and deletes exactly those
+afterwards: the shared lab queue ends as it began. Steps: +3 opens exactly one root; +4
+more escalates (root edited, note in the thread); Acknowledge is refused to a viewer and
+recorded (with its audit event) for an operator; deleting ours resolves; after the cooldown
++3 opens a second root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from fakes import FakeSlack, block_actions_body, sign
+from sqlalchemy import select
+
+from bot.db.models import AuditEvent, Incident, QueueSample
+from bot.db.session import make_engine, make_sessionmaker
+
+pytestmark = pytest.mark.lab
+LAB_DIR = Path("/var/lib/mailqbot-lab")
+MAILQBOT = Path(sys.executable).parent / "mailqbot"
+SECRET = "lab-signing-secret"
+CHANNEL = "C0LABALERT"
+SENDER = "monitor-e2e@invoices.test"
+
+
+def queue() -> list[dict[str, object]]:
+    out = subprocess.run(["/usr/sbin/postqueue", "-j"], check=True, capture_output=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def ours() -> list[str]:
+    return [str(m["queue_id"]) for m in queue() if m["sender"] == SENDER]
+
+
+def deferred_count() -> int:
+    return sum(1 for m in queue() if m["queue_name"] == "deferred")
+
+
+def inject(count: int) -> None:
+    with smtplib.SMTP("127.0.0.1", 25, local_hostname="monitor.lab.test", timeout=30) as smtp:
+        for n in range(count):
+            body = f"Subject: monitor e2e {n}\r\n\r\nqueued by the monitor test\r\n"
+            smtp.sendmail(SENDER, [f"e2e{n}@refused.test"], body.encode())
+
+
+def wait_deferred(expected: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        mine = [m for m in queue() if m["sender"] == SENDER]
+        if len(mine) == expected and all(m["queue_name"] == "deferred" for m in mine):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"our {expected} messages were not all deferred in {timeout}s")
+
+
+def drain() -> None:
+    ids = ours()
+    if ids:
+        subprocess.run(
+            ["/usr/sbin/postsuper", "-d", "-"],
+            input="\n".join(ids).encode(),
+            check=True,
+            capture_output=True,
+        )
+
+
+@pytest.fixture
+def lab_queue() -> Iterator[int]:
+    if not (LAB_DIR / "lab.json").exists():
+        pytest.fail("the lab is not up: run `bash tests/lab/lab.sh up` as root")
+    drain()
+    try:
+        yield deferred_count()
+    finally:
+        drain()
+
+
+def config(base: int) -> str:
+    text = (LAB_DIR / "mailqbot.toml").read_text(encoding="utf-8").split("[monitor]")[0]
+    return text + (
+        "\n[monitor]\ninterval = 1.0\njitter = 0\ntick = 0.2\ncooldown = 4\n"
+        "[monitor.rules]\n"
+        f"deferred = {{ warning = {base + 3}, critical = {base + 6}, clear = {base + 2} }}\n"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def serve(
+    tmp_path: Path, db_url: str, lab_queue: int
+) -> AsyncIterator[tuple[FakeSlack, str]]:
+    path = tmp_path / "mailqbot.toml"
+    path.write_text(config(lab_queue), encoding="utf-8")
+    async with FakeSlack() as slack:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+        env |= {
+            "SLACK_BOT_TOKEN": "xoxb-lab",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "DATABASE_URL": db_url,
+            "MAILQBOT_CONFIG": str(path),
+            "MAILQBOT_REPLICA_ID": "lab-e2e",
+        }
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            str(MAILQBOT),
+            "serve",
+            "--port",
+            str(port),
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            yield slack, f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            _, stderr = await process.communicate()
+            assert b"Traceback" not in stderr, stderr.decode(errors="replace")
+
+
+def roots(slack: FakeSlack) -> list[dict[str, object]]:
+    return [m for m in slack.messages_in(CHANNEL) if "thread_ts" not in m]
+
+
+def notes(slack: FakeSlack, ts: str) -> list[str]:
+    return [str(m["text"]) for m in slack.messages_in(CHANNEL) if m.get("thread_ts") == ts]
+
+
+async def until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.1)
+
+
+async def click(slack: FakeSlack, url: str, value: str, user: str, ts: str) -> None:
+    body = block_actions_body(
+        "mailq_alert_ack",
+        value,
+        user_id=user,
+        channel_id=CHANNEL,
+        message_ts=ts,
+        response_url=slack.response_url(user),
+    )
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/slack/events", data=body, headers=sign(SECRET, body)) as response,
+    ):
+        assert response.status == 200
+
+
+async def test_lab_incident_opens_escalates_resolves_and_reopens(
+    serve: tuple[FakeSlack, str], db_url: str, lab_queue: int
+) -> None:
+    slack, url = serve
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    try:
+
+        async def polls() -> int:
+            async with sessions() as session:
+                return len((await session.scalars(select(QueueSample.id))).all())
+
+        async with asyncio.timeout(30):
+            while await polls() < 2:
+                await asyncio.sleep(0.2)
+        assert roots(slack) == []
+
+        await asyncio.to_thread(inject, 3)
+        await asyncio.to_thread(wait_deferred, 3)
+        await until(lambda: len(roots(slack)) == 1)
+        root = roots(slack)[0]
+        ts = str(root["ts"])
+        assert f"WARNING lab: Deferred messages {lab_queue + 3:,}" in str(root["text"])
+
+        await asyncio.to_thread(inject, 4)
+        await asyncio.to_thread(wait_deferred, 7)
+        await until(lambda: any("Now critical" in n for n in notes(slack, ts)))
+        assert str(slack.messages[(CHANNEL, ts)]["text"]).startswith("CRITICAL lab")
+
+        buttons = next(b for b in root["blocks"] if b["type"] == "actions")["elements"]  # type: ignore[index]
+        incident = next(b["value"] for b in buttons if b["action_id"] == "mailq_alert_ack")
+        await click(slack, url, incident, "U0VIEWER", ts)
+        (denied,) = await slack.wait_for("response_url:U0VIEWER", timeout=10)
+        assert "may not" in denied.args["text"]
+        await click(slack, url, incident, "U0OPERATOR", ts)
+        await until(lambda: any("Acknowledged by U0OPERATOR" in n for n in notes(slack, ts)))
+
+        await asyncio.to_thread(drain)
+        await until(lambda: any("Resolved" in n for n in notes(slack, ts)))
+        assert str(slack.messages[(CHANNEL, ts)]["text"]).startswith("RESOLVED lab")
+        assert len(roots(slack)) == 1
+
+        await asyncio.sleep(4.5)  # past the cooldown
+        await asyncio.to_thread(inject, 3)
+        await asyncio.to_thread(wait_deferred, 3)
+        await until(lambda: len(roots(slack)) == 2)
+        await asyncio.to_thread(drain)
+
+        async with sessions() as session:
+            incidents = (await session.scalars(select(Incident).order_by(Incident.id))).all()
+            acks = (
+                await session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == "incident.acknowledged")
+                )
+            ).all()
+        assert [i.peak for i in incidents] == [lab_queue + 7, lab_queue + 3]
+        assert incidents[0].acknowledged_by == "U0OPERATOR"
+        assert [(a.actor, a.host) for a in acks] == [("U0OPERATOR", "lab")]
+    finally:
+        await engine.dispose()
