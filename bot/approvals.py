@@ -250,6 +250,11 @@ async def run_approved(ctx: Context, host: Host, plan_id: str) -> PlanView:
     if items is None:
         await expire_if_due(ctx, plan_id)
         return await load(ctx, plan_id)
+    return await _execute(ctx, host, plan_id, items)
+
+
+async def _execute(ctx: Context, host: Host, plan_id: str, items: list[Item]) -> PlanView:
+    """Run a plan this replica has claimed, and record how it ended."""
     action = _action(await load(ctx, plan_id))
     status, result = "unknown", ActionResult(host.name, action, len(items))
     try:
@@ -331,9 +336,10 @@ async def recover(
         await expire_if_due(ctx, plan_id)
     ran = []
     for plan_id in await _open_ids(ctx, ActionPlan.status == "approved"):
-        plan = await load(ctx, plan_id)
-        host = services.inventory.get(plan.host)
-        ran.append(await run_approved(ctx, host, plan_id))
+        items = await claim(ctx, plan_id)
+        if items is not None:  # another replica may have claimed it first
+            host = services.inventory.get((await load(ctx, plan_id)).host)
+            ran.append(await _execute(ctx, host, plan_id, items))
     return ran
 
 
