@@ -1,0 +1,92 @@
+"""The approval flow the way Slack drives it: a signed slash command asks for a purge, the
+requester's own Approve click is refused (ephemeral), another person's click deletes exactly
+the planned messages and the approval message is updated in place. Real `mailqbot serve`,
+real lab Postfix over SSH, the fake Slack Web API recording every call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import SIGNING_SECRET, BotProcess, final
+from fakes import Call, FakeSlack, block_actions_body, sign, slash_command_body
+from labmail import ids_from, inject, new_sender, remove
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db.models import ActionPlan
+
+pytestmark = pytest.mark.lab
+REQUESTER, SECOND = "U0APPROVER", "U0ADMIN"
+
+
+async def post_signed(bot: BotProcess, body: bytes) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{bot.url}/slack/events", data=body, headers=sign(SIGNING_SECRET, body)) as r,
+    ):
+        await r.read()
+        return r.status
+
+
+def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for block in blocks:
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            found[element["value"].split()[0]] = element
+    return found
+
+
+async def click(bot: BotProcess, slack: FakeSlack, user: str, button: dict[str, Any],
+                channel: str, ts: str, name: str) -> None:  # fmt: skip
+    body = block_actions_body(
+        button["action_id"], button["value"], user_id=user, channel_id=channel,
+        message_ts=ts, response_url=slack.response_url(name),
+    )  # fmt: skip
+    assert await post_signed(bot, body) == 200
+
+
+async def test_purge_approved_by_button_updates_the_message_in_place(
+    bot: BotProcess, fake_slack: FakeSlack, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    sender = new_sender()
+    planned = inject(sender, 4)
+    try:
+        posted = len(fake_slack.calls_to("chat.postMessage"))
+        text = f'purge lab sender={sender} why="INC-9 spam run"'
+        body = slash_command_body(
+            text, user_id=REQUESTER, response_url=fake_slack.response_url("ask")
+        )
+        assert await post_signed(bot, body) == 200
+        await fake_slack.wait_for("chat.postMessage", count=posted + 1)
+        channel, ts = max(fake_slack.messages, key=lambda key: float(key[1]))
+
+        def on_it(call: Call) -> bool:
+            return final(call) and (call.args["channel"], call.args["ts"]) == (channel, ts)
+
+        (plan_msg,) = await fake_slack.wait_for("chat.update", timeout=60, predicate=on_it)
+        found = buttons(plan_msg.args["blocks"])
+        assert set(found) == {"approve", "deny"}
+        assert found["approve"]["confirm"]["title"]["text"] == "Approve this plan?"
+        assert "4 messages, waiting for approval" in str(plan_msg.args["blocks"])
+
+        await click(bot, fake_slack, REQUESTER, found["approve"], channel, ts, "self")
+        (refusal,) = await fake_slack.wait_for("response_url:self", timeout=30)
+        assert refusal.args["response_type"] == "ephemeral"
+        assert "another person must approve" in str(refusal.args)
+        assert ids_from(sender) == planned
+
+        await click(bot, fake_slack, SECOND, found["approve"], channel, ts, "second")
+        done = (await fake_slack.wait_for("chat.update", count=2, timeout=60, predicate=on_it))[1]
+        assert "Deleted 4* of 4 planned messages" in str(done.args["blocks"])
+        assert buttons(done.args["blocks"]) == {}  # no buttons on a finished plan
+        assert fake_slack.messages[(channel, ts)]["blocks"] == done.args["blocks"]
+        assert len(fake_slack.calls_to("chat.postMessage")) == posted + 1  # updated in place
+        assert ids_from(sender) == set()
+    finally:
+        remove(ids_from(sender))
+    async with sessions() as session:
+        plan = (await session.scalars(select(ActionPlan).order_by(ActionPlan.created_at))).all()[-1]
+    assert (plan.requester, plan.status, plan.channel_id) == (REQUESTER, "done", channel)
