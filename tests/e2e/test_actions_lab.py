@@ -55,12 +55,13 @@ async def test_purge_needs_another_person_and_deletes_exactly_the_plan(
         assert asked.ok, asked.reply.text
         pid = plan_id(asked)
         assert "5 messages, waiting for approval" in asked.reply.text
-        buttons = [b for b in asked.reply.blocks if b["type"] == "actions"][0]["elements"]
+        buttons = next(b for b in asked.reply.blocks if b["type"] == "actions")["elements"]
         assert [b["value"] for b in buttons] == [f"approve {pid}", f"deny {pid}"]
 
         late = inject(sender, 2)  # arrive after the preview: not in the plan
         own = await ask(services, APPROVER, f"approve {pid}")
-        assert not own.ok and "another person must approve" in own.reply.text
+        assert not own.ok
+        assert "another person must approve" in own.reply.text
         assert ids_from(sender) == planned | late  # nothing ran
 
         approved = await ask(services, ADMIN, f"approve {pid}")
@@ -74,10 +75,16 @@ async def test_purge_needs_another_person_and_deletes_exactly_the_plan(
 
     async with services.sessions() as session:
         plan = await session.get(ActionPlan, pid)
-        assert plan is not None and plan.status == "done"
+        assert plan is not None
+        assert plan.status == "done"
         assert {i["id"] for i in plan.items} == planned
-        actions = (await session.scalars(select(AuditEvent.action).where(
-            AuditEvent.detail["plan"].as_string() == pid).order_by(AuditEvent.seq))).all()
+        actions = (
+            await session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.detail["plan"].as_string() == pid)
+                .order_by(AuditEvent.seq)
+            )
+        ).all()
     assert actions == ["plan.created", "plan.approved", "plan.claimed", "plan.done"]
     assert (await audit.verify(services.sessions)).ok
 
@@ -87,7 +94,8 @@ async def test_viewer_cannot_purge_and_nothing_runs(services: Services) -> None:
     planned = inject(sender, 1)
     try:
         refused = await ask(services, VIEWER, f'purge lab sender={sender} why="x"')
-        assert not refused.ok and "You may not run `purge`" in refused.reply.text
+        assert not refused.ok
+        assert "You may not run `purge`" in refused.reply.text
         assert ids_from(sender) == planned
     finally:
         remove(ids_from(sender))
@@ -114,11 +122,14 @@ async def test_denied_plan_changes_nothing(services: Services) -> None:
     try:
         pid = plan_id(await ask(services, OPERATOR, f'purge lab sender={sender} why="oops"'))
         denied = await ask(services, APPROVER, f"deny {pid} wrong sender")
-        assert denied.ok and "denied" in denied.reply.text
+        assert denied.ok
+        assert "denied" in denied.reply.text
         again = await ask(services, APPROVER, f"approve {pid}")
-        assert not again.ok and "is denied; nothing was changed" in again.reply.text
+        assert not again.ok
+        assert "is denied; nothing was changed" in again.reply.text
         late = await ask(services, ADMIN, f"approve {pid}")
-        assert not late.ok and "is denied; nothing was changed" in late.reply.text
+        assert not late.ok
+        assert "is denied; nothing was changed" in late.reply.text
         assert ids_from(sender) == planned
     finally:
         remove(ids_from(sender))
