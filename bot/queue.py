@@ -6,8 +6,11 @@ so memory stays flat however large the queue is.
 A summary costs two round trips, plus one that runs alongside the listing:
 
 1. ``postconf -h mail_version maximal_queue_lifetime bounce_queue_lifetime queue_directory``
-   (the version picks the listing command; the rest costs nothing extra here);
-2. ``postqueue -j`` (or ``-p`` before Postfix 3.1), streamed into the summary;
+   (the version picks the listing command; the rest costs nothing extra here). The answer
+   is kept per executor and host for ``SETTINGS_TTL`` seconds, so a bot that summarises a
+   host (or a fleet) again within that time skips this round trip (and its audit record);
+2. ``postqueue -j`` (or ``-p`` before Postfix 3.1), streamed into the summary: the JSON
+   parser hands each message's fields straight to the ``SummaryBuilder`` (no objects);
 3. with ``disk=True``, ``sudo -n du -sk <queue_directory>/deferred`` at the same time. It
    needs a sudoers rule; without one (or on any other failure) the summary says why disk
    use is unavailable instead of failing.
@@ -18,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +35,7 @@ from bot.mta.summary import QueueSummary, SummaryBuilder
 from bot.ssh import SUDO_NEEDS_AUTH, CommandResult, SSHExecutor
 
 PROGRESS_EVERY = 5_000
+SETTINGS_TTL = 300.0  # seconds a host's postconf answer is reused by the same executor
 DU_GRACE = 5.0  # seconds to wait for du once the listing is read
 Progress = Callable[[str], Awaitable[None]]
 
@@ -61,13 +67,29 @@ async def mail_version(executor: SSHExecutor, host: Host, remote: list[dict[str,
     return result.stdout.strip()
 
 
+_HostKey = tuple[str, str, int, str]
+_settings_cache: weakref.WeakKeyDictionary[
+    SSHExecutor, dict[_HostKey, tuple[float, HostSettings]]
+] = weakref.WeakKeyDictionary()
+
+
 async def host_settings(
-    executor: SSHExecutor, host: Host, remote: list[dict[str, Any]]
+    executor: SSHExecutor, host: Host, remote: list[dict[str, Any]], *, cached: bool = False
 ) -> HostSettings:
-    """The version, both queue lifetimes and the queue directory, in one round trip."""
+    """The version, both queue lifetimes and the queue directory, in one round trip.
+
+    With ``cached``, an answer this executor got from the same host less than
+    ``SETTINGS_TTL`` seconds ago is reused and nothing runs.
+    """
+    key = (host.name, host.address, host.port, host.user)
+    entries = _settings_cache.setdefault(executor, {})
+    if cached and key in entries and time.monotonic() - entries[key][0] < SETTINGS_TTL:
+        return entries[key][1]
     result = await executor.run(host, postfix.postconf_values(*spool.SETTINGS))
     remote.append(remote_record(result))
-    return spool.parse_settings(result.stdout)
+    settings = spool.parse_settings(result.stdout)
+    entries[key] = (time.monotonic(), settings)
+    return settings
 
 
 async def read_summary(
@@ -91,8 +113,8 @@ async def read_host(
     disk: bool = False,
     builder: SummaryBuilder | None = None,
 ) -> HostReading:
-    """Settings, then the listing summarised (and, with ``disk``, ``du`` alongside it)."""
-    settings = await host_settings(executor, host, remote)
+    """Settings (cached), then the listing summarised (with ``disk``, ``du`` alongside it)."""
+    settings = await host_settings(executor, host, remote, cached=True)
     du: asyncio.Task[tuple[DiskUse, dict[str, Any] | None]] | None = None
     if disk and settings.queue_directory is not None:
         du = asyncio.create_task(_disk_use(executor, host, settings.queue_directory))
@@ -127,9 +149,7 @@ async def _stream_summary(
         async for chunk in out:
             digest.update(chunk)
             before = seen
-            for message in parser.feed(chunk):
-                builder.add(message)
-                seen += 1
+            seen += _feed(parser, chunk, builder)
             if seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
                 await progress(f"{host.name}: read {seen:,} messages…")
     for message in parser.close():
@@ -137,6 +157,16 @@ async def _stream_summary(
     assert out.result is not None
     remote.append(remote_record(out.result, digest.hexdigest()))
     return builder.build()
+
+
+def _feed(parser: postfix.QueueParser, chunk: bytes, builder: SummaryBuilder) -> int:
+    """Summarise the messages ``chunk`` completes; how many there were."""
+    if isinstance(parser, postfix.PostqueueJsonParser):
+        return parser.feed_into(chunk, builder.add_fields)
+    messages = parser.feed(chunk)
+    for message in messages:
+        builder.add(message)
+    return len(messages)
 
 
 async def _within(

@@ -30,7 +30,6 @@ import heapq
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 OTHER_ROW = "(other)"
@@ -121,28 +120,16 @@ class ShapeCounter:
         self._total = [0] * (BUCKETS + 1)
         self.capped = False
 
-    def add(self, column: int, pairs: Iterable[tuple[str, str]]) -> None:
-        """Count the second domain of each pair (one per address) in ``column`` (0 = <5m)."""
-        column += 1
-        counts, total = self._counts, self._total
-        for _, domain in pairs:
-            row = counts.get(domain)
-            if row is None:
-                row = self._new_row(domain)
-            row[0] += 1
-            row[column] += 1
-            total[0] += 1
-            total[column] += 1
-
-    def add_one(self, column: int, domain: str) -> None:
+    def add(self, column: int, domain: str, amount: int = 1) -> None:
+        """Count ``amount`` addresses of ``domain`` in ``column`` (0 = under 5 minutes)."""
         column += 1
         row = self._counts.get(domain)
         if row is None:
             row = self._new_row(domain)
-        row[0] += 1
-        row[column] += 1
-        self._total[0] += 1
-        self._total[column] += 1
+        row[0] += amount
+        row[column] += amount
+        self._total[0] += amount
+        self._total[column] += amount
 
     def _new_row(self, domain: str) -> list[int]:
         if len(self._counts) >= self._max_keys:

@@ -118,6 +118,10 @@ class QueueSummary:
     deferred_sender_shape: QueueShape
 
 
+def _known(arrival: int) -> int | None:
+    return None if arrival == _LATEST else arrival
+
+
 class BoundedCounter:
     """A ``str -> int`` counter with at most ``max_keys`` keys plus ``(other)``."""
 
@@ -165,10 +169,29 @@ def _sender_key(sender: str) -> str:
 
 _AGE_EDGES_SECONDS = tuple(60 * edge for edge in AGE_EDGES_MINUTES)
 DOMAIN_MEMO = 4096  # distinct domain parts whose lower-cased forms are remembered
+RAW_KEYS = 16_384  # distinct raw keys counted before they are folded into the counters
+_NO_SHAPE = -1  # the column of a key that is not counted in a qshape table
+_LATEST = 2**63  # later than any arrival time
+
+
+def _part(address: str) -> str:
+    """The raw key of an address's domain: the text after its last ``@``, or, for an address
+    without ``@`` or with a newline (whose domains depend on more than that), ``@`` and the
+    whole address (no domain part holds an ``@``, so the two kinds never collide)."""
+    at = address.rfind("@")
+    return address[at + 1 :] if at >= 0 and "\n" not in address else "@" + address
 
 
 class SummaryBuilder:
-    """Feed messages one by one with ``add``; ``build`` may be called at any time."""
+    """Feed messages one by one with ``add`` (or ``add_record``); ``build`` at any time.
+
+    The hot path only counts raw keys: ``(domain part, delay reason, qshape column)`` per
+    recipient, ``(sender, column)`` per message, and the raw reason of each deferred message
+    whose recipients share one. ``_fold`` turns them into the counters (normalising and
+    classifying each distinct reason once) in the order the keys were first seen, so every
+    counter, its ``max_keys`` cap included, ends as if it had been fed message by message.
+    The raw dicts are folded whenever one holds ``RAW_KEYS`` keys, so memory stays flat.
+    """
 
     def __init__(
         self, now: float, top_n: int = 5, max_keys: int = 10_000, shape_rows: int = 200
@@ -183,91 +206,147 @@ class SummaryBuilder:
         self._senders = BoundedCounter(max_keys)
         self._sender_domains = BoundedCounter(max_keys)
         self._ages = [0] * (len(AGE_EDGES_MINUTES) + 1)
-        self._oldest: tuple[int, str, QueueMessage] | None = None
-        self._oldest_regular: int | None = None
-        self._oldest_bounce: int | None = None
+        self._oldest: tuple[int, str, str, str] | None = None  # arrival, ID, sender, queue
+        self._oldest_arrival = _LATEST
+        self._oldest_regular = _LATEST
+        self._oldest_bounce = _LATEST
         self._shape = ShapeCounter(max_keys)
         self._sender_shape = ShapeCounter(max_keys)
         self._domain_memo: dict[str, tuple[str, str]] = {}
+        self._recipient_keys: dict[tuple[str, str, int], int] = {}
+        self._sender_keys: dict[tuple[str, int], int] = {}
+        self._message_reasons: dict[str, int] = {}
 
     def add(self, message: QueueMessage) -> None:
-        recipients = message.recipients
-        counts = self._queues.setdefault(message.queue_name, [0, 0, 0])
+        recipients = [
+            {"address": r.address, "delay_reason": r.delay_reason} for r in message.recipients
+        ]
+        self.add_fields(
+            message.queue_name,
+            message.queue_id,
+            message.arrival_time,
+            message.message_size,
+            message.sender,
+            recipients,
+        )
+
+    def add_fields(
+        self,
+        queue_name: str,
+        queue_id: str,
+        arrival: int,
+        size: int,
+        sender: str,
+        recipients: list[dict[str, str]],
+        _forced_expire: bool = False,
+    ) -> None:
+        """Count one message given as ``PostqueueJsonParser.feed_into`` passes it."""
+        counts = self._queues.get(queue_name)
+        if counts is None:
+            counts = self._queues[queue_name] = [0, 0, 0]
         counts[0] += 1
         counts[1] += len(recipients)
-        counts[2] += message.message_size
-        sender = _sender_key(message.sender)
-        sender_pair = self._domains_of(message.sender)
-        self._senders.add(sender)
-        self._sender_domains.add(NULL_SENDER if sender == NULL_SENDER else sender_pair[0])
-        pairs = [self._domains_of(recipient.address) for recipient in recipients]
-        add_domain = self._recipient_domains.add
-        for domain, _ in pairs:
-            add_domain(domain)
+        counts[2] += size
         # Integer arrival times and edges: the same column as qshape's whole-second clock.
-        column = bisect_right(_AGE_EDGES_SECONDS, self.now - message.arrival_time)
-        if message.queue_name == "deferred":
-            self._add_deferred(message, pairs)
-            self._add_shape(message.arrival_time, column, sender, sender_pair[1], pairs)
+        column = bisect_right(_AGE_EDGES_SECONDS, self.now - arrival)
         self._ages[column] += 1
-        self._note_oldest(message)
+        if arrival <= self._oldest_arrival:
+            self._note_oldest(arrival, queue_id, sender, queue_name)
+        deferred = queue_name == "deferred"
+        keys, first, mixed = self._recipient_keys, None, False
+        for item in recipients:
+            address = item["address"]
+            at = address.rfind("@")
+            part = address[at + 1 :] if at >= 0 and "\n" not in address else "@" + address
+            if deferred:
+                reason = item.get("delay_reason", "")
+                key = (part, reason, column)
+                if first is None:
+                    first = reason
+                elif reason != first:
+                    mixed = True
+            else:
+                key = (part, "", _NO_SHAPE)
+            keys[key] = keys.get(key, 0) + 1
+        if deferred:
+            self._deferred_message(sender, arrival, recipients, first, mixed)
+        # qshape skips a queue file without recipients
+        sender_key = (sender, column if deferred and recipients else _NO_SHAPE)
+        self._sender_keys[sender_key] = self._sender_keys.get(sender_key, 0) + 1
+        if len(keys) >= RAW_KEYS or len(self._sender_keys) >= RAW_KEYS:
+            self._fold()
 
-    def _domains_of(self, address: str) -> tuple[str, str]:
-        """``domain_of`` and ``qshape_domain`` of ``address``, memoised by its domain part."""
-        at = address.rfind("@")
-        if at < 0 or "\n" in address:
-            return domain_of(address), qshape_domain(address)
-        part = address[at + 1 :]
+    def _deferred_message(
+        self,
+        sender: str,
+        arrival: int,
+        recipients: list[dict[str, str]],
+        first: str | None,
+        mixed: bool,
+    ) -> None:
+        if mixed:
+            self._count_classes([item.get("delay_reason", "") for item in recipients])
+        elif first is not None:
+            self._message_reasons[first] = self._message_reasons.get(first, 0) + 1
+        if sender == "" or sender == "MAILER-DAEMON":
+            if arrival < self._oldest_bounce:
+                self._oldest_bounce = arrival
+        elif arrival < self._oldest_regular:
+            self._oldest_regular = arrival
+
+    def _count_classes(self, reasons: list[str]) -> None:
+        """A message counts once in each class its recipients fall in."""
+        for reason_class in {analyse(reason)[0] for reason in reasons}:
+            self._class(reason_class).messages += 1
+
+    def _class(self, reason_class: ReasonClass) -> _ClassCounts:
+        group = self._classes.get(reason_class)
+        if group is None:
+            group = self._classes[reason_class] = _ClassCounts(self.max_keys)
+        return group
+
+    def _note_oldest(self, arrival: int, queue_id: str, sender: str, queue_name: str) -> None:
+        oldest = self._oldest
+        if oldest is None or arrival < oldest[0] or queue_id < oldest[1]:
+            self._oldest = (arrival, queue_id, sender, queue_name)
+            self._oldest_arrival = arrival
+
+    def _domains_of(self, part: str) -> tuple[str, str]:
+        """``domain_of`` and ``qshape_domain`` of the addresses with this ``_part``."""
+        if part[:1] == "@":
+            return domain_of(part[1:]), qshape_domain(part[1:])
         pair = self._domain_memo.get(part)
         if pair is None:
-            pair = (part.lower() if part else NO_DOMAIN, qshape_domain(address))
+            pair = (part.lower() if part else NO_DOMAIN, qshape_domain("@" + part))
             if len(self._domain_memo) < DOMAIN_MEMO:
                 self._domain_memo[part] = pair
         return pair
 
-    def _add_deferred(self, message: QueueMessage, pairs: list[tuple[str, str]]) -> None:
-        seen: set[ReasonClass] = set()
-        classes = self._classes
-        for recipient, (domain, _) in zip(message.recipients, pairs, strict=True):
-            reason_class, reason = analyse(recipient.delay_reason)
-            group = classes.get(reason_class)
-            if group is None:
-                group = classes[reason_class] = _ClassCounts(self.max_keys)
-            group.recipients += 1
-            group.reasons.add(reason or NO_REASON)
-            group.domains.add(domain)
-            if reason_class not in seen:
-                seen.add(reason_class)
-                group.messages += 1
-
-    def _add_shape(
-        self,
-        arrival: int,
-        column: int,
-        sender: str,
-        sender_shape: str,
-        pairs: list[tuple[str, str]],
-    ) -> None:
-        if pairs:  # qshape skips a queue file without recipients
-            self._shape.add(column, pairs)
-            self._sender_shape.add_one(column, sender_shape)
-        if sender == NULL_SENDER:
-            if self._oldest_bounce is None or arrival < self._oldest_bounce:
-                self._oldest_bounce = arrival
-        elif self._oldest_regular is None or arrival < self._oldest_regular:
-            self._oldest_regular = arrival
-
-    def _note_oldest(self, message: QueueMessage) -> None:
-        oldest = self._oldest
-        arrival = message.arrival_time
-        if (
-            oldest is None
-            or arrival < oldest[0]
-            or (arrival == oldest[0] and message.queue_id < oldest[1])
-        ):
-            self._oldest = (arrival, message.queue_id, message)
+    def _fold(self) -> None:
+        """Move the raw counts into the counters, in the order their keys were first seen."""
+        for reason, messages in self._message_reasons.items():
+            self._class(analyse(reason)[0]).messages += messages
+        for (part, reason, column), n in self._recipient_keys.items():
+            domain, shape_domain = self._domains_of(part)
+            self._recipient_domains.add(domain, n)
+            if column != _NO_SHAPE:
+                reason_class, normalised = analyse(reason)
+                group = self._class(reason_class)
+                group.recipients += n
+                group.reasons.add(normalised or NO_REASON, n)
+                group.domains.add(domain, n)
+                self._shape.add(column, shape_domain, n)
+        for (sender, column), n in self._sender_keys.items():
+            key = _sender_key(sender)
+            domain, shape_domain = self._domains_of(_part(sender))
+            self._senders.add(key, n)
+            self._sender_domains.add(NULL_SENDER if key == NULL_SENDER else domain, n)
+            if column != _NO_SHAPE:
+                self._sender_shape.add(column, shape_domain, n)
+        self._message_reasons, self._recipient_keys, self._sender_keys = {}, {}, {}
 
     def build(self) -> QueueSummary:
+        self._fold()
         order = [name for name in QUEUE_NAMES if name in self._queues]
         order += sorted(set(self._queues) - set(QUEUE_NAMES))
         queues = {name: QueueCounts(*self._queues[name]) for name in order}
@@ -285,7 +364,9 @@ class SummaryBuilder:
                 AgeBucket(label, n) for label, n in zip(_AGE_LABELS, self._ages, strict=True)
             ],
             oldest=self._oldest_message(),
-            oldest_deferred=OldestDeferred(self._oldest_regular, self._oldest_bounce),
+            oldest_deferred=OldestDeferred(
+                _known(self._oldest_regular), _known(self._oldest_bounce)
+            ),
             deferred_shape=self._shape.build("deferred", "recipients", self.shape_rows),
             deferred_sender_shape=self._sender_shape.build("deferred", "senders", self.shape_rows),
         )
@@ -307,13 +388,12 @@ class SummaryBuilder:
     def _oldest_message(self) -> OldestMessage | None:
         if self._oldest is None:
             return None
-        message = self._oldest[2]
-        return OldestMessage(
-            message.queue_id, message.arrival_time, message.sender, message.queue_name
-        )
+        arrival, queue_id, sender, queue_name = self._oldest
+        return OldestMessage(queue_id, arrival, sender, queue_name)
 
     def counter_sizes(self) -> dict[str, int]:
         """Distinct keys held per counter: what memory depends on (for tests and metrics)."""
+        self._fold()
         sizes = {
             "queues": len(self._queues),
             "recipient_domains": len(self._recipient_domains),

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The bot's CPU per message for `summary`, offline: no lab, no SSH, no queue refill.
+
+    .venv/bin/python bench/bench_cpu.py [--messages 100000] [--repeat 7] [--tree DIR]
+
+Summarises a synthetic `postqueue -j` listing (``bench/listing.py``: the lab's capture
+repeated with varied recipients and ages; ~440 bytes and ~1.46 recipients per message, ~810
+distinct raw delay reasons at 100k) exactly as ``bot.queue`` does while the listing streams
+in: chunks of 5.6 KiB (the average read the lab's sshd delivers), the audit sha256, the
+parser and the summary builder. Reported: CPU µs per message (best of ``--repeat``, with the
+cyclic GC on as in the bot, and off for comparison), the decode floor (``orjson.loads`` per
+line) and the number of GC collections per run.
+
+``--tree DIR`` measures another checkout's ``bot`` package (e.g. ``git archive`` of an older
+commit unpacked in DIR), so before/after numbers come from the same data and script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CHUNK = 5_734  # bytes: the average SSH read of a 100k lab listing (bench_summary.py)
+
+
+def summarise(chunks: list[bytes], now: float) -> Any:
+    """One summary as ``bot.queue`` reads it (``feed_into`` if this tree has it)."""
+    from bot.mta.postfix import PostqueueJsonParser
+    from bot.mta.summary import SummaryBuilder
+
+    parser, builder, digest = PostqueueJsonParser(), SummaryBuilder(now), hashlib.sha256()
+    fast = hasattr(parser, "feed_into")
+    for chunk in chunks:
+        digest.update(chunk)
+        if fast:
+            parser.feed_into(chunk, builder.add_fields)
+        else:
+            for message in parser.feed(chunk):
+                builder.add(message)
+    parser.close()
+    return builder.build()
+
+
+def decode_floor(data: bytes) -> None:
+    import orjson
+
+    for line in data.splitlines():
+        orjson.loads(line)
+
+
+def best(repeat: int, work: Callable[[], object]) -> tuple[float, int]:
+    """Least CPU seconds of ``repeat`` runs, and the GC collections in the last one."""
+    times, collections = [], 0
+    for _ in range(repeat):
+        before = sum(s["collections"] for s in gc.get_stats())
+        started = time.process_time()
+        work()
+        times.append(time.process_time() - started)
+        collections = sum(s["collections"] for s in gc.get_stats()) - before
+    return min(times), collections
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--tree", type=Path, default=HERE.parent)
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.tree))
+    sys.path.insert(1, str(HERE))
+    from listing import synthetic_listing
+
+    now = int(time.time())
+    data = synthetic_listing(args.messages, now)
+    chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    n = args.messages
+    summarise(chunks, now)  # warm caches and imports
+    on, collections = best(args.repeat, lambda: summarise(chunks, now))
+    gc.disable()
+    off, _ = best(args.repeat, lambda: summarise(chunks, now))
+    gc.enable()
+    floor, _ = best(args.repeat, lambda: decode_floor(data))
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"bot CPU per message, offline (tree {args.tree}, load average {load})")
+    print(f"  listing: {n:,} messages, {len(data) / n:.0f} bytes each, chunks of {CHUNK:,} bytes")
+    print(f"  summary path, gc on:  {1e6 * on / n:6.2f} µs/message ({collections} collections)")
+    print(f"  summary path, gc off: {1e6 * off / n:6.2f} µs/message")
+    print(f"  orjson.loads floor:   {1e6 * floor / n:6.2f} µs/message")
+
+
+if __name__ == "__main__":
+    main()
