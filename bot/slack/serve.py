@@ -15,6 +15,7 @@ from bot.monitor.metrics import Metrics
 from bot.services import Services
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
+from bot.slack.recovery import recover_forever
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
     web_app.router.add_get("/metrics", metrics.handler)
     monitor = monitor_for(services, app.client, metrics)
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
+    recovering = asyncio.create_task(recover_forever(services, app.client, stop))
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
@@ -59,9 +61,10 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
         else:
             await stop.wait()
     finally:
+        stop.set()
         if polling is not None:
-            stop.set()
             await polling
+        await recovering
         await runner.cleanup()
 
 

@@ -6,17 +6,26 @@ real lab Postfix over SSH, the fake Slack Web API recording every call.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 import aiohttp
 import pytest
-from conftest import SIGNING_SECRET, BotProcess, final
+from conftest import LAB_CONFIG, SIGNING_SECRET, BotProcess, final
 from fakes import Call, FakeSlack, block_actions_body, sign, slash_command_body
 from labmail import ids_from, inject, new_sender, remove
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import approvals
+from bot.auth import Identity
 from bot.db.models import ActionPlan
+from bot.pipeline import Context, Request, handle
+from bot.runtime import open_services
+from bot.settings import Settings
+from bot.slack.client import make_client
+from bot.slack.recovery import recover_forever
 
 pytestmark = pytest.mark.lab
 REQUESTER, SECOND = "U0APPROVER", "U0ADMIN"
@@ -90,3 +99,39 @@ async def test_purge_approved_by_button_updates_the_message_in_place(
     async with sessions() as session:
         plan = (await session.scalars(select(ActionPlan).order_by(ActionPlan.created_at))).all()[-1]
     assert (plan.requester, plan.status, plan.channel_id) == (REQUESTER, "done", channel)
+
+
+async def test_plan_approved_before_a_restart_runs_once_and_is_announced(
+    fake_slack: FakeSlack, db_url: str, lab: dict[str, object]
+) -> None:
+    """The approving replica died after the approval was stored, before it claimed the
+    plan: the next replica's recovery runs it once and posts the result in its channel."""
+    sender = new_sender()
+    planned = inject(sender, 2)
+    settings = Settings(
+        DATABASE_URL=db_url, MAILQBOT_CONFIG=LAB_CONFIG, SLACK_API_URL=fake_slack.api_url
+    )
+    try:
+        async with open_services(settings) as services:
+            text = f'purge lab sender={sender} why="restart"'
+            ask = Request("slack", REQUESTER, text, team_id="T0LAB", channel_id="C0OPS")
+            found = re.search(r"Plan (p[0-9a-f]{10})", (await handle(ask, services)).reply.text)
+            assert found is not None
+            pid = found.group(1)
+            request = Request("slack", SECOND, f"approve {pid}", team_id="T0LAB")
+            ctx = Context(services, request, Identity("slack", SECOND, "T0LAB"))
+            assert (await approvals.decide(ctx, pid, "approve")).status == "approved"
+            assert ids_from(sender) == planned  # approved, not run: the replica "died" here
+
+            stop = asyncio.Event()
+            client = make_client(services.settings)
+            task = asyncio.create_task(recover_forever(services, client, stop))
+            (post,) = await fake_slack.wait_for("chat.postMessage", timeout=60)
+            stop.set()
+            await task
+            assert post.args["channel"] == "C0OPS"
+            assert "Deleted 2* of 2 planned messages" in str(post.args["blocks"])
+            assert ids_from(sender) == set()
+            assert await approvals.recover(services) == []  # never twice
+    finally:
+        remove(ids_from(sender))

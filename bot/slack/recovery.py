@@ -1,0 +1,52 @@
+"""Settle plans a stopped replica left behind, and tell their channel what happened.
+
+At start-up this replica's own unfinished claims become "outcome unknown" (it just
+restarted, so they died with it); then, every ``RECOVERY_INTERVAL``, stale claims of any
+replica are settled the same way, expired plans are closed, and approved plans nobody
+claimed are run once. A plan run here is posted to the channel it was asked in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import approvals, render
+from bot.db.models import ActionPlan
+from bot.plans import PlanView
+from bot.services import Services
+from commands._act import ActionReply
+
+log = logging.getLogger(__name__)
+RECOVERY_INTERVAL = 60.0
+
+
+async def recover_forever(services: Services, client: AsyncWebClient, stop: asyncio.Event) -> None:
+    startup = True
+    while not stop.is_set():
+        try:
+            for plan in await approvals.recover(services, startup=startup):
+                await _announce(client, services, plan)
+            startup = False
+        except Exception:
+            log.exception("plan recovery failed; retrying in %.0f s", RECOVERY_INTERVAL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECOVERY_INTERVAL)
+
+
+async def _announce(client: AsyncWebClient, services: Services, plan: PlanView) -> None:
+    channel = await _channel_of(services, plan.id)
+    if channel is None:
+        return
+    reply = render.render("action", ActionReply(plan=plan))
+    text = f"Plan {plan.id} was approved before a restart and has now run once."
+    await client.chat_postMessage(channel=channel, text=text, blocks=reply.blocks)
+
+
+async def _channel_of(services: Services, plan_id: str) -> str | None:
+    async with services.sessions() as session:
+        plan = await session.get(ActionPlan, plan_id)
+    return plan.channel_id if plan is not None else None
