@@ -16,6 +16,8 @@ from bot.mta.reasons import ReasonClass, analyse
 from bot.mta.summary import SummaryBuilder
 
 MAX_DOMAINS = 25  # domains remembered per class
+# Newer summaries count ``postqueue -j`` records through ``add_fields`` (``add`` calls it).
+_FIELDS = hasattr(SummaryBuilder, "add_fields")
 _SENDER_AUTH = re.compile(r"\bSPF\b|DKIM|DMARC|unauthenticated", re.IGNORECASE)
 
 
@@ -58,16 +60,35 @@ class DiagBuilder(SummaryBuilder):
         self._dx_deferred = 0
 
     def add(self, message: QueueMessage) -> None:
-        super().add(message)
-        if message.queue_name == "deferred":
-            self._note(message)
+        super().add(message)  # counts through add_fields when the summary has it
+        if not _FIELDS:
+            recipients = [
+                {"address": r.address, "delay_reason": r.delay_reason} for r in message.recipients
+            ]
+            self._note(message.queue_name, message.sender, recipients)
 
-    def _note(self, message: QueueMessage) -> None:
-        sender = _domain(message.sender)
-        for recipient in message.recipients:
-            reason_class, reason = analyse(recipient.delay_reason)
+    def add_fields(
+        self,
+        queue_name: str,
+        queue_id: str,
+        arrival: int,
+        size: int,
+        sender: str,
+        recipients: list[dict[str, str]],
+        _forced_expire: bool = False,
+    ) -> None:
+        """The summary's fast path (``postqueue -j``): count, then take notes."""
+        super().add_fields(queue_name, queue_id, arrival, size, sender, recipients, _forced_expire)
+        self._note(queue_name, sender, recipients)
+
+    def _note(self, queue_name: str, sender_address: str, recipients: list[dict[str, str]]) -> None:
+        if queue_name != "deferred":
+            return
+        sender = _domain(sender_address)
+        for recipient in recipients:
+            reason_class, reason = analyse(recipient.get("delay_reason", ""))
             name = reason_class.value
-            domain = _domain(recipient.address)
+            domain = _domain(recipient["address"])
             self._dx_deferred += 1
             self._dx_classes[name] += 1
             self._dx_samples.setdefault(name, reason)
