@@ -103,9 +103,15 @@ async def load(ctx: Context, plan_id: str) -> PlanView:
     return plans.view(plan, decisions)
 
 
+def check_plan_id(args: Any) -> None:
+    """The ``validate`` hook of approve/deny: refuse a malformed plan id before anything."""
+    if not plans.PLAN_ID.fullmatch(str(args.plan)):
+        raise UsageError("That is not a plan id; plan ids look like `p3f9a0c12de`.")
+
+
 async def _load(session: AsyncSession, plan_id: str) -> tuple[ActionPlan, list[tuple[str, str]]]:
     if not plans.PLAN_ID.fullmatch(plan_id):
-        raise UsageError(f"`{plan_id[:40]}` is not a plan id (they look like `p3f9a0c12de`).")
+        raise UsageError("That is not a plan id; plan ids look like `p3f9a0c12de`.")
     plan = await session.get(ActionPlan, plan_id, populate_existing=True)
     if plan is None:
         raise UsageError(f"There is no plan `{plan_id}`. Check the id in the approval message.")

@@ -34,5 +34,6 @@ SPEC = CommandSpec(
     examples=("/mailq approve p3f9a0c12de",),
     arguments=(Argument("plan", help="the plan id from the approval message", metavar="PLAN"),),
     run=run,
+    validate=approvals.check_plan_id,
     order=66,
 )

@@ -34,5 +34,6 @@ SPEC = CommandSpec(
         ),
     ),
     run=run,
+    validate=approvals.check_plan_id,
     order=67,
 )
