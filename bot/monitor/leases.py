@@ -2,14 +2,16 @@
 
 Each host has a row (``host_leases``) with an owner, an expiry and the time the host is next
 due. Every tick a process (1) writes its heartbeat, (2) renews the leases it still holds,
-(3) takes expired leases up to its fair share of the hosts (hosts divided by live
-processes; a lease expired for longer than one lifetime is taken by anyone), or gives back
-what it holds beyond that share, and (4) claims the due polls of its hosts: ``UPDATE ... SET
-next_due = <next slot> WHERE host = ? AND owner = me AND next_due = <this slot>``. Only one
-process can move a slot, so each host is polled once per interval even while leases move.
-No session-level locks: every statement stands alone, which works behind transaction
-poolers. A process killed without warning stops renewing; its leases expire after
-``lease_ttl`` and are taken at the next tick, within two intervals of its last poll.
+(3) takes orphaned leases (expired while owned: the owner died or stalled) at once, free
+ones (given back, or never held) up to its fair share of the hosts (hosts divided by live
+processes), or gives back what it holds beyond that share, and (4) claims the due polls of
+its hosts: ``UPDATE ... SET next_due = <next slot> WHERE host = ? AND owner = me AND
+next_due = <this slot>``. Only one process can move a slot, so each host is polled once per
+interval even while leases move; a host whose last poll is still running stays due (polled
+late, not skipped). No session-level locks: every statement stands alone, which works
+behind transaction poolers. A process killed without warning stops renewing; its leases
+expire after ``lease_ttl`` and are taken at the next tick: with the default tick (interval/5) and
+lifetime (3 ticks) its hosts are polled again within two intervals of their last poll.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Leases:
             await self._renew(session, now)
             await self._balance(session, now, live, busy)
             self.held = await self._mine(session, now)
-            return await self._claim_due(session, now)
+            return await self._claim_due(session, now, busy)
 
     async def release_all(self) -> None:
         """Give everything back at once (a clean shutdown): others take over at their tick."""
@@ -100,25 +102,28 @@ class Leases:
         return {h for h in (await session.scalars(stmt)).all() if h in self.intervals}
 
     async def _balance(self, session: AsyncSession, now: float, live: int, busy: set[str]) -> None:
+        """Take orphans (expired with an owner: it died or stalled) at once, spread over the
+        live processes; take free leases (given back, never held) up to the fair share;
+        give back what is held beyond it."""
         mine = await self._mine(session, now)
         fair = math.ceil(len(self.intervals) / live)
-        expired = await self._expired(session, now)
-        abandoned = [h for h, at in expired if at <= now - self.ttl]
-        wanted = [h for h, _ in expired]
-        take = set(abandoned)
-        room = fair - len(mine) - len(take)
-        rest = [h for h in wanted if h not in take]
-        if room > 0 and rest:
-            take |= set(self.rng.sample(rest, min(room, len(rest))))
+        orphans, free = await self._expired(session, now)
+        room = max(0, fair - len(mine))
+        share = max(room, math.ceil(len(orphans) / live))
+        take = set(self.rng.sample(orphans, min(share, len(orphans))))
+        room -= len(take)
+        if room > 0 and free:
+            take |= set(self.rng.sample(free, min(room, len(free))))
         if take:
             await self._take(session, sorted(take), now)
         elif len(mine) > fair:
             spare = sorted(mine - busy)[: len(mine) - fair]
             await self._give_back(session, spare, now)
 
-    async def _expired(self, session: AsyncSession, now: float) -> list[tuple[str, float]]:
-        stmt = select(HostLease.host, HostLease.expires_at).where(HostLease.expires_at <= now)
-        return [(h, at) for h, at in (await session.execute(stmt)).all() if h in self.intervals]
+    async def _expired(self, session: AsyncSession, now: float) -> tuple[list[str], list[str]]:
+        stmt = select(HostLease.host, HostLease.owner).where(HostLease.expires_at <= now)
+        rows = [(h, o) for h, o in (await session.execute(stmt)).all() if h in self.intervals]
+        return [h for h, o in rows if o is not None], [h for h, o in rows if o is None]
 
     async def _take(self, session: AsyncSession, hosts: list[str], now: float) -> None:
         for start in range(0, len(hosts), 500):
@@ -137,7 +142,7 @@ class Leases:
                 .values(owner=None, expires_at=now)
             )
 
-    async def _claim_due(self, session: AsyncSession, now: float) -> list[str]:
+    async def _claim_due(self, session: AsyncSession, now: float, busy: set[str]) -> list[str]:
         stmt = select(HostLease.host, HostLease.next_due).where(
             HostLease.owner == self.replica,
             HostLease.expires_at > now,
@@ -146,7 +151,7 @@ class Leases:
         claimed = []
         for host, due in (await session.execute(stmt)).all():
             interval = self.intervals.get(host)
-            if interval is None:
+            if interval is None or host in busy:
                 continue
             following = due + interval if due + interval > now else now + interval
             result = await session.execute(

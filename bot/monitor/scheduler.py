@@ -51,6 +51,7 @@ class Monitor:
         )
         self.policy = Policy(self.config.cooldown, services.replica)
         self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.posting: set[asyncio.Task[None]] = set()
         self.failures: dict[str, int] = {}
         self.rng = random.Random()  # noqa: S311 - poll jitter, not secrets
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
@@ -68,6 +69,7 @@ class Monitor:
             for task in list(self.inflight.values()):
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
+            await asyncio.gather(*self.posting, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.leases.release_all()
 
@@ -79,9 +81,6 @@ class Monitor:
             return
         self.metrics.leased(self.leases.held)
         for name in due:
-            if name in self.inflight:
-                log.warning("%s: previous poll still running; this interval is skipped", name)
-                continue
             task = asyncio.create_task(self._poll(self.hosts[name]), name=f"poll {name}")
             self.inflight[name] = task
             task.add_done_callback(self._done)
@@ -104,11 +103,17 @@ class Monitor:
         except Exception:
             log.exception("%s: could not record the poll", host.name)
             return
+        if changes:  # posting (and drawing charts) must not hold up the next poll
+            task = asyncio.create_task(self._notify_all(host.name, changes))
+            self.posting.add(task)
+            task.add_done_callback(self.posting.discard)
+
+    async def _notify_all(self, host: str, changes: list[Alert]) -> None:
         for alert in changes:
             try:
                 await self._notify(alert)
             except Exception:
-                log.exception("%s: could not post alert %s (%s)", host.name, alert.id, alert.event)
+                log.exception("%s: could not post alert %s (%s)", host, alert.id, alert.event)
 
     async def _record(self, host: Host, sample: Sample) -> list[Alert]:
         rules = self.config.rules_for(host.groups)
