@@ -12,6 +12,7 @@ what was asked. Nothing here retries a change: a change whose outcome cannot be 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -339,7 +340,8 @@ async def _change(
     except MailqbotError as exc:
         result.unknown.append(exc.user_message)
         return
-    remote.append(remote_record(ran))
+    # postsuper reports on stderr: that is the output whose hash the audit trail keeps.
+    remote.append(remote_record(ran, hashlib.sha256(ran.stderr.encode()).hexdigest()))
     try:
         report = postsuper.parse_report(action, ran.stderr)
     except ParseError as exc:

@@ -94,6 +94,10 @@ members = ["{VIEWER}"]
 [actions.purge]
 approval = true
 approvals = {approvals}
+
+[actions.hold]
+approval = true
+approvers = ["{APPROVER_B}"]
 """
 
 

@@ -208,3 +208,30 @@ async def test_expired_plan_is_refused_and_recorded(services: Services, host: Ra
     assert host.fake.changes == []
     plan = await plan_row(services, pid)
     assert plan.status == "expired"
+
+
+async def test_hold_needs_approval_when_configured(services: Services, host: RaceHost) -> None:
+    asked = await ask(services, REQUESTER, 'hold mx1 domain=gone.example why="park them"')
+    pid = re.search(r"Plan (p[0-9a-f]{10})", asked.reply.text)
+    assert pid is not None, asked.reply.text
+    other = await ask(services, APPROVER_A, f"approve {pid.group(1)}")  # not in the list
+    assert not other.ok
+    assert "Approvers: U0APPB" in other.reply.text
+    done = await ask(services, APPROVER_B, f"approve {pid.group(1)}")
+    assert "Put on hold 5 of 5 planned messages" in done.reply.text
+    assert [argv[1] for argv, _ in host.fake.changes] == ["-h"]
+
+
+async def test_two_approvals_needed(db_url: str, tmp_path: Path) -> None:
+    fake = FakePostfix(queue_lines(3, time.time()))
+    async with (
+        race_host(tmp_path, fake, approvals=2) as host,
+        open_services(settings(db_url, host)) as services,
+    ):
+        pid = await new_plan(services)
+        first = await ask(services, APPROVER_A, f"approve {pid}")
+        assert "Approvals: 1 of 2" in first.reply.text
+        assert fake.changes == []
+        second = await ask(services, APPROVER_B, f"approve {pid}")
+        assert "Deleted 3 of 3 planned messages" in second.reply.text
+        assert len(fake.changes) == 1
