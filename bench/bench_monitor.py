@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Benchmark the monitor: many simulated hosts polled by ONE process; CPU share, alert latency.
+
+    .venv/bin/python bench/bench_monitor.py [--hosts 1000] [--interval 60] [--intervals 3]
+                                            [--messages 50] [--hot 10]
+
+The hosts are ``bench/server_farm.py`` (in-process SSH servers in a separate process, so
+their CPU is not charged to the bot). The bot side is the real ``Monitor`` (leases, polls
+through the SSH executor, samples and incidents in the database, alerts to a fake Slack
+Web API). After one interval of warm-up (connections opened), the deferred threshold of
+``--hot`` hosts is lowered below their queue size at a known moment; alert latency is from
+that moment to their root message in Slack. CPU share = the bot process's CPU seconds
+(user + system) over the wall time of ``--intervals`` steady intervals.
+Targets (issue 6): CPU <= 25 % of one core; alert latency <= interval + 5 s.
+Needs PostgreSQL (``MAILQBOT_TEST_PG``, as the tests) or ``--sqlite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from fakes import FakeSlack  # noqa: E402
+
+from bot.db.migrate import upgrade_async  # noqa: E402
+from bot.demo_ssh import generate_client_key  # noqa: E402
+from bot.inventory import Inventory, parse_config  # noqa: E402
+from bot.monitor.config import GroupMonitor, Rules, Threshold  # noqa: E402
+from bot.monitor.metrics import Metrics  # noqa: E402
+from bot.monitor.scheduler import Monitor  # noqa: E402
+from bot.runtime import open_services  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.slack.alerts import SlackNotifier  # noqa: E402
+from bot.slack.client import make_client  # noqa: E402
+
+CHANNEL = "C0BENCH"
+
+
+def status(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def start_farm(directory: Path, hosts: int, messages: int) -> subprocess.Popen[str]:
+    generate_client_key(directory)
+    farm = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "bench/server_farm.py"),
+            str(directory),
+            str(hosts),
+            "--messages",
+            str(messages),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert farm.stdout is not None
+    if farm.stdout.readline().strip() != "READY":
+        raise SystemExit("the server farm did not start")
+    return farm
+
+
+async def database(use_sqlite: bool, directory: Path) -> str:
+    if use_sqlite:
+        url = f"sqlite+aiosqlite:///{directory / 'bench.sqlite3'}"
+    else:
+        import asyncpg
+
+        admin = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+        name = f"mailqbot_bench_{os.getpid()}"
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        url = f"{base}/{name}"
+    await upgrade_async(url)
+    return url
+
+
+async def run(args: argparse.Namespace, directory: Path) -> None:
+    url = await database(args.sqlite, directory)
+    text = (directory / "mailqbot.toml").read_text(encoding="utf-8")
+    text += f'\n[slack]\nalert_channel = "{CHANNEL}"\n\n[monitor]\ninterval = {args.interval}\n'
+    text += "[monitor.rules]\ndeferred = { warning = 100000, critical = 200000 }\n"
+    inventory = Inventory(parse_config(text, "<bench>"))
+    async with FakeSlack() as slack:
+        settings = Settings(DATABASE_URL=url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="x")
+        async with open_services(settings, inventory) as services:
+            monitor = Monitor(
+                services, SlackNotifier(make_client(settings), CHANNEL), Metrics(services.sessions)
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(monitor.run(stop))
+            status(f"warm-up: one interval ({args.interval:g} s), {args.hosts} hosts")
+            await asyncio.sleep(args.interval * 1.1)
+            hot = sorted(monitor.hosts)[: args.hot]
+            low = Threshold(warning=1, critical=100000, clear=0)
+            monitor.config = monitor.config.model_copy(
+                update={"groups": {"hot": GroupMonitor(rules=Rules(deferred=low))}}
+            )
+            for name in hot:  # the same hosts, now in a group with a low threshold
+                monitor.hosts[name] = monitor.hosts[name].model_copy(update={"groups": ("hot",)})
+            cpu0, wall0 = cpu(), time.monotonic()
+            await asyncio.sleep(args.interval * args.intervals)
+            used, wall = cpu() - cpu0, time.monotonic() - wall0
+            stop.set()
+            await task
+        roots = [c for c in slack.calls_to("chat.postMessage") if not c.args.get("thread_ts")]
+        latencies = sorted(c.time - wall0 for c in roots)  # the fake records monotonic time
+    polls = args.hosts * args.intervals
+    print(
+        f"hosts {args.hosts}, interval {args.interval:g} s, {args.intervals} intervals "
+        f"(~{polls:,} polls), {args.messages} messages per host"
+    )
+    print(
+        f"CPU: {used:.1f} s over {wall:.0f} s = {100 * used / wall:.1f} % of one core "
+        f"(target <= 25 %)"
+    )
+    if latencies:
+        print(
+            f"alerts: {len(latencies)}/{len(hot)}; latency max {latencies[-1]:.1f} s, "
+            f"median {latencies[len(latencies) // 2]:.1f} s "
+            f"(target <= {args.interval + 5:g} s)"
+        )
+    else:
+        print("alerts: none arrived")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--interval", type=float, default=60.0)
+    parser.add_argument("--intervals", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=50)
+    parser.add_argument("--hot", type=int, default=10)
+    parser.add_argument("--sqlite", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mailqbot-bench-") as tmp:
+        directory = Path(tmp)
+        farm = start_farm(directory, args.hosts, args.messages)
+        try:
+            asyncio.run(run(args, directory))
+        finally:
+            assert farm.stdin is not None
+            farm.stdin.close()
+            farm.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
