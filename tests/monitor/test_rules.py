@@ -1,0 +1,58 @@
+"""Rule levels with hysteresis, and which rules a sample can measure."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.db.models import QueueSample
+from bot.errors import ConfigError
+from bot.inventory import parse_config
+from bot.monitor.config import Rules, Threshold
+from bot.monitor.rules import level, measure
+from bot.monitor.samples import Sample
+
+T = Threshold(warning=100, critical=200, clear=80)
+
+
+def test_a_value_hovering_at_the_threshold_does_not_flap() -> None:
+    severity = None
+    changes = 0
+    for value in [99, 101, 99, 101, 95, 100, 85, 101]:
+        new = level(value, T, severity)
+        changes += new != severity
+        severity = new
+    assert changes == 1  # opened once at 101, never cleared above 80
+    assert level(79, T, severity) is None
+
+
+def test_critical_holds_down_to_its_own_clear_level() -> None:
+    assert level(250, T, None) == "critical"
+    assert level(181, T, "critical") == "critical"  # critical - (warning - clear) = 180
+    assert level(179, T, "critical") == "warning"
+    assert level(199, T, "warning") == "warning"
+
+
+def test_clear_must_be_below_warning() -> None:
+    with pytest.raises(ConfigError, match="clear must be below warning"):
+        parse_config(
+            '[ssh]\nknown_hosts = "/k"\n[[hosts]]\nname = "a"\naddress = "h"\n'
+            "[monitor.rules]\ndeferred = { warning = 10, critical = 20, clear = 10 }\n"
+        )
+
+
+def test_unreachable_host_measures_only_failures() -> None:
+    rules = Rules(growth=T)
+    failed = Sample("h", 1000.0, ok=False, elapsed=0.1, error="connection refused")
+    assert [(r.kind, r.value) for r in measure(rules, failed, None, 3)] == [("unreachable", 3)]
+
+
+def test_growth_and_spikes_need_a_baseline_half_a_window_old() -> None:
+    rules = Rules(growth=T, reason_spike=T, growth_window=600)
+    sample = Sample("h", 1000.0, True, 0.1, queues={"deferred": 400}, by_class={"greylisted": 300})
+    young = QueueSample(at=800.0, deferred=100, by_class={"greylisted": 50})
+    assert {r.kind for r in measure(rules, sample, young, 0)} == {"unreachable", "deferred"}
+    old = QueueSample(at=400.0, deferred=100, by_class={"greylisted": 50})
+    values = {r.kind: r.value for r in measure(rules, sample, old, 0)}
+    assert values["growth"] == 30.0  # 300 messages in 10 minutes
+    assert values["spike:greylisted"] == 250
+    assert values["spike:mailbox_full"] == 0
