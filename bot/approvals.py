@@ -22,10 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit, plans
-from bot.actions import TOUCHES, Action, ActionResult, Item, Selection, perform
+from bot.actions import TOUCHES, Action, Item, Selection
 from bot.db.models import ActionPlan, PlanDecision
 from bot.errors import MailqbotError, PermissionDenied, UsageError
 from bot.inventory import Host
+from bot.perform import ActionResult, perform
 from bot.plans import PlanView
 
 if TYPE_CHECKING:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot import approvals, plans
-from bot.actions import Action, ActionResult, Selection, flush_all, parse_selection, perform, select
+from bot.actions import Action, Selection, parse_selection, select
 from bot.errors import UsageError
 from bot.inventory import Host
+from bot.perform import ActionResult, flush_all, perform
 from bot.plans import PlanView
 from bot.text import code
 from commands import Argument, CommandSpec

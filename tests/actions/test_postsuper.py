@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.actions import Item, parse_selection, recheck
+from bot.actions import Item, parse_selection
 from bot.errors import ParseError, UsageError
 from bot.mta import postsuper
 from bot.mta.models import is_queue_id
+from bot.perform import recheck
 
 DATA = Path(__file__).parents[1] / "data"
 USAGE = "/mailq purge HOST ..."
