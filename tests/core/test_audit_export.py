@@ -76,8 +76,10 @@ async def test_csv_round_trips_and_defuses_formulas(
     assert list(rows[0]) == list(audit.EXPORT_FIELDS)
     assert [json.loads(r["detail"])["text"] for r in rows] == HOSTILE  # JSON cell: exact
     hosts = [r["host"] for r in rows]
-    assert hosts[1].startswith("'=HYPERLINK") and hosts[2] == "'+1+2"
-    assert hosts[3] == "'-cmd" and hosts[4] == "'@SUM(A1)"
+    assert hosts[1].startswith("'=HYPERLINK")
+    assert hosts[2] == "'+1+2"
+    assert hosts[3] == "'-cmd"
+    assert hosts[4] == "'@SUM(A1)"
     assert hosts[0] == "summary mx1"
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
 
@@ -134,7 +136,8 @@ async def test_cli_export_and_verify(
 
     done = await asyncio.to_thread(_cli, db_url, "export", "--since", "last tuesday")
     assert done.returncode == 2
-    assert "neither a duration" in done.stderr and done.stdout == ""
+    assert "neither a duration" in done.stderr
+    assert done.stdout == ""
 
     done = await asyncio.to_thread(_cli, db_url, "verify")
     assert done.returncode == 0, done.stderr

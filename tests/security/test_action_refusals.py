@@ -74,3 +74,24 @@ async def test_mistakes_get_a_clear_next_step(world: SlackWorld, text: str, says
     else:
         await expect_refused(world, Case(text, text), "U0ADMIN", says=says)
     assert world.host_commands() == []
+
+
+@pytest.mark.parametrize(
+    ("user", "team"),
+    [("U0NOBODY", TEAM), ("U0ADMIN", "T0ELSEWHERE")],
+    ids=["no-grant", "other-team"],
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        'purge mx1 domain=example.com why="x"',
+        "hold mx1 ABCDEF12345",
+        "flush mx1",
+        "approve p0000000000",
+    ],
+)
+async def test_unauthorised_or_foreign_team_is_refused(
+    world: SlackWorld, user: str, team: str, text: str
+) -> None:
+    await expect_refused(world, Case(text, text), user, says="You may not run", team_id=team)
+    assert world.host_commands() == []
