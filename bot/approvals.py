@@ -127,6 +127,8 @@ async def _load(session: AsyncSession, plan_id: str) -> tuple[ActionPlan, list[t
 
 def _check_decider(ctx: Context, plan: PlanView, decision: str) -> None:
     who = ctx.identity
+    if who.is_guest:
+        raise PermissionDenied("Guest accounts may only read; ask a member of the team.")
     if decision == "deny" and who.user_id == plan.requester:
         return  # the requester may always withdraw their own plan
     if decision == "approve" and who.user_id == plan.requester:

@@ -9,6 +9,7 @@ transaction. If that write fails the result is withheld: no audit, no answer.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import secrets
 import time
@@ -96,6 +97,8 @@ async def prepare(
     request: Request, services: Services, progress: Progress = _no_progress
 ) -> Prepared | Outcome:
     started = time.time()
+    if "\x00" in request.text:  # no database stores NUL in text; it is never meaningful here
+        request = dataclasses.replace(request, text=request.text.replace("\x00", ""))
     groups = await services.groups_of(request.user_id) if request.source == "slack" else None
     identity = Identity(
         request.source,

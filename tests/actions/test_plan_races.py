@@ -32,6 +32,7 @@ from fake_postfix import (
 from sqlalchemy import func, select, update
 
 from bot import approvals, audit
+from bot.auth import GUEST
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.pipeline import Outcome, Request, handle
 from bot.runtime import open_services
@@ -235,3 +236,20 @@ async def test_two_approvals_needed(db_url: str, tmp_path: Path) -> None:
         second = await ask(services, APPROVER_B, f"approve {pid}")
         assert "Deleted 3 of 3 planned messages" in second.reply.text
         assert len(fake.changes) == 1
+
+
+async def test_guest_cannot_decide_and_nul_in_reason_is_dropped(
+    services: Services, host: RaceHost
+) -> None:
+    async def groups(user: str) -> frozenset[str]:
+        return frozenset({GUEST}) if user == APPROVER_B else frozenset()
+
+    services.groups_of = groups
+    asked = await ask(services, REQUESTER, 'purge mx1 domain=gone.example why="INC\x00-5"')
+    assert "Why: INC-5" in asked.reply.text
+    found = re.search(r"Plan (p[0-9a-f]{10})", asked.reply.text)
+    assert found is not None
+    denied = await ask(services, APPROVER_B, f"deny {found.group(1)}")
+    assert not denied.ok
+    assert "Guest accounts may only read" in denied.reply.text
+    assert (await plan_row(services, found.group(1))).status == "pending"
