@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.errors import ConfigError, UnknownHost
 from bot.diag.config import DiagnoseSection
+from bot.errors import ConfigError, UnknownHost
 from bot.monitor.config import MonitorSection
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
