@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The bot's CPU per message for `summary`, offline: no lab, no SSH, no queue refill.
 
-    .venv/bin/python bench/bench_cpu.py [--messages 100000] [--repeat 7] [--tree DIR]
+    .venv/bin/python bench/bench_cpu.py [--messages 100000] [--repeat 7] [--tree DIR] [--ssh]
 
 Summarises a synthetic `postqueue -j` listing (``bench/listing.py``: the lab's capture
 repeated with varied recipients and ages; ~440 bytes and ~1.46 recipients per message, ~810
@@ -11,6 +11,13 @@ parser and the summary builder. Reported: CPU µs per message (best of ``--repea
 cyclic GC on as in the bot, and off for comparison), the decode floor (``orjson.loads`` per
 line) and the number of GC collections per run.
 
+``--ssh`` also streams the same listing over SSH from ``bench/server_farm.py`` (one
+in-process host in its own process, so its CPU is not the bot's) and reports the bot's CPU
+per message for A = bare `postqueue -j` (bytes counted only) and B = ``bot.queue.read_host``
+(settings, listing parsed and summarised while it streams), median of ``--repeat`` rounds on
+one warm connection. The farm writes the listing in pieces of 5.6 KiB, one SSH packet each,
+as the lab's sshd forwards postqueue's output.
+
 ``--tree DIR`` measures another checkout's ``bot`` package (e.g. ``git archive`` of an older
 commit unpacked in DIR), so before/after numbers come from the same data and script.
 """
@@ -18,9 +25,13 @@ commit unpacked in DIR), so before/after numbers come from the same data and scr
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import hashlib
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,11 +78,77 @@ def best(repeat: int, work: Callable[[], object]) -> tuple[float, int]:
     return min(times), collections
 
 
+async def over_ssh(directory: Path, n: int, repeat: int) -> tuple[float, float, float, float]:
+    """Median bot CPU seconds (and wall seconds) of A (bare) and B (summary) runs."""
+    from bot.inventory import Inventory, load_config
+    from bot.mta import postfix
+    from bot.queue import read_host
+    from bot.ssh import SSHExecutor
+
+    host = Inventory(load_config(directory / "mailqbot.toml")).get("h000")
+
+    async def quiet(_text: str) -> None:
+        return None
+
+    async def bare() -> None:
+        async with executor.stream(host, postfix.postqueue_json()) as out:
+            async for _chunk in out:
+                pass
+
+    async def summary() -> None:
+        reading = await read_host(executor, host, time.time(), quiet, [])
+        assert reading.summary.total_messages == n
+
+    runs: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}
+    async with SSHExecutor() as executor:
+        await bare()
+        await summary()
+        for i in range(repeat):
+            for step in "ab" if i % 2 == 0 else "ba":
+                cpu, wall = time.process_time(), time.perf_counter()
+                await (bare() if step == "a" else summary())
+                runs[step].append((time.process_time() - cpu, time.perf_counter() - wall))
+    return (
+        statistics.median(c for c, _ in runs["a"]),
+        statistics.median(c for c, _ in runs["b"]),
+        statistics.median(w for _, w in runs["a"]),
+        statistics.median(w for _, w in runs["b"]),
+    )
+
+
+def ssh_report(data: bytes, n: int, repeat: int) -> None:
+    from bot.demo_ssh import generate_client_key
+
+    with tempfile.TemporaryDirectory(prefix="mailqbot-cpu-") as tmp:
+        directory = Path(tmp)
+        (directory / "listing.jsonl").write_bytes(data)
+        generate_client_key(directory)
+        farm = subprocess.Popen(
+            [sys.executable, str(HERE / "server_farm.py"), tmp, "1",
+             "--listing", str(directory / "listing.jsonl"), "--chunk", str(CHUNK)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert farm.stdout is not None
+            if farm.stdout.readline().strip() != "READY":
+                raise SystemExit("the server farm did not start")
+            a, b, a_wall, b_wall = asyncio.run(over_ssh(directory, n, repeat))
+        finally:
+            assert farm.stdin is not None
+            farm.stdin.close()
+            farm.wait(timeout=30)
+    print("  over SSH from bench/server_farm.py (bot CPU, median):")
+    print(f"    A bare postqueue -j:  {1e6 * a / n:6.2f} µs/message (wall {a_wall:.2f} s)")
+    print(f"    B summary:            {1e6 * b / n:6.2f} µs/message (wall {b_wall:.2f} s)")
+    print(f"    B - A:                {1e6 * (b - a) / n:6.2f} µs/message")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--tree", type=Path, default=HERE.parent)
+    parser.add_argument("--ssh", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree))
     sys.path.insert(1, str(HERE))
@@ -93,6 +170,8 @@ def main() -> None:
     print(f"  summary path, gc on:  {1e6 * on / n:6.2f} µs/message ({collections} collections)")
     print(f"  summary path, gc off: {1e6 * off / n:6.2f} µs/message")
     print(f"  orjson.loads floor:   {1e6 * floor / n:6.2f} µs/message")
+    if args.ssh:
+        ssh_report(data, n, args.repeat)
 
 
 if __name__ == "__main__":

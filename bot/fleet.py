@@ -19,7 +19,8 @@ from bot.errors import MailqbotError
 from bot.inventory import Host
 from bot.mta.qshape import BUCKETS
 from bot.mta.spool import Expiry, first_expiry
-from bot.mta.summary import QueueSummary, SummaryBuilder
+from bot.mta.summary import QueueSummary
+from bot.mta.summary_brief import BriefSummaryBuilder
 from bot.queue import Progress, read_host, shorten
 from bot.ssh import SSHExecutor
 
@@ -163,7 +164,7 @@ class FleetReader:
     async def _one(self, host: Host) -> HostLine:
         started = time.monotonic()
         records = self.remote.setdefault(host.name, [])
-        builder = SummaryBuilder(self.now, top_n=3, max_keys=HOST_KEYS, shape_rows=0)
+        builder = BriefSummaryBuilder(self.now, max_keys=HOST_KEYS)
         try:
             reading = await read_host(
                 self.executor, host, self.now, _quiet, records, builder=builder

@@ -131,6 +131,11 @@ class ShapeCounter:
         self._total[0] += amount
         self._total[column] += amount
 
+    def add_total(self, column: int, amount: int) -> None:
+        """Count ``amount`` addresses in ``column`` in ``TOTAL`` only (no domain row)."""
+        self._total[0] += amount
+        self._total[column + 1] += amount
+
     def _new_row(self, domain: str) -> list[int]:
         if len(self._counts) >= self._max_keys:
             self.capped = True

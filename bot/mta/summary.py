@@ -34,142 +34,57 @@ Counting rules:
 
 from __future__ import annotations
 
-import heapq
 from bisect import bisect_right
-from dataclasses import dataclass
 
 from bot.mta.models import QUEUE_NAMES, QueueMessage
-from bot.mta.qshape import QueueShape, ShapeCounter, qshape_domain
+from bot.mta.qshape import ShapeCounter, qshape_domain
 from bot.mta.reasons import ReasonClass, analyse
-
-ALWAYS_SHOWN = ("active", "incoming", "deferred", "hold")
-OTHER_KEY = "(other)"
-NULL_SENDER = "<>"
-NO_DOMAIN = "(none)"
-NO_REASON = "(no reason recorded)"
-AGE_EDGES_MINUTES = (5, 10, 20, 40, 80, 160, 320, 640, 1280)
-_AGE_LABELS = (
-    "<5m",
-    "5-10m",
-    "10-20m",
-    "20-40m",
-    "40-80m",
-    "80-160m",
-    "160-320m",
-    "320-640m",
-    "640-1280m",
-    "1280m+",
+from bot.mta.summary_model import (
+    AGE_EDGES_MINUTES,
+    AGE_LABELS,
+    ALWAYS_SHOWN,
+    NO_DOMAIN,
+    NO_REASON,
+    NULL_SENDER,
+    OTHER_KEY,
+    AgeBucket,
+    BoundedCounter,
+    ClassCounts,
+    ClassGroup,
+    OldestDeferred,
+    OldestMessage,
+    QueueCounts,
+    QueueSummary,
+    domain_of,
+    sender_key,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class QueueCounts:
-    messages: int
-    recipients: int
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class ClassGroup:
-    reason_class: ReasonClass
-    messages: int
-    recipients: int
-    top_reasons: list[tuple[str, int]]
-    top_domains: list[tuple[str, int]]
-
-
-@dataclass(frozen=True, slots=True)
-class AgeBucket:
-    label: str
-    messages: int
-
-
-@dataclass(frozen=True, slots=True)
-class OldestMessage:
-    queue_id: str
-    arrival_time: int
-    sender: str
-    queue_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class OldestDeferred:
-    """Arrival times of the oldest deferred messages, by the lifetime that applies."""
-
-    regular: int | None  # sender present: maximal_queue_lifetime
-    bounce: int | None  # null sender: bounce_queue_lifetime
-
-
-@dataclass(frozen=True, slots=True)
-class QueueSummary:
-    now: float
-    total_messages: int
-    total_recipients: int
-    total_bytes: int
-    queues: dict[str, QueueCounts]
-    deferred_by_class: list[ClassGroup]
-    top_recipient_domains: list[tuple[str, int]]
-    top_senders: list[tuple[str, int]]
-    top_sender_domains: list[tuple[str, int]]
-    age_buckets: list[AgeBucket]
-    oldest: OldestMessage | None
-    oldest_deferred: OldestDeferred
-    deferred_shape: QueueShape
-    deferred_sender_shape: QueueShape
+__all__ = [
+    "AGE_EDGES_MINUTES",
+    "ALWAYS_SHOWN",
+    "NO_DOMAIN",
+    "NO_REASON",
+    "NULL_SENDER",
+    "OTHER_KEY",
+    "AgeBucket",
+    "BoundedCounter",
+    "ClassGroup",
+    "OldestDeferred",
+    "OldestMessage",
+    "QueueCounts",
+    "QueueSummary",
+    "SummaryBuilder",
+    "domain_of",
+]
 
 
 def _known(arrival: int) -> int | None:
     return None if arrival == _LATEST else arrival
 
 
-class BoundedCounter:
-    """A ``str -> int`` counter with at most ``max_keys`` keys plus ``(other)``."""
-
-    __slots__ = ("_counts", "_max_keys")
-
-    def __init__(self, max_keys: int) -> None:
-        self._counts: dict[str, int] = {}
-        self._max_keys = max_keys
-
-    def add(self, key: str, amount: int = 1) -> None:
-        counts = self._counts
-        if key in counts:
-            counts[key] += amount
-        elif len(counts) < self._max_keys:
-            counts[key] = amount
-        else:
-            counts[OTHER_KEY] = counts.get(OTHER_KEY, 0) + amount
-
-    def __len__(self) -> int:
-        return len(self._counts)
-
-    def top(self, n: int) -> list[tuple[str, int]]:
-        return heapq.nsmallest(n, self._counts.items(), key=lambda item: (-item[1], item[0]))
-
-
-class _ClassCounts:
-    __slots__ = ("domains", "messages", "reasons", "recipients")
-
-    def __init__(self, max_keys: int) -> None:
-        self.messages = 0
-        self.recipients = 0
-        self.reasons = BoundedCounter(max_keys)
-        self.domains = BoundedCounter(max_keys)
-
-
-def domain_of(address: str) -> str:
-    """The lower-cased domain of an address as Postfix prints it."""
-    _local, at, domain = address.rpartition("@")
-    return domain.lower() if at and domain else NO_DOMAIN
-
-
-def _sender_key(sender: str) -> str:
-    return NULL_SENDER if sender in ("", "MAILER-DAEMON") else sender
-
-
 _AGE_EDGES_SECONDS = tuple(60 * edge for edge in AGE_EDGES_MINUTES)
 DOMAIN_MEMO = 4096  # distinct domain parts whose lower-cased forms are remembered
-RAW_KEYS = 16_384  # distinct raw keys counted before they are folded into the counters
+RAW_KEYS = 16_384  # at most this many distinct raw keys (and max_keys) before a fold
 _NO_SHAPE = -1  # the column of a key that is not counted in a qshape table
 _LATEST = 2**63  # later than any arrival time
 
@@ -190,7 +105,8 @@ class SummaryBuilder:
     whose recipients share one. ``_fold`` turns them into the counters (normalising and
     classifying each distinct reason once) in the order the keys were first seen, so every
     counter, its ``max_keys`` cap included, ends as if it had been fed message by message.
-    The raw dicts are folded whenever one holds ``RAW_KEYS`` keys, so memory stays flat.
+    The raw dicts are folded whenever one holds ``max_keys`` (at most ``RAW_KEYS``) keys,
+    so memory stays flat.
     """
 
     def __init__(
@@ -201,7 +117,7 @@ class SummaryBuilder:
         self.max_keys = max_keys
         self.shape_rows = shape_rows
         self._queues: dict[str, list[int]] = {name: [0, 0, 0] for name in ALWAYS_SHOWN}
-        self._classes: dict[ReasonClass, _ClassCounts] = {}
+        self._classes: dict[ReasonClass, ClassCounts] = {}
         self._recipient_domains = BoundedCounter(max_keys)
         self._senders = BoundedCounter(max_keys)
         self._sender_domains = BoundedCounter(max_keys)
@@ -216,6 +132,7 @@ class SummaryBuilder:
         self._recipient_keys: dict[tuple[str, str, int], int] = {}
         self._sender_keys: dict[tuple[str, int], int] = {}
         self._message_reasons: dict[str, int] = {}
+        self._raw_keys = min(max_keys, RAW_KEYS)
 
     def add(self, message: QueueMessage) -> None:
         recipients = [
@@ -241,17 +158,7 @@ class SummaryBuilder:
         _forced_expire: bool = False,
     ) -> None:
         """Count one message given as ``PostqueueJsonParser.feed_into`` passes it."""
-        counts = self._queues.get(queue_name)
-        if counts is None:
-            counts = self._queues[queue_name] = [0, 0, 0]
-        counts[0] += 1
-        counts[1] += len(recipients)
-        counts[2] += size
-        # Integer arrival times and edges: the same column as qshape's whole-second clock.
-        column = bisect_right(_AGE_EDGES_SECONDS, self.now - arrival)
-        self._ages[column] += 1
-        if arrival <= self._oldest_arrival:
-            self._note_oldest(arrival, queue_id, sender, queue_name)
+        column = self._count_message(queue_name, queue_id, arrival, size, sender, recipients)
         deferred = queue_name == "deferred"
         keys, first, mixed = self._recipient_keys, None, False
         for item in recipients:
@@ -273,8 +180,31 @@ class SummaryBuilder:
         # qshape skips a queue file without recipients
         sender_key = (sender, column if deferred and recipients else _NO_SHAPE)
         self._sender_keys[sender_key] = self._sender_keys.get(sender_key, 0) + 1
-        if len(keys) >= RAW_KEYS or len(self._sender_keys) >= RAW_KEYS:
+        if len(keys) >= self._raw_keys or len(self._sender_keys) >= self._raw_keys:
             self._fold()
+
+    def _count_message(
+        self,
+        queue_name: str,
+        queue_id: str,
+        arrival: int,
+        size: int,
+        sender: str,
+        recipients: list[dict[str, str]],
+    ) -> int:
+        """Count what every message adds (queue, age, oldest); its qshape column."""
+        counts = self._queues.get(queue_name)
+        if counts is None:
+            counts = self._queues[queue_name] = [0, 0, 0]
+        counts[0] += 1
+        counts[1] += len(recipients)
+        counts[2] += size
+        # Integer arrival times and edges: the same column as qshape's whole-second clock.
+        column = bisect_right(_AGE_EDGES_SECONDS, self.now - arrival)
+        self._ages[column] += 1
+        if arrival <= self._oldest_arrival:
+            self._note_oldest(arrival, queue_id, sender, queue_name)
+        return column
 
     def _deferred_message(
         self,
@@ -299,10 +229,10 @@ class SummaryBuilder:
         for reason_class in {analyse(reason)[0] for reason in reasons}:
             self._class(reason_class).messages += 1
 
-    def _class(self, reason_class: ReasonClass) -> _ClassCounts:
+    def _class(self, reason_class: ReasonClass) -> ClassCounts:
         group = self._classes.get(reason_class)
         if group is None:
-            group = self._classes[reason_class] = _ClassCounts(self.max_keys)
+            group = self._classes[reason_class] = ClassCounts(self.max_keys)
         return group
 
     def _note_oldest(self, arrival: int, queue_id: str, sender: str, queue_name: str) -> None:
@@ -337,7 +267,7 @@ class SummaryBuilder:
                 group.domains.add(domain, n)
                 self._shape.add(column, shape_domain, n)
         for (sender, column), n in self._sender_keys.items():
-            key = _sender_key(sender)
+            key = sender_key(sender)
             domain, shape_domain = self._domains_of(_part(sender))
             self._senders.add(key, n)
             self._sender_domains.add(NULL_SENDER if key == NULL_SENDER else domain, n)
@@ -361,7 +291,7 @@ class SummaryBuilder:
             top_senders=self._senders.top(self.top_n),
             top_sender_domains=self._sender_domains.top(self.top_n),
             age_buckets=[
-                AgeBucket(label, n) for label, n in zip(_AGE_LABELS, self._ages, strict=True)
+                AgeBucket(label, n) for label, n in zip(AGE_LABELS, self._ages, strict=True)
             ],
             oldest=self._oldest_message(),
             oldest_deferred=OldestDeferred(

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from test_render import assert_valid_block_kit
 
+from bot import queue as queue_module
 from bot import render
 from bot.demo import demo_queue
 from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
@@ -114,6 +115,27 @@ async def test_summary_reads_settings_queue_and_disk_in_three_commands(tmp_path:
     assert reading.disk.bytes == 2048 * 1024
     text = render.render("summary", model(reading)).text
     assert "Deferred spool on disk: 2.0 MiB" in text
+
+
+async def test_settings_are_reused_by_the_same_executor_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with one_host(tmp_path, scripted(demo_queue("mx1", 40, NOW))) as (host, server):
+        async with SSHExecutor() as executor:
+            records: list[list[dict[str, Any]]] = [[], [], []]
+            first = await read_host(executor, host, NOW, quiet, records[0], disk=True)
+            second = await read_host(executor, host, NOW, quiet, records[1], disk=True)
+            monkeypatch.setattr(queue_module, "SETTINGS_TTL", 0.0)
+            await read_host(executor, host, NOW, quiet, records[2])
+        async with SSHExecutor() as fresh:
+            await read_host(fresh, host, NOW, quiet, [])
+    postconf = [c for c in server.commands if "/usr/sbin/postconf" in c]
+    assert len(postconf) == 3  # first read, after the TTL, and on a new executor
+    assert ["postconf" in r["command"] for r in records[1]] == [False, False]
+    assert any("postconf" in r["command"] for r in records[2])
+    assert second.settings == first.settings
+    assert second.summary == first.summary
+    assert second.disk == first.disk
 
 
 @pytest.mark.parametrize(
