@@ -10,9 +10,11 @@ refills it (100,000 messages take a few minutes); without it the queue is measur
 Timed, interleaved ``--repeat`` times on the same queue (A B, B A, ...):
 A = ``/usr/sbin/qshape deferred`` run locally as root (the lab host is this machine);
 B = the summary as the command builds it: ``bot.queue.read_host`` over one warm SSH
-connection (``postconf``, then ``postqueue -j`` parsed while it streams, with ``sudo du`` on
-the deferred spool alongside), then rendered for Slack and the console. One cold B run
-(connecting included) is reported too.
+connection (``postconf`` settings, read in the cold run and then reused for 5 minutes as the
+bot reuses them; ``postqueue -j`` parsed while it streams, with ``sudo du`` on the deferred
+spool alongside), then rendered for Slack and the console. One cold B run (connecting and
+``postconf`` included) is reported too. ``bench_summary.py`` runs the same comparison (its
+Q/C) next to bare ``postqueue -j``.
 
 Numbers: ``qshape deferred`` and ``qshape -s deferred`` are run just before and just after
 one B; when both are unchanged (the queue held still), B's tables must equal them exactly.
