@@ -5,7 +5,7 @@ from commands._act import action_spec
 SPEC = action_spec(
     "requeue",
     "Requeue messages (postsuper -r): after a routing or transport fix.",
-    ("/mailq requeue mx1 domain=example.com", "/mailq requeue mx1 reason=dns"),
+    ("/mailq requeue mx1 domain=example.com", "/mailq requeue mx1 reason=dns_tempfail"),
     order=61,
     metavar="<ID... | filter> [why=TEXT]",
 )
