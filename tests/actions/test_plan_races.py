@@ -24,6 +24,7 @@ from fake_postfix import (
     APPROVER_B,
     REQUESTER,
     TEAM,
+    VIEWER,
     FakePostfix,
     RaceHost,
     queue_lines,
@@ -253,3 +254,15 @@ async def test_guest_cannot_decide_and_nul_in_reason_is_dropped(
     assert not denied.ok
     assert "Guest accounts may only read" in denied.reply.text
     assert (await plan_row(services, found.group(1))).status == "pending"
+
+
+async def test_plans_lists_unsettled_plans(services: Services, host: RaceHost) -> None:
+    pid = await new_plan(services)
+    listed = await ask(services, VIEWER, "plans mx1")
+    assert listed.ok, listed.reply.text
+    assert pid in listed.reply.text
+    assert "pending" in listed.reply.text
+    await ask(services, APPROVER_A, f"deny {pid}")
+    assert pid not in (await ask(services, VIEWER, "plans")).reply.text
+    assert pid in (await ask(services, VIEWER, "plans all")).reply.text
+    assert not (await ask(services, VIEWER, "plans mx1 mx2")).ok

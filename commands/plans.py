@@ -1,0 +1,95 @@
+"""``/mailq plans [HOST] [all]``: plans waiting for approval, running, or of unknown outcome.
+
+With ``all``, finished plans of the last week are listed too. Each row names the plan, its
+host, action, size, requester, state and when it expires; ``approve``/``deny`` take the id.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from bot.approvals import db_now
+from bot.db.models import ActionPlan
+from bot.errors import UsageError
+from bot.plans import epoch
+from bot.text import table
+from commands import Argument, CommandSpec
+
+if TYPE_CHECKING:
+    from bot.pipeline import Context
+
+UNSETTLED = ("pending", "approved", "executing", "unknown")
+WINDOW = timedelta(days=7)
+LIMIT = 50
+USAGE = "/mailq plans [HOST] [all]"
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    id: str
+    host: str
+    action: str
+    count: int
+    requester: str
+    status: str
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class PlanList:
+    rows: list[PlanRow]
+    host: str | None
+    finished_too: bool
+    now: float
+
+    def text_table(self) -> str:
+        rows = [[r.id, r.host, r.action, f"{r.count:,}", r.requester, r.status] for r in self.rows]
+        return table(rows, ["plan", "host", "action", "messages", "requested by", "state"], (3,))
+
+
+def _words(args: argparse.Namespace) -> tuple[str | None, bool]:
+    words = list(args.words)
+    finished = "all" in words[1:] or words == ["all"]
+    rest = [w for w in words if w != "all"]
+    if len(rest) > 1:
+        raise UsageError("Name at most one host.", USAGE)
+    return (rest[0] if rest else None), finished
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> PlanList:
+    host, finished = _words(args)
+    if host is not None:
+        host = ctx.services.inventory.get(host).name
+    async with ctx.services.sessions() as session:
+        now = await db_now(session)
+        stmt = select(ActionPlan).where(ActionPlan.created_at > now - WINDOW)
+        if not finished:
+            stmt = stmt.where(ActionPlan.status.in_(UNSETTLED))
+        if host is not None:
+            stmt = stmt.where(ActionPlan.host == host)
+        plans = (
+            await session.scalars(stmt.order_by(ActionPlan.created_at.desc()).limit(LIMIT))
+        ).all()
+    rows = [PlanRow(p.id, p.host, p.action_class, p.item_count, p.requester, p.status,
+                    epoch(p.created_at), epoch(p.expires_at)) for p in plans]  # fmt: skip
+    return PlanList(rows, host, finished, now.timestamp())
+
+
+SPEC = CommandSpec(
+    name="plans",
+    summary="Plans waiting for approval, running, or with an unknown outcome (`all`: the "
+    "last week's, finished ones too).",
+    permission="read",
+    template="plans",
+    examples=("/mailq plans", "/mailq plans mx1 all"),
+    arguments=(Argument("words", help="a host, and `all`", metavar="[HOST] [all]", nargs="*"),),
+    validate=_words,
+    run=run,
+    order=68,
+)
