@@ -292,13 +292,16 @@ async def _finish(ctx: Context, plan_id: str, status: str, result: ActionResult)
             .where((ActionPlan.id == plan_id) & (ActionPlan.status == "executing"))
             .where(ActionPlan.claimed_by == ctx.services.replica)
             .values(status=status, result=result.as_json(), finished_at=func.now())
+            .returning(ActionPlan.id)
             .execution_options(synchronize_session=False)
         )
-        await session.execute(stmt)
+        recorded = (await session.execute(stmt)).first() is not None
+        # Not recorded: the claim was presumed dead and the plan marked unknown meanwhile;
+        # the audit trail still gets what this run did.
+        event = f"plan.{status}" if recorded else f"plan.{status}_after_presumed_dead"
         plan, _ = await _load(session, plan_id)
         await audit.append(
-            session,
-            _audit(ctx, f"plan.{status}", plan, result=result.as_json(), remote=ctx.remote),
+            session, _audit(ctx, event, plan, result=result.as_json(), remote=ctx.remote)
         )
 
 
