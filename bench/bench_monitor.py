@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import logging
 import os
 import resource
 import subprocess
@@ -32,8 +34,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from fakes import FakeSlack  # noqa: E402
+from sqlalchemy import distinct, func, select  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
 from bot.db.migrate import upgrade_async  # noqa: E402
+from bot.db.models import QueueSample  # noqa: E402
 from bot.demo_ssh import generate_client_key  # noqa: E402
 from bot.inventory import Inventory, parse_config  # noqa: E402
 from bot.monitor.config import GroupMonitor, Rules, Threshold  # noqa: E402
@@ -95,12 +100,46 @@ async def database(use_sqlite: bool, directory: Path) -> str:
     return url
 
 
+class Connects(logging.Handler):
+    """Counts the executor's "connected to" records (a reconnect costs a key exchange)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage().startswith("connected to")
+
+
+async def all_polled(
+    sessions: async_sessionmaker[AsyncSession], hosts: int, interval: float
+) -> None:
+    """Wait until every host has a good sample: its connection is open, so the measured
+    intervals are the steady state, not the start-up's key exchanges."""
+    started = time.monotonic()
+    stmt = select(func.count(distinct(QueueSample.host))).where(QueueSample.ok.is_(True))
+    while time.monotonic() - started < 5 * interval:
+        async with sessions() as session:
+            polled = int((await session.execute(stmt)).scalar_one())
+        if polled >= hosts:
+            return
+        status(f"warm-up: {polled}/{hosts} hosts polled")
+        await asyncio.sleep(5)
+    raise SystemExit("not every host was polled within five intervals")
+
+
 async def run(args: argparse.Namespace, directory: Path) -> None:
     url = await database(args.sqlite, directory)
     text = (directory / "mailqbot.toml").read_text(encoding="utf-8")
     text += f'\n[slack]\nalert_channel = "{CHANNEL}"\n\n[monitor]\ninterval = {args.interval}\n'
     text += "[monitor.rules]\ndeferred = { warning = 100000, critical = 200000 }\n"
-    inventory = Inventory(parse_config(text, "<bench>"))
+    config = parse_config(text, "<bench>")
+    hot = sorted(entry.name for entry in config.hosts)[: args.hot]
+    entries = [  # in group "hot" from the start (no section yet): same hosts, same connections
+        e.model_copy(update={"groups": [*e.groups, "hot"]}) if e.name in hot else e
+        for e in config.hosts
+    ]
+    inventory = Inventory(config.model_copy(update={"hosts": entries}))
     async with FakeSlack() as slack:
         settings = Settings(DATABASE_URL=url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="x")
         async with open_services(settings, inventory) as services:
@@ -111,16 +150,24 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
             task = asyncio.create_task(monitor.run(stop))
             status(f"warm-up: one interval ({args.interval:g} s), {args.hosts} hosts")
             await asyncio.sleep(args.interval * 1.1)
-            hot = sorted(monitor.hosts)[: args.hot]
+            await all_polled(services.sessions, args.hosts, args.interval)
             low = Threshold(warning=1, critical=100000, clear=0)
-            monitor.config = monitor.config.model_copy(
+            monitor.config = monitor.config.model_copy(  # group "hot" gets a low threshold
                 update={"groups": {"hot": GroupMonitor(rules=Rules(deferred=low))}}
             )
-            for name in hot:  # the same hosts, now in a group with a low threshold
-                monitor.hosts[name] = monitor.hosts[name].model_copy(update={"groups": ("hot",)})
+            profiler = cProfile.Profile() if args.profile else None
+            connects = Connects()
+            logging.getLogger("bot.ssh").addHandler(connects)
+            logging.getLogger("bot.ssh").setLevel(logging.INFO)
             cpu0, wall0 = cpu(), time.monotonic()
+            if profiler is not None:
+                profiler.enable()
             await asyncio.sleep(args.interval * args.intervals)
             used, wall = cpu() - cpu0, time.monotonic() - wall0
+            logging.getLogger("bot.ssh").removeHandler(connects)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
             stop.set()
             await task
         roots = [c for c in slack.calls_to("chat.postMessage") if not c.args.get("thread_ts")]
@@ -132,7 +179,7 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     )
     print(
         f"CPU: {used:.1f} s over {wall:.0f} s = {100 * used / wall:.1f} % of one core "
-        f"(target <= 25 %)"
+        f"(target <= 25 %); SSH connections opened meanwhile: {connects.count}"
     )
     if latencies:
         print(
@@ -152,6 +199,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--hot", type=int, default=10)
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument(
+        "--profile", type=Path, help="write cProfile stats of the measured intervals here"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailqbot-bench-") as tmp:
         directory = Path(tmp)

@@ -32,9 +32,21 @@ def open_key(host: str, kind: str) -> str:
     return f"{host}|{kind}"
 
 
-async def open_incidents(session: AsyncSession, host: str) -> dict[str, Incident]:
-    stmt = select(Incident).where(Incident.host == host, Incident.state == "open")
-    return {row.kind: row for row in (await session.scalars(stmt)).all()}
+async def open_incidents(session: AsyncSession, hosts: list[str]) -> dict[str, dict[str, Incident]]:
+    """The open incidents of ``hosts`` (host -> kind -> row), read in one query.
+
+    Read in the transaction that then moves them: the database, not a cache, says what is
+    open, so a change made meanwhile by another process (an acknowledgement, a takeover)
+    is seen, or makes the conditional write fail rather than be overwritten.
+    """
+    found: dict[str, dict[str, Incident]] = {}
+    for start in range(0, len(hosts), 500):
+        stmt = select(Incident).where(
+            Incident.host.in_(hosts[start : start + 500]), Incident.state == "open"
+        )
+        for row in (await session.scalars(stmt)).all():
+            found.setdefault(row.host, {})[row.kind] = row
+    return found
 
 
 async def apply(
@@ -44,9 +56,10 @@ async def apply(
     detail: dict[str, Any],
     now: float,
     policy: Policy,
+    current: dict[str, Incident],
 ) -> list[Alert]:
-    """Move each rule's incident on ``host`` as its reading says; the changes won."""
-    current = await open_incidents(session, host)
+    """Move each rule's incident on ``host`` (``current``: its open ones) as its reading
+    says; the changes won."""
     changes: list[Alert] = []
     for reading in readings:
         row = current.get(reading.kind)

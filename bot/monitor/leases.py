@@ -5,10 +5,12 @@ due. Every tick a process (1) writes its heartbeat, (2) renews the leases it sti
 (3) takes orphaned leases (expired while owned: the owner died or stalled) at once, free
 ones (given back, or never held) up to its fair share of the hosts (hosts divided by live
 processes), or gives back what it holds beyond that share, and (4) claims the due polls of
-its hosts: ``UPDATE ... SET next_due = <next slot> WHERE host = ? AND owner = me AND
-next_due = <this slot>``. Only one process can move a slot, so each host is polled once per
-interval even while leases move; a host whose last poll is still running stays due (polled
-late, not skipped). No session-level locks: every statement stands alone, which works
+its hosts in one statement: ``UPDATE ... SET next_due = CASE host WHEN ? THEN <its next
+slot> ... END WHERE host IN (...) AND owner = me AND next_due <= now RETURNING host``. The
+rows are locked by this tick's own renewal, and only the owner moves a slot, so each host is
+polled once per interval even while leases move; a host whose last poll is still running
+stays due (polled late, not skipped). A tick costs the same few statements however many
+hosts are due. No session-level locks: every statement stands alone, which works
 behind transaction poolers. A process killed without warning stops renewing; its leases
 expire after ``lease_ttl`` and are taken at the next tick: with the default tick (interval/5) and
 lifetime (3 ticks) its hosts are polled again within two intervals of their last poll.
@@ -20,7 +22,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,6 +37,7 @@ class Leases:
     ttl: float
     rng: random.Random = field(default_factory=random.Random)
     held: set[str] = field(default_factory=set)
+    taken: set[str] = field(default_factory=set)  # leases acquired at the last tick
 
     async def ensure_rows(self, now: float) -> None:
         """A lease row for every configured host, due at a random phase of its interval."""
@@ -59,9 +62,9 @@ class Leases:
         async with self.sessions() as session, session.begin():
             await self._heartbeat(session, now)
             live = await self._live(session, now)
-            await self._renew(session, now)
-            await self._balance(session, now, live, busy)
-            self.held = await self._mine(session, now)
+            mine = await self._renew(session, now)
+            self.taken, given = await self._balance(session, now, live, busy, mine)
+            self.held = (mine | self.taken) - given
             return await self._claim_due(session, now, busy)
 
     async def release_all(self) -> None:
@@ -88,24 +91,23 @@ class Leases:
         stmt = select(func.count()).where(MonitorReplica.seen_at > now - self.ttl)
         return max(1, int((await session.execute(stmt)).scalar_one()))
 
-    async def _renew(self, session: AsyncSession, now: float) -> None:
-        await session.execute(
+    async def _renew(self, session: AsyncSession, now: float) -> set[str]:
+        """Extend the leases still held (locking their rows until the tick commits)."""
+        stmt = (
             update(HostLease)
             .where(HostLease.owner == self.replica, HostLease.expires_at > now)
             .values(expires_at=now + self.ttl)
-        )
-
-    async def _mine(self, session: AsyncSession, now: float) -> set[str]:
-        stmt = select(HostLease.host).where(
-            HostLease.owner == self.replica, HostLease.expires_at > now
+            .returning(HostLease.host)
+            .execution_options(synchronize_session=False)
         )
         return {h for h in (await session.scalars(stmt)).all() if h in self.intervals}
 
-    async def _balance(self, session: AsyncSession, now: float, live: int, busy: set[str]) -> None:
+    async def _balance(
+        self, session: AsyncSession, now: float, live: int, busy: set[str], mine: set[str]
+    ) -> tuple[set[str], set[str]]:
         """Take orphans (expired with an owner: it died or stalled) at once, spread over the
         live processes; take free leases (given back, never held) up to the fair share;
-        give back what is held beyond it."""
-        mine = await self._mine(session, now)
+        give back what is held beyond it. Returns (taken, given back)."""
         fair = math.ceil(len(self.intervals) / live)
         orphans, free = await self._expired(session, now)
         room = max(0, fair - len(mine))
@@ -115,23 +117,30 @@ class Leases:
         if room > 0 and free:
             take |= set(self.rng.sample(free, min(room, len(free))))
         if take:
-            await self._take(session, sorted(take), now)
-        elif len(mine) > fair:
+            return await self._take(session, sorted(take), now), set()
+        if len(mine) > fair:
             spare = sorted(mine - busy)[: len(mine) - fair]
             await self._give_back(session, spare, now)
+            return set(), set(spare)
+        return set(), set()
 
     async def _expired(self, session: AsyncSession, now: float) -> tuple[list[str], list[str]]:
         stmt = select(HostLease.host, HostLease.owner).where(HostLease.expires_at <= now)
         rows = [(h, o) for h, o in (await session.execute(stmt)).all() if h in self.intervals]
         return [h for h, o in rows if o is not None], [h for h, o in rows if o is None]
 
-    async def _take(self, session: AsyncSession, hosts: list[str], now: float) -> None:
+    async def _take(self, session: AsyncSession, hosts: list[str], now: float) -> set[str]:
+        taken: set[str] = set()
         for start in range(0, len(hosts), 500):
-            await session.execute(
+            stmt = (
                 update(HostLease)
                 .where(HostLease.host.in_(hosts[start : start + 500]), HostLease.expires_at <= now)
                 .values(owner=self.replica, expires_at=now + self.ttl)
+                .returning(HostLease.host)
+                .execution_options(synchronize_session=False)
             )
+            taken.update((await session.scalars(stmt)).all())
+        return taken
 
     async def _give_back(self, session: AsyncSession, hosts: list[str], now: float) -> None:
         """Expired as of now: taken within the others' fair shares, not by the first comer."""
@@ -148,21 +157,26 @@ class Leases:
             HostLease.expires_at > now,
             HostLease.next_due <= now,
         )
-        claimed = []
+        slots: dict[str, float] = {}
         for host, due in (await session.execute(stmt)).all():
             interval = self.intervals.get(host)
-            if interval is None or host in busy:
-                continue
-            following = due + interval if due + interval > now else now + interval
-            result = await session.execute(
+            if interval is not None and host not in busy:
+                slots[host] = due + interval if due + interval > now else now + interval
+        hosts = sorted(slots)
+        claimed: list[str] = []
+        for start in range(0, len(hosts), 500):
+            chunk = hosts[start : start + 500]
+            claim = (
                 update(HostLease)
                 .where(
-                    HostLease.host == host,
+                    HostLease.host.in_(chunk),
                     HostLease.owner == self.replica,
-                    HostLease.next_due == due,
+                    HostLease.next_due <= now,
                 )
-                .values(next_due=following, polled_at=now)
+                .values(next_due=case({h: slots[h] for h in chunk}, value=HostLease.host))
+                .values(polled_at=now)
+                .returning(HostLease.host)
+                .execution_options(synchronize_session=False)
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(host)
+            claimed += (await session.scalars(claim)).all()
         return claimed

@@ -10,6 +10,7 @@ scraped, so every replica reports the same cluster-wide numbers for them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -85,7 +86,8 @@ class Metrics:
         self.hosts = Gauge("mailqbot_hosts_leased", "Hosts this process polls", registry=r)
         self._db = _Database()
         r.register(self._db)
-        self._series: dict[str, set[tuple[str, str]]] = {}
+        # host -> (series kind, label) -> its gauge child, kept between polls
+        self._series: dict[str, dict[tuple[str, str], Any]] = {}
 
     def observe(self, sample: Sample) -> None:
         self.polls.labels("ok" if sample.ok else "error").inc()
@@ -93,20 +95,25 @@ class Metrics:
         if not sample.ok:
             self.poll_errors.labels(sample.host).inc()
             return
-        self.forget(sample.host)
-        series = self._series.setdefault(sample.host, set())
-        for queue, count in sample.queues.items():
-            self.queue.labels(sample.host, queue).set(count)
-            series.add(("q", queue))
-        for reason_class, count in sample.by_class.items():
-            self.deferred.labels(sample.host, reason_class).set(count)
-            series.add(("c", reason_class))
+        values = {("q", q): n for q, n in sample.queues.items()}
+        values |= {("c", c): n for c, n in sample.by_class.items()}
+        series = self._series.setdefault(sample.host, {})
+        for key in set(series) - set(values):  # a class no longer deferred: drop its series
+            self._gauge(key[0]).remove(sample.host, key[1])
+            del series[key]
+        for key, count in values.items():
+            child = series.get(key)
+            if child is None:
+                child = series[key] = self._gauge(key[0]).labels(sample.host, key[1])
+            child.set(count)
+
+    def _gauge(self, kind: str) -> Gauge:
+        return self.queue if kind == "q" else self.deferred
 
     def forget(self, host: str) -> None:
         """Drop a host's queue series (its lease moved to another process)."""
-        for kind, label in self._series.pop(host, set()):
-            gauge = self.queue if kind == "q" else self.deferred
-            gauge.remove(host, label)
+        for kind, label in self._series.pop(host, {}):
+            self._gauge(kind).remove(host, label)
 
     def leased(self, hosts: set[str]) -> None:
         self.hosts.set(len(hosts))

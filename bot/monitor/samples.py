@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import QueueSample
@@ -22,6 +22,7 @@ from bot.queue import HostReading, read_host, shorten
 from bot.ssh import SSHExecutor
 
 TOP_REASONS = 3
+FAILURES_SEEN = 1000  # consecutive failed polls counted back in the history, at most
 
 
 @dataclass(frozen=True)
@@ -86,24 +87,47 @@ def from_reading(host: str, at: float, reading: HostReading, elapsed: float) -> 
     )
 
 
-def row(sample: Sample, replica: str) -> QueueSample:
+def values(sample: Sample, replica: str) -> dict[str, Any]:
+    """The ``queue_samples`` row of one poll."""
     q = sample.queues
-    return QueueSample(
-        host=sample.host,
-        at=sample.at,
-        replica=replica,
-        ok=sample.ok,
-        error=sample.error,
-        elapsed=round(sample.elapsed, 4),
-        total=sum(q.values()),
-        active=q.get("active", 0),
-        incoming=q.get("incoming", 0),
-        deferred=q.get("deferred", 0),
-        hold=q.get("hold", 0),
-        oldest_age=sample.oldest_age,
-        spool_kib=sample.spool_kib,
-        by_class=dict(sample.by_class),
+    return {
+        "host": sample.host,
+        "at": sample.at,
+        "replica": replica,
+        "ok": sample.ok,
+        "error": sample.error,
+        "elapsed": round(sample.elapsed, 4),
+        "total": sum(q.values()),
+        "active": q.get("active", 0),
+        "incoming": q.get("incoming", 0),
+        "deferred": q.get("deferred", 0),
+        "hold": q.get("hold", 0),
+        "oldest_age": sample.oldest_age,
+        "spool_kib": sample.spool_kib,
+        "by_class": dict(sample.by_class),
+    }
+
+
+async def store(session: AsyncSession, batch: list[Sample], replica: str) -> None:
+    """All of ``batch`` in one multi-row INSERT (no ORM objects, no ids read back)."""
+    if batch:
+        await session.execute(insert(QueueSample), [values(s, replica) for s in batch])
+
+
+async def failures_so_far(session: AsyncSession, host: str) -> int:
+    """Failed polls of ``host`` since its last good one, from the history (any process's)."""
+    stmt = (
+        select(QueueSample.ok)
+        .where(QueueSample.host == host)
+        .order_by(QueueSample.at.desc())
+        .limit(FAILURES_SEEN)
     )
+    count = 0
+    for ok in (await session.scalars(stmt)).all():
+        if ok:
+            break
+        count += 1
+    return count
 
 
 async def baseline(session: AsyncSession, host: str, before: float) -> QueueSample | None:

@@ -1,9 +1,13 @@
 """The scheduler: every tick, take leases and due polls; poll; record; alert.
 
 Polls run as tasks, at most ``concurrency`` reading at once, each after a random delay of
-up to ``jitter`` x interval. A poll writes its sample and moves the host's incidents in one
-transaction; then, outside it, the notifier posts what changed (a failed post is logged and
-does not stop the monitor).
+up to ``jitter`` x interval. Finished polls are recorded together, at most ``BATCH_WAIT``
+seconds after the first of them: one transaction reads the open incidents of all their
+hosts (one query), inserts all their samples (one multi-row INSERT) and moves the incidents
+whose rule says so; then, outside it, the notifier posts what changed (a failed post is
+logged and does not stop the monitor). Consecutive failed polls are counted in memory while
+this process keeps a host's lease; after a takeover or restart the count is read back from
+the host's sample history, so it survives the move.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import QueueSample
 from bot.inventory import Host
 from bot.monitor import chart, incidents, samples
 from bot.monitor.alert import Alert, Notifier
@@ -27,6 +34,7 @@ from bot.monitor.samples import Sample
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+BATCH_WAIT = 1.0  # seconds a finished poll may wait to be recorded with others (at most)
 CHART_BEFORE = 1800.0  # the chart starts this long before the incident opened
 QUIET_WHEN_SNOOZED = {"grew", "escalated", "deescalated"}
 
@@ -52,7 +60,11 @@ class Monitor:
         self.policy = Policy(self.config.cooldown, services.replica)
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.posting: set[asyncio.Task[None]] = set()
-        self.failures: dict[str, int] = {}
+        self.failures: dict[str, int] = {}  # failed polls in a row, per host we keep
+        self.pending: list[Sample] = []  # polled, not yet recorded
+        self._arrived = asyncio.Event()
+        self._flushing: asyncio.Future[None] | None = None
+        self.batch_wait = min(BATCH_WAIT, self.config.tick_seconds / 2)
         self.rng = random.Random()  # noqa: S311 - poll jitter, not secrets
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
 
@@ -60,6 +72,7 @@ class Monitor:
         """Poll until ``stop``; then give the leases back so others take over at once."""
         await self.leases.ensure_rows(self.clock())
         log.info("monitoring %d host(s) as %s", len(self.hosts), self.services.replica)
+        recorder = asyncio.create_task(self._recorder())
         try:
             while not stop.is_set():
                 await self.tick()
@@ -69,6 +82,12 @@ class Monitor:
             for task in list(self.inflight.values()):
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+            if self._flushing is not None:
+                await asyncio.gather(self._flushing, return_exceptions=True)
+            while self.pending:  # what finished polls saw is kept
+                await self._flush()
             await asyncio.gather(*self.posting, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self.leases.release_all()
@@ -80,6 +99,10 @@ class Monitor:
             log.exception("lease cycle failed; retrying at the next tick")
             return
         self.metrics.leased(self.leases.held)
+        for host in [h for h in self.failures if h not in self.leases.held]:
+            del self.failures[host]  # another process may poll it meanwhile: re-read later
+        for host in self.leases.taken:
+            self.failures.pop(host, None)
         for name in due:
             task = asyncio.create_task(self._poll(self.hosts[name]), name=f"poll {name}")
             self.inflight[name] = task
@@ -98,13 +121,39 @@ class Monitor:
                 self.services.executor, host, self.clock(), needs_disk(rules)
             )
         self.metrics.observe(sample)
+        self.pending.append(sample)
+        self._arrived.set()
+
+    async def _recorder(self) -> None:
+        """Record finished polls in batches, ``batch_wait`` after the first one arrives."""
+        while True:
+            await self._arrived.wait()
+            await asyncio.sleep(self.batch_wait)
+            self._flushing = asyncio.ensure_future(self._flush())
+            await asyncio.shield(self._flushing)  # a stop lets the batch finish
+
+    async def _flush(self) -> None:
+        self._arrived.clear()
+        batch: dict[str, Sample] = {}
+        later: list[Sample] = []
+        for sample in self.pending:  # one sample per host and batch; a second waits
+            if sample.host in batch:
+                later.append(sample)
+            else:
+                batch[sample.host] = sample
+        self.pending = later
+        if later:
+            self._arrived.set()
         try:
-            changes = await self._record(host, sample)
+            changes = await self._record(list(batch.values()))
         except Exception:
-            log.exception("%s: could not record the poll", host.name)
+            log.exception("could not record %d poll(s)", len(batch))
             return
-        if changes:  # posting (and drawing charts) must not hold up the next poll
-            task = asyncio.create_task(self._notify_all(host.name, changes))
+        by_host: dict[str, list[Alert]] = {}
+        for alert in changes:
+            by_host.setdefault(alert.host, []).append(alert)
+        for host, alerts in by_host.items():  # posting (and charts) must not hold up polls
+            task = asyncio.create_task(self._notify_all(host, alerts))
             self.posting.add(task)
             task.add_done_callback(self.posting.discard)
 
@@ -115,20 +164,45 @@ class Monitor:
             except Exception:
                 log.exception("%s: could not post alert %s (%s)", host, alert.id, alert.event)
 
-    async def _record(self, host: Host, sample: Sample) -> list[Alert]:
-        rules = self.config.rules_for(host.groups)
-        failures = 0 if sample.ok else self.failures.get(host.name, 0) + 1
-        self.failures[host.name] = failures
+    async def _record(self, batch: list[Sample]) -> list[Alert]:
+        """Store ``batch`` and move its hosts' incidents, in one transaction."""
+        changes: list[Alert] = []
         async with self.services.sessions() as session, session.begin():
-            base = None
-            if sample.ok and (rules.growth or rules.reason_spike):
-                base = await samples.baseline(session, host.name, sample.at - rules.growth_window)
-            session.add(samples.row(sample, self.services.replica))
-            readings = measure(rules, sample, base, failures)
-            detail = samples.describe(sample)
-            return await incidents.apply(
-                session, host.name, readings, detail, sample.at, self.policy
-            )
+            current = await incidents.open_incidents(session, [s.host for s in batch])
+            failures = {s.host: await self._failures(session, s) for s in batch}
+            bases = {s.host: await self._baseline(session, s) for s in batch}
+            await samples.store(session, batch, self.services.replica)
+            for sample in batch:
+                rules = self.config.rules_for(self.hosts[sample.host].groups)
+                readings = measure(rules, sample, bases[sample.host], failures[sample.host])
+                if not readings:
+                    continue
+                changes += await incidents.apply(
+                    session,
+                    sample.host,
+                    readings,
+                    samples.describe(sample),
+                    sample.at,
+                    self.policy,
+                    current.get(sample.host, {}),
+                )
+        self.failures.update(failures)
+        return changes
+
+    async def _failures(self, session: AsyncSession, sample: Sample) -> int:
+        """Failed polls in a row up to this one (the history says, if we have no count)."""
+        if sample.ok:
+            return 0
+        known = self.failures.get(sample.host)
+        if known is None:
+            known = await samples.failures_so_far(session, sample.host)
+        return known + 1
+
+    async def _baseline(self, session: AsyncSession, sample: Sample) -> QueueSample | None:
+        rules = self.config.rules_for(self.hosts[sample.host].groups)
+        if not sample.ok or not (rules.growth or rules.reason_spike):
+            return None
+        return await samples.baseline(session, sample.host, sample.at - rules.growth_window)
 
     async def _notify(self, alert: Alert) -> None:
         if alert.event == "opened" or alert.root_ts is None:

@@ -20,6 +20,7 @@ from simhosts import Farm, farm
 from sqlalchemy import func, select
 
 from bot.db.models import Incident, QueueSample
+from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Inventory, parse_config
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
@@ -54,13 +55,15 @@ def notes(slack: FakeSlack, ts: str) -> list[str]:
 
 
 @asynccontextmanager
-async def running(world: Farm, slack: FakeSlack, db_url: str) -> AsyncIterator[Monitor]:
+async def running(
+    world: Farm, slack: FakeSlack, db_url: str, replica: str = "test-replica", rules: str = MONITOR
+) -> AsyncIterator[Monitor]:
     settings = Settings(
         DATABASE_URL=db_url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-test"
     )
-    inventory = Inventory(parse_config(world.config(MONITOR), "<test>"))
+    inventory = Inventory(parse_config(world.config(rules), "<test>"))
     async with open_services(settings, inventory) as services:
-        services.replica = "test-replica"
+        services.replica = replica
         notifier = SlackNotifier(make_client(settings), CHANNEL)
         monitor = Monitor(services, notifier, Metrics(services.sessions))
         stop = asyncio.Event()
@@ -91,9 +94,11 @@ async def test_incident_lifecycle_in_slack(tmp_path: Path, db_url: str) -> None:
             assert "WARNING" in root.args["text"]
             assert "h00" in root.args["text"]
             actions = next(b for b in root.args["blocks"] if b["type"] == "actions")
-            values = {e["action_id"]: e["value"] for e in actions["elements"]}
-            assert values["mailq_run_thread"] in {"purge h00"}  # the last of the run buttons
-            assert {"mailq_alert_snooze", "mailq_alert_ack"} <= set(values)
+            values = {e["text"]["text"]: e["value"] for e in actions["elements"]}
+            incident = values["Acknowledge"]
+            # two thirds of the simulated deferrals are "Connection refused"
+            assert values["Purge…"] == f'purge h00 reason=connection_refused why="alert {incident}"'
+            assert values["Snooze 1h"] == incident
             await slack.wait_for("files.completeUploadExternal")  # the chart at the opening
 
             world.deferred["h00"] = 250
@@ -139,3 +144,30 @@ async def test_incident_lifecycle_in_slack(tmp_path: Path, db_url: str) -> None:
         assert rows[1].root_ts != ts
         assert samples is not None
         assert samples >= 20
+
+
+async def test_failed_polls_in_a_row_survive_a_takeover(tmp_path: Path, db_url: str) -> None:
+    """Process a counts the failures of a dead host and stops; b takes the host over and
+    goes on counting from the sample history instead of starting again at one."""
+    rules = MONITOR + "unreachable = { warning = 2, critical = 100, clear = 1 }\n"
+    async with FakeSlack() as slack, farm(tmp_path, 1) as world:
+        world.down.add("h00")
+        async with running(world, slack, db_url, "a", rules) as first:
+            await wait_until(lambda: len(roots(slack)) == 1)  # two failures: warning
+            await wait_until(lambda: first.failures.get("h00", 0) >= 4)
+        async with running(world, slack, db_url, "b", rules) as second:
+            await wait_until(lambda: "h00" in second.failures)
+        engine = make_engine(db_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                failed = select(func.count()).where(QueueSample.ok.is_(False))
+                by_a = await session.scalar(failed.where(QueueSample.replica == "a"))
+                by_all = await session.scalar(failed)
+                (incident,) = (await session.scalars(select(Incident))).all()
+        finally:
+            await engine.dispose()
+        assert by_a is not None
+        assert by_a >= 4
+        assert second.failures["h00"] == by_all  # b went on from a's count: every poll failed
+        assert (incident.kind, incident.state, incident.value) == ("unreachable", "open", by_all)
+        assert len(roots(slack)) == 1  # the same incident, no second root
