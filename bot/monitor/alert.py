@@ -104,18 +104,39 @@ class Alert:
         return [(str(c), str(r), int(n)) for c, r, n in self.detail.get("top_reasons", [])]
 
     @property
+    def purge_class(self) -> str | None:
+        """The reason class a Purge… plan selects: the spiking one for a spike, else the
+        class with the most deferred messages at the last change (None: nothing deferred)."""
+        if self.kind.startswith("spike:"):
+            name = self.kind.removeprefix("spike:")
+            return name if name in ReasonClass.__members__ else None
+        counts = {
+            str(c): int(n)
+            for c, n in (self.detail.get("by_class") or {}).items()
+            if str(c) in ReasonClass.__members__ and int(n) > 0
+        }
+        return min(counts, key=lambda c: (-counts[c], c)) if counts else None
+
+    @property
     def buttons(self) -> list[tuple[str, str, str]]:
-        """(label, action_id, value): commands run as the clicker, then our own actions."""
-        host = self.host
-        return [
-            ("Diagnose", "mailq_run_thread", f"diagnose {host}"),
-            ("Summary", "mailq_run_thread", f"summary {host}"),
-            ("Deferred", "mailq_run_thread", f"list {host} queue=deferred"),
-            ("Flush", "mailq_run_thread", f"flush {host}"),
-            ("Purge…", "mailq_run_thread", f"purge {host}"),
-            ("Snooze 1h", "mailq_alert_snooze", str(self.id)),
-            ("Acknowledge", "mailq_alert_ack", str(self.id)),
+        """(label, action_id, value): commands run as the clicker, then our own actions.
+
+        Purge… asks for a plan of the top reason class (previewed, approved by another
+        person before anything is deleted); it is left out when nothing is deferred.
+        """
+        host, run = self.host, "mailq_run_thread"
+        buttons = [
+            ("Diagnose", run, f"diagnose {host}"),
+            ("Summary", run, f"summary {host}"),
+            ("Deferred", run, f"list {host} queue=deferred"),
+            ("Flush", run, f"flush {host}"),
         ]
+        if self.purge_class is not None:
+            why = f'why="alert {self.id}"'
+            buttons.append(("Purge…", run, f"purge {host} reason={self.purge_class} {why}"))
+        buttons.append(("Snooze 1h", "mailq_alert_snooze", str(self.id)))
+        buttons.append(("Acknowledge", "mailq_alert_ack", str(self.id)))
+        return buttons
 
 
 class Notifier(Protocol):

@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from bot.db.models import AuditEvent, Incident, QueueSample
 from bot.db.session import make_engine, make_sessionmaker
+from bot.mta.reasons import ReasonClass
 
 pytestmark = pytest.mark.lab
 LAB_DIR = Path("/var/lib/mailqbot-lab")
@@ -154,9 +155,11 @@ async def until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-
             await asyncio.sleep(0.1)
 
 
-async def click(slack: FakeSlack, url: str, value: str, user: str, ts: str) -> None:
+async def click(
+    slack: FakeSlack, url: str, value: str, user: str, ts: str, action: str = "mailq_alert_ack"
+) -> None:
     body = block_actions_body(
-        "mailq_alert_ack",
+        action,
         value,
         user_id=user,
         channel_id=CHANNEL,
@@ -194,18 +197,35 @@ async def test_lab_incident_opens_escalates_resolves_and_reopens(
         ts = str(root["ts"])
         assert f"WARNING lab: Deferred messages {lab_queue + 3:,}" in str(root["text"])
 
+        # Purge… asks for a plan of the top reason class: previewed, nothing deleted yet
+        buttons = next(b for b in root["blocks"] if b["type"] == "actions")["elements"]  # type: ignore[index]
+        purge = next(b["value"] for b in buttons if b["text"]["text"] == "Purge…")
+        incident = next(b["value"] for b in buttons if b["action_id"] == "mailq_alert_ack")
+        words = purge.split(" ", 3)
+        assert words[:2] == ["purge", "lab"]
+        assert words[2].removeprefix("reason=") in ReasonClass.__members__
+        assert words[3] == f'why="alert {incident}"'
+        await click(slack, url, purge, "U0OPERATOR", ts, "mailq_run_thread")
+        await until(lambda: any("waiting for approval" in n for n in notes(slack, ts)))
+        plan = next(m for m in slack.messages_in(CHANNEL) if "approval" in str(m["text"]))
+        assert plan["thread_ts"] == ts
+        assert f"alert {incident}" in json.dumps(plan["blocks"])  # the plan's why=
+        assert words[2] in json.dumps(plan["blocks"])  # its selection: reason=<class>
+        assert len(ours()) == 3  # a plan only: purge waits for another person's approval
+
         await asyncio.to_thread(inject, 4)
         await asyncio.to_thread(wait_deferred, 7)
         await until(lambda: any("Now critical" in n for n in notes(slack, ts)))
         assert str(slack.messages[(CHANNEL, ts)]["text"]).startswith("CRITICAL lab")
 
-        buttons = next(b for b in root["blocks"] if b["type"] == "actions")["elements"]  # type: ignore[index]
-        incident = next(b["value"] for b in buttons if b["action_id"] == "mailq_alert_ack")
         await click(slack, url, incident, "U0VIEWER", ts)
         (denied,) = await slack.wait_for("response_url:U0VIEWER", timeout=10)
         assert "may not" in denied.args["text"]
         await click(slack, url, incident, "U0OPERATOR", ts)
         await until(lambda: any("Acknowledged by U0OPERATOR" in n for n in notes(slack, ts)))
+        note = next(m for m in slack.messages_in(CHANNEL) if "Acknowledged" in str(m["text"]))
+        assert "Acknowledged by <@U0OPERATOR>" in json.dumps(note["blocks"])  # a mention
+        await until(lambda: "<@U0OPERATOR>" in json.dumps(slack.messages[(CHANNEL, ts)]["blocks"]))
 
         await asyncio.to_thread(drain)
         await until(lambda: any("Resolved" in n for n in notes(slack, ts)))

@@ -7,6 +7,7 @@ import pytest
 from bot.db.models import QueueSample
 from bot.errors import ConfigError
 from bot.inventory import parse_config
+from bot.monitor.alert import Alert
 from bot.monitor.config import Rules, Threshold
 from bot.monitor.rules import level, measure
 from bot.monitor.samples import Sample
@@ -56,3 +57,21 @@ def test_growth_and_spikes_need_a_baseline_half_a_window_old() -> None:
     assert values["growth"] == 30.0  # 300 messages in 10 minutes
     assert values["spike:greylisted"] == 250
     assert values["spike:mailbox_full"] == 0
+
+
+def alert(kind: str, by_class: dict[str, int]) -> Alert:
+    return Alert(
+        7, "mx1", kind, "open", "warning", 1.0, 1.0, 1.0, {"by_class": by_class},
+        0.0, 0.0, None, None, None, None, None, None,
+    )  # fmt: skip
+
+
+def test_purge_button_plans_the_top_reason_class() -> None:
+    top = alert("deferred", {"greylisted": 40, "connection_refused": 90, "other": 90})
+    values = {text: value for text, _, value in top.buttons}
+    assert values["Purge…"] == 'purge mx1 reason=connection_refused why="alert 7"'
+    spike = alert("spike:mailbox_full", {"greylisted": 400, "mailbox_full": 30})
+    assert spike.purge_class == "mailbox_full"  # the class that spiked, not the largest
+    hostile = alert("deferred", {"x; rm -rf /": 500})
+    assert hostile.purge_class is None
+    assert "Purge…" not in {text for text, _, _ in alert("unreachable", {}).buttons}
