@@ -231,11 +231,18 @@ class PostqueueJsonParser:
                     and type(sender) is str
                     and type(forced) is bool
                     and type(recipients) is list
-                    and _valid_recipients(recipients)
                 ):
-                    sink(name, queue_id, arrival, size, sender, recipients, forced)
-                    count += 1
-                    continue
+                    for item in recipients:
+                        if (
+                            type(item) is not dict
+                            or type(item.get("address")) is not str
+                            or type(item.get("delay_reason", "")) is not str
+                        ):
+                            break
+                    else:
+                        sink(name, queue_id, arrival, size, sender, recipients, forced)
+                        count += 1
+                        continue
             self._line_no = line_no
             _json_message(record, line_no)  # raises the precise error
             raise _json_error(line_no, "not a valid queue record")  # pragma: no cover
@@ -247,17 +254,6 @@ class PostqueueJsonParser:
         if self._lines.rest().strip():
             raise _truncated("postqueue -j", self._line_no + 1)
         return []
-
-
-def _valid_recipients(recipients: list[Any]) -> bool:
-    for item in recipients:
-        if (
-            type(item) is not dict
-            or type(item.get("address")) is not str
-            or type(item.get("delay_reason", "")) is not str
-        ):
-            return False
-    return True
 
 
 def _message(

@@ -158,29 +158,45 @@ class SummaryBuilder:
         _forced_expire: bool = False,
     ) -> None:
         """Count one message given as ``PostqueueJsonParser.feed_into`` passes it."""
-        column = self._count_message(queue_name, queue_id, arrival, size, sender, recipients)
-        deferred = queue_name == "deferred"
-        keys, first, mixed = self._recipient_keys, None, False
-        for item in recipients:
-            address = item["address"]
-            at = address.rfind("@")
-            part = address[at + 1 :] if at >= 0 and "\n" not in address else "@" + address
-            if deferred:
+        # The hot path of a summary: _count_message and _deferred_message inlined.
+        counts = self._queues.get(queue_name)
+        if counts is None:
+            counts = self._queues[queue_name] = [0, 0, 0]
+        counts[0] += 1
+        counts[1] += len(recipients)
+        counts[2] += size
+        column = bisect_right(_AGE_EDGES_SECONDS, self.now - arrival)
+        self._ages[column] += 1
+        if arrival <= self._oldest_arrival:
+            self._note_oldest(arrival, queue_id, sender, queue_name)
+        keys = self._recipient_keys
+        if queue_name != "deferred":
+            for item in recipients:
+                address = item["address"]
+                at = address.rfind("@")
+                part = address[at + 1 :] if at >= 0 and "\n" not in address else "@" + address
+                key = (part, "", _NO_SHAPE)
+                keys[key] = keys.get(key, 0) + 1
+            sender_key = (sender, _NO_SHAPE)
+        else:
+            first, mixed = None, False
+            for item in recipients:
+                address = item["address"]
+                at = address.rfind("@")
+                part = address[at + 1 :] if at >= 0 and "\n" not in address else "@" + address
                 reason = item.get("delay_reason", "")
                 key = (part, reason, column)
+                keys[key] = keys.get(key, 0) + 1
                 if first is None:
                     first = reason
                 elif reason != first:
                     mixed = True
-            else:
-                key = (part, "", _NO_SHAPE)
-            keys[key] = keys.get(key, 0) + 1
-        if deferred:
             self._deferred_message(sender, arrival, recipients, first, mixed)
-        # qshape skips a queue file without recipients
-        sender_key = (sender, column if deferred and recipients else _NO_SHAPE)
-        self._sender_keys[sender_key] = self._sender_keys.get(sender_key, 0) + 1
-        if len(keys) >= self._raw_keys or len(self._sender_keys) >= self._raw_keys:
+            # qshape skips a queue file without recipients
+            sender_key = (sender, column if recipients else _NO_SHAPE)
+        sender_keys = self._sender_keys
+        sender_keys[sender_key] = sender_keys.get(sender_key, 0) + 1
+        if len(keys) >= self._raw_keys or len(sender_keys) >= self._raw_keys:
             self._fold()
 
     def _count_message(
