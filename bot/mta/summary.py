@@ -1,9 +1,10 @@
 """A queue summary built in one pass with flat memory.
 
-``SummaryBuilder.add`` only updates counters: nothing per message is kept, and every
-counter keyed by text (reason, domain, sender) holds at most ``max_keys`` distinct keys;
-later new keys are counted under ``(other)``. So memory depends on the variety of the
-queue, capped, never on its length.
+``SummaryBuilder.add`` (a ``QueueMessage``) and ``add_fields`` (the fields
+``PostqueueJsonParser.feed_into`` passes, no objects: the fast path) only update counters:
+nothing per message is kept, and every counter keyed by text (reason, domain, sender) holds
+at most ``max_keys`` distinct keys; later new keys are counted under ``(other)``. So memory
+depends on the variety of the queue, capped, never on its length.
 
 Counting rules:
 
@@ -98,7 +99,7 @@ def _part(address: str) -> str:
 
 
 class SummaryBuilder:
-    """Feed messages one by one with ``add`` (or ``add_record``); ``build`` at any time.
+    """Feed messages one by one with ``add`` (or ``add_fields``); ``build`` at any time.
 
     The hot path only counts raw keys: ``(domain part, delay reason, qshape column)`` per
     recipient, ``(sender, column)`` per message, and the raw reason of each deferred message
