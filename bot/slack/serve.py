@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from aiohttp import web
@@ -46,6 +47,9 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
     monitor = monitor_for(services, app.client, metrics)
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
     recovering = asyncio.create_task(recover_forever(services, app.client, stop))
+    # What start-up built (modules, templates, the app) lives as long as the process: keep it
+    # out of every later garbage collection, which then only walks per-request objects.
+    gc.freeze()
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
