@@ -16,8 +16,8 @@ from bot.errors import UsageError
 from bot.inventory import Host
 from bot.mta.filter import QueueFilter, reason_class
 from bot.mta.models import QueueMessage, Recipient, is_queue_id
+from bot.queue import stream_queue
 from bot.text import code
-from commands.list import stream_queue
 
 if TYPE_CHECKING:
     from bot.pipeline import Context

@@ -20,9 +20,8 @@ from bot.errors import MailqbotError, ParseError, UsageError
 from bot.inventory import Host
 from bot.mta import postsuper
 from bot.mta.models import QueueMessage
-from bot.queue import remote_record
+from bot.queue import remote_record, stream_queue
 from bot.ssh import SSHExecutor
-from commands.list import stream_queue
 
 if TYPE_CHECKING:
     from bot.pipeline import Context

@@ -30,6 +30,7 @@ from typing import Any
 from bot.errors import MailqbotError, ParseError
 from bot.inventory import Host
 from bot.mta import postfix, spool
+from bot.mta.models import QueueMessage
 from bot.mta.spool import DiskUse, HostSettings
 from bot.mta.summary import QueueSummary, SummaryBuilder
 from bot.ssh import SUDO_NEEDS_AUTH, CommandResult, SSHExecutor
@@ -167,6 +168,34 @@ def _feed(parser: postfix.QueueParser, chunk: bytes, builder: SummaryBuilder) ->
     for message in messages:
         builder.add(message)
     return len(messages)
+
+
+async def stream_queue(
+    executor: SSHExecutor,
+    host: Host,
+    now: float,
+    add: Callable[[QueueMessage], None],
+    progress: Progress,
+    remote: list[dict[str, Any]],
+) -> None:
+    """Feed every message of ``host``'s queue listing to ``add`` as it streams in."""
+    version = await mail_version(executor, host, remote)
+    parser = postfix.parser_for(version, now=now)
+    digest = hashlib.sha256()
+    seen = 0
+    async with executor.stream(host, postfix.queue_listing(version)) as out:
+        async for chunk in out:
+            digest.update(chunk)
+            before = seen
+            for message in parser.feed(chunk):
+                add(message)
+                seen += 1
+            if seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
+                await progress(f"{host.name}: read {seen:,} messages…")
+    for message in parser.close():
+        add(message)
+    assert out.result is not None
+    remote.append(remote_record(out.result, digest.hexdigest()))
 
 
 async def _within(

@@ -10,19 +10,16 @@ page can shift if the queue changed in between. The filter words are ``bot.mta.f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.errors import UsageError
 from bot.inventory import Host
-from bot.mta import postfix
 from bot.mta.filter import QueueFilter, reason_class
 from bot.mta.models import QueueMessage, Recipient
-from bot.queue import Progress, mail_version, remote_record
-from bot.ssh import SSHExecutor
+from bot.queue import stream_queue
 from bot.text import clean, code, escape_mrkdwn, size, table, utc
 from bot.text import duration as age_text
 from commands import Argument, CommandSpec
@@ -227,34 +224,6 @@ def _chunks(header: str, lines: list[str], limit: int) -> list[str]:
         used += cost(line)
     chunks.append("\n".join(current))
     return chunks
-
-
-async def stream_queue(
-    executor: SSHExecutor,
-    host: Host,
-    now: float,
-    add: Callable[[QueueMessage], None],
-    progress: Progress,
-    remote: list[dict[str, Any]],
-) -> None:
-    """Feed every message of ``host``'s queue listing to ``add`` as it streams in."""
-    version = await mail_version(executor, host, remote)
-    parser = postfix.parser_for(version, now=now)
-    digest = hashlib.sha256()
-    seen = 0
-    async with executor.stream(host, postfix.queue_listing(version)) as out:
-        async for chunk in out:
-            digest.update(chunk)
-            before = seen
-            for message in parser.feed(chunk):
-                add(message)
-                seen += 1
-            if seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
-                await progress(f"{host.name}: read {seen:,} messages…")
-    for message in parser.close():
-        add(message)
-    assert out.result is not None
-    remote.append(remote_record(out.result, digest.hexdigest()))
 
 
 def _one_host(ctx: Context, target: str) -> Host:
