@@ -66,8 +66,9 @@ class GroupMonitor(_Strict):
 class MonitorSection(_Strict):
     enabled: bool = True
     interval: Annotated[float, Field(gt=0, le=86400)] = 60.0
-    # Each host gets a random phase in its interval; each poll may start up to
-    # ``jitter`` x interval late, at random.
+    # Each host gets a random phase in its interval and is polled on it; a poll found
+    # overdue (a lease just taken over, a stalled process) starts within ``jitter`` x
+    # interval, at random, so such a burst is spread out.
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 64
     # After a resolve, a new crossing within this many seconds reopens the same incident.

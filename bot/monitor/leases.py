@@ -4,22 +4,27 @@ Each host has a row (``host_leases``) with an owner, an expiry and the time the 
 due. Every tick a process (1) writes its heartbeat, (2) renews the leases it still holds,
 (3) takes orphaned leases (expired while owned: the owner died or stalled) at once, free
 ones (given back, or never held) up to its fair share of the hosts (hosts divided by live
-processes), or gives back what it holds beyond that share, and (4) claims the due polls of
-its hosts in one statement: ``UPDATE ... SET next_due = CASE host WHEN ? THEN <its next
-slot> ... END WHERE host IN (...) AND owner = me AND next_due <= now RETURNING host``. The
+processes), or gives back what it holds beyond that share, and (4) claims the polls of its
+hosts due before the next tick in one statement: ``UPDATE ... SET next_due = CASE host WHEN
+? THEN <its next slot> ... END WHERE host IN (...) AND owner = me AND next_due <= now + tick
+RETURNING host``; each poll then starts at its due time, so an alert waits at most one
+interval for its poll, not an interval plus a tick. The
 rows are locked by this tick's own renewal, and only the owner moves a slot, so each host is
 polled once per interval even while leases move; a host whose last poll is still running
 stays due (polled late, not skipped). A tick costs the same few statements however many
 hosts are due. No session-level locks: every statement stands alone, which works
 behind transaction poolers. A process killed without warning stops renewing; its leases
 expire after ``lease_ttl`` and are taken at the next tick: with the default tick (interval/5) and
-lifetime (3 ticks) its hosts are polled again within two intervals of their last poll.
+lifetime (3 ticks) its hosts are polled again within two intervals of their last poll; a
+slot it claimed but may not have polled (one starting after its last renewal) is moved back
+by the taker, so that poll is made at once rather than an interval later.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import case, delete, func, select, update
@@ -35,6 +40,8 @@ class Leases:
     replica: str
     intervals: dict[str, float]  # host -> poll interval
     ttl: float
+    ahead: float = 0.0  # claim the polls due within this many seconds (one tick)
+    jitter: float = 0.0  # an overdue poll starts within jitter x interval, at random
     rng: random.Random = field(default_factory=random.Random)
     held: set[str] = field(default_factory=set)
     taken: set[str] = field(default_factory=set)  # leases acquired at the last tick
@@ -57,8 +64,8 @@ class Leases:
                 stmt = ins(HostLease).values(rows[start : start + 500])
                 await session.execute(stmt.on_conflict_do_nothing(index_elements=["host"]))
 
-    async def cycle(self, now: float, busy: set[str]) -> list[str]:
-        """One tick: heartbeat, renew, balance; returns the hosts whose poll we claimed."""
+    async def cycle(self, now: float, busy: set[str]) -> dict[str, float]:
+        """One tick: heartbeat, renew, balance; the polls we claimed (host -> start time)."""
         async with self.sessions() as session, session.begin():
             await self._heartbeat(session, now)
             live = await self._live(session, now)
@@ -67,9 +74,11 @@ class Leases:
             self.held = (mine | self.taken) - given
             return await self._claim_due(session, now, busy)
 
-    async def release_all(self) -> None:
-        """Give everything back at once (a clean shutdown): others take over at their tick."""
+    async def release_all(self, unpolled: Iterable[str] = ()) -> None:
+        """Give everything back at once (a clean shutdown): others take over at their tick.
+        The slots of ``unpolled`` hosts (claimed, not started) are handed back too."""
         async with self.sessions() as session, session.begin():
+            await self._unclaim(session, set(unpolled))
             await session.execute(
                 update(HostLease)
                 .where(HostLease.owner == self.replica)
@@ -109,7 +118,7 @@ class Leases:
         live processes; take free leases (given back, never held) up to the fair share;
         give back what is held beyond it. Returns (taken, given back)."""
         fair = math.ceil(len(self.intervals) / live)
-        orphans, free = await self._expired(session, now)
+        orphans, free, lost = await self._expired(session, now)
         room = max(0, fair - len(mine))
         share = max(room, math.ceil(len(orphans) / live))
         take = set(self.rng.sample(orphans, min(share, len(orphans))))
@@ -117,17 +126,34 @@ class Leases:
         if room > 0 and free:
             take |= set(self.rng.sample(free, min(room, len(free))))
         if take:
-            return await self._take(session, sorted(take), now), set()
+            taken = await self._take(session, sorted(take), now)
+            await self._unclaim(session, taken & lost)
+            return taken, set()
         if len(mine) > fair:
             spare = sorted(mine - busy)[: len(mine) - fair]
             await self._give_back(session, spare, now)
             return set(), set(spare)
         return set(), set()
 
-    async def _expired(self, session: AsyncSession, now: float) -> tuple[list[str], list[str]]:
-        stmt = select(HostLease.host, HostLease.owner).where(HostLease.expires_at <= now)
-        rows = [(h, o) for h, o in (await session.execute(stmt)).all() if h in self.intervals]
-        return [h for h, o in rows if o is not None], [h for h, o in rows if o is None]
+    async def _expired(
+        self, session: AsyncSession, now: float
+    ) -> tuple[list[str], list[str], set[str]]:
+        """Expired leases: orphans, free ones, and the orphans whose claimed slot may never
+        have been polled (it started after the dead owner's last renewal)."""
+        stmt = select(
+            HostLease.host, HostLease.owner, HostLease.next_due, HostLease.expires_at
+        ).where(HostLease.expires_at <= now)
+        orphans: list[str] = []
+        free: list[str] = []
+        lost: set[str] = set()
+        for host, owner, due, expires in (await session.execute(stmt)).all():
+            interval = self.intervals.get(host)
+            if interval is None:
+                continue
+            (free if owner is None else orphans).append(host)
+            if owner is not None and due - interval >= expires - self.ttl:
+                lost.add(host)
+        return orphans, free, lost
 
     async def _take(self, session: AsyncSession, hosts: list[str], now: float) -> set[str]:
         taken: set[str] = set()
@@ -142,6 +168,20 @@ class Leases:
             taken.update((await session.scalars(stmt)).all())
         return taken
 
+    async def _unclaim(self, session: AsyncSession, hosts: set[str]) -> None:
+        """Move ``hosts`` back to the slot last claimed (it was not polled)."""
+        by_interval: dict[float, list[str]] = {}
+        for host in sorted(hosts):
+            by_interval.setdefault(self.intervals[host], []).append(host)
+        for interval, names in by_interval.items():
+            for start in range(0, len(names), 500):
+                await session.execute(
+                    update(HostLease)
+                    .where(HostLease.host.in_(names[start : start + 500]))
+                    .values(next_due=HostLease.next_due - interval)
+                    .execution_options(synchronize_session=False)
+                )
+
     async def _give_back(self, session: AsyncSession, hosts: list[str], now: float) -> None:
         """Expired as of now: taken within the others' fair shares, not by the first comer."""
         if hosts:
@@ -151,32 +191,42 @@ class Leases:
                 .values(owner=None, expires_at=now)
             )
 
-    async def _claim_due(self, session: AsyncSession, now: float, busy: set[str]) -> list[str]:
+    async def _claim_due(
+        self, session: AsyncSession, now: float, busy: set[str]
+    ) -> dict[str, float]:
+        """Claim the polls due within ``ahead``: host -> when its poll starts.
+
+        A poll due now or soon starts at its due time and the next is one interval later
+        (each host keeps the random phase it got). One overdue by more than ``ahead`` (a
+        lease just taken, a stalled process) starts within ``jitter`` x interval, at random,
+        and its phase moves there: a burst of overdue hosts is spread, not repeated.
+        """
         stmt = select(HostLease.host, HostLease.next_due).where(
             HostLease.owner == self.replica,
             HostLease.expires_at > now,
-            HostLease.next_due <= now,
+            HostLease.next_due <= now + self.ahead,
         )
-        slots: dict[str, float] = {}
+        starts: dict[str, float] = {}
         for host, due in (await session.execute(stmt)).all():
             interval = self.intervals.get(host)
             if interval is not None and host not in busy:
-                slots[host] = due + interval if due + interval > now else now + interval
-        hosts = sorted(slots)
-        claimed: list[str] = []
+                late = due < now - self.ahead
+                starts[host] = now + self.rng.uniform(0, self.jitter * interval) if late else due
+        hosts = sorted(starts)
+        claimed: dict[str, float] = {}
         for start in range(0, len(hosts), 500):
             chunk = hosts[start : start + 500]
+            following = {h: starts[h] + self.intervals[h] for h in chunk}
             claim = (
                 update(HostLease)
                 .where(
                     HostLease.host.in_(chunk),
                     HostLease.owner == self.replica,
-                    HostLease.next_due <= now,
+                    HostLease.next_due <= now + self.ahead,
                 )
-                .values(next_due=case({h: slots[h] for h in chunk}, value=HostLease.host))
-                .values(polled_at=now)
+                .values(next_due=case(following, value=HostLease.host), polled_at=now)
                 .returning(HostLease.host)
                 .execution_options(synchronize_session=False)
             )
-            claimed += (await session.scalars(claim)).all()
+            claimed |= {h: starts[h] for h in (await session.scalars(claim)).all()}
         return claimed

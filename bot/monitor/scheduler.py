@@ -1,7 +1,8 @@
 """The scheduler: every tick, take leases and due polls; poll; record; alert.
 
-Polls run as tasks, at most ``concurrency`` reading at once, each after a random delay of
-up to ``jitter`` x interval. Finished polls are recorded together, at most ``BATCH_WAIT``
+Each tick claims the polls due before the next one (``bot.monitor.leases``); a poll runs as a
+task that waits for its start time, then reads with at most ``concurrency`` others. Finished
+polls are recorded together, at most ``BATCH_WAIT``
 seconds after the first of them: one transaction reads the open incidents of all their
 hosts (one query), inserts all their samples (one multi-row INSERT) and moves the incidents
 whose rule says so; then, outside it, the notifier posts what changed (a failed post is
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -55,17 +55,22 @@ class Monitor:
         self.hosts = {h.name: h for h in services.inventory.select("all")}
         intervals = {n: self.config.interval_for(h.groups) for n, h in self.hosts.items()}
         self.leases = Leases(
-            services.sessions, services.replica, intervals, self.config.ttl_seconds
+            services.sessions,
+            services.replica,
+            intervals,
+            self.config.ttl_seconds,
+            ahead=self.config.tick_seconds,
+            jitter=self.config.jitter,
         )
         self.policy = Policy(self.config.cooldown, services.replica)
         self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.waiting: set[str] = set()  # claimed, not started yet
         self.posting: set[asyncio.Task[None]] = set()
         self.failures: dict[str, int] = {}  # failed polls in a row, per host we keep
         self.pending: list[Sample] = []  # polled, not yet recorded
         self._arrived = asyncio.Event()
         self._flushing: asyncio.Future[None] | None = None
         self.batch_wait = min(BATCH_WAIT, self.config.tick_seconds / 2)
-        self.rng = random.Random()  # noqa: S311 - poll jitter, not secrets
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -79,6 +84,7 @@ class Monitor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.tick_seconds)
         finally:
+            unpolled = set(self.waiting)  # their slots go back with the leases
             for task in list(self.inflight.values()):
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
@@ -90,7 +96,7 @@ class Monitor:
                 await self._flush()
             await asyncio.gather(*self.posting, return_exceptions=True)
             with contextlib.suppress(Exception):
-                await self.leases.release_all()
+                await self.leases.release_all(unpolled)
 
     async def tick(self) -> None:
         try:
@@ -103,18 +109,22 @@ class Monitor:
             del self.failures[host]  # another process may poll it meanwhile: re-read later
         for host in self.leases.taken:
             self.failures.pop(host, None)
-        for name in due:
-            task = asyncio.create_task(self._poll(self.hosts[name]), name=f"poll {name}")
+        for name, start in due.items():
+            self.waiting.add(name)
+            task = asyncio.create_task(self._poll(self.hosts[name], start), name=f"poll {name}")
             self.inflight[name] = task
             task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.inflight.pop(task.get_name().removeprefix("poll "), None)
 
-    async def _poll(self, host: Host) -> None:
-        interval = self.config.interval_for(host.groups)
-        if self.config.jitter:
-            await asyncio.sleep(self.rng.uniform(0, self.config.jitter * interval))
+    async def _poll(self, host: Host, start: float) -> None:
+        try:
+            delay = start - self.clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            self.waiting.discard(host.name)
         rules = self.config.rules_for(host.groups)
         async with self._semaphore:
             sample = await samples.poll(
