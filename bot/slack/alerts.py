@@ -2,7 +2,8 @@
 and the Snooze and Acknowledge buttons.
 
 Diagnose, Summary, Deferred, Flush and Purge… are ``mailq_run_thread`` buttons: the
-command runs through the pipeline as the person who clicked, answered in the thread.
+command runs through the pipeline as the person who clicked, answered in the thread (Purge…
+only makes a plan for the top reason class, approved by another person before it runs).
 Snooze and Acknowledge are handled here: the clicker needs ``act`` on the host, and the
 incident's change and its audit event are written in one transaction.
 """
