@@ -2,15 +2,18 @@
 """Benchmark the monitor: many simulated hosts polled by ONE process; CPU share, alert latency.
 
     .venv/bin/python bench/bench_monitor.py [--hosts 1000] [--interval 60] [--intervals 3]
-                                            [--messages 50] [--hot 10]
+                                            [--messages 50] [--hot 10] [--profile FILE]
 
 The hosts are ``bench/server_farm.py`` (in-process SSH servers in a separate process, so
 their CPU is not charged to the bot). The bot side is the real ``Monitor`` (leases, polls
 through the SSH executor, samples and incidents in the database, alerts to a fake Slack
-Web API). After one interval of warm-up (connections opened), the deferred threshold of
-``--hot`` hosts is lowered below their queue size at a known moment; alert latency is from
-that moment to their root message in Slack. CPU share = the bot process's CPU seconds
-(user + system) over the wall time of ``--intervals`` steady intervals.
+Web API). Warm-up lasts one interval and until every host has been polled (its connection
+open: start-up's key exchanges and ``known_hosts`` parsing are not the steady state); the
+SSH connections opened during the measurement are counted and printed. ``--hot`` hosts are
+in a group "hot" from the start; at a known moment that group's deferred threshold is
+lowered below their queue size; alert latency is from that moment to their root message in
+Slack. CPU share = the bot process's CPU seconds (user + system) over the wall time of
+``--intervals`` steady intervals; ``--profile`` writes cProfile stats of those intervals.
 Targets (issue 6): CPU <= 25 % of one core; alert latency <= interval + 5 s.
 Needs PostgreSQL (``MAILQBOT_TEST_PG``, as the tests) or ``--sqlite``.
 """
