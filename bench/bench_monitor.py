@@ -13,7 +13,7 @@ SSH connections opened during the measurement are counted and printed. ``--hot``
 in a group "hot" from the start; at a known moment that group's deferred threshold is
 lowered below their queue size; alert latency is from that moment to their root message in
 Slack. CPU share = the bot process's CPU seconds (user + system) over the wall time of
-``--intervals`` steady intervals; ``--profile`` writes cProfile stats of those intervals.
+``--intervals`` steady intervals; ``--profile`` writes cProfile stats (CPU time) of those intervals.
 Targets (issue 6): CPU <= 25 % of one core; alert latency <= interval + 5 s.
 Needs PostgreSQL (``MAILQBOT_TEST_PG``, as the tests) or ``--sqlite``.
 """
@@ -158,7 +158,7 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
             monitor.config = monitor.config.model_copy(  # group "hot" gets a low threshold
                 update={"groups": {"hot": GroupMonitor(rules=Rules(deferred=low))}}
             )
-            profiler = cProfile.Profile() if args.profile else None
+            profiler = cProfile.Profile(time.process_time) if args.profile else None
             connects = Connects()
             logging.getLogger("bot.ssh").addHandler(connects)
             logging.getLogger("bot.ssh").setLevel(logging.INFO)
