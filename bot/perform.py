@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from bot.pipeline import Context
 
 MAX_FLUSH_IDS = 200  # postqueue -i is one session per message
+MAX_PARALLEL = 4  # postsuper runs side by side on disjoint IDs
+MIN_BATCH = 2_000  # fewer IDs than this per run: not worth another session
 
 Outcome = Literal["done", "partial", "unknown", "nothing"]
 
@@ -125,8 +127,25 @@ async def perform(
         return result
     for queue, ids in todo.items():
         await ctx.progress(f"{host.name}: {action} {len(ids):,} messages in {queue}…")
-        await _change(ctx.services.executor, host, action, queue, ids, result, ctx.remote)
+        batches = batched(ids, _parallel(host, len(ids)))
+        await asyncio.gather(
+            *(_change(ctx.services.executor, host, action, queue, batch, result, ctx.remote)
+              for batch in batches)
+        )  # fmt: skip
     return result
+
+
+def _parallel(host: Host, count: int) -> int:
+    """How many ``postsuper`` runs share ``count`` IDs. One run spends most of its time
+    waiting on the file system per message; disjoint batches side by side finish about as
+    fast as ``postsuper -d ALL``. Small sets stay one run (one report to read)."""
+    return max(1, min(MAX_PARALLEL, host.max_sessions, count // MIN_BATCH))
+
+
+def batched(ids: list[str], parts: int) -> list[list[str]]:
+    """``ids`` cut into ``parts`` disjoint runs of consecutive IDs, together all of them."""
+    size = -(-len(ids) // parts)
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 async def _change(

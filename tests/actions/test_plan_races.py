@@ -266,3 +266,15 @@ async def test_plans_lists_unsettled_plans(services: Services, host: RaceHost) -
     assert pid not in (await ask(services, VIEWER, "plans")).reply.text
     assert pid in (await ask(services, VIEWER, "plans all")).reply.text
     assert not (await ask(services, VIEWER, "plans mx1 mx2")).ok
+
+
+async def test_large_plan_runs_postsuper_in_disjoint_batches(db_url: str, tmp_path: Path) -> None:
+    fake = FakePostfix(queue_lines(4_500, time.time()))
+    async with race_host(tmp_path, fake) as host, open_services(settings(db_url, host)) as services:
+        pid = await new_plan(services)
+        done = await ask(services, APPROVER_A, f"approve {pid}")
+        assert "Deleted 4,500 of 4,500 planned messages; Postfix reported 4,500." in done.reply.text
+        batches = [stdin.split() for _argv, stdin in fake.changes]
+        assert len(batches) == 2
+        assert sum(len(b) for b in batches) == len({i for b in batches for i in b}) == 4_500
+        assert fake.lines == []

@@ -12,7 +12,7 @@ from bot.actions import Item, parse_selection
 from bot.errors import ParseError, UsageError
 from bot.mta import postsuper
 from bot.mta.models import is_queue_id
-from bot.perform import recheck
+from bot.perform import batched, recheck
 
 DATA = Path(__file__).parents[1] / "data"
 USAGE = "/mailq purge HOST ..."
@@ -133,3 +133,11 @@ def test_recheck_skips_reused_and_moved_ids() -> None:
         "BBBBBB2": "the ID now names a different message",
         "DDDDDD4": "no longer in the queue",
     }
+
+
+@given(st.lists(st.integers(0, 10**9), unique=True, max_size=500), st.integers(1, 4))
+def test_batches_are_disjoint_and_cover_every_id(numbers: list[int], parts: int) -> None:
+    ids = [f"{n:010X}" for n in numbers]
+    batches = batched(ids, parts) if ids else []
+    assert [i for batch in batches for i in batch] == ids
+    assert len(batches) <= parts
