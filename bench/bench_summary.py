@@ -723,7 +723,7 @@ def report_breakdown(timing: Timing, stages: list[tuple[str, float]]) -> None:
         b_med
         - a_med
         - postconf_med
-        - local["parser.feed + SummaryBuilder together"]
+        - local["parser.feed_into + SummaryBuilder together"]
         - local["sha256 of the output (audit digest)"]
     )
     rows.append(["residual: B - A - postconf - parse/build - sha256", f"{residual:.3f}", "", ""])
