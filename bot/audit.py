@@ -43,18 +43,8 @@ def _utc(value: datetime) -> datetime:
 
 
 def row_hash(row: AuditEvent) -> str:
-    body = {
-        "seq": row.seq,
-        "at": _utc(row.at).isoformat(timespec="microseconds"),
-        "request_id": row.request_id,
-        "source": row.source,
-        "actor": row.actor,
-        "team_id": row.team_id,
-        "action": row.action,
-        "host": row.host,
-        "detail": row.detail,
-        "prev_hash": row.prev_hash,
-    }
+    """SHA-256 over the row as ``as_dict`` gives it, without its ``id`` and ``hash``."""
+    body = {k: v for k, v in as_dict(row).items() if k not in ("id", "hash")}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

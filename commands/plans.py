@@ -55,7 +55,7 @@ class PlanList:
 
 def _words(args: argparse.Namespace) -> tuple[str | None, bool]:
     words = list(args.words)
-    finished = "all" in words[1:] or words == ["all"]
+    finished = "all" in words  # no host may be called "all"
     rest = [w for w in words if w != "all"]
     if len(rest) > 1:
         raise UsageError("Name at most one host.", USAGE)

@@ -11,13 +11,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bot.mta.models import QueueMessage
 from bot.mta.reasons import ReasonClass, analyse
 from bot.mta.summary import SummaryBuilder
 
 MAX_DOMAINS = 25  # domains remembered per class
-# Newer summaries count ``postqueue -j`` records through ``add_fields`` (``add`` calls it).
-_FIELDS = hasattr(SummaryBuilder, "add_fields")
 _SENDER_AUTH = re.compile(r"\bSPF\b|DKIM|DMARC|unauthenticated", re.IGNORECASE)
 
 
@@ -59,14 +56,6 @@ class DiagBuilder(SummaryBuilder):
         self._dx_senders: Counter[str] = Counter()
         self._dx_deferred = 0
 
-    def add(self, message: QueueMessage) -> None:
-        super().add(message)  # counts through add_fields when the summary has it
-        if not _FIELDS:
-            recipients = [
-                {"address": r.address, "delay_reason": r.delay_reason} for r in message.recipients
-            ]
-            self._note(message.queue_name, message.sender, recipients)
-
     def add_fields(
         self,
         queue_name: str,
@@ -77,7 +66,7 @@ class DiagBuilder(SummaryBuilder):
         recipients: list[dict[str, str]],
         _forced_expire: bool = False,
     ) -> None:
-        """The summary's fast path (``postqueue -j``): count, then take notes."""
+        """Count like the summary (``add`` calls this too), then take notes."""
         super().add_fields(queue_name, queue_id, arrival, size, sender, recipients, _forced_expire)
         self._note(queue_name, sender, recipients)
 

@@ -74,9 +74,8 @@ async def on_mailq(
 
 def slack_text(text: str) -> str:
     """Undo the only escaping Slack applies to typed text and what our templates apply to
-    button values (``&``, ``<``, ``>``), so ``sender=<>`` arrives as typed. NUL is dropped:
-    PostgreSQL cannot store it, and a request that cannot be audited cannot run."""
-    text = text.replace("\x00", "")
+    button values (``&``, ``<``, ``>``), so ``sender=<>`` arrives as typed. (NUL is dropped
+    by the pipeline, for every front end.)"""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
 
 

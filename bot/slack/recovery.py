@@ -13,6 +13,7 @@ import contextlib
 import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
 
 from bot import approvals, render
 from bot.db.models import ActionPlan
@@ -48,5 +49,5 @@ async def _announce(client: AsyncWebClient, services: Services, plan: PlanView) 
 
 async def _channel_of(services: Services, plan_id: str) -> str | None:
     async with services.sessions() as session:
-        plan = await session.get(ActionPlan, plan_id)
-    return plan.channel_id if plan is not None else None
+        stmt = select(ActionPlan.channel_id).where(ActionPlan.id == plan_id)
+        return (await session.execute(stmt)).scalar_one_or_none()
