@@ -36,7 +36,7 @@ class SSHDefaults(_Strict):
     connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     login_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     command_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
-    max_sessions: Annotated[int, Field(ge=1, le=10)] = 4
+    max_sessions: Annotated[int, Field(ge=1, le=10)] = 10  # OpenSSH's MaxSessions default
 
 
 class HostEntry(_Strict):

@@ -1,10 +1,13 @@
 """Changing exactly the planned messages, and what Postfix said about it.
 
-``perform`` lists the queue again (unless the items were listed by this same request), acts
-only on items whose ID still names the same message (same arrival time and sender: Postfix
-reuses IDs) in a queue the action may touch, feeds their IDs to ``postsuper`` on standard
-input, and compares what Postfix reports with what was asked. Nothing here retries a change:
-one whose outcome cannot be known (timeout, lost connection, unreadable report) says so.
+``perform`` lists the queue again (unless the items were listed by this same request) and
+checks each planned ID as the listing streams in: only an ID that still names the same
+message (same arrival time and sender: Postfix reuses IDs) in a queue the action may touch
+is confirmed. Confirmed IDs go to ``postsuper`` on standard input in batches of ``BATCH``,
+each started as soon as it is full, up to ``MAX_PARALLEL`` side by side, so the deletion
+overlaps the listing instead of waiting for its end. What Postfix reports is compared with
+what was asked. Nothing here retries a change: one whose outcome cannot be known (timeout,
+lost connection, unreadable report) says so.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,15 +24,17 @@ from bot.errors import MailqbotError, ParseError, UsageError
 from bot.inventory import Host
 from bot.mta import postsuper
 from bot.mta.models import QueueMessage
-from bot.queue import remote_record, stream_queue
+from bot.queue import remote_record, shorten, stream_queue
 from bot.ssh import SSHExecutor
 
 if TYPE_CHECKING:
     from bot.pipeline import Context
 
 MAX_FLUSH_IDS = 200  # postqueue -i is one session per message
-MAX_PARALLEL = 4  # postsuper runs side by side on disjoint IDs
-MIN_BATCH = 2_000  # fewer IDs than this per run: not worth another session
+# One postsuper run spends most of its time waiting on the file system, one message after
+# another: eight runs side by side on disjoint IDs delete faster than `postsuper -d ALL`.
+MAX_PARALLEL = 8
+BATCH = 2_000  # IDs per postsuper run; a run starts as soon as its batch is full
 
 Outcome = Literal["done", "partial", "unknown", "nothing"]
 
@@ -73,37 +79,93 @@ class ActionResult:
         }
 
 
-@dataclass
-class _Current:
-    """The plan's IDs as the queue shows them now (only those: memory follows the plan)."""
+def check(action: Action, item: Item, now: Item) -> str | None:
+    """Why the planned ``item``, listed now as ``now``, must be left alone; None: change it."""
+    if (now.arrival_time, now.sender) != (item.arrival_time, item.sender):
+        return "the ID now names a different message"
+    if now.queue not in TOUCHES[action]:
+        return f"now in the {now.queue} queue"
+    return None
 
-    wanted: set[str]
-    seen: dict[str, Item] = field(default_factory=dict)
+
+@dataclass
+class Recheck:
+    """The plan checked against the listing as it streams in, one message at a time.
+
+    ``add`` takes each listed message; a planned one that still matches is confirmed once
+    (and handed to ``confirm`` with its queue now), later sightings of it are ignored. A
+    mismatch is only a doubt: the message may show again, moved on, in a queue the action
+    may touch (a listing can see a message twice while it moves between queues)."""
+
+    action: Action
+    planned: dict[str, Item]
+    confirm: Callable[[str, str], None]  # (queue now, queue ID)
+    confirmed: set[str] = field(default_factory=set)
+    doubts: dict[str, str] = field(default_factory=dict)
 
     def add(self, message: QueueMessage) -> None:
-        if message.queue_id in self.wanted:
-            self.seen[message.queue_id] = Item(
-                message.queue_id, message.arrival_time, message.sender, message.queue_name
-            )
+        queue_id = message.queue_id
+        item = self.planned.get(queue_id)
+        if item is None or queue_id in self.confirmed:
+            return
+        now = Item(queue_id, message.arrival_time, message.sender, message.queue_name)
+        why = check(self.action, item, now)
+        if why is not None:
+            self.doubts[queue_id] = why
+            return
+        self.doubts.pop(queue_id, None)
+        self.confirmed.add(queue_id)
+        self.confirm(message.queue_name, queue_id)
+
+    def skipped(self, items: list[Item], unseen: str = "no longer in the queue") -> list[
+        tuple[str, str]
+    ]:  # fmt: skip
+        """Every planned ID not confirmed, in plan order, with why."""
+        return [(item.queue_id, self.doubts.get(item.queue_id, unseen))
+                for item in items if item.queue_id not in self.confirmed]  # fmt: skip
 
 
-def recheck(action: Action, items: list[Item], current: dict[str, Item]) -> tuple[
-    dict[str, list[str]], list[tuple[str, str]]
-]:  # fmt: skip
-    """Split the plan into IDs to change (grouped by their queue now) and skipped ones."""
-    todo: dict[str, list[str]] = {}
-    skipped: list[tuple[str, str]] = []
-    for item in items:
-        now = current.get(item.queue_id)
-        if now is None:
-            skipped.append((item.queue_id, "no longer in the queue"))
-        elif (now.arrival_time, now.sender) != (item.arrival_time, item.sender):
-            skipped.append((item.queue_id, "the ID now names a different message"))
-        elif now.queue not in TOUCHES[action]:
-            skipped.append((item.queue_id, f"now in the {now.queue} queue"))
-        else:
-            todo.setdefault(now.queue, []).append(item.queue_id)
-    return todo, skipped
+@dataclass
+class _Runs:
+    """``postsuper`` runs of one action: a batch per queue, started when it is full (or at
+    ``finish``), at most ``lanes`` at once, each in its own task of ``group``."""
+
+    ctx: Context
+    host: Host
+    action: Action
+    result: ActionResult
+    group: asyncio.TaskGroup
+    lanes: asyncio.Semaphore
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    started: int = 0  # IDs handed to a run
+
+    def add(self, queue: str, queue_id: str) -> None:
+        batch = self.pending.setdefault(queue, [])
+        batch.append(queue_id)
+        if len(batch) >= BATCH:
+            self._start(queue, self.pending.pop(queue))
+
+    def finish(self) -> None:
+        for queue, ids in self.pending.items():
+            self._start(queue, ids)
+        self.pending.clear()
+
+    def drop_pending(self) -> set[str]:
+        """Forget the batches not yet started; their IDs."""
+        dropped = {i for ids in self.pending.values() for i in ids}
+        self.pending.clear()
+        return dropped
+
+    def _start(self, queue: str, ids: list[str]) -> None:
+        self.started += len(ids)
+        self.group.create_task(self._run(queue, ids))
+
+    async def _run(self, queue: str, ids: list[str]) -> None:
+        async with self.lanes:
+            await _change(self.ctx.services.executor, self.host, self.action, queue, ids,
+                          self.result, self.ctx.remote)  # fmt: skip
+        done, asked = self.result.changed, self.result.asked
+        await self.ctx.progress(f"{self.host.name}: {self.action} {done:,} of {asked:,} done…")
 
 
 async def perform(
@@ -112,40 +174,56 @@ async def perform(
     """Change ``items`` on ``host``. ``fresh`` items were listed by this same request;
     otherwise (a plan) the queue is listed again and only still-matching IDs are touched."""
     result = ActionResult(host.name, action, len(items))
-    if fresh:
-        todo: dict[str, list[str]] = {}
-        for item in items:
-            todo.setdefault(item.queue, []).append(item.queue_id)
-    else:
-        current = _Current({i.queue_id for i in items})
-        await stream_queue(
-            ctx.services.executor, host, ctx.services.clock(), current.add, ctx.progress, ctx.remote
-        )
-        todo, result.skipped = recheck(action, items, current.seen)
     if action == "flush":
-        await _flush_each(ctx, host, todo, result)
+        ids: list[str] = []
+        if fresh:
+            ids = [item.queue_id for item in items]
+        else:
+            recheck = await _relist(ctx, host, action, items, lambda _q, i: ids.append(i))
+            result.skipped = recheck.skipped(items)
+        await _flush_each(ctx, host, ids, result)
         return result
-    for queue, ids in todo.items():
-        await ctx.progress(f"{host.name}: {action} {len(ids):,} messages in {queue}…")
-        batches = batched(ids, _parallel(host, len(ids)))
-        await asyncio.gather(
-            *(_change(ctx.services.executor, host, action, queue, batch, result, ctx.remote)
-              for batch in batches)
-        )  # fmt: skip
+    # While the queue is listed again, the listing holds one of the host's sessions.
+    lanes = asyncio.Semaphore(max(1, min(MAX_PARALLEL, host.max_sessions - (not fresh))))
+    broke: MailqbotError | None = None
+    async with asyncio.TaskGroup() as group:
+        runs = _Runs(ctx, host, action, result, group, lanes)
+        if fresh:
+            for item in items:
+                runs.add(item.queue, item.queue_id)
+        else:
+            recheck = Recheck(action, {i.queue_id: i for i in items}, runs.add)
+            try:
+                await _stream(ctx, host, recheck)
+            except MailqbotError as exc:  # what was confirmed and started still runs
+                broke = exc
+                recheck.confirmed -= runs.drop_pending()
+                unseen = "left alone: the queue listing broke off first"
+                result.skipped = recheck.skipped(items, unseen)
+                result.notes.append(
+                    f"The queue listing broke off ({shorten(exc.user_message, 200)}): only "
+                    f"the {runs.started:,} IDs confirmed and sent before that were acted on."
+                )
+            else:
+                result.skipped = recheck.skipped(items)
+        if broke is None:
+            runs.finish()
+    if broke is not None and runs.started == 0:
+        raise broke  # nothing was changed
     return result
 
 
-def _parallel(host: Host, count: int) -> int:
-    """How many ``postsuper`` runs share ``count`` IDs. One run spends most of its time
-    waiting on the file system per message; disjoint batches side by side finish about as
-    fast as ``postsuper -d ALL``. Small sets stay one run (one report to read)."""
-    return max(1, min(MAX_PARALLEL, host.max_sessions, count // MIN_BATCH))
+async def _relist(
+    ctx: Context, host: Host, action: Action, items: list[Item], confirm: Callable[[str, str], None]
+) -> Recheck:
+    recheck = Recheck(action, {i.queue_id: i for i in items}, confirm)
+    await _stream(ctx, host, recheck)
+    return recheck
 
 
-def batched(ids: list[str], parts: int) -> list[list[str]]:
-    """``ids`` cut into ``parts`` disjoint runs of consecutive IDs, together all of them."""
-    size = -(-len(ids) // parts)
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+async def _stream(ctx: Context, host: Host, recheck: Recheck) -> None:
+    await stream_queue(ctx.services.executor, host, ctx.services.clock(), recheck.add,
+                       ctx.progress, ctx.remote)  # fmt: skip
 
 
 async def _change(
@@ -190,10 +268,7 @@ async def flush_all(ctx: Context, host: Host) -> ActionResult:
     return result
 
 
-async def _flush_each(
-    ctx: Context, host: Host, todo: dict[str, list[str]], result: ActionResult
-) -> None:
-    ids = [i for batch in todo.values() for i in batch]
+async def _flush_each(ctx: Context, host: Host, ids: list[str], result: ActionResult) -> None:
     if len(ids) > MAX_FLUSH_IDS:
         raise UsageError(
             f"{len(ids):,} messages selected; `flush` by ID tries at most {MAX_FLUSH_IDS:,}. "

@@ -43,6 +43,7 @@ class FakePostfix:
     changes: list[tuple[list[str], bytes]] = field(default_factory=list)
     listings: int = 0
     hold_listing: int | None = None  # the listing number (1, 2, ...) that never answers
+    cut_listing: int | None = None  # later listings end in the middle of the line after this
 
     async def handler(self, command_line: str, stdin: bytes) -> tuple[int, Stdout, bytes]:
         argv = shlex.split(command_line)
@@ -52,6 +53,9 @@ class FakePostfix:
             self.listings += 1
             if self.listings == self.hold_listing:
                 await asyncio.Event().wait()
+            if self.cut_listing is not None and self.listings > 1:
+                cut = self.lines[self.cut_listing]
+                return 0, b"".join(self.lines[: self.cut_listing]) + cut[: len(cut) // 2], b""
             return 0, b"".join(self.lines), b""
         if argv[:2] == ["/usr/sbin/postconf", "-h"]:
             return 0, b"3.7.11\n", b""

@@ -35,6 +35,7 @@ from sqlalchemy import func, select, update
 from bot import approvals, audit
 from bot.auth import GUEST
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
+from bot.perform import BATCH
 from bot.pipeline import Outcome, Request, handle
 from bot.runtime import open_services
 from bot.services import Services
@@ -275,6 +276,32 @@ async def test_large_plan_runs_postsuper_in_disjoint_batches(db_url: str, tmp_pa
         done = await ask(services, APPROVER_A, f"approve {pid}")
         assert "Deleted 4,500 of 4,500 planned messages; Postfix reported 4,500." in done.reply.text
         batches = [stdin.split() for _argv, stdin in fake.changes]
-        assert len(batches) == 2
+        assert sorted(len(b) for b in batches) == [500, BATCH, BATCH]
         assert sum(len(b) for b in batches) == len({i for b in batches for i in b}) == 4_500
         assert fake.lines == []
+
+
+async def test_listing_that_breaks_off_leaves_the_unsent_rest_alone(
+    db_url: str, tmp_path: Path
+) -> None:
+    fake = FakePostfix(queue_lines(4_500, time.time()))
+    async with race_host(tmp_path, fake) as host, open_services(settings(db_url, host)) as services:
+        pid = await new_plan(services)
+        fake.cut_listing = 4_100  # the re-listing ends in the middle of the 4,101st message
+        done = await ask(services, APPROVER_A, f"approve {pid}")
+        # The two batches confirmed before the break ran; the 100 confirmed IDs of the third
+        # were never sent, and nothing after the break was checked, so 500 are left alone.
+        assert sorted(len(stdin.split()) for _argv, stdin in fake.changes) == [BATCH, BATCH]
+        assert len(fake.lines) == 500
+        assert "Deleted 4,000 of 4,500 planned messages" in done.reply.text
+        assert "listing broke off (`postqueue -j` output ended in the middle of line 4101" in (
+            done.reply.text
+        )
+        assert "only the 4,000 IDs confirmed and sent before that" in done.reply.text
+        plan = await plan_row(services, pid)
+        assert plan.status == "done"
+        assert plan.result is not None
+        assert plan.result["skipped_total"] == 500
+        assert {why for _id, why in plan.result["skipped"]} == {
+            "left alone: the queue listing broke off first"
+        }

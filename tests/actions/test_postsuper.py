@@ -1,4 +1,5 @@
-"""The postsuper report parser on real lab output, the selection words, and the recheck."""
+"""The postsuper report parser on real lab output, the selection words, and the recheck
+of a plan against the listing."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.actions import Item, parse_selection
+from bot.actions import Action, Item, parse_selection
 from bot.errors import ParseError, UsageError
 from bot.mta import postsuper
-from bot.mta.models import is_queue_id
-from bot.perform import batched, recheck
+from bot.mta.models import QueueMessage, Recipient, is_queue_id
+from bot.perform import Recheck
 
 DATA = Path(__file__).parents[1] / "data"
 USAGE = "/mailq purge HOST ..."
@@ -112,32 +113,69 @@ def test_release_only_touches_hold() -> None:
         parse_selection("release", ["queue=deferred"], USAGE)
 
 
-def test_recheck_skips_reused_and_moved_ids() -> None:
-    planned = [
-        Item(queue_id, at, sender, "deferred")
-        for queue_id, at, sender in [
-            ("AAAAAA1", 100, "a@x"), ("BBBBBB2", 200, "b@x"),
-            ("CCCCCC3", 300, "c@x"), ("DDDDDD4", 400, "d@x"),
-        ]
-    ]  # fmt: skip
-    now = {
-        "AAAAAA1": Item("AAAAAA1", 100, "a@x", "deferred"),  # unchanged
-        "BBBBBB2": Item("BBBBBB2", 999, "b@x", "deferred"),  # ID reused by another message
-        "CCCCCC3": Item("CCCCCC3", 300, "c@x", "active"),  # moved on: still the same message
-    }  # DDDDDD4 is gone
-    todo, skipped = recheck("release", planned, now)
-    assert todo == {}
-    todo, skipped = recheck("purge", planned, now)
-    assert todo == {"deferred": ["AAAAAA1"], "active": ["CCCCCC3"]}
-    assert dict(skipped) == {
-        "BBBBBB2": "the ID now names a different message",
-        "DDDDDD4": "no longer in the queue",
-    }
+def listed(queue_id: str, arrival: int, sender: str, queue: str) -> QueueMessage:
+    return QueueMessage(queue, queue_id, arrival, 1000, sender,
+                        (Recipient("u@x", "Connection refused"),), False)  # fmt: skip
 
 
-@given(st.lists(st.integers(0, 10**9), unique=True, max_size=500), st.integers(1, 4))
-def test_batches_are_disjoint_and_cover_every_id(numbers: list[int], parts: int) -> None:
-    ids = [f"{n:010X}" for n in numbers]
-    batches = batched(ids, parts) if ids else []
-    assert [i for batch in batches for i in batch] == ids
-    assert len(batches) <= parts
+PLANNED = [
+    Item(queue_id, at, sender, "deferred")
+    for queue_id, at, sender in [
+        ("AAAAAA1", 100, "a@x"), ("BBBBBB2", 200, "b@x"),
+        ("CCCCCC3", 300, "c@x"), ("DDDDDD4", 400, "d@x"),
+    ]
+]  # fmt: skip
+LISTING = [
+    listed("AAAAAA1", 100, "a@x", "deferred"),  # unchanged
+    listed("BBBBBB2", 999, "b@x", "deferred"),  # ID reused by another message
+    listed("CCCCCC3", 300, "c@x", "active"),  # moved on: still the same message
+    listed("EEEEEE5", 500, "e@x", "deferred"),  # not in the plan
+]  # DDDDDD4 is gone
+
+
+def run_recheck(
+    action: Action, listing: list[QueueMessage]
+) -> tuple[list[tuple[str, str]], Recheck]:
+    confirmed: list[tuple[str, str]] = []
+    recheck = Recheck(action, {i.queue_id: i for i in PLANNED},
+                      lambda queue, queue_id: confirmed.append((queue, queue_id)))  # fmt: skip
+    for message in listing:
+        recheck.add(message)
+    return confirmed, recheck
+
+
+def test_recheck_confirms_only_matching_ids_as_they_are_listed() -> None:
+    confirmed, recheck = run_recheck("purge", LISTING)
+    assert confirmed == [("deferred", "AAAAAA1"), ("active", "CCCCCC3")]
+    assert recheck.skipped(PLANNED) == [
+        ("BBBBBB2", "the ID now names a different message"),
+        ("DDDDDD4", "no longer in the queue"),
+    ]
+    confirmed, recheck = run_recheck("release", LISTING)
+    assert confirmed == []
+    assert dict(recheck.skipped(PLANNED))["AAAAAA1"] == "now in the deferred queue"
+
+
+def test_recheck_confirms_once_and_a_later_sighting_can_lift_a_doubt() -> None:
+    # A message moving between queues can be listed twice: the first sighting in a queue
+    # the action may touch confirms it, once; one in a queue it may not is only a doubt.
+    moving = [
+        listed("AAAAAA1", 100, "a@x", "deferred"),
+        listed("AAAAAA1", 100, "a@x", "hold"),
+        listed("CCCCCC3", 300, "c@x", "deferred"),
+        listed("CCCCCC3", 300, "c@x", "hold"),
+    ]
+    confirmed, recheck = run_recheck("release", moving)
+    assert confirmed == [("hold", "AAAAAA1"), ("hold", "CCCCCC3")]
+    confirmed, recheck = run_recheck("purge", [*moving, *moving])
+    assert confirmed == [("deferred", "AAAAAA1"), ("deferred", "CCCCCC3")]
+    assert [i for i, _ in recheck.skipped(PLANNED)] == ["BBBBBB2", "DDDDDD4"]
+
+
+@given(st.lists(st.sampled_from(LISTING), max_size=12))
+def test_recheck_never_confirms_an_unplanned_or_changed_id(listing: list[QueueMessage]) -> None:
+    confirmed, recheck = run_recheck("purge", listing)
+    ids = [queue_id for _queue, queue_id in confirmed]
+    assert len(ids) == len(set(ids))
+    assert set(ids) <= {"AAAAAA1", "CCCCCC3"}
+    assert {i for i, _ in recheck.skipped(PLANNED)} | set(ids) == {i.queue_id for i in PLANNED}
