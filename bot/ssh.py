@@ -31,6 +31,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -402,7 +403,7 @@ async def _connect(host: Host) -> asyncssh.SSHClientConnection:
     client_keys = _client_keys(host)
     limit = host.connect_timeout + host.login_timeout
     try:
-        return await asyncio.wait_for(_open(host, client_keys), limit)
+        return await asyncio.wait_for(_open(host, known_hosts, client_keys), limit)
     except TimeoutError:
         raise HostUnreachable(
             host.name,
@@ -420,12 +421,14 @@ async def _connect(host: Host) -> asyncssh.SSHClientConnection:
         raise HostUnreachable(host.name, _os_error_message(host, exc)) from None
 
 
-async def _open(host: Host, client_keys: list[asyncssh.SSHKey]) -> asyncssh.SSHClientConnection:
+async def _open(
+    host: Host, known_hosts: asyncssh.SSHKnownHosts, client_keys: list[asyncssh.SSHKey]
+) -> asyncssh.SSHClientConnection:
     return await asyncssh.connect(
         host.address,
         host.port,
         config=None,
-        known_hosts=str(host.known_hosts),
+        known_hosts=known_hosts,
         username=host.user,
         client_keys=client_keys or (),
         agent_path=None,
@@ -440,11 +443,24 @@ async def _open(host: Host, client_keys: list[asyncssh.SSHKey]) -> asyncssh.SSHC
     )
 
 
+# Parsed known_hosts files by path, with the text they were parsed from: one file pins many
+# hosts, and parsing it for every connect made connecting N hosts cost N². Reading and
+# comparing the text is cheap and, unlike a modification time, never misses an edit.
+_known_hosts_cache: dict[str, tuple[str, asyncssh.SSHKnownHosts]] = {}
+
+
 def _read_known_hosts(host: Host) -> asyncssh.SSHKnownHosts:
+    """The parsed file as it is on disk now (parsed again only when its text changed)."""
     path = host.known_hosts
     scan = f"`ssh-keyscan -p {host.port} {host.address}`"
     try:
-        return asyncssh.read_known_hosts(str(path))
+        text = Path(path).read_text(encoding="utf-8")
+        cached = _known_hosts_cache.get(str(path))
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        parsed = asyncssh.import_known_hosts(text)
+        _known_hosts_cache[str(path)] = (text, parsed)
+        return parsed
     except FileNotFoundError:
         problem = f"the known_hosts file {path} for {host.name} does not exist"
     except (OSError, ValueError) as exc:

@@ -91,6 +91,34 @@ async def test_host_key_mismatch_is_refused_before_any_command(
     assert server.commands == []
 
 
+async def test_known_hosts_is_parsed_once_and_read_again_when_it_changes(
+    make_server, host_for, client_key, monkeypatch
+):
+    server = await make_server(static_handler(0, b"ok\n"))
+    host = host_for(server)
+    parsed: list[str] = []
+    real = asyncssh.import_known_hosts
+
+    def counting(text: str) -> asyncssh.SSHKnownHosts:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(asyncssh, "import_known_hosts", counting)
+    for _ in range(3):  # three fresh connections, one parse
+        async with SSHExecutor() as fresh:
+            assert (await fresh.run(host, LIST)).stdout == "ok\n"
+    assert parsed == [host.known_hosts.read_text()]
+    # The host is rebuilt: the file now pins another key (same length, same second), so it
+    # is parsed again at once and the connection refused.
+    impostor = ScriptedSSHServer(static_handler(), client_key.public_key)
+    impostor.port = server.port
+    impostor.write_known_hosts(host.known_hosts)
+    async with SSHExecutor() as fresh:
+        with pytest.raises(HostKeyMismatch, match="does not match the pinned key"):
+            await fresh.run(host, LIST)
+    assert len(parsed) == 2
+
+
 async def test_host_without_pinned_key_is_refused(make_server, host_for, executor, client_key):
     server = await make_server(static_handler())
     host = host_for(server)
