@@ -59,6 +59,7 @@ def _audit(ctx: Context, event: str, plan: ActionPlan, **detail: Any) -> audit.A
             "plan_hash": plan.plan_hash,
             "replica": ctx.services.replica,
             "channel_id": ctx.request.channel_id,
+            "message_link": ctx.request.message_link,
             **detail,
         },
     )

@@ -43,6 +43,9 @@ class Request:
     enterprise_id: str | None = None
     channel_id: str | None = None
     request_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    # The chat message that shows this request's result (set by the front end once it is
+    # posted, before the command runs); the audit trail keeps it.
+    message_link: str | None = None
 
 
 @dataclass
@@ -228,6 +231,7 @@ def _audit_record(context: Context, spec: CommandSpec | None, outcome: str) -> a
         "text": request.text[:2000],
         "outcome": outcome,
         "channel_id": request.channel_id,
+        "message_link": request.message_link,
         "replica": context.services.replica,
         "remote": context.remote,
     }

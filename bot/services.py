@@ -28,6 +28,8 @@ class Services:
     clock: Callable[[], float] = time.time
     # Teams whose users may be authorised at all; the Slack front end adds its own team.
     allowed_teams: set[str] = field(default_factory=set)
+    # The Slack workspace's address (auth.test), for links to messages in the audit trail.
+    slack_url: str | None = None
     # Slack user groups of a user (cached by the Slack front end); none elsewhere.
     groups_of: GroupResolver = no_groups
     replica: str = "mailqbot"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -126,6 +127,10 @@ async def _run(
     message = existing or await post_working(
         client, request.channel_id, request.text, respond, thread_ts
     )
+    if message is not None:
+        link = message_link(services.slack_url, message)
+        cleaned = prepared.context.request  # as the pipeline prepared it (NUL dropped)
+        prepared.context.request = dataclasses.replace(cleaned, message_link=link)
     prepared.context.progress = progress_updater(client, message)
     outcome = await execute(prepared)
     if existing is not None and not outcome.ok:
@@ -146,3 +151,13 @@ async def learn_own_team(client: AsyncWebClient, services: Services) -> None:
     """Trust the workspace the bot is installed in (besides ``access.team_ids``)."""
     identity = await client.auth_test()
     services.allowed_teams.add(str(identity["team_id"]))
+    services.slack_url = str(identity.get("url") or "") or None
+
+
+def message_link(workspace_url: str | None, message: Message) -> str | None:
+    """The message's permalink (``https://WORKSPACE/archives/CHANNEL/pTS``), if the
+    workspace's address is known."""
+    if not workspace_url:
+        return None
+    ts = message.ts.replace(".", "")
+    return f"{workspace_url.rstrip('/')}/archives/{message.channel}/p{ts}"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import approvals
 from bot.auth import Identity
-from bot.db.models import ActionPlan
+from bot.db.models import ActionPlan, AuditEvent
 from bot.pipeline import Context, Request, handle
 from bot.runtime import open_services
 from bot.settings import Settings
@@ -99,6 +99,22 @@ async def test_purge_approved_by_button_updates_the_message_in_place(
     async with sessions() as session:
         plan = (await session.scalars(select(ActionPlan).order_by(ActionPlan.created_at))).all()[-1]
     assert (plan.requester, plan.status, plan.channel_id) == (REQUESTER, "done", channel)
+    # Every event of the plan links to the approval message (auth.test gives the address).
+    link = f"https://{fake_slack.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    async with sessions() as session:
+        events = (
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.action.like("plan.%")).order_by(AuditEvent.seq)
+            )
+        ).all()
+    mine = [e for e in events if e.detail.get("plan") == plan.id]
+    assert [e.action for e in mine] == [
+        "plan.created",
+        "plan.approved",
+        "plan.claimed",
+        "plan.done",
+    ]
+    assert {e.detail["message_link"] for e in mine} == {link}
 
 
 async def test_plan_approved_before_a_restart_runs_once_and_is_announced(
