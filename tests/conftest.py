@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -9,12 +10,23 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from labqueue import LAB_DIR, ensure_test_queue
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.migrate import upgrade_async
 from bot.db.session import make_engine, make_sessionmaker
 
 PG_ADMIN = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def lab() -> dict[str, object]:
+    """The lab, with its test queue: at least 100 deferred messages of every destination."""
+    problem = ensure_test_queue()
+    if problem:
+        pytest.fail(problem)
+    info: dict[str, object] = json.loads((LAB_DIR / "lab.json").read_text())
+    return info
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 from bot.diag.config import DiagnoseSection
 from bot.inventory import Config, parse_config
 
-LAB_DIR = Path("/var/lib/mailqbot-lab")
 LAB_TOML = Path(__file__).resolve().parents[1] / "lab" / "mailqbot.toml"
 
 

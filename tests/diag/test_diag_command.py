@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from diaglab import LAB_DIR, LAB_TOML
+from diaglab import LAB_TOML
 
 from bot.pipeline import Outcome, Request, handle
 from bot.runtime import open_services
@@ -29,12 +29,6 @@ def config_file(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def lab_up() -> None:
-    if not (LAB_DIR / "lab.json").exists():
-        pytest.fail("the lab is not up: run `bash tests/lab/lab.sh up` as root")
-
-
 async def run(
     config: Path, db_url: str, text: str, user: str = "console:test", source: str = "console"
 ) -> Outcome:
@@ -43,7 +37,7 @@ async def run(
         return await handle(Request(source, user, text, team_id="T0LAB"), services)
 
 
-async def test_diagnose_renders_verdicts_with_buttons(db_url: str, lab_up: None) -> None:
+async def test_diagnose_renders_verdicts_with_buttons(db_url: str, lab: object) -> None:
     outcome = await run(LAB_TOML, db_url, "diagnose lab refused.test")
     assert outcome.ok, outcome.reply.text
     text = outcome.reply.text
@@ -58,7 +52,7 @@ async def test_diagnose_renders_verdicts_with_buttons(db_url: str, lab_up: None)
     assert len(json.dumps(outcome.reply.blocks)) < 40_000
 
 
-async def test_a_viewer_may_diagnose_and_bad_domains_are_refused(db_url: str, lab_up: None) -> None:
+async def test_a_viewer_may_diagnose_and_bad_domains_are_refused(db_url: str, lab: object) -> None:
     outcome = await run(LAB_TOML, db_url, "diagnose lab", "U0VIEWER", "slack")
     assert outcome.ok, outcome.reply.text
     refused = await run(LAB_TOML, db_url, "diagnose lab '$(id);x.example'", "U0VIEWER", "slack")
@@ -73,7 +67,7 @@ async def test_a_viewer_may_diagnose_and_bad_domains_are_refused(db_url: str, la
 
 
 async def test_black_holed_host_finishes_within_budget(
-    db_url: str, lab_up: None, tmp_path: Path
+    db_url: str, lab: object, tmp_path: Path
 ) -> None:
     text = LAB_TOML.read_text().replace("check_timeout = 6.0", "check_timeout = 2.0")
     text = text.replace("budget = 15.0", "budget = 5.0") + BLACKHOLE_HOST
@@ -94,7 +88,7 @@ async def test_black_holed_host_finishes_within_budget(
     assert "ok          MX of blackhole.test (bot DNS)" in reply  # bot-side checks still answer
 
 
-async def test_a_host_summary_offers_a_diagnose_button(db_url: str, lab_up: None) -> None:
+async def test_a_host_summary_offers_a_diagnose_button(db_url: str, lab: object) -> None:
     outcome = await run(LAB_TOML, db_url, "summary lab")
     assert outcome.ok, outcome.reply.text
     buttons = [e for b in outcome.reply.blocks if b["type"] == "actions" for e in b["elements"]]

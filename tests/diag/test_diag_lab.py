@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from diaglab import LAB_DIR, delete, inject, lab_config, wait_deferred
+from diaglab import delete, inject, lab_config, wait_deferred
 
 from bot.diag.collect import Diagnoser, Diagnosis
 from bot.inventory import Config, Inventory
@@ -20,14 +20,8 @@ from bot.ssh import SSHExecutor
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module")
-def lab_up() -> None:
-    if not (LAB_DIR / "lab.json").exists():
-        pytest.fail("the lab is not up: run `bash tests/lab/lab.sh up` as root")
-
-
 @pytest.fixture
-async def executor(lab_up: None) -> AsyncIterator[SSHExecutor]:
+async def executor(lab: object) -> AsyncIterator[SSHExecutor]:
     async with SSHExecutor() as ex:
         yield ex
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,45 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from fakes import Call, FakeSlack
+from labqueue import LAB_DIR
 
-LAB_DIR = Path("/var/lib/mailqbot-lab")
 LAB_CONFIG = LAB_DIR / "mailqbot.toml"
 ROOT = Path(__file__).resolve().parents[2]
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 SIGNING_SECRET = "lab-signing-secret"
-MIN_DEFERRED = 100
-MAX_QUEUE = 5_000  # a queue left large by a benchmark is reset, so tests stay quick
-
-
-def postqueue_json() -> list[dict[str, object]]:
-    """The lab host's queue, read directly with Postfix's own tool (the oracle)."""
-    out = subprocess.run(
-        ["/usr/sbin/postqueue", "-j"], check=True, capture_output=True, timeout=120
-    ).stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="session")
-def lab() -> dict[str, object]:
-    """The lab, with a deferred queue of at least MIN_DEFERRED messages of every class."""
-    if not (LAB_DIR / "lab.json").exists():
-        pytest.fail("the lab is not up: run `bash tests/lab/lab.sh up` as root")
-    queue = postqueue_json()
-    deferred = [m for m in queue if m["queue_name"] == "deferred"]
-    if len(deferred) < MIN_DEFERRED or len(queue) > MAX_QUEUE:
-        if os.environ.get("MAILQBOT_LAB_RESET") != "1":
-            pytest.fail(
-                f"the lab queue holds {len(queue):,} messages ({len(deferred):,} deferred); the "
-                "tests want 300. Run `scripts/test` (it resets the queue) or "
-                "`.venv/bin/python tests/lab/fill.py 300 --clear` when nobody else uses the lab."
-            )
-        subprocess.run(
-            [sys.executable, str(ROOT / "tests/lab/fill.py"), "300", "--clear"],
-            check=True,
-            timeout=600,
-        )
-    info: dict[str, object] = json.loads((LAB_DIR / "lab.json").read_text())
-    return info
 
 
 def final(call: Call) -> bool:

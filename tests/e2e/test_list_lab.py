@@ -14,8 +14,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import LAB_CONFIG, SIGNING_SECRET, BotProcess, final, postqueue_json
+from conftest import LAB_CONFIG, SIGNING_SECRET, BotProcess, final
 from fakes import Call, FakeSlack, block_actions_body, sign, slash_command_body
+from labqueue import postqueue_json
 from listpage import counts, page_ids
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker

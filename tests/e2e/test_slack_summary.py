@@ -14,8 +14,9 @@ from collections import Counter, defaultdict
 
 import aiohttp
 import pytest
-from conftest import BotProcess, final, postqueue_json
+from conftest import BotProcess, final
 from fakes import FakeSlack, block_actions_body, sign, slash_command_body
+from labqueue import postqueue_json
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
