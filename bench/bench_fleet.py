@@ -14,6 +14,16 @@ connections (one untimed run first opens them, as a long-running bot keeps them 
 Timed, interleaved ``--repeat`` times: ONE = ``summary one`` (a group holding one host),
 ALL = ``summary farm`` (every host). Targets (mailqbot issue): ALL/ONE <= 3 and ALL < 2 s.
 Results on stdout, progress on stderr.
+
+``--floor`` also times, in the same interleaved rounds and over the same hosts and bytes,
+what the listing costs before the bot does anything with it, for one host and for all:
+
+- transport: one bare asyncssh session per host on its own open connection
+  (``create_session`` with a session that only counts bytes: no streams, no parsing); the
+  least any design that reads the listing over one SSH channel per host can cost;
+- executor: ``SSHExecutor.stream`` of the listing, bytes counted, nothing parsed.
+
+Their ALL/ONE ratios show how much of the summary's ratio the transport alone forces.
 """
 
 from __future__ import annotations
@@ -26,15 +36,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import asyncssh  # noqa: E402
+
 from bot import render  # noqa: E402
 from bot.demo_ssh import generate_client_key  # noqa: E402
 from bot.fleet import FLEET_CONCURRENCY, FleetReader, FleetSummary, totals  # noqa: E402
-from bot.inventory import Inventory, load_config  # noqa: E402
+from bot.inventory import Host, Inventory, load_config  # noqa: E402
+from bot.mta import postfix  # noqa: E402
 from bot.ssh import SSHExecutor  # noqa: E402
 
 RATIO_TARGET = 3.0
@@ -64,6 +78,68 @@ async def summary(executor: SSHExecutor, inventory: Inventory, target: str, cap:
     return time.perf_counter() - started
 
 
+class _Counting(asyncssh.SSHClientSession[bytes]):
+    """A session that only counts what arrives and says when the channel closed."""
+
+    def __init__(self, closed: asyncio.Future[int]) -> None:
+        self.closed, self.received = closed, 0
+
+    def data_received(self, data: bytes, _datatype: asyncssh.DataType) -> None:
+        self.received += len(data)
+
+    def connection_lost(self, _exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(self.received)
+
+
+async def bare_listing(conn: asyncssh.SSHClientConnection, command_line: str) -> int:
+    closed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    channel, _ = await conn.create_session(lambda: _Counting(closed), command_line, encoding=None)
+    channel.write_eof()
+    return await closed
+
+
+async def transport(conns: list[asyncssh.SSHClientConnection], command_line: str) -> float:
+    """The bare transport floor: every host's listing, bytes counted only; seconds."""
+    started = time.perf_counter()
+    received = await asyncio.gather(*(bare_listing(conn, command_line) for conn in conns))
+    if not all(received):
+        raise SystemExit("a host sent no listing")
+    return time.perf_counter() - started
+
+
+async def executor_only(executor: SSHExecutor, inventory: Inventory, target: str) -> float:
+    """The executor floor: ``SSHExecutor.stream`` of every listing, nothing parsed; seconds."""
+
+    async def one(host: Host) -> int:
+        async with executor.stream(host, postfix.postqueue_json()) as out:
+            return sum([len(chunk) async for chunk in out])
+
+    started = time.perf_counter()
+    received = await asyncio.gather(*(one(host) for host in inventory.select(target)))
+    if not all(received):
+        raise SystemExit("a host sent no listing")
+    return time.perf_counter() - started
+
+
+async def connect_bare(host: Host) -> asyncssh.SSHClientConnection:
+    """A plain asyncssh connection, the host key pinned as the executor pins it."""
+    return await asyncssh.connect(
+        host.address,
+        host.port,
+        config=None,
+        known_hosts=str(host.known_hosts),
+        username=host.user,
+        client_keys=[str(host.private_key)],
+        agent_path=None,
+        encryption_algs="^aes128-gcm@openssh.com",
+    )
+
+
+async def open_bare(hosts: list[Host]) -> list[asyncssh.SSHClientConnection]:
+    return list(await asyncio.gather(*(connect_bare(host) for host in hosts)))
+
+
 def cpu_of(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -72,22 +148,40 @@ def cpu_of(pid: int) -> float:
 
 async def measure(directory: Path, args: argparse.Namespace) -> dict[str, list[float]]:
     inventory = Inventory(load_config(directory / "mailqbot.toml"))
-    times: dict[str, list[float]] = {"one": [], "farm": []}
+    kinds = ["summary", "transport", "executor"] if args.floor else ["summary"]
+    times: dict[str, list[float]] = {f"{k}-{t}": [] for k in kinds for t in ("one", "farm")}
     cpu: list[float] = []
     farm_cpu: list[float] = []
+    listing = postfix.postqueue_json().command_line()
     async with SSHExecutor() as executor:
         status(f"warming up: connecting to {args.hosts} hosts")
         cold = await summary(executor, inventory, "farm", args.concurrency)
         status(f"  first run (connects included): {cold:.2f} s")
-        for i in range(args.repeat):
-            order = ("one", "farm") if i % 2 == 0 else ("farm", "one")
-            for target in order:
-                before, farm_before = time.process_time(), cpu_of(args.farm_pid)
-                times[target].append(await summary(executor, inventory, target, args.concurrency))
-                if target == "farm":
-                    cpu.append(time.process_time() - before)
-                    farm_cpu.append(cpu_of(args.farm_pid) - farm_before)
-            status(f"  run {i + 1}: one {times['one'][-1]:.3f} s, all {times['farm'][-1]:.3f} s")
+        conns = await open_bare(list(inventory.select("farm"))) if args.floor else []
+        runs: dict[str, Callable[[str], Awaitable[float]]] = {
+            "summary": lambda target: summary(executor, inventory, target, args.concurrency),
+            "transport": lambda target: transport(conns[:1] if target == "one" else conns, listing),
+            "executor": lambda target: executor_only(executor, inventory, target),
+        }
+        for kind in kinds[1:]:  # warm the floors' paths once, untimed
+            await runs[kind]("farm")
+        try:
+            for i in range(args.repeat):
+                order = [(k, t) for k in kinds for t in ("one", "farm")]
+                order = order[i % len(order) :] + order[: i % len(order)]
+                for kind, target in order:
+                    before, farm_before = time.process_time(), cpu_of(args.farm_pid)
+                    times[f"{kind}-{target}"].append(await runs[kind](target))
+                    if (kind, target) == ("summary", "farm"):
+                        cpu.append(time.process_time() - before)
+                        farm_cpu.append(cpu_of(args.farm_pid) - farm_before)
+                status(
+                    f"  run {i + 1}: one {times['summary-one'][-1]:.3f} s, "
+                    f"all {times['summary-farm'][-1]:.3f} s"
+                )
+        finally:
+            for conn in conns:
+                conn.close()
     times["cpu"] = cpu
     times["farm_cpu"] = farm_cpu
     times["cold"] = [cold]
@@ -95,7 +189,7 @@ async def measure(directory: Path, args: argparse.Namespace) -> dict[str, list[f
 
 
 def report(args: argparse.Namespace, times: dict[str, list[float]], load: str) -> None:
-    one, farm = statistics.median(times["one"]), statistics.median(times["farm"])
+    one, farm = statistics.median(times["summary-one"]), statistics.median(times["summary-farm"])
     ratio = farm / one
     cpu = statistics.median(times["cpu"])
     print(f"summary all over {args.hosts} hosts vs 1 host, warm connections")
@@ -104,11 +198,20 @@ def report(args: argparse.Namespace, times: dict[str, list[float]], load: str) -
         f"postqueue -j answering after {args.delay_ms:g} ms; concurrency cap {args.concurrency}"
     )
     print(f"  load average before: {load}")
-    print(f"  1 host:        median {one:.3f} s  ({', '.join(f'{t:.3f}' for t in times['one'])})")
-    print(
-        f"  {args.hosts} hosts:     median {farm:.3f} s  "
-        f"({', '.join(f'{t:.3f}' for t in times['farm'])})"
-    )
+    for kind in ("summary", "executor", "transport"):
+        if f"{kind}-one" not in times:
+            continue
+        k_one, k_farm = (statistics.median(times[f"{kind}-{t}"]) for t in ("one", "farm"))
+        print(
+            f"  {kind:<9}  1 host {k_one:.3f} s, {args.hosts} hosts {k_farm:.3f} s, "
+            f"ratio {k_farm / k_one:5.2f}x   (all runs: "
+            f"{', '.join(f'{t:.3f}' for t in times[f'{kind}-farm'])})"
+        )
+    if args.floor:
+        print(
+            "  (transport = bare asyncssh sessions, bytes counted only; executor = "
+            "SSHExecutor.stream, bytes counted only; summary = the command's fleet path)"
+        )
     print(f"  first run, connecting to every host: {times['cold'][0]:.2f} s")
     print(f"  bot CPU per host: {1000 * cpu / args.hosts:.1f} ms ({cpu:.2f} s per fleet run)")
     farm_cpu = statistics.median(times["farm_cpu"])
@@ -126,6 +229,9 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=50.0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=FLEET_CONCURRENCY)
+    parser.add_argument(
+        "--floor", action="store_true", help="also time the bare transport and the executor"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailqbot-fleet-") as tmp:
         directory = Path(tmp)
