@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 from slack_bolt.async_app import AsyncRespond
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages, render
 from bot.pipeline import Outcome
 from bot.text import escape_mrkdwn
 
+log = logging.getLogger(__name__)
+
 PROGRESS_INTERVAL = 2.0
 CANNOT_POST = {"not_in_channel", "channel_not_found"}
+# What a Web API call raises once the client's own retries (429 after Retry-After, dropped
+# connections) are spent: an error answer (5xx included), or no answer at all.
+SLACK_FAILURES = (SlackClientError, aiohttp.ClientError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,11 @@ async def post_working(
 def progress_updater(
     client: AsyncWebClient, message: Message | None
 ) -> Callable[[str], Awaitable[None]]:
-    """Edit the placeholder with progress, at most every PROGRESS_INTERVAL seconds."""
+    """Edit the placeholder with progress, at most every PROGRESS_INTERVAL seconds.
+
+    Progress is shown on a best-effort basis: a failed update is logged and the command
+    goes on (it may already have changed a queue; failing it now would misreport that).
+    """
     last = 0.0
 
     async def update(text: str) -> None:
@@ -60,7 +71,9 @@ def progress_updater(
         if message is None or time.monotonic() - last < PROGRESS_INTERVAL:
             return
         last = time.monotonic()
-        await client.chat_update(channel=message.channel, ts=message.ts, text=text)
+        await _tried(
+            client.chat_update(channel=message.channel, ts=message.ts, text=text), "show progress"
+        )
 
     return update
 
@@ -68,24 +81,42 @@ def progress_updater(
 async def deliver(
     client: AsyncWebClient, respond: AsyncRespond, message: Message | None, outcome: Outcome
 ) -> None:
-    """Errors go only to the asker; results replace the placeholder, long output as a file."""
+    """Errors go only to the asker; results replace the placeholder, long output as a file.
+
+    The command has run and been recorded by now, so Slack failing here must not look like
+    the command failing: a result Slack will not put in place goes through the request's
+    ``response_url`` instead, and a placeholder or file it refuses is logged and left.
+    """
     reply = outcome.reply
     if not outcome.ok:
-        if message is not None:
-            await client.chat_delete(channel=message.channel, ts=message.ts)
         await ephemeral(respond, reply)
+        if message is not None:
+            await _tried(client.chat_delete(channel=message.channel, ts=message.ts), "delete")
         return
-    if message is None:
-        await respond(text=reply.fallback, blocks=reply.blocks, response_type="in_channel")
+    if message is not None and await _tried(
+        client.chat_update(
+            channel=message.channel, ts=message.ts, text=reply.fallback, blocks=reply.blocks
+        ),
+        "show the result",
+    ):
+        if reply.attachment is not None:
+            upload = client.files_upload_v2(
+                channel=message.channel,
+                thread_ts=message.ts,
+                content=reply.attachment.content,
+                filename=reply.attachment.filename,
+                title=reply.attachment.title,
+            )
+            await _tried(upload, "attach the file")
         return
-    await client.chat_update(
-        channel=message.channel, ts=message.ts, text=reply.fallback, blocks=reply.blocks
-    )
-    if reply.attachment is not None:
-        await client.files_upload_v2(
-            channel=message.channel,
-            thread_ts=message.ts,
-            content=reply.attachment.content,
-            filename=reply.attachment.filename,
-            title=reply.attachment.title,
-        )
+    await respond(text=reply.fallback, blocks=reply.blocks, response_type="in_channel")
+
+
+async def _tried(call: Awaitable[object], what: str) -> bool:
+    """Await a Web API call; on a Slack failure log it and return False."""
+    try:
+        await call
+    except SLACK_FAILURES as exc:
+        log.warning("Slack did not %s: %s", what, exc)
+        return False
+    return True
