@@ -91,7 +91,9 @@ async def deliver(
     if not outcome.ok:
         await ephemeral(respond, reply)
         if message is not None:
-            await _tried(client.chat_delete(channel=message.channel, ts=message.ts), "delete")
+            await _tried(
+                client.chat_delete(channel=message.channel, ts=message.ts), "delete the placeholder"
+            )
         return
     if message is not None and await _tried(
         client.chat_update(
