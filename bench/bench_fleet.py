@@ -49,7 +49,7 @@ from bot.demo_ssh import generate_client_key  # noqa: E402
 from bot.fleet import FLEET_CONCURRENCY, FleetReader, FleetSummary, totals  # noqa: E402
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
 from bot.mta import postfix  # noqa: E402
-from bot.ssh import SSHExecutor  # noqa: E402
+from bot.ssh import CIPHERS, SSHExecutor  # noqa: E402
 
 RATIO_TARGET = 3.0
 TIME_TARGET = 2.0
@@ -132,7 +132,7 @@ async def connect_bare(host: Host) -> asyncssh.SSHClientConnection:
         username=host.user,
         client_keys=[str(host.private_key)],
         agent_path=None,
-        encryption_algs="^aes128-gcm@openssh.com",
+        encryption_algs=CIPHERS,  # as the executor prefers
     )
 
 
