@@ -7,7 +7,14 @@ CRASH = (
 )
 AUDIT_FAILED = (
     "mailqbot could not write the audit record (reference `{ref}`), so the result is "
-    "withheld. Check the database (DATABASE_URL) and try again."
+    "withheld. Nothing was changed on any host. Check the database (DATABASE_URL) and try "
+    "again."
+)
+AUDIT_FAILED_AFTER_CHANGE = (
+    "This ran on {hosts}, but mailqbot could not record the result in its audit trail "
+    "(reference `{ref}`): the trail shows what was about to run, with its outcome unknown. "
+    "The result below is what the host reported. Check the database (DATABASE_URL) before "
+    "changing anything else."
 )
 NOT_IN_CHANNEL = (
     "Tip: invite @mailqbot to this channel (`/invite @mailqbot`) so results can be updated "

@@ -13,16 +13,20 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot import messages, plans, tables
 from bot.errors import MailqbotError, UsageError
 from bot.text import clean, code, duration, escape_mrkdwn, num, size, utc
+
+if TYPE_CHECKING:
+    from bot.remote.audited import Change
 
 TEMPLATES = Path(__file__).parent / "templates"
 FALLBACK_LIMIT = 300
@@ -145,5 +149,17 @@ def crash(reference: str) -> Rendered:
     return render("crash", reference)
 
 
-def audit_failed(reference: str) -> Rendered:
-    return render("audit_failed", reference)
+def audit_failed(
+    reference: str, changes: Sequence[Change] = (), result: Rendered | None = None
+) -> Rendered:
+    """The reply when a request's audit record could not be written: the answer withheld,
+    or, for a change that already ran, what the host reported under a warning."""
+    if not changes or result is None:
+        return render("audit_failed", reference)
+    hosts = ", ".join(sorted({c.host for c in changes}))
+    warning = messages.AUDIT_FAILED_AFTER_CHANGE.format(hosts=hosts, ref=reference)
+    head = {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": ":warning: " + escape_mrkdwn(warning)},
+    }
+    return Rendered(f"{warning}\n\n{result.text}", [head, *result.blocks], result.attachment)

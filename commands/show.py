@@ -14,16 +14,13 @@ Three reads, each stopped as soon as it has what it needs:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bot.auth import permitted
 from bot.errors import CommandFailed, PermissionDenied, UsageError
 from bot.inventory import Host
 from bot.mta import postfix
@@ -39,13 +36,13 @@ from bot.mta.postcat import (
     parse_postcat,
     postcat,
 )
-from bot.queue import PROGRESS_EVERY, mail_version, remote_record
-from bot.ssh import RemoteCommand, RemoteStream
+from bot.queue import mail_version
+from bot.remote.command import RemoteCommand
 from bot.text import clean, num, size, table
-from commands import Argument, CommandSpec
+from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 ENVELOPE_CAP = 1024 * 1024  # bytes of `postcat -eh` output read at most
 BODY_BYTES = 4096
@@ -117,10 +114,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> ShowModel:
 
 
 def _check_body_allowed(ctx: Context, host: Host) -> None:
-    services = ctx.services
-    inventory = services.inventory
-    access = inventory.config.access
-    if permitted(ctx.identity, "act", [host.name], access, inventory, services.allowed_teams):
+    if ctx.may("act", [host.name]):
         return
     raise PermissionDenied(
         f"Reading a message body on {host.name} needs the operator role: bodies are private "
@@ -131,14 +125,13 @@ def _check_body_allowed(ctx: Context, host: Host) -> None:
 
 async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
     services = ctx.services
-    version = await mail_version(services.executor, host, ctx.remote)
+    version = await mail_version(ctx.remote, host)
     search = ListingSearch(queue_id, postfix.parser_for(version, now=services.clock()))
 
     async def take(chunk: bytes) -> bool:
-        before = search.seen
         found = search.feed(chunk)
-        if found is None and search.seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
-            await ctx.progress(f"{host.name}: looked at {search.seen:,} messages…")
+        if found is None:
+            await ctx.remote.report(f"{host.name}: looked at {search.seen:,} messages…")
         return found is not None
 
     whole = await _stream(ctx, host, postfix.queue_listing(version), take)
@@ -186,33 +179,11 @@ async def _stream(ctx: Context, host: Host, command: RemoteCommand, take: Take) 
     Stopping early closes the channel (the command dies of SIGPIPE). The audit record says
     how much was read; the output itself is never logged or kept.
     """
-    digest = hashlib.sha256()
-    started = time.monotonic()
-    out: RemoteStream | None = None
-    try:
-        async with ctx.services.executor.stream(host, command) as out:
-            async for chunk in out:
-                digest.update(chunk)
-                if await take(chunk):
-                    return False
-            return True
-    finally:
-        if out is not None:
-            ctx.remote.append(_record(out, digest.hexdigest(), time.monotonic() - started))
-
-
-def _record(out: RemoteStream, digest: str, elapsed: float) -> dict[str, Any]:
-    if out.result is not None:
-        return remote_record(out.result, digest)
-    return {
-        "host": out.host.name,
-        "command": out.command.command_line(),
-        "exit": None,
-        "stopped_early": True,
-        "elapsed": round(elapsed, 3),
-        "stdout_bytes_read": out.bytes_received,
-        "stdout_sha256": digest,
-    }
+    async with ctx.remote.stream(host, command) as out:
+        async for chunk in out:
+            if await take(chunk):
+                return False
+        return True
 
 
 # -- the model the templates render -----------------------------------------------------
@@ -372,12 +343,10 @@ SPEC = CommandSpec(
     template="show",
     examples=("/mailq show mx1 3F67B16B2ED", "/mailq show mx1 3F67B16B2ED body"),
     arguments=(
-        Argument("target", help="a host from the inventory", metavar="HOST"),
+        HostArg("target", help="a host from the inventory", metavar="HOST"),
         Argument("queue_id", help="the message's queue ID", metavar="QUEUE_ID"),
         # Checked in run: the registry's parser lets a bad `choices` value escape as a crash.
         Argument("body", help="the word `body`: the body's start", metavar="[body]", nargs="?"),
     ),
     run=run,
-    targets_hosts=True,
-    order=20,
 )

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bot.diag import dns
 from bot.diag import host as remote
@@ -22,8 +22,10 @@ from bot.diag.lint import Finding, lint
 from bot.diag.runner import Check, Outcome, Runner
 from bot.diag.verdicts import Evidence, Probe, Relay, Verdict, decide
 from bot.inventory import Host
-from bot.queue import read_host, remote_record
-from bot.ssh import REMOTE_TIMEOUT_EXIT, RemoteCommand, SSHExecutor
+from bot.queue import read_host
+from bot.remote.audited import Remote
+from bot.remote.command import RemoteCommand
+from bot.remote.ssh import REMOTE_TIMEOUT_EXIT
 
 T = TypeVar("T")
 MAX_QUEUE_DNS = 3
@@ -59,14 +61,11 @@ class _Found:
 
 
 class Diagnoser:
-    def __init__(
-        self, executor: SSHExecutor, host: Host, config: DiagnoseSection, now: float
-    ) -> None:
-        self.executor = executor
+    def __init__(self, gateway: Remote, host: Host, config: DiagnoseSection, now: float) -> None:
+        self.gateway = gateway.quiet()
         self.host = host
         self.config = config
         self.now = now
-        self.remote: list[dict[str, Any]] = []
         self.lookup = dns.Lookup(config, lifetime=config.check_timeout * 0.8)
         self.found = _Found()
         step = config.check_timeout
@@ -112,8 +111,7 @@ class Diagnoser:
         )
 
     async def _run(self, command: RemoteCommand) -> str:
-        result = await self.executor.run(self.host, command, check=False)
-        self.remote.append(remote_record(result))
+        result = await self.gateway.run(self.host, command, check=False)
         if result.exit_status == REMOTE_TIMEOUT_EXIT:
             raise TimeoutError
         if result.exit_status not in (0, 1) or (result.exit_status and not result.stdout):
@@ -128,7 +126,7 @@ class Diagnoser:
 
     async def _queue(self, domain: str | None) -> QueueEvidence:
         builder = DiagBuilder(self.now, domain)
-        await read_host(self.executor, self.host, self.now, _quiet, self.remote, builder=builder)
+        await read_host(self.gateway, self.host, self.now, builder=builder)
         return builder.evidence()
 
     async def _mx(self, domain: str, into: list[Check[Probe]], limit: int = 4) -> dns.MxReport:
@@ -177,8 +175,7 @@ class Diagnoser:
         path = remote.map_file(password_map.split(",")[0].split()[0]) if password_map else None
         if path is None:
             return None
-        result = await self.executor.run(self.host, remote.stat_file(path), check=False)
-        self.remote.append(remote_record(result))
+        result = await self.gateway.run(self.host, remote.stat_file(path), check=False)
         return remote.parse_stat(result.stdout) if result.exit_status == 0 else None
 
     async def _probe_relayhost(self, relayhost: str) -> None:
@@ -279,7 +276,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-async def _quiet(_text: str) -> None:
-    return None

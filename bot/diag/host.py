@@ -28,7 +28,7 @@ from datetime import UTC
 from cryptography import x509
 
 from bot.mta.filter import ascii_domain
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 POSTTLS_FINGER = "/usr/sbin/posttls-finger"
 POSTCONF = "/usr/sbin/postconf"

@@ -34,7 +34,7 @@ from bot.mta import postfix
 from bot.mta.models import is_queue_id
 from bot.mta.reasons import ReasonClass, analyse
 from bot.mta.summary import OTHER_KEY, BoundedCounter, domain_of
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 TAIL, HEAD, GREP = "/usr/bin/tail", "/usr/bin/head", "/bin/grep"
 STAT, DATE, JOURNALCTL = "/usr/bin/stat", "/bin/date", "/bin/journalctl"

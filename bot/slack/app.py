@@ -12,7 +12,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
-from bot.pipeline import Outcome, Request, execute, prepare
+from bot.context import Request
+from bot.pipeline import Outcome, execute, prepare
 from bot.services import Services
 from bot.slack import alerts
 from bot.slack.client import make_client

@@ -23,13 +23,14 @@ from test_render import assert_valid_block_kit
 
 import bot.demo
 from bot import render
+from bot.context import Request
 from bot.db.models import AuditEvent
 from bot.demo import SIZES, demo_queue
 from bot.errors import UsageError
 from bot.inventory import Access, Grant
 from bot.mta.models import QueueMessage, Recipient
 from bot.mta.postcat import BodyExcerpt, EnvelopeRecipient, Header, MessageRecipient, PostcatOutput
-from bot.pipeline import Outcome, Request, handle
+from bot.pipeline import Outcome, handle
 from bot.text import escape_mrkdwn
 from commands.show import ShowModel, fit, queue_id_argument
 
@@ -118,7 +119,7 @@ async def test_the_listing_is_left_as_soon_as_the_message_is_found(world: World)
     listing = (await remote_of_last_run(world))[1]
     assert listing["stopped_early"] is True
     assert listing["exit"] is None
-    assert listing["stdout_bytes_read"] < 1840 * 500
+    assert listing["stdout_bytes"] < 1840 * 500
 
 
 async def test_body_needs_the_operator_role(world: World) -> None:
