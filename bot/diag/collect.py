@@ -22,6 +22,7 @@ from bot.diag.lint import Finding, lint
 from bot.diag.runner import Check, Outcome, Runner
 from bot.diag.verdicts import Evidence, Probe, Relay, Verdict, decide
 from bot.inventory import Host
+from bot.mta.redact import redact_text
 from bot.queue import read_host
 from bot.remote.audited import Remote
 from bot.remote.command import RemoteCommand
@@ -115,7 +116,8 @@ class Diagnoser:
         if result.exit_status == REMOTE_TIMEOUT_EXIT:
             raise TimeoutError
         if result.exit_status not in (0, 1) or (result.exit_status and not result.stdout):
-            raise ValueError(result.stderr.strip()[-200:] or f"exit status {result.exit_status}")
+            error = redact_text(result.stderr.strip())[-200:]  # postconf warnings quote values
+            raise ValueError(error or f"exit status {result.exit_status}")
         return result.stdout + result.stderr
 
     async def _settings(self) -> dict[str, str]:
@@ -157,23 +159,15 @@ class Diagnoser:
         self, settings: Check[dict[str, str]], services: Check[dict[str, str]]
     ) -> Relay:
         main, overrides = settings.value or {}, services.value or {}
-        sasl = ["main.cf"] if main.get("smtp_sasl_auth_enable") == "yes" else []
-        sasl += [
-            k.rsplit("/", 1)[0]
-            for k, v in overrides.items()
-            if k.endswith("/smtp_sasl_auth_enable") and v == "yes"
-        ]
-        maps = [main.get("smtp_sasl_password_maps", "")]
-        maps += [v for k, v in overrides.items() if k.endswith("/smtp_sasl_password_maps")]
-        password_map = next((m for m in maps if m), "")
+        sasl, password_map = sasl_settings(main, overrides)
         relayhost = main.get("relayhost", "")
         if relayhost:
             await self._probe_relayhost(relayhost)
-        return Relay(relayhost, tuple(sasl), password_map, await self._map_file(password_map))
+        path = remote.map_file(password_map)
+        return Relay(relayhost, sasl, password_map, path, await self._stat(path))
 
-    async def _map_file(self, password_map: str) -> tuple[int, int] | None:
-        path = remote.map_file(password_map.split(",")[0].split()[0]) if password_map else None
-        if path is None:
+    async def _stat(self, path: str | None) -> tuple[int, int] | None:
+        if path is None:  # no map, or not a database file (an in-line map is never stat'ed)
             return None
         result = await self.gateway.run(self.host, remote.stat_file(path), check=False)
         return remote.parse_stat(result.stdout) if result.exit_status == 0 else None
@@ -264,6 +258,20 @@ class Diagnoser:
             listings=tuple((a, c.value) for a, c in found.listings if c.value is not None),
             senders=_values(found.senders),
         )
+
+
+def sasl_settings(main: dict[str, str], overrides: dict[str, str]) -> tuple[tuple[str, ...], str]:
+    """Where SASL login is on ("main.cf", "relay/unix", ...) and the first password map
+    setting (main.cf first, then master.cf overrides), from parsed (redacted) settings."""
+    sasl = ["main.cf"] if main.get("smtp_sasl_auth_enable") == "yes" else []
+    sasl += [
+        k.rsplit("/", 1)[0]
+        for k, v in overrides.items()
+        if k.endswith("/smtp_sasl_auth_enable") and v == "yes"
+    ]
+    maps = [main.get("smtp_sasl_password_maps", "")]
+    maps += [v for k, v in overrides.items() if k.endswith("/smtp_sasl_password_maps")]
+    return tuple(sasl), next((m for m in maps if m), "")
 
 
 def _values(checks: list[Check[T]]) -> tuple[T, ...]:
