@@ -9,6 +9,8 @@ Three reads, each stopped as soon as it has what it needs:
    ``ENVELOPE_CAP`` bytes are read.
 3. only with ``body`` (and the ``act`` permission: bodies are private):
    ``sudo postcat -b -q ID``, closed after ``BODY_BYTES`` bytes / ``BODY_LINES`` lines.
+   The result is then ``private``: front ends show it only to the person who asked, and
+   the audit trail keeps no hash of the body (a hash of a short body can be guessed back).
 """
 
 from __future__ import annotations
@@ -167,24 +169,30 @@ async def _body(ctx: Context, host: Host, queue_id: str) -> BodyExcerpt:
         data.extend(chunk)
         return len(data) > BODY_BYTES + 1  # + the empty line before the body
 
-    whole = await _postcat(ctx, host, postcat(queue_id, "b", sudo=host.sudo), take)
+    command = postcat(queue_id, "b", sudo=host.sudo)
+    whole = await _postcat(ctx, host, command, take, private=True)
     return body_excerpt(bytes(data), whole=whole, max_lines=BODY_LINES, max_bytes=BODY_BYTES)
 
 
-async def _postcat(ctx: Context, host: Host, command: RemoteCommand, take: Take) -> bool:
+async def _postcat(
+    ctx: Context, host: Host, command: RemoteCommand, take: Take, *, private: bool = False
+) -> bool:
     try:
-        return await _stream(ctx, host, command, take)
+        return await _stream(ctx, host, command, take, private=private)
     except CommandFailed as exc:
         if "open queue file" in exc.stderr and "No such file" in exc.stderr:
             raise not_in_queue(command.argv[-1], host.name, just_now=True) from None
         raise
 
 
-async def _stream(ctx: Context, host: Host, command: RemoteCommand, take: Take) -> bool:
+async def _stream(
+    ctx: Context, host: Host, command: RemoteCommand, take: Take, *, private: bool = False
+) -> bool:
     """Feed ``command``'s output to ``take`` until it says stop; True if all was read.
 
     Stopping early closes the channel (the command dies of SIGPIPE). The audit record says
-    how much was read; the output itself is never logged or kept.
+    how much was read; the output itself is never logged or kept, and for ``private``
+    output (a message body) not even its hash.
     """
     digest = hashlib.sha256()
     started = time.monotonic()
@@ -198,10 +206,11 @@ async def _stream(ctx: Context, host: Host, command: RemoteCommand, take: Take) 
             return True
     finally:
         if out is not None:
-            ctx.remote.append(_record(out, digest.hexdigest(), time.monotonic() - started))
+            kept = None if private else digest.hexdigest()
+            ctx.remote.append(_record(out, kept, time.monotonic() - started))
 
 
-def _record(out: RemoteStream, digest: str, elapsed: float) -> dict[str, Any]:
+def _record(out: RemoteStream, digest: str | None, elapsed: float) -> dict[str, Any]:
     if out.result is not None:
         return remote_record(out.result, digest)
     return {
@@ -276,12 +285,18 @@ class ShowModel:
         return self.listing.queue_id
 
     @property
+    def private(self) -> bool:
+        """A body is private mail: only the person who asked for it may see this result."""
+        return self.body_requested
+
+    @property
     def filename(self) -> str:
         return f"{self.queue_id}-{self.host}.txt"
 
     @property
     def file_title(self) -> str:
-        return f"Message {self.queue_id} on {self.host}: envelope and headers"
+        body = ", headers and the start of the body" if self.body is not None else " and headers"
+        return f"Message {self.queue_id} on {self.host}: envelope{body}"
 
     @property
     def sender(self) -> str:

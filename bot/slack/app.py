@@ -133,10 +133,7 @@ async def _run(
         prepared.context.request = dataclasses.replace(cleaned, message_link=link)
     prepared.context.progress = progress_updater(client, message)
     outcome = await execute(prepared)
-    if existing is not None and not outcome.ok:
-        await ephemeral(respond, outcome.reply)  # keep the message the button was on
-        return
-    await deliver(client, respond, message, outcome)
+    await deliver(client, respond, message, outcome, request.user_id, placeholder=existing is None)
 
 
 async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
