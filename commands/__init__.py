@@ -2,6 +2,8 @@
 
 A command module defines ``SPEC`` (a ``CommandSpec``) and an ``async run(args, ctx)`` that
 returns a model for its template. Commands never touch Slack; help is built from here.
+A model whose ``private`` attribute is true (``show ... body``) is shown only to the person
+who asked, by every front end (``render.Rendered.private``).
 """
 
 from __future__ import annotations
