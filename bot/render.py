@@ -6,6 +6,9 @@ is finalised as a JSON literal whose text is cleaned and mrkdwn-escaped, so queu
 text can neither break the JSON nor ping anyone. The one trusted mrkdwn construct, Slack's
 date token, is written as a placeholder carrying a per-process random nonce that queue
 text cannot forge, and turned into ``<!date^...>`` after escaping.
+
+A model whose ``private`` attribute is true (``show ... body``: private mail) renders a
+``Rendered`` marked ``private``: front ends show it only to the person who asked.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Rendered:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     attachment: Attachment | None = None
+    # Only for the person who asked: never in a channel, a thread or a shared file.
+    private: bool = False
 
     @property
     def console(self) -> str:
@@ -124,7 +129,9 @@ def render(name: str, model: Any, **extra: Any) -> Rendered:
         blocks = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise RuntimeError(f"template {name}.blocks.j2 made invalid JSON: {exc}") from exc
-    return Rendered(text=text, blocks=blocks, attachment=_attachment(name, model, extra))
+    private = getattr(model, "private", False) is True
+    attachment = _attachment(name, model, extra)
+    return Rendered(text=text, blocks=blocks, attachment=attachment, private=private)
 
 
 def _attachment(name: str, model: Any, extra: dict[str, Any]) -> Attachment | None:

@@ -2,7 +2,9 @@
 
 A command module defines ``SPEC`` (a ``CommandSpec``) and an ``async run(args, ctx)`` that
 returns a model for its template; ``COMMANDS`` lists the modules in help order. Commands
-never touch Slack; help is built from here.
+never touch Slack; help is built from here. A model whose ``private`` attribute is true
+(``show ... body``) is shown only to the person who asked, by every front end
+(``render.Rendered.private``).
 
 Host scope comes from the arguments' types: a ``HostArg`` names hosts, and the pipeline
 checks the caller's permission on every host it names before anything runs. A command whose

@@ -9,6 +9,8 @@ Three reads, each stopped as soon as it has what it needs:
    ``ENVELOPE_CAP`` bytes are read.
 3. only with ``body`` (and the ``act`` permission: bodies are private):
    ``sudo postcat -b -q ID``, closed after ``BODY_BYTES`` bytes / ``BODY_LINES`` lines.
+   The result is then ``private``: front ends show it only to the person who asked, and
+   the audit trail keeps no hash of the body (a hash of a short body can be guessed back).
 """
 
 from __future__ import annotations
@@ -160,26 +162,32 @@ async def _body(ctx: Context, host: Host, queue_id: str) -> BodyExcerpt:
         data.extend(chunk)
         return len(data) > BODY_BYTES + 1  # + the empty line before the body
 
-    whole = await _postcat(ctx, host, postcat(queue_id, "b", sudo=host.sudo), take)
+    command = postcat(queue_id, "b", sudo=host.sudo)
+    whole = await _postcat(ctx, host, command, take, private=True)
     return body_excerpt(bytes(data), whole=whole, max_lines=BODY_LINES, max_bytes=BODY_BYTES)
 
 
-async def _postcat(ctx: Context, host: Host, command: RemoteCommand, take: Take) -> bool:
+async def _postcat(
+    ctx: Context, host: Host, command: RemoteCommand, take: Take, *, private: bool = False
+) -> bool:
     try:
-        return await _stream(ctx, host, command, take)
+        return await _stream(ctx, host, command, take, private=private)
     except CommandFailed as exc:
         if "open queue file" in exc.stderr and "No such file" in exc.stderr:
             raise not_in_queue(command.argv[-1], host.name, just_now=True) from None
         raise
 
 
-async def _stream(ctx: Context, host: Host, command: RemoteCommand, take: Take) -> bool:
+async def _stream(
+    ctx: Context, host: Host, command: RemoteCommand, take: Take, *, private: bool = False
+) -> bool:
     """Feed ``command``'s output to ``take`` until it says stop; True if all was read.
 
     Stopping early closes the channel (the command dies of SIGPIPE). The audit record says
-    how much was read; the output itself is never logged or kept.
+    how much was read; the output itself is never logged or kept, and for ``private``
+    output (a message body) not even its hash.
     """
-    async with ctx.remote.stream(host, command) as out:
+    async with ctx.remote.stream(host, command, private=private) as out:
         async for chunk in out:
             if await take(chunk):
                 return False
@@ -247,12 +255,18 @@ class ShowModel:
         return self.listing.queue_id
 
     @property
+    def private(self) -> bool:
+        """A body is private mail: only the person who asked for it may see this result."""
+        return self.body_requested
+
+    @property
     def filename(self) -> str:
         return f"{self.queue_id}-{self.host}.txt"
 
     @property
     def file_title(self) -> str:
-        return f"Message {self.queue_id} on {self.host}: envelope and headers"
+        body = ", headers and the start of the body" if self.body is not None else " and headers"
+        return f"Message {self.queue_id} on {self.host}: envelope{body}"
 
     @property
     def sender(self) -> str:

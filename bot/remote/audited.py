@@ -109,7 +109,8 @@ class Remote:
     labels: dict[str, Any] = field(default_factory=dict)
     records: list[RemoteRecord] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    _last_progress: float = 0.0
+    # Progress only for work that takes a while: the first report waits one interval.
+    _last_progress: float = field(default_factory=time.monotonic)
 
     @classmethod
     def for_request(cls, ctx: Context) -> Self:
@@ -154,12 +155,14 @@ class Remote:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, host: Host, command: RemoteCommand, *, check: bool = True
+        self, host: Host, command: RemoteCommand, *, check: bool = True, private: bool = False
     ) -> AsyncIterator[AuditedStream]:
         """``async with remote.stream(host, cmd) as out: async for chunk in out: ...``
 
         Leaving the block early closes the channel; the record says so and how much was
-        read. Queue changes are not streamed (they go through ``run``)."""
+        read. ``private`` output (a message body) is not even hashed: a short body could be
+        guessed back from its hash. Queue changes are not streamed (they go through ``run``).
+        """
         if command.changes_queue:
             raise ValueError("queue changes go through Remote.run, which journals them")
         await self._admit(host, command, None)
@@ -167,7 +170,7 @@ class Remote:
         audited: AuditedStream | None = None
         try:
             async with self.executor.stream(host, command, check=check) as out:
-                audited = AuditedStream(out)
+                audited = AuditedStream(out, digest=not private)
                 yield audited
         finally:
             if audited is not None:
@@ -272,9 +275,9 @@ class _Unchecked:
 class AuditedStream:
     """The chunks of a streamed command, digested as they pass."""
 
-    def __init__(self, out: RemoteStream) -> None:
+    def __init__(self, out: RemoteStream, *, digest: bool = True) -> None:
         self._out = out
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if digest else None
         self.exhausted = False
 
     @property
@@ -294,11 +297,13 @@ class AuditedStream:
         except StopAsyncIteration:
             self.exhausted = True
             raise
-        self._digest.update(chunk)
+        if self._digest is not None:
+            self._digest.update(chunk)
         return chunk
 
     def record(self, elapsed: float) -> RemoteRecord:
-        out, digest = self._out, self._digest.hexdigest()
+        out = self._out
+        digest = None if self._digest is None else self._digest.hexdigest()
         if out.result is not None:
             return _record(out.result, digest, out.bytes_received)
         return RemoteRecord(
@@ -313,7 +318,7 @@ class AuditedStream:
         )
 
 
-def _record(result: CommandResult, digest: str, size: int) -> RemoteRecord:
+def _record(result: CommandResult, digest: str | None, size: int) -> RemoteRecord:
     return RemoteRecord(
         host=result.host,
         command=result.command_line,

@@ -95,6 +95,7 @@ async def test_show_gives_envelope_reasons_and_headers_without_the_body(world: W
         assert rcpt["delay_reason"].split("<")[0] in text
     assert "1 already delivered" in text  # a done_recipient from postcat
     assert "Body withheld" in text
+    assert not outcome.reply.private  # envelope and headers may be shown in the channel
     assert_valid_block_kit(outcome.reply.blocks)
     assert '"action_id": "mailq_run_thread"' in block_texts(outcome)
     assert f'"value": "show mx1 {qid} body"' in block_texts(outcome)
@@ -139,6 +140,7 @@ async def test_body_is_cut_and_says_how_much_was_left_out(world: World) -> None:
     assert "Body: the first 60 lines" in outcome.reply.text
     assert "KiB not shown" in outcome.reply.text
     assert "Show the body" not in block_texts(outcome)
+    assert outcome.reply.private  # front ends show it only to the asker
     assert "```" in block_texts(outcome)
     assert_valid_block_kit(outcome.reply.blocks)
     assert outcome.reply.attachment is not None
