@@ -140,6 +140,9 @@ class Preview:
     by_queue: Counter[str] = field(default_factory=Counter)
     oldest: int | None = None
     newest: int | None = None
+    # Every message listed in the queues the selection draws from, selected or not: what a
+    # plan's share of the queue is measured against.
+    in_queues: int = 0
 
     def add(
         self, message: QueueMessage, matched: int, reasons: list[str], domains: set[str]
@@ -166,6 +169,7 @@ class Preview:
             "by_queue": dict(self.by_queue),
             "oldest": self.oldest,
             "newest": self.newest,
+            "in_queues": self.in_queues,
             "first_ids": [i.queue_id for i in items[:PREVIEW_IDS]],
         }
 
@@ -182,6 +186,7 @@ class _Collector:
         queue_filter = self.selection.filter
         if message.queue_name not in queues_for(self.action, queue_filter):
             return
+        self.preview.in_queues += 1
         selected = queue_filter.matching_recipients(message, self.now)
         if selected is None:
             return

@@ -120,12 +120,18 @@ class ActionRule(_Strict):
 
     ``approvers`` lists Slack user ids (U…/W…), user group ids (S…) and ``role:NAME`` (anyone
     holding that role on the plan's host). An empty list means nobody can approve.
+
+    ``max_messages`` and ``max_share`` (``actions.purge`` only) bound what an ordinary purge
+    may delete: a plan above either (more messages, or at least that share of the queues it
+    selects from) is a ``purge_all`` plan, approved under that class's rule.
     """
 
     approval: bool = False
     approvals: Annotated[int, Field(ge=1, le=5)] = 1
     approvers: list[str] = Field(default_factory=lambda: ["role:approver", "role:admin"])
     expires: str = "1h"
+    max_messages: Annotated[int, Field(ge=1)] | None = None
+    max_share: Annotated[float, Field(gt=0, le=1)] | None = None
 
     @field_validator("approvers")
     @classmethod
@@ -152,9 +158,16 @@ class ActionRule(_Strict):
         return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
 
 
+# What an ordinary purge may delete before it counts as wiping the queue (purge_all).
+PURGE_MAX_MESSAGES = 5_000
+PURGE_MAX_SHARE = 0.5
+
+
 def _default_actions() -> dict[ActionClass, ActionRule]:
     return {
-        "purge": ActionRule(approval=True),
+        "purge": ActionRule(
+            approval=True, max_messages=PURGE_MAX_MESSAGES, max_share=PURGE_MAX_SHARE
+        ),
         "purge_all": ActionRule(approval=True, approvers=["role:admin"]),
     }
 
@@ -178,6 +191,17 @@ class Config(_Strict):
                 raise ValueError(
                     f"actions.{name}.approval cannot be false: deleting mail "
                     "always needs a second person"
+                )
+        purge = self.actions["purge"]
+        self.actions["purge"] = purge.model_copy(update={
+            "max_messages": purge.max_messages or PURGE_MAX_MESSAGES,
+            "max_share": purge.max_share or PURGE_MAX_SHARE,
+        })  # fmt: skip
+        for name, rule in self.actions.items():
+            if name != "purge" and (rule.max_messages or rule.max_share):
+                raise ValueError(
+                    f"actions.{name}: max_messages and max_share belong to actions.purge "
+                    "(they decide when a purge counts as purge_all)"
                 )
         return self
 

@@ -20,6 +20,7 @@ from bot.inventory import APPROVAL_ALWAYS, ActionRule, Config, Inventory
 from bot.text import table
 
 if TYPE_CHECKING:
+    from bot.actions import Selection
     from bot.context import Identity
 
 PLAN_ID = re.compile(r"p[0-9a-f]{10}")
@@ -36,9 +37,34 @@ STATUS_WORDS = {
 }
 
 
-def action_class(action: str, everything: bool) -> str:
-    """``purge`` of ``ALL deferred`` is its own class with its own approver rule."""
-    return "purge_all" if action == "purge" and everything else action
+def action_class(
+    config: Config, action: str, selection: Selection, count: int, in_queues: int
+) -> tuple[str, str]:
+    """The class of a plan, from what it will change, and why when it is ``purge_all``.
+
+    A purge is ``purge_all`` (its own, higher-bar approver rule) when it covers a whole
+    queue, whatever the wording: ``ALL deferred``; a filter that selects only by ``queue=``,
+    ``older=`` or ``newer=``; more messages than ``actions.purge.max_messages``; or at least
+    ``actions.purge.max_share`` of the ``in_queues`` messages listed in the queues it draws
+    from."""
+    if action != "purge":
+        return action, ""
+    rule = rule_for(config, "purge")
+    if selection.everything:
+        return "purge_all", "it deletes the whole deferred queue"
+    if selection.filter.by_queue_and_age_only:
+        return "purge_all", "it selects only by queue or age, which covers a whole queue"
+    if rule.max_messages is not None and count > rule.max_messages:
+        return "purge_all", (
+            f"it deletes {count:,} messages, more than purge's limit of {rule.max_messages:,}"
+        )
+    share = count / in_queues if in_queues else 0.0
+    if rule.max_share is not None and count and share >= rule.max_share:
+        return "purge_all", (
+            f"it deletes {share:.0%} of the {in_queues:,} messages in the queues it selects "
+            f"from (purge's limit: under {rule.max_share:.0%})"
+        )
+    return "purge", ""
 
 
 def rule_for(config: Config, cls: str) -> ActionRule:

@@ -63,8 +63,7 @@ async def run_action(
     selection = _selection(action, args, usage)
     host = ctx.services.inventory.get(args.target)
     config = ctx.services.inventory.config
-    cls = plans.action_class(action, selection.everything)
-    needs_plan = plans.needs_approval(config, cls)
+    needs_plan = plans.needs_approval(config, action)
     if needs_plan and not selection.reason:
         raise UsageError(f'`{action}` needs approval here: add `why="ticket or reason"`.', usage)
     now = ctx.services.clock()
@@ -73,6 +72,9 @@ async def run_action(
         return ActionReply(report=ActionReport(host.name, action, "all", {}, result, now))
     items, preview = await select(ctx, host, action, selection)
     if needs_plan and items:
+        cls, why = plans.action_class(config, action, selection, len(items), preview["in_queues"])
+        if why:
+            preview["class_reason"] = why
         return ActionReply(
             plan=await approvals.create(ctx, host, action, cls, selection, items, preview)
         )

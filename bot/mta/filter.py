@@ -274,6 +274,13 @@ class QueueFilter:
         object.__setattr__(self, "_folded", tuple(t.casefold() for t in self.reason_texts))
         object.__setattr__(self, "_id_set", frozenset(self.ids))
 
+    @property
+    def by_queue_and_age_only(self) -> bool:
+        """True if nothing but ``queue=``, ``older=`` or ``newer=`` narrows it: such a filter
+        selects a whole queue (or all of it past an age), however it is worded."""
+        return not (self.domains or self.senders or self.reason_classes or self.reason_texts
+                    or self.ids)  # fmt: skip
+
     # -- building --------------------------------------------------------------------------
 
     @classmethod

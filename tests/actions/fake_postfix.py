@@ -99,6 +99,14 @@ members = ["{VIEWER}"]
 approval = true
 approvals = {approvals}
 
+# The fake queue is all gone.example, so these tests' purges cover the whole queue and are
+# purge_all plans (tests/security/test_purge_class.py covers that bar). They are about
+# races, so here that class has the same approvers as a purge.
+[actions.purge_all]
+approval = true
+approvals = {approvals}
+approvers = ["role:approver", "role:admin"]
+
 [actions.hold]
 approval = true
 approvers = ["{APPROVER_B}"]
