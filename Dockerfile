@@ -13,6 +13,8 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY commands ./commands
 COPY migrations ./migrations
+# deploy/: the sudoers snippets, wrapper and sample config, package data as bot/deploy/.
+COPY deploy ./deploy
 RUN pip install --no-compile . && rm -rf /root/.cache
 
 USER mailqbot

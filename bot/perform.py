@@ -234,7 +234,7 @@ async def _change(
     remote: Remote, host: Host, action: Action, queue: str, ids: list[str], result: ActionResult
 ) -> None:
     assert action != "flush"
-    command = postsuper.change(action, queue)
+    command = postsuper.change(action, queue, sudo=host.sudo)
     try:
         ran = await remote.run(host, command, stdin=postsuper.ids_input(ids))
     except AuditUnavailable as exc:  # not run: nothing changed

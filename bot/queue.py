@@ -11,9 +11,9 @@ A summary costs two round trips, plus one that runs alongside the listing:
    host (or a fleet) again within that time skips this round trip (and its audit record);
 2. ``postqueue -j`` (or ``-p`` before Postfix 3.1), streamed into the summary: the JSON
    parser hands each message's fields straight to the ``SummaryBuilder`` (no objects);
-3. with ``disk=True``, ``sudo -n du -sk <queue_directory>/deferred`` at the same time. It
-   needs a sudoers rule; without one (or on any other failure) the summary says why disk
-   use is unavailable instead of failing.
+3. with ``disk=True``, ``[sudo -n] du -sk <queue_directory>/deferred`` at the same time. It
+   needs root (a sudoers rule, or the forced-command wrapper); without it (or on any other
+   failure) the summary says why disk use is unavailable instead of failing.
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ async def _within(task: asyncio.Task[DiskUse], grace: float) -> DiskUse:
 async def _disk_use(remote: Remote, host: Host, queue_directory: str) -> DiskUse:
     """``du`` on the deferred spool; every failure becomes a reason, never an exception."""
     try:
-        result = await remote.run(host, spool.deferred_disk_use(queue_directory), check=False)
+        command = spool.deferred_disk_use(queue_directory, sudo=host.sudo)
+        result = await remote.run(host, command, check=False)
     except MailqbotError as exc:
         return DiskUse(None, shorten(exc.user_message, 80))
     if result.exit_status == 0:

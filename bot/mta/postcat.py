@@ -37,6 +37,8 @@ _PATH = re.compile(
 _RECORD = re.compile(r"([a-z][a-z_]{0,39}): ?(.*)")
 _HEADER = re.compile(r"[!-9;-~]{1,200}:")  # printable ASCII but ':' then ':' (RFC 5322 2.2)
 _NUMBERS = re.compile(r"[0-9]{1,19}(?: +[0-9]{1,19})*")
+Parts = Literal["eh", "b"]
+PARTS: tuple[Parts, ...] = ("eh", "b")  # -eh: envelope and headers; -b: the body
 Status = Literal["waiting", "delivered", "canceled"]
 _STATUS: dict[str, Status] = {
     "recipient": "waiting",
@@ -49,18 +51,17 @@ class NotInQueue(MailqbotError):
     """The queue ID names no queued message (delivered, deleted, or never there)."""
 
 
-def postcat(queue_id: str, parts: str = "", *, sudo: bool) -> RemoteCommand:
-    """``postcat [-beh] -q ID``: ``parts`` picks body/envelope/headers ('' for the whole file).
+def postcat(queue_id: str, parts: Parts, *, sudo: bool) -> RemoteCommand:
+    """``postcat -eh -q ID`` (envelope records and headers) or ``postcat -b -q ID`` (the body).
 
-    The argument shape matches the sudoers rule ``^(-[beh]+ )?-q ID$``.
+    Only these two: ``show`` reads the body on its own (see above), and
+    deploy/sudoers.mailqbot allows exactly these.
     """
     if not is_queue_id(queue_id):
         raise UsageError(f"`{queue_id[:40]}` is not a Postfix queue ID.")
-    flags = "".join(sorted(set(parts)))
-    if len(flags) != len(parts) or not set(flags) <= set("beh"):
-        raise ValueError(f"postcat parts must be letters from 'beh', not {parts!r}")
-    argv = (POSTCAT, f"-{flags}", "-q", queue_id) if flags else (POSTCAT, "-q", queue_id)
-    return RemoteCommand(argv=argv, sudo=sudo)
+    if parts not in PARTS:
+        raise ValueError(f"postcat parts must be one of {PARTS}, not {parts!r}")
+    return RemoteCommand(argv=(POSTCAT, f"-{parts}", "-q", queue_id), sudo=sudo)
 
 
 # -- the model --------------------------------------------------------------------------

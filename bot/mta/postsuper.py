@@ -24,7 +24,7 @@ POSTQUEUE = "/usr/sbin/postqueue"
 # command_timeout still applies (the executor takes the smaller limit).
 CHANGE_TIMEOUT = 600.0
 Change = Literal["purge", "hold", "release", "requeue"]
-CHANGE_QUEUES = ("deferred", "hold", "incoming", "active")  # what the sudoers rule allows
+CHANGE_QUEUES = ("deferred", "hold", "incoming", "active")  # what deploy/sudoers.mailqbot allows
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,12 @@ _COUNT = re.compile(r"postsuper: (?P<verb>[A-Z][a-z ]+): (?P<n>\d{1,12}) message
 _DONE = re.compile(r"postsuper: (?P<id>[0-9A-Za-z]{6,40}): (?P<verb>[a-z ]+)")
 
 
-def change(action: Change, queue: str) -> RemoteCommand:
-    """``sudo -n postsuper -d|-h|-H|-r - QUEUE``: the IDs come on standard input."""
+def change(action: Change, queue: str, *, sudo: bool) -> RemoteCommand:
+    """``[sudo -n] postsuper -d|-h|-H|-r - QUEUE``: the IDs come on standard input."""
     if queue not in CHANGE_QUEUES:
         raise UsageError(f"mailqbot changes messages only in {', '.join(CHANGE_QUEUES)}.")
     argv = (POSTSUPER, VERBS[action].flag, "-", queue)
-    return RemoteCommand(argv=argv, sudo=True, remote_timeout=CHANGE_TIMEOUT, changes_queue=True)
+    return RemoteCommand(argv=argv, sudo=sudo, remote_timeout=CHANGE_TIMEOUT, changes_queue=True)
 
 
 def flush_all() -> RemoteCommand:

@@ -72,12 +72,12 @@ def postfix_time(value: str, default_unit: str = "s") -> int | None:
     return int(match.group(1)) * _UNITS[match.group(2) or default_unit]
 
 
-def deferred_disk_use(queue_directory: str) -> RemoteCommand:
-    """``sudo -n du -sk QUEUE_DIRECTORY/deferred``: the spool needs root to read."""
+def deferred_disk_use(queue_directory: str, *, sudo: bool) -> RemoteCommand:
+    """``[sudo -n] du -sk QUEUE_DIRECTORY/deferred``: the spool needs root to read."""
     if not _QUEUE_DIRECTORY.fullmatch(queue_directory):
         raise ValueError("queue_directory is not a plain absolute path")
     return RemoteCommand(
-        argv=(DU, "-sk", f"{queue_directory}/deferred"), sudo=True, remote_timeout=DU_TIMEOUT
+        argv=(DU, "-sk", f"{queue_directory}/deferred"), sudo=sudo, remote_timeout=DU_TIMEOUT
     )
 
 

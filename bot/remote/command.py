@@ -11,7 +11,10 @@ class RemoteCommand:
     """A command line built only from a fixed template with validated arguments.
 
     ``argv`` is quoted with ``shlex.quote`` when sent; ``remote_timeout`` bounds the command on
-    the host with coreutils ``timeout``; ``sudo`` runs the tool under ``sudo -n`` (never prompting).
+    the host with coreutils ``timeout``; ``sudo`` marks a tool that needs root, run under
+    ``sudo -n`` (never prompting) on hosts configured with ``sudo = true`` (the executor drops
+    it elsewhere). deploy/sudoers.mailqbot and deploy/mailqbot-wrapper allow exactly the
+    command lines the templates build (tests/security/test_least_privilege.py checks both).
     ``pipe_to`` adds unprivileged filter stages after it (``argv | stage1 | stage2``), each
     quoted word by word like ``argv``; the ``|`` between stages is the only unquoted text sent
     to the remote shell. ``timeout`` and ``sudo`` wrap ``argv`` only, and the exit status is the

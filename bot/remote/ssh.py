@@ -13,6 +13,9 @@ Decisions the executor makes for its callers:
   closed is replaced. A command is retried once on a new connection only if it cannot have
   started (the session channel was never opened) or it does not change the queue.
 - At most ``host.max_sessions`` channels per host at once.
+- ``sudo -n`` only where the host is configured with ``sudo = true``: on a host with
+  ``sudo = false`` (it logs in as root, or its key is forced through deploy/mailqbot-wrapper,
+  which gets root itself) no command line starts with ``sudo``, whatever the template asked.
 - Time limits: connecting (TCP, banner, key exchange and login together) gets
   ``connect_timeout + login_timeout``. A command runs on the host under
   ``timeout min(command.remote_timeout, host.command_timeout)``; locally the channel is given
@@ -157,7 +160,9 @@ class SSHExecutor:
     ) -> AsyncIterator[RemoteStream]:
         slot = self._slot(host)
         sent = dataclasses.replace(
-            command, remote_timeout=min(command.remote_timeout, host.command_timeout)
+            command,
+            remote_timeout=min(command.remote_timeout, host.command_timeout),
+            sudo=command.sudo and host.sudo,  # a host configured without sudo never gets it
         )
         async with slot.sessions:
             limit = sent.remote_timeout + self._margin
@@ -484,7 +489,9 @@ def _check_exit(host: Host, command: RemoteCommand, result: CommandResult) -> No
             host.name,
             f"sudo on {host.name} asked for a password for `{command.display()}`: the sudoers "
             f"rule for {host.user} is missing or does not match this command. Install "
-            "mailqbot's sudoers snippet on the host (check it with `visudo -cf`) and retry.",
+            "mailqbot's sudoers snippet on the host (deploy/sudoers.mailqbot, or "
+            "deploy/sudoers.mailqbot-wrapper where the key is forced through mailqbot-wrapper; "
+            "check it with `visudo -cf`) and retry.",
         )
     raise CommandFailed(host.name, _failed_message(host, command, status, stderr), status, stderr)
 

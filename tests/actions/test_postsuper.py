@@ -73,11 +73,16 @@ def test_ids_input_refuses_anything_but_queue_ids() -> None:
 
 def test_change_command_is_fixed_and_queue_checked() -> None:
     assert (
-        postsuper.change("purge", "deferred").display()
+        postsuper.change("purge", "deferred", sudo=True).display()
         == "sudo -n /usr/sbin/postsuper -d - deferred"
     )
     with pytest.raises(UsageError):
-        postsuper.change("purge", "corrupt")
+        postsuper.change("purge", "corrupt", sudo=True)
+
+
+def test_change_follows_the_host_sudo_setting() -> None:
+    command = postsuper.change("hold", "deferred", sudo=False)
+    assert command.command_line() == "timeout -k 5 600 /usr/sbin/postsuper -h - deferred"
 
 
 def test_selection_words() -> None:

@@ -362,14 +362,14 @@ async def test_sudo_without_a_rule_fails_immediately() -> None:
 
 
 async def test_allowed_sudo_postcat_shows_the_message() -> None:
-    """`sudo -n postcat -q ID` as tests/lab/sudoers.mailqbot allows it."""
+    """`sudo -n postcat -eh -q ID` as deploy/sudoers.mailqbot allows it."""
     host = lab_host()
     candidates = some_deferred(5)
     assert candidates, "no deferred message in the lab queue (cleared by someone meanwhile?)"
     async with SSHExecutor() as ex:
         for message in candidates:  # another lab user may delete it meanwhile: try the next
             queue_id = str(message["queue_id"])
-            command = RemoteCommand(argv=("/usr/sbin/postcat", "-q", queue_id), sudo=True)
+            command = RemoteCommand(argv=("/usr/sbin/postcat", "-eh", "-q", queue_id), sudo=True)
             result = await ex.run(host, command, check=False)
             if result.exit_status == 0:
                 break

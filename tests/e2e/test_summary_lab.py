@@ -114,7 +114,7 @@ async def test_lifetimes_and_disk_use_come_from_the_host(executor: SSHExecutor) 
     assert reading.settings.bounce_queue_lifetime == days.get(postconf[1])
     assert reading.settings.queue_directory == "/var/spool/postfix"
     assert reading.disk is not None
-    assert reading.disk.problem == "", "tests/lab/sudoers.mailqbot allows du on the spool"
+    assert reading.disk.problem == "", "deploy/sudoers.mailqbot allows du on the spool"
     du = subprocess.run(
         ["du", "-sk", "/var/spool/postfix/deferred"], check=True, capture_output=True, text=True
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# mailqbot's Postfix lab: a real Postfix, DNS, misbehaving destinations and an SSH login
-# for the bot, all on loopback. Run as root on Debian 12 (no systemd needed).
+# mailqbot's Postfix lab: a real Postfix, DNS, misbehaving destinations and two SSH logins
+# for the bot (sudoers, and the forced-command wrapper, both from deploy/), all on loopback.
+# Run as root on Debian 12 (no systemd needed).
 #
 #   lab.sh up | down | status | fill N [--clear] | clear
 #
@@ -10,10 +11,13 @@ set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$LAB_DIR/../.." && pwd)
+DEPLOY=$REPO/deploy # the files an operator installs on a mail host
 STATE=/var/lib/mailqbot-lab
 PF_LAB=/etc/postfix/mailqbot-lab
 PF_LOG=/var/log/postfix.log
-LAB_USER=mailqbot
+LAB_USER=mailqbot       # deploy/sudoers.mailqbot; the bot sends `sudo -n ...`
+WRAPPER_USER=mailqbot-fc # deploy/mailqbot-wrapper forced on its key (sudo = false)
+WRAPPER=/usr/local/libexec/mailqbot-wrapper
 SSH_PORT=2222
 SERVFAIL_PORT=5399
 PACKAGES=(postfix openssh-server sudo pflogsumm dnsmasq-base libsasl2-modules)
@@ -333,18 +337,25 @@ setup_postfix() {
   fi
 }
 
-# --- 6. SSH: user mailqbot, sshd on 127.0.0.1:2222 -----------------------------------------
+# --- 6. SSH: users mailqbot and mailqbot-fc, sshd on 127.0.0.1:2222 -------------------------
 
-setup_user() {
-  local home
-  id "$LAB_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash -c "mailqbot lab" "$LAB_USER"
+# lab_user USER OPTIONS: a key-only login with the lab's client key and these key options.
+lab_user() {
+  local user=$1 options=$2 home
+  id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash -c "mailqbot lab" "$user"
   # '*': no password can match, yet the account is not locked ("!" makes sshd refuse keys).
-  [[ $(getent shadow "$LAB_USER" | cut -d: -f2) == '*' ]] || usermod -p '*' "$LAB_USER"
-  home=$(getent passwd "$LAB_USER" | cut -d: -f6)
-  install -d -m 700 -o "$LAB_USER" -g "$LAB_USER" "$home/.ssh"
-  printf 'restrict,from="127.0.0.1" %s\n' "$(<"$STATE/id_ed25519.pub")" |
+  [[ $(getent shadow "$user" | cut -d: -f2) == '*' ]] || usermod -p '*' "$user"
+  home=$(getent passwd "$user" | cut -d: -f6)
+  install -d -m 700 -o "$user" -g "$user" "$home/.ssh"
+  printf '%s %s\n' "$options" "$(<"$STATE/id_ed25519.pub")" |
     changed "$home/.ssh/authorized_keys" 600 || true
-  chown "$LAB_USER:" "$home/.ssh/authorized_keys"
+  chown "$user:" "$home/.ssh/authorized_keys"
+}
+
+setup_users() {
+  lab_user "$LAB_USER" 'restrict,from="127.0.0.1"'
+  # Whatever the client asks for, sshd runs the wrapper (SSH_ORIGINAL_COMMAND holds the ask).
+  lab_user "$WRAPPER_USER" "restrict,from=\"127.0.0.1\",command=\"$WRAPPER\""
 }
 
 sshd_config() {
@@ -354,7 +365,7 @@ Port $SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $STATE/ssh_host_ed25519_key
 PidFile $STATE/sshd.pid
-AllowUsers $LAB_USER
+AllowUsers $LAB_USER $WRAPPER_USER
 AuthenticationMethods publickey
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -386,11 +397,23 @@ start_sshd() {
   fi
 }
 
-# --- 7. sudo rules -------------------------------------------------------------------------
+# --- 7. sudo rules and the wrapper, as deploy/ ships them ------------------------------------
+
+# install_sudoers NAME FILE USER: FILE from deploy/ as /etc/sudoers.d/NAME, for USER (the
+# file's only change: the user its User_Alias names).
+install_sudoers() {
+  local name=$1 file=$2 user=$3 text
+  text=$(sed -E "s/^(User_Alias [A-Z_]+ = )mailqbot$/\1$user/" "$file")
+  grep -qx "User_Alias [A-Z_]* = $user" <<<"$text" || die "$file names no user to replace"
+  visudo -cqf - >/dev/null <<<"$text" || die "$file does not parse"
+  changed "/etc/sudoers.d/$name" 440 <<<"$text" || true
+}
 
 setup_sudo() {
-  visudo -cqf "$LAB_DIR/sudoers.mailqbot" >/dev/null || die "sudoers.mailqbot does not parse"
-  changed /etc/sudoers.d/mailqbot 440 <"$LAB_DIR/sudoers.mailqbot" || true
+  install -d -m 755 "$(dirname "$WRAPPER")"
+  changed "$WRAPPER" 755 <"$DEPLOY/mailqbot-wrapper" || true
+  install_sudoers mailqbot "$DEPLOY/sudoers.mailqbot" "$LAB_USER"
+  install_sudoers mailqbot-wrapper "$DEPLOY/sudoers.mailqbot-wrapper" "$WRAPPER_USER"
   visudo -cq >/dev/null || die "the installed sudoers files do not parse"
 }
 
@@ -399,23 +422,33 @@ setup_sudo() {
 write_descriptions() {
   destinations | "$(system_python)" -c '
 import json, sys
-state, port, log = sys.argv[1:]
+state, port, log, wrapper_user, wrapper = sys.argv[1:]
 domains = {cls: dom for cls, dom, _ in (line.split() for line in sys.stdin)}
 print(json.dumps({
     "ssh_host": "127.0.0.1", "ssh_port": int(port), "ssh_user": "mailqbot",
+    "wrapper_user": wrapper_user, "wrapper": wrapper,
     "private_key": f"{state}/id_ed25519", "known_hosts": f"{state}/known_hosts",
     "dns_server": "127.0.0.1", "dns_port": 53, "postfix_log": log,
     "domains": domains, "smtp": "127.0.0.1:25",
-}, indent=2))' "$STATE" "$SSH_PORT" "$PF_LOG" | changed "$STATE/lab.json" || true
+}, indent=2))' "$STATE" "$SSH_PORT" "$PF_LOG" "$WRAPPER_USER" "$WRAPPER" |
+    changed "$STATE/lab.json" || true
   changed "$STATE/mailqbot.toml" <"$LAB_DIR/mailqbot.toml" || true
 }
 
 # --- subcommands ---------------------------------------------------------------------------
 
-ssh_lab() {
+ssh_as() { # USER COMMAND...
+  local user=$1
+  shift
   ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=5 \
     -o UserKnownHostsFile="$STATE/known_hosts" -o GlobalKnownHostsFile=/dev/null \
-    -o IdentitiesOnly=yes -i "$STATE/id_ed25519" -p "$SSH_PORT" "$LAB_USER@127.0.0.1" "$@"
+    -o IdentitiesOnly=yes -i "$STATE/id_ed25519" -p "$SSH_PORT" "$user@127.0.0.1" "$@"
+}
+
+ssh_lab() { ssh_as "$LAB_USER" "$@"; }
+
+wrapper_refuses() { # the forced-command login runs nothing but mailqbot's command lines
+  [[ $(ssh_as "$WRAPPER_USER" /usr/bin/id 2>&1) == *"mailqbot-wrapper: refused"* ]]
 }
 
 cmd_up() {
@@ -425,7 +458,7 @@ cmd_up() {
   start_dns
   start_destinations
   setup_postfix
-  setup_user
+  setup_users
   start_sshd
   setup_sudo
   write_descriptions
@@ -444,7 +477,7 @@ cmd_down() {
 check() { # LABEL COMMAND...: print the outcome; false if it failed
   local label=$1
   shift
-  if "$@" >/dev/null 2>&1; then printf '  %-14s ok\n' "$label"; else printf '  %-14s DOWN\n' "$label"; return 1; fi
+  if "$@" >/dev/null 2>&1; then printf '  %-16s ok\n' "$label"; else printf '  %-16s DOWN\n' "$label"; return 1; fi
 }
 
 cmd_status() {
@@ -455,7 +488,9 @@ cmd_status() {
   check destinations running "$STATE/destinations.pid" destinations.py || bad=1
   check sshd running "$STATE/sshd.pid" "$STATE/sshd_config" || bad=1
   check "ssh login" ssh_lab '/usr/sbin/postqueue -j | head -1' || bad=1
-  check "sudo rules" ssh_lab 'sudo -n -l /usr/sbin/postcat -q ABCDEF0123' || bad=1
+  check "sudo rules" ssh_lab 'sudo -n -l /usr/sbin/postcat -eh -q ABCDEF0123' || bad=1
+  check "wrapper login" ssh_as "$WRAPPER_USER" "timeout -k 5 10 /usr/bin/du -sk /var/spool/postfix/deferred" || bad=1
+  check "wrapper refuses" wrapper_refuses || bad=1
   return $bad
 }
 

@@ -75,6 +75,17 @@ async def test_check_false_returns_the_failure(make_server, host_for, executor):
     assert (result.exit_status, result.stdout, result.stderr) == (69, "partial", "bad\n")
 
 
+async def test_a_host_without_sudo_never_gets_it(make_server, host_for, executor):
+    """``sudo = false`` (root login, or the forced-command wrapper): no line starts with sudo."""
+    server = await make_server(static_handler())
+    command = RemoteCommand(("/usr/sbin/postsuper", "-d", "-", "deferred"), sudo=True)
+    result = await executor.run(host_for(server, sudo=False), command, stdin=b"ABCDEF1234\n")
+    assert server.commands == ["timeout -k 5 10 /usr/sbin/postsuper -d - deferred"]
+    assert result.command_line == server.commands[0]
+    await executor.run(host_for(server), command)  # the same command where sudo is on
+    assert server.commands[1] == "timeout -k 5 10 sudo -n /usr/sbin/postsuper -d - deferred"
+
+
 async def test_sudo_password_prompt_is_a_clear_failure(make_server, host_for, executor):
     server = await make_server(static_handler(1, b"", b"sudo: a password is required\n"))
     command = RemoteCommand(("/usr/sbin/postsuper", "-d", "ABCDEF1234"), sudo=True)
