@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit, plans
 from bot.actions import TOUCHES, Action, Item, Selection
-from bot.db.models import ActionPlan, PlanDecision
+from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.errors import MailqbotError, PermissionDenied, UsageError
 from bot.inventory import Host
 from bot.perform import ActionResult, perform
@@ -87,7 +87,7 @@ async def create(
             status="pending", approvals_needed=rule.approvals, approvals=0, created_at=now,
             expires_at=now + timedelta(seconds=rule.lifetime), channel_id=request.channel_id,
         )  # fmt: skip
-        plan.plan_hash = plans.plan_hash(plan)
+        plan.plan_hash = plans.plan_hash(plan, ctx.services.audit)
         session.add(plan)
         await audit.append(
             session,
@@ -255,10 +255,28 @@ async def claim(ctx: Context, plan_id: str) -> list[Item] | None:
         if (await session.execute(stmt)).first() is None:
             return None
         plan, _ = await _load(session, plan_id)
-        if plans.plan_hash(plan) != plan.plan_hash:
-            raise MailqbotError(f"Plan `{plan_id}` does not match its hash: refusing to run it.")
+        await _check_unchanged(session, ctx, plan)
         await audit.append(session, _audit(ctx, "plan.claimed", plan))
     return [Item.from_json(i) for i in plan.items]
+
+
+async def _check_unchanged(session: AsyncSession, ctx: Context, plan: ActionPlan) -> None:
+    """The plan as stored is the plan that was approved: its keyed hash matches its content
+    and the hash its ``plan.created`` audit event recorded. Raises (rolling the claim back)
+    if not."""
+    recorded = await session.scalar(
+        select(AuditEvent.detail)
+        .where(AuditEvent.request_id == plan.request_id, AuditEvent.action == "plan.created")
+        .order_by(AuditEvent.seq)
+        .limit(1)
+    )
+    created = (recorded or {}).get("plan_hash")
+    if plans.plan_hash(plan, ctx.services.audit) != plan.plan_hash or created != plan.plan_hash:
+        raise MailqbotError(
+            f"Plan `{plan.id}` is not the plan that was approved (its hash does not match its "
+            "content or its plan.created record): refusing to run it. Nothing was changed; "
+            "check the audit trail (`mailqbot audit verify`) and ask for a new plan."
+        )
 
 
 async def run_approved(ctx: Context, host: Host, plan_id: str) -> PlanView:

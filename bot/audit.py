@@ -1,33 +1,46 @@
 """The audit trail: an append-only, hash-chained table, and its verifier.
 
-Each row's ``hash`` is SHA-256 over the canonical JSON of its fields plus the previous
-row's hash, so editing, deleting or reordering any row breaks the chain from there on.
-``append`` is called inside the caller's transaction: no audit row, no state change.
+Each row's ``hash`` is an HMAC-SHA256, under a key kept outside the database
+(``bot.audit_key``), over the canonical JSON of its fields plus the previous row's hash:
+editing, deleting or reordering any row breaks the chain from there on, and without the key
+nobody can re-hash it. After every commit that appended rows, the new head of the chain is
+checkpointed outside the database, so rows removed from the end are found too. (The
+migration that introduced the key verified the older plain SHA-256 chain and re-hashed it
+under the key.)
+
+``append`` is called inside the caller's transaction: no audit row, no state change. The
+session must come from ``bot.db.session.make_sessionmaker(engine, trail)``: without a trail
+there is no key, and ``append`` refuses.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
+from bot.audit_key import AuditTrail
 from bot.db.models import AuditEvent
 from bot.errors import UsageError
 
 if TYPE_CHECKING:
     from bot.context import Context
 
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 APPEND_ATTEMPTS = 20
+TRAIL = "audit_trail"  # session.info key: the AuditTrail of the session's factory
+HEADS = "audit_heads"  # session.info key: (seq, hash) appended in the open transaction
 
 
 @dataclass(frozen=True)
@@ -45,11 +58,45 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def row_hash(row: AuditEvent) -> str:
-    """SHA-256 over the row as ``as_dict`` gives it, without its ``id`` and ``hash``."""
+def canonical(row: AuditEvent) -> bytes:
+    """The row as ``as_dict`` gives it, without its ``id`` and ``hash``, as canonical JSON:
+    what its hash covers."""
     body = {k: v for k, v in as_dict(row).items() if k not in ("id", "hash")}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def row_hash(row: AuditEvent, trail: AuditTrail) -> str:
+    """HMAC-SHA256 under the trail's key over ``canonical(row)``."""
+    return trail.mac(canonical(row))
+
+
+def trail_of(session: AsyncSession | Session) -> AuditTrail:
+    trail = session.info.get(TRAIL)
+    if not isinstance(trail, AuditTrail):
+        raise RuntimeError(
+            "this database session has no audit key: make its factory with "
+            "make_sessionmaker(engine, trail)"
+        )
+    return trail
+
+
+@event.listens_for(Session, "after_commit")
+def _checkpoint(session: Session) -> None:
+    """After a commit that appended audit rows, checkpoint the new head outside the DB."""
+    heads = session.info.pop(HEADS, None)
+    if not heads:
+        return
+    seq, row_hash_ = max(heads)
+    try:
+        trail_of(session).record_head(seq, row_hash_)
+    except OSError as exc:
+        log.error("audit head %d not checkpointed (%s): removal of the newest rows would go "
+                  "unnoticed until it is", seq, exc)  # fmt: skip
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(HEADS, None)
 
 
 async def _last(session: AsyncSession) -> tuple[int, str]:
@@ -78,12 +125,13 @@ async def append(session: AsyncSession, record: AuditRecord) -> AuditEvent:
             detail=record.detail or {},
             prev_hash=prev,
         )
-        row.hash = row_hash(row)
+        row.hash = row_hash(row, trail_of(session))
         try:
             async with session.begin_nested():
                 session.add(row)
         except IntegrityError:
             continue
+        session.info.setdefault(HEADS, []).append((row.seq, row.hash))
         return row
     raise RuntimeError("audit chain: too much contention, gave up appending")
 
@@ -130,12 +178,13 @@ class RequestJournal:
 @dataclass(frozen=True)
 class VerifyResult:
     rows: int
-    first_bad_id: int | None = None
+    first_bad_id: int | None = None  # None with a problem: rows are missing at the end
     problem: str | None = None
+    checkpoints: int = 0  # checkpointed heads compared with the chain
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_id is None
+        return self.problem is None
 
 
 async def iter_events(
@@ -159,25 +208,48 @@ async def iter_events(
         after = rows[-1].seq
 
 
-async def verify(sessions: async_sessionmaker[AsyncSession]) -> VerifyResult:
-    """Walk the chain in order; name the first row whose content or link is wrong."""
+async def verify(
+    sessions: async_sessionmaker[AsyncSession],
+    checkpoints: Iterable[tuple[int, str]] = (),
+) -> VerifyResult:
+    """Walk the chain in order and name the first row whose content or link is wrong, then
+    hold it against the checkpointed heads: a head the chain no longer reaches means rows
+    were removed from its end (or all of them)."""
+    async with sessions() as session:
+        trail = trail_of(session)
+    heads: dict[int, str] = dict(checkpoints)
     expected_prev, expected_seq, count = GENESIS, 1, 0
     async for row in iter_events(sessions):
-        problem = _check(row, expected_prev, expected_seq)
+        problem = _check(row, expected_prev, expected_seq, trail)
+        if problem is None and row.seq in heads and heads[row.seq] != row.hash:
+            problem = (f"row seq {row.seq} is not the row that was checkpointed when it was "
+                       "written: it was rewritten")  # fmt: skip
         if problem:
-            return VerifyResult(count, row.id, problem)
+            return VerifyResult(count, row.id, problem, len(heads))
         expected_prev, expected_seq, count = row.hash, row.seq + 1, count + 1
-    return VerifyResult(count)
+    last = expected_seq - 1
+    newest = max(heads, default=0)
+    if newest > last:
+        return VerifyResult(count, None, _missing(last, newest, heads[newest]), len(heads))
+    return VerifyResult(count, None, None, len(heads))
 
 
-def _check(row: AuditEvent, expected_prev: str, expected_seq: int) -> str | None:
+def _check(row: AuditEvent, expected_prev: str, expected_seq: int, trail: AuditTrail) -> str | None:
     if row.seq != expected_seq:
         return f"sequence gap: expected seq {expected_seq}, found {row.seq} (a row was deleted)"
     if row.prev_hash != expected_prev:
         return "link broken: prev_hash does not match the previous row's hash"
-    if row_hash(row) != row.hash:
-        return "content changed: the row's hash does not match its fields"
+    if row_hash(row, trail) != row.hash:
+        return "content changed: the row's hash does not match its fields (or the key differs)"
     return None
+
+
+def _missing(last: int, newest: int, head: str) -> str:
+    if last == 0:
+        return (f"the audit table is empty, but the checkpoint names seq {newest} "
+                f"(hash {head[:12]}…): every audit row was removed")  # fmt: skip
+    return (f"rows {last + 1}..{newest} are missing from the end: the chain stops at seq "
+            f"{last}, but the checkpoint names seq {newest} (hash {head[:12]}…)")  # fmt: skip
 
 
 # -- reading and export ------------------------------------------------------------------------

@@ -46,7 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="bring the database (DATABASE_URL) to the current schema")
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
-    audit_sub.add_parser("verify", help="check the hash chain; name the first bad row")
+    verify = audit_sub.add_parser(
+        "verify", help="check the keyed hash chain and its checkpoint; name the first bad row"
+    )
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        help="a checkpoint file (default: MAILQBOT_AUDIT_CHECKPOINT or STATE_DIR/audit.head); "
+        "repeat for each replica's file",
+    )
     export = audit_sub.add_parser("export", help="write the audit trail as CSV or JSON lines")
     export.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
     export.add_argument("--since", help="30m, 24h, 7d or an ISO date/time (default: all)")
@@ -86,7 +95,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.cmd == "audit" and args.audit_cmd == "export":
         return await _audit_export(args, settings)
     if args.cmd == "audit":
-        return await _audit_verify(settings)
+        return await _audit_verify(settings, args.checkpoint)
     if args.cmd == "console":
         return await _console(args, settings)
     return await _serve(args, settings)
@@ -104,20 +113,36 @@ def _check_config(path: Path) -> int:
     return 0
 
 
-async def _audit_verify(settings: Settings) -> int:
+async def _audit_verify(settings: Settings, checkpoints: list[Path] | None) -> int:
     from bot import audit
+    from bot.audit_key import AuditTrail, checkpoint_path, read_checkpoint
     from bot.db.session import make_engine, make_sessionmaker
 
+    trail = AuditTrail.from_settings(settings, create=False)
+    paths = checkpoints or [checkpoint_path(settings)]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(
+            f"audit checkpoint {missing[0]} not found: without it, rows removed from the end "
+            "of the chain cannot be found. Name the file with --checkpoint (or "
+            "MAILQBOT_AUDIT_CHECKPOINT)."
+        )
+        return 1
+    heads = [head for path in paths for head in read_checkpoint(path)]
     engine = make_engine(settings.database_url)
     try:
-        result = await audit.verify(make_sessionmaker(engine))
+        result = await audit.verify(make_sessionmaker(engine, trail), heads)
     finally:
         await engine.dispose()
     if result.ok:
-        print(f"audit chain OK: {result.rows:,} event(s)")
+        print(
+            f"audit chain OK: {result.rows:,} event(s); "
+            f"{result.checkpoints:,} checkpointed head(s) match"
+        )
         return 0
+    where = f"at row id {result.first_bad_id}" if result.first_bad_id is not None else "at its end"
     print(
-        f"audit chain BROKEN at row id {result.first_bad_id}: {result.problem} "
+        f"audit chain BROKEN {where}: {result.problem} "
         f"({result.rows:,} event(s) before it verified)"
     )
     return 1

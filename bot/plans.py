@@ -6,7 +6,6 @@ Pure functions over the config and the stored row; the state changes are in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import auth
+from bot.audit_key import AuditTrail
 from bot.db.models import ActionPlan
 from bot.inventory import APPROVAL_ALWAYS, ActionRule, Config, Inventory
 from bot.text import table
@@ -101,15 +101,18 @@ def _iso(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def plan_hash(plan: ActionPlan) -> str:
-    """SHA-256 over everything an approver approves: host, action, exact items, requester,
-    reason, approvals needed and expiry."""
+def plan_hash(plan: ActionPlan, trail: AuditTrail) -> str:
+    """HMAC-SHA256, under the audit key, over everything an approver approves: host,
+    action and class, the exact items, the preview the approver was shown, requester,
+    reason, approvals needed and expiry. Without the key nobody can change a stored plan
+    and give it a matching hash."""
     body = {
         "id": plan.id,
         "host": plan.host,
         "action": plan.action,
         "class": plan.action_class,
         "items": plan.items,
+        "preview": plan.preview,
         "requester": plan.requester,
         "reason": plan.reason,
         "approvals_needed": plan.approvals_needed,
@@ -117,7 +120,7 @@ def plan_hash(plan: ActionPlan) -> str:
         "expires_at": _iso(plan.expires_at),
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return trail.mac(canonical.encode())
 
 
 def epoch(value: datetime) -> float:

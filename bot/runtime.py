@@ -6,6 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from bot.audit_key import AuditTrail
 from bot.db.migrate import ensure_migrated
 from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Inventory, load_config
@@ -20,6 +21,7 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Load the config, check the database is migrated, open the SSH executor."""
     inventory = inventory or Inventory(load_config(settings.config_path))
+    trail = AuditTrail.from_settings(settings)
     engine = make_engine(settings.database_url)
     try:
         await ensure_migrated(engine, settings.database_url)
@@ -28,7 +30,8 @@ async def open_services(
                 settings=settings,
                 inventory=inventory,
                 executor=executor,
-                sessions=make_sessionmaker(engine),
+                sessions=make_sessionmaker(engine, trail),
+                audit=trail,
                 replica=settings.replica_id or socket.gethostname(),
             )
     finally:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.audit_key import AuditTrail
 from bot.inventory import Inventory
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
@@ -25,6 +26,7 @@ class Services:
     inventory: Inventory
     executor: SSHExecutor
     sessions: async_sessionmaker[AsyncSession]
+    audit: AuditTrail  # the audit key and head checkpoint (outside the database)
     clock: Callable[[], float] = time.time
     # Teams whose users may be authorised at all; the Slack front end adds its own team.
     allowed_teams: set[str] = field(default_factory=set)

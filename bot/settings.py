@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         default=DEFAULT_METRICS_PORT, alias="MAILQBOT_METRICS_PORT", ge=0, le=65535
     )
+    # The audit trail's key (never in the database): the secret itself, or a file holding
+    # it. Neither set: a key file in the state directory, made on first use.
+    audit_key: SecretStr | None = Field(default=None, alias="MAILQBOT_AUDIT_KEY")
+    audit_key_file: Path | None = Field(default=None, alias="MAILQBOT_AUDIT_KEY_FILE")
+    # Where the audit chain's head is checkpointed after every commit (outside the database,
+    # so rows removed from its end are found); default: audit.head in the state directory.
+    audit_checkpoint: Path | None = Field(default=None, alias="MAILQBOT_AUDIT_CHECKPOINT")
+    state_dir: Path = Field(default=Path("mailqbot-state"), alias="MAILQBOT_STATE_DIR")
 
     @property
     def api_url(self) -> str:

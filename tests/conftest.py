@@ -13,8 +13,10 @@ import pytest
 from labqueue import LAB_DIR, ensure_test_queue
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.audit_key import AuditTrail
 from bot.db.migrate import upgrade_async
 from bot.db.session import make_engine, make_sessionmaker
+from bot.settings import Settings
 
 PG_ADMIN = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -30,11 +32,17 @@ def lab() -> dict[str, object]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No real Slack credentials or proxies may leak into a test."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No real Slack credentials or proxies may leak into a test; the audit key and head
+    checkpoint (the state directory) are the test's own."""
     for name in list(os.environ):
-        if name.startswith("SLACK_") or name in {"DATABASE_URL", "MAILQBOT_CONFIG"}:
+        if name.startswith(("SLACK_", "MAILQBOT_AUDIT_")) or name in {
+            "DATABASE_URL",
+            "MAILQBOT_CONFIG",
+            "MAILQBOT_STATE_DIR",
+        }:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("MAILQBOT_STATE_DIR", str(tmp_path / "state"))
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(name, "")
     return
@@ -84,10 +92,18 @@ async def db_url(empty_db_url: str) -> str:
 
 
 @pytest.fixture
-async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+def trail(tmp_path: Path) -> AuditTrail:
+    """The audit key and head checkpoint the services of this test use."""
+    return AuditTrail.from_settings(Settings())
+
+
+@pytest.fixture
+async def sessions(
+    db_url: str, trail: AuditTrail
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = make_engine(db_url)
     try:
-        yield make_sessionmaker(engine)
+        yield make_sessionmaker(engine, trail)
     finally:
         await engine.dispose()
 

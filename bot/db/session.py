@@ -8,6 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from bot.audit_key import AuditTrail
+
 
 def make_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_pre_ping=True)
@@ -17,8 +19,13 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, trail: AuditTrail | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; ``trail`` (the audit key and checkpoint) lets them append to
+    the audit trail, which a session without one refuses."""
+    info = {} if trail is None else {"audit_trail": trail}
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

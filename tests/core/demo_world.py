@@ -35,6 +35,6 @@ async def demo_world(
             config = demo.inventory.config.model_copy(update={"access": access})
             settings = Settings(DATABASE_URL=db_url)
             async with open_services(settings, Inventory(config)) as services:
-                yield World(services, demo, make_sessionmaker(engine))
+                yield World(services, demo, make_sessionmaker(engine, services.audit))
     finally:
         await engine.dispose()

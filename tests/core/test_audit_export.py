@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import audit
+from bot.audit_key import AuditTrail
 from bot.errors import UsageError
 
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
@@ -44,14 +46,17 @@ async def _append(sessions: async_sessionmaker[AsyncSession], texts: list[str]) 
             )  # fmt: skip
 
 
-def _rehash(event: dict[str, object]) -> str:
-    """The chain hash, recomputed from an exported line alone (what an auditor would do)."""
+def _rehash(event: dict[str, object], key: bytes) -> str:
+    """The chain hash, recomputed from an exported line and the audit key alone (what an
+    auditor holding the key would do)."""
     body = {k: event[k] for k in event if k not in {"id", "hash"}}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
-async def test_jsonl_reverifies_offline(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_jsonl_reverifies_offline(
+    sessions: async_sessionmaker[AsyncSession], trail: AuditTrail
+) -> None:
     await _append(sessions, HOSTILE)
     out = io.StringIO()
     count = await audit.export(sessions, out, "jsonl", batch=3)
@@ -62,7 +67,7 @@ async def test_jsonl_reverifies_offline(sessions: async_sessionmaker[AsyncSessio
     previous = audit.GENESIS
     for event in events:
         assert event["prev_hash"] == previous
-        assert _rehash(event) == event["hash"]
+        assert _rehash(event, trail.key) == event["hash"]
         previous = str(event["hash"])
 
 

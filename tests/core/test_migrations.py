@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from alembic import command
 
+from bot import audit
+from bot.audit_key import AuditTrail, read_checkpoint
 from bot.db.migrate import alembic_config, ensure_migrated, upgrade_async
-from bot.db.session import make_engine
+from bot.db.session import make_engine, make_sessionmaker
 from bot.errors import DatabaseNotMigrated
 
 
@@ -33,3 +36,57 @@ async def test_downgrade_and_upgrade_round_trip(db_url: str) -> None:
     await asyncio.to_thread(command.downgrade, cfg, "base")
     await asyncio.to_thread(command.upgrade, cfg, "head")
     await asyncio.to_thread(command.check, cfg)
+
+
+async def _old_chain(url: str, rows: int, *, break_at: int | None = None) -> None:
+    """Audit rows as the code before keyed hashing wrote them: a plain SHA-256 chain."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from bot.db.models import AuditEvent
+
+    prev = "0" * 64
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for seq in range(1, rows + 1):
+                row = AuditEvent(seq=seq, at=datetime(2026, 11, 30, 12, seq, tzinfo=UTC),
+                                 request_id=f"r{seq}", source="slack", actor="U1",
+                                 team_id="T1", action="command.ok", host="mx1",
+                                 detail={"text": f"summary mx1 {seq}"}, prev_hash=prev)  # fmt: skip
+                row.id = seq
+                digest = hashlib.sha256(audit.canonical(row)).hexdigest()
+                if seq == break_at:
+                    row.actor = "U_EDITED"  # edited after its hash was taken
+                await connection.execute(insert(AuditEvent).values(
+                    id=seq, seq=seq, at=row.at, request_id=row.request_id, source=row.source,
+                    actor=row.actor, team_id=row.team_id, action=row.action, host=row.host,
+                    detail=row.detail, prev_hash=prev, hash=digest))  # fmt: skip
+                prev = digest
+    finally:
+        await engine.dispose()
+
+
+async def test_the_old_chain_is_verified_then_rekeyed(empty_db_url: str, trail: AuditTrail) -> None:
+    cfg = alembic_config(empty_db_url)
+    await asyncio.to_thread(command.upgrade, cfg, "c6d0a1e70006")
+    await _old_chain(empty_db_url, 4)
+    await asyncio.to_thread(command.upgrade, cfg, "head")
+    engine = make_engine(empty_db_url)
+    try:
+        assert trail.checkpoint is not None
+        heads = list(read_checkpoint(trail.checkpoint))
+        result = await audit.verify(make_sessionmaker(engine, trail), heads)
+    finally:
+        await engine.dispose()
+    assert result.ok, result.problem
+    assert (result.rows, heads[-1][0]) == (4, 4)
+
+
+async def test_a_broken_old_chain_stops_the_upgrade(empty_db_url: str) -> None:
+    cfg = alembic_config(empty_db_url)
+    await asyncio.to_thread(command.upgrade, cfg, "c6d0a1e70006")
+    await _old_chain(empty_db_url, 4, break_at=3)
+    with pytest.raises(RuntimeError, match="the audit chain is broken at seq 3"):
+        await asyncio.to_thread(command.upgrade, cfg, "head")

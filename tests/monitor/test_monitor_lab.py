@@ -28,9 +28,11 @@ import pytest
 from fakes import FakeSlack, block_actions_body, sign
 from sqlalchemy import select
 
+from bot.audit_key import AuditTrail
 from bot.db.models import AuditEvent, Incident, QueueSample
 from bot.db.session import make_engine, make_sessionmaker
 from bot.mta.reasons import ReasonClass
+from bot.settings import Settings
 
 pytestmark = pytest.mark.lab
 LAB_DIR = Path("/var/lib/mailqbot-lab")
@@ -179,7 +181,7 @@ async def test_lab_incident_opens_escalates_resolves_and_reopens(
 ) -> None:
     slack, url = serve
     engine = make_engine(db_url)
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(engine, AuditTrail.from_settings(Settings()))
     try:
 
         async def polls() -> int:
