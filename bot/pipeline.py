@@ -138,12 +138,23 @@ def _authorise(spec: CommandSpec, args: argparse.Namespace, context: Context) ->
         )
 
 
+async def refuse(request: Request, services: Services, name: str, exc: MailqbotError) -> Outcome:
+    """Record a refusal a front end made itself (a button it handles outside the command
+    registry, such as an alert's Acknowledge) exactly as a refused command is recorded: one
+    ``command_runs`` row and one ``command.denied``/``command.refused`` event, with the same
+    identity fields."""
+    groups = await services.groups_of(request.user_id) if request.source == "slack" else None
+    context = Context(services, request, Identity.of(request, groups or frozenset()))
+    return await record(context, None, time.time(), _failure(exc), render.error(exc), name)
+
+
 async def record(
     context: Context,
     spec: CommandSpec | None,
     started: float,
     outcome: str,
     rendered: render.Rendered,
+    name: str | None = None,
 ) -> Outcome:
     """Write the run and its audit event in one transaction. If that fails, a read's answer
     is withheld; a change that already ran on a host is reported as it happened, with the
@@ -151,8 +162,9 @@ async def record(
     request = context.request
     try:
         async with context.services.sessions() as session, session.begin():
-            session.add(_run_row(request, spec, started, outcome, rendered))
-            await audit.append(session, _audit_record(context, spec, outcome))
+            name = spec.name if spec else name
+            session.add(_run_row(request, name, spec, started, outcome, rendered))
+            await audit.append(session, _audit_record(context, name, spec, outcome))
     except Exception as exc:
         request_log(request).error("audit write failed (%s)", exc.__class__.__name__)
         ran = context.changes_made()
@@ -170,6 +182,7 @@ def _target(spec: CommandSpec | None, request: Request) -> str | None:
 
 def _run_row(
     request: Request,
+    name: str | None,
     spec: CommandSpec | None,
     started: float,
     outcome: str,
@@ -181,7 +194,7 @@ def _run_row(
         user_id=request.user_id,
         team_id=request.team_id,
         channel_id=request.channel_id,
-        command=spec.name if spec else "(unparsed)",
+        command=name or "(unparsed)",
         text=request.text[:2000],
         target=_target(spec, request),
         started_at=datetime.fromtimestamp(started, UTC),
@@ -191,10 +204,12 @@ def _run_row(
     )
 
 
-def _audit_record(context: Context, spec: CommandSpec | None, outcome: str) -> audit.AuditRecord:
+def _audit_record(
+    context: Context, name: str | None, spec: CommandSpec | None, outcome: str
+) -> audit.AuditRecord:
     request = context.request
     detail: dict[str, Any] = {
-        "command": spec.name if spec else None,
+        "command": name,
         "text": request.text[:2000],
         "outcome": outcome,
         "channel_id": request.channel_id,

@@ -39,7 +39,8 @@ from bot.inventory import Access, Inventory
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
-from bot.slack.app import build_app, learn_own_team, slack_text
+from bot.slack.app import build_app, learn_own_team
+from bot.slack.payloads import slack_text
 
 SECRET = "refusal-tests-signing-secret"
 TEAM = "T0LAB"

@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 
@@ -27,7 +27,9 @@ from bot.errors import PermissionDenied
 from bot.monitor.alert import Alert, Event
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
+from bot.pipeline import refuse
 from bot.services import Services
+from bot.slack import payloads
 from bot.slack.delivery import ephemeral
 
 log = logging.getLogger(__name__)
@@ -100,25 +102,22 @@ def register(app: AsyncApp) -> None:
 async def on_alert_button(
     ack: AsyncAck,
     body: dict[str, Any],
+    context: AsyncBoltContext,
     client: AsyncWebClient,
     respond: AsyncRespond,
     services: Services,
 ) -> None:
     await ack()
     action = body["actions"][0]
-    user = body["user"]
-    identity = Identity(
-        "slack",
-        user["id"],
-        user.get("team_id") or body.get("team", {}).get("id"),
-        (body.get("enterprise") or {}).get("id"),
-        await services.groups_of(user["id"]),
-    )
     event: Event = "acknowledged" if action["action_id"] == ACK else "snoozed"
+    verb = "acknowledge" if event == "acknowledged" else "snooze"
+    request = payloads.from_click(body, context, f"{verb} incident {action.get('value', '')}")
+    identity = Identity.of(request, await services.groups_of(request.user_id))
     try:
         alert = await _change(services, identity, int(action.get("value", "0")), event)
-    except PermissionDenied as exc:
-        await ephemeral(respond, render.error(exc))
+    except PermissionDenied as exc:  # recorded like every refused command, then shown
+        outcome = await refuse(request, services, verb, exc)
+        await ephemeral(respond, outcome.reply)
         return
     if alert is None:
         return  # resolved meanwhile, or unknown: nothing to change
@@ -172,5 +171,5 @@ def _audit(
         team_id=identity.team_id,
         action=f"incident.{event}",
         host=row.host,
-        detail={"incident": row.id, "kind": row.kind, **values},
+        detail={"incident": row.id, "kind": row.kind, "channel_id": identity.channel_id, **values},
     )

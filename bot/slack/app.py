@@ -8,14 +8,14 @@ import re
 import time
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
 from bot.context import Request
 from bot.pipeline import Outcome, execute, prepare
 from bot.services import Services
-from bot.slack import alerts
+from bot.slack import alerts, payloads
 from bot.slack.client import make_client
 from bot.slack.dedup import Deduplicator
 from bot.slack.delivery import Message, ProgressUpdater, deliver, ephemeral, post_working, restore
@@ -58,32 +58,19 @@ def build_app(services: Services, client: AsyncWebClient | None = None) -> Async
 async def on_mailq(
     ack: AsyncAck,
     command: dict[str, Any],
+    context: AsyncBoltContext,
     client: AsyncWebClient,
     respond: AsyncRespond,
     services: Services,
 ) -> None:
     await ack()
-    request = Request(
-        source="slack",
-        user_id=command["user_id"],
-        team_id=command.get("team_id"),
-        enterprise_id=command.get("enterprise_id"),
-        channel_id=command.get("channel_id"),
-        text=slack_text(command.get("text", "")),
-    )
-    await _run(request, services, client, respond)
-
-
-def slack_text(text: str) -> str:
-    """Undo the only escaping Slack applies to typed text and what our templates apply to
-    button values (``&``, ``<``, ``>``), so ``sender=<>`` arrives as typed. (NUL is dropped
-    by the pipeline, for every front end.)"""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+    await _run(payloads.from_command(command, context), services, client, respond)
 
 
 async def on_run_button(
     ack: AsyncAck,
     body: dict[str, Any],
+    context: AsyncBoltContext,
     client: AsyncWebClient,
     respond: AsyncRespond,
     services: Services,
@@ -96,15 +83,7 @@ async def on_run_button(
     """
     await ack()
     action = body["actions"][0]
-    user = body["user"]
-    request = Request(
-        source="slack",
-        user_id=user["id"],
-        team_id=user.get("team_id") or body.get("team", {}).get("id"),
-        enterprise_id=(body.get("enterprise") or {}).get("id"),
-        channel_id=body.get("channel", {}).get("id"),
-        text=slack_text(str(action.get("value", ""))),
-    )
+    request = payloads.from_click(body, context, str(action.get("value", "")))
     container = body.get("container", {})
     if action["action_id"] == "mailq_run_replace" and container.get("message_ts"):
         target = Message(str(request.channel_id), str(container["message_ts"]))

@@ -9,8 +9,10 @@ redelivered envelope repeats its payload). The first delivery inserts its key in
 is acknowledged and dropped. The middleware runs after Bolt's signature check, so unsigned
 requests never reach the table. Rows older than ``keep`` are deleted now and then.
 
-If the database cannot be reached, the request goes on: the pipeline cannot write its audit
-event either, so it refuses with a clear error rather than acting.
+If the database cannot be reached, whether the delivery is a repeat cannot be known: the
+request goes on marked ``replay_unchecked`` (in the Bolt context), and the pipeline refuses
+anything that changes a queue or decides a plan (fail closed), while a read still gets its
+answer or the pipeline's own refusal.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import delete
@@ -81,7 +84,9 @@ class Deduplicator:
         self._prune_every = prune_every
         self._next_prune = 0.0
 
-    async def first_time(self, key: str) -> bool:
+    async def first_time(self, key: str) -> bool | None:
+        """True the first time ``key`` is seen, False after; None if the database could
+        not say (the caller must then refuse anything it cannot repeat safely)."""
         now = datetime.now(UTC)
         try:
             async with self._sessions() as session, session.begin():
@@ -89,8 +94,8 @@ class Deduplicator:
         except IntegrityError:
             return False
         except (SQLAlchemyError, OSError) as exc:
-            log.warning("could not record Slack delivery %s (%s): handling it", key, exc)
-            return True
+            log.warning("could not record Slack delivery %s (%s): changes refused", key, exc)
+            return None
         await self._maybe_prune(now)
         return True
 
@@ -113,11 +118,19 @@ class Deduplicator:
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def middleware(
-        self, body: dict[str, Any], request: AsyncBoltRequest, next: Next
+        self,
+        body: dict[str, Any],
+        request: AsyncBoltRequest,
+        context: AsyncBoltContext,
+        next: Next,
     ) -> BoltResponse | None:
-        """Bolt global middleware: acknowledge and drop a delivery seen before."""
+        """Bolt global middleware: acknowledge and drop a delivery seen before; mark one
+        that could not be checked (``context["replay_unchecked"]``)."""
         key = delivery_key(body)
-        if key is None or await self.first_time(key):
+        first = True if key is None else await self.first_time(key)
+        if first is None:
+            context["replay_unchecked"] = True
+        if first is not False:
             await next()
             return None
         retry = retry_number(request.headers)

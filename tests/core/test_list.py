@@ -29,7 +29,7 @@ from bot.mta.models import QueueMessage, Recipient
 from bot.mta.postfix import PostqueueJsonParser
 from bot.mta.reasons import classify
 from bot.pipeline import Outcome, handle
-from bot.slack.app import slack_text
+from bot.slack.payloads import slack_text
 from commands.list import ListPage, PageBuilder, Paging, take_paging
 
 NOW = 1_795_000_000.0

@@ -16,8 +16,10 @@ import pytest
 from fakes import FakeSlack, block_actions_body
 from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 from slack_sdk.models.blocks import Block
+from sqlalchemy import select
 
 from bot import render
+from bot.db.models import CommandRun, Incident
 from bot.inventory import Access, Grant
 from bot.monitor.alert import Alert
 from bot.mta.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
@@ -114,3 +116,33 @@ async def test_the_flush_click_is_authorised_for_the_clicker(world: SlackWorld) 
         ("U0OPS", "remote.outcome"),
         ("U0OPS", "command.ok"),
     ]
+
+
+async def _open_incident(world: SlackWorld) -> int:
+    async with world.sessions() as session, session.begin():
+        row = Incident(host="mx1", kind="deferred", open_key="mx1|deferred", state="open",
+                       severity="warning", value=120, peak=120, threshold=100, detail={},
+                       opened_at=1.0, updated_at=1.0, created_by="test", channel_id=CHANNEL,
+                       root_ts="1.0")  # fmt: skip
+        session.add(row)
+    return row.id
+
+
+@pytest.mark.parametrize("action_id", ["mailq_alert_ack", "mailq_alert_snooze"])
+async def test_a_refused_acknowledge_or_snooze_is_recorded_like_a_command(
+    world: SlackWorld, action_id: str
+) -> None:
+    """Before, these refusals left no record at all, and their identity had no channel."""
+    incident = await _open_incident(world)
+    button = {"action_id": action_id, "value": str(incident)}
+    refusal = await world.ephemeral(await click(world, button, "U0VIEWER", "1.0"))
+    assert "may not snooze or acknowledge alerts on mx1" in refusal["text"]
+    (row,) = await world.audit_rows()
+    verb = "acknowledge" if action_id == "mailq_alert_ack" else "snooze"
+    assert (row.actor, row.action, row.team_id) == ("U0VIEWER", "command.denied", TEAM)
+    assert row.detail["command"] == verb
+    assert row.detail["channel_id"] == CHANNEL
+    assert row.detail["text"] == f"{verb} incident {incident}"
+    async with world.sessions() as session:
+        (run,) = (await session.scalars(select(CommandRun))).all()
+    assert (run.command, run.outcome, run.channel_id) == (verb, "denied", CHANNEL)

@@ -177,9 +177,11 @@ async def test_replicas_share_the_table_and_old_keys_are_pruned(
     assert await one.first_time("event:old")  # forgotten after a day
 
 
-async def test_database_down_lets_the_pipeline_refuse(tmp_path: Path) -> None:
+async def test_database_down_is_unknown_not_first_time(tmp_path: Path) -> None:
+    """Fails closed: an unreachable database cannot say a delivery is new (it said True
+    before, and a repeated delivery then ran its change again)."""
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'db.sqlite3'}")
     try:
-        assert await Deduplicator(make_sessionmaker(engine)).first_time("command:x")
+        assert await Deduplicator(make_sessionmaker(engine)).first_time("command:x") is None
     finally:
         await engine.dispose()
