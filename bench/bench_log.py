@@ -345,7 +345,7 @@ def pflogsumm_totals(text: str) -> str:
 async def child(since: str, db: str) -> dict[str, Any]:
     import commands.log as log_command
     from bot.inventory import Inventory, parse_config
-    from bot.mta import maillog
+    from bot.mta import logsource
     from bot.pipeline import Request, handle
     from bot.queue import remote_record
     from bot.runtime import open_services
@@ -353,12 +353,12 @@ async def child(since: str, db: str) -> dict[str, Any]:
 
     async def bench_source(ex: Any, host: Any, remote: Any) -> Any:
         """The same two commands as the real detection, pointed at the bench file."""
-        result = await ex.run(host, maillog.maillog_file_setting())
+        result = await ex.run(host, logsource.maillog_file_setting())
         remote.append(remote_record(result))
-        result = await ex.run(host, maillog.file_sizes(str(BENCH_LOG)))
+        result = await ex.run(host, logsource.file_sizes(str(BENCH_LOG)))
         remote.append(remote_record(result))
-        size = maillog.parse_sizes(result.stdout)[str(BENCH_LOG)]
-        return log_command.LogSource(str(BENCH_LOG), size)
+        size = logsource.parse_sizes(result.stdout)[str(BENCH_LOG)]
+        return logsource.LogTarget("file", str(BENCH_LOG), size)
 
     log_command.detect_source = bench_source
     config = (
