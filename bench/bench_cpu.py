@@ -83,7 +83,8 @@ async def over_ssh(directory: Path, n: int, repeat: int) -> tuple[float, float, 
     from bot.inventory import Inventory, load_config
     from bot.mta import postfix
     from bot.queue import read_host
-    from bot.ssh import SSHExecutor
+    from bot.remote.audited import Remote
+    from bot.remote.ssh import SSHExecutor
 
     host = Inventory(load_config(directory / "mailqbot.toml")).get("h000")
 
@@ -96,7 +97,7 @@ async def over_ssh(directory: Path, n: int, repeat: int) -> tuple[float, float, 
                 pass
 
     async def summary() -> None:
-        reading = await read_host(executor, host, time.time(), quiet, [])
+        reading = await read_host(Remote.reader(executor), host, time.time())
         assert reading.summary.total_messages == n
 
     runs: dict[str, list[tuple[float, float]]] = {"a": [], "b": []}

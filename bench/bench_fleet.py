@@ -49,7 +49,8 @@ from bot.demo_ssh import generate_client_key  # noqa: E402
 from bot.fleet import FLEET_CONCURRENCY, FleetReader, FleetSummary, totals  # noqa: E402
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
 from bot.mta import postfix  # noqa: E402
-from bot.ssh import CIPHERS, SSHExecutor  # noqa: E402
+from bot.remote.audited import Remote  # noqa: E402
+from bot.remote.ssh import CIPHERS, SSHExecutor  # noqa: E402
 
 RATIO_TARGET = 3.0
 TIME_TARGET = 2.0
@@ -67,7 +68,7 @@ async def summary(executor: SSHExecutor, inventory: Inventory, target: str, cap:
     """One `summary TARGET` as the command runs it (minus the audit write); seconds."""
     started = time.perf_counter()
     hosts = inventory.select(target)
-    reader = FleetReader(executor, time.time(), quiet, concurrency=cap)
+    reader = FleetReader(Remote.reader(executor), time.time(), quiet, concurrency=cap)
     lines = await reader.read(hosts)
     failed = [line for line in lines if line.error]
     if failed:

@@ -344,19 +344,17 @@ def pflogsumm_totals(text: str) -> str:
 
 async def child(since: str, db: str) -> dict[str, Any]:
     import commands.log as log_command
+    from bot.context import Request
     from bot.inventory import Inventory, parse_config
     from bot.mta import logsource
-    from bot.pipeline import Request, handle
-    from bot.queue import remote_record
+    from bot.pipeline import handle
     from bot.runtime import open_services
     from bot.settings import Settings
 
-    async def bench_source(ex: Any, host: Any, remote: Any) -> Any:
+    async def bench_source(ex: Any, host: Any) -> Any:
         """The same two commands as the real detection, pointed at the bench file."""
         result = await ex.run(host, logsource.maillog_file_setting())
-        remote.append(remote_record(result))
         result = await ex.run(host, logsource.file_sizes(str(BENCH_LOG)))
-        remote.append(remote_record(result))
         size = logsource.parse_sizes(result.stdout)[str(BENCH_LOG)]
         return logsource.LogTarget("file", str(BENCH_LOG), size)
 
@@ -386,7 +384,8 @@ async def child(since: str, db: str) -> dict[str, Any]:
 def sudo_overhead() -> float:
     """Median extra seconds ``sudo -n`` adds to one remote ``tail`` on the lab (open connection)."""
     from bot.inventory import Inventory, load_config
-    from bot.ssh import RemoteCommand, SSHExecutor
+    from bot.remote.command import RemoteCommand
+    from bot.remote.ssh import SSHExecutor
 
     async def run() -> float:
         host = Inventory(load_config(LAB_CONFIG)).get("lab")

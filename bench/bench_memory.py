@@ -44,7 +44,9 @@ from bot.inventory import Inventory, parse_config  # noqa: E402
 from bot.mta import postfix  # noqa: E402
 from bot.mta.postfix import postconf_version  # noqa: E402
 from bot.queue import read_host  # noqa: E402
-from bot.ssh import RemoteCommand, SSHExecutor  # noqa: E402
+from bot.remote.audited import Remote  # noqa: E402
+from bot.remote.command import RemoteCommand  # noqa: E402
+from bot.remote.ssh import SSHExecutor  # noqa: E402
 from commands.summary import HostSummary  # noqa: E402
 
 TARGET = 1.2
@@ -127,7 +129,7 @@ async def child(count: int, variety: str) -> dict[str, Any]:
                 await executor.run(host, postconf_version())  # connect before measuring
                 tracemalloc.start()
                 started = time.perf_counter()
-                reading = await read_host(executor, host, now, quiet, [], disk=True)
+                reading = await read_host(Remote.reader(executor), host, now, disk=True)
                 model = HostSummary("sim", reading.summary, reading.settings, reading.disk)
                 render.render("summary", model)
                 elapsed = time.perf_counter() - started

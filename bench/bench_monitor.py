@@ -160,14 +160,14 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
             )
             profiler = cProfile.Profile(time.process_time) if args.profile else None
             connects = Connects()
-            logging.getLogger("bot.ssh").addHandler(connects)
-            logging.getLogger("bot.ssh").setLevel(logging.INFO)
+            logging.getLogger("bot.remote.ssh").addHandler(connects)
+            logging.getLogger("bot.remote.ssh").setLevel(logging.INFO)
             cpu0, wall0 = cpu(), time.monotonic()
             if profiler is not None:
                 profiler.enable()
             await asyncio.sleep(args.interval * args.intervals)
             used, wall = cpu() - cpu0, time.monotonic() - wall0
-            logging.getLogger("bot.ssh").removeHandler(connects)
+            logging.getLogger("bot.remote.ssh").removeHandler(connects)
             if profiler is not None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)

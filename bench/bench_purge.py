@@ -32,13 +32,16 @@ sys.path.insert(0, str(REPO))
 
 from bot import approvals  # noqa: E402
 from bot.actions import parse_selection, select  # noqa: E402
-from bot.auth import Identity  # noqa: E402
+from bot.context import (  # noqa: E402
+    Context,
+    Identity,
+    Request,
+)
 from bot.db.migrate import upgrade_async  # noqa: E402
-from bot.pipeline import Context, Request  # noqa: E402
+from bot.remote.command import RemoteCommand  # noqa: E402
 from bot.runtime import open_services  # noqa: E402
 from bot.services import Services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.ssh import RemoteCommand  # noqa: E402
 
 DEFAULT_CONFIG = "/var/lib/mailqbot-lab/mailqbot.toml"
 FILL = REPO / "tests" / "lab" / "fill.py"

@@ -39,7 +39,8 @@ from bot import render  # noqa: E402
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
 from bot.mta.qshape import parse_qshape, shape_table  # noqa: E402
 from bot.queue import HostReading, read_host  # noqa: E402
-from bot.ssh import SSHExecutor  # noqa: E402
+from bot.remote.audited import Remote  # noqa: E402
+from bot.remote.ssh import SSHExecutor  # noqa: E402
 from commands.summary import HostSummary  # noqa: E402
 
 DEFAULT_CONFIG = "/var/lib/mailqbot-lab/mailqbot.toml"
@@ -73,7 +74,7 @@ async def summary(
 ) -> tuple[float, HostReading]:
     started = time.perf_counter()
     now = time.time() if now is None else now
-    reading = await read_host(executor, host, now, quiet, [], disk=True)
+    reading = await read_host(Remote.reader(executor), host, now, disk=True)
     render.render(
         "summary", HostSummary(host.name, reading.summary, reading.settings, reading.disk)
     )

@@ -60,7 +60,8 @@ from bot.inventory import Host, Inventory, load_config  # noqa: E402
 from bot.mta import postfix  # noqa: E402
 from bot.mta.summary import QueueSummary, SummaryBuilder  # noqa: E402
 from bot.queue import HostReading, host_settings, read_host, read_summary  # noqa: E402
-from bot.ssh import CHUNK_SIZE, SSHExecutor  # noqa: E402
+from bot.remote.audited import Remote  # noqa: E402
+from bot.remote.ssh import CHUNK_SIZE, SSHExecutor  # noqa: E402
 
 DEFAULT_CONFIG = "/var/lib/mailqbot-lab/mailqbot.toml"
 FILL = REPO / "tests" / "lab" / "fill.py"
@@ -131,17 +132,15 @@ async def run_bare(ex: SSHExecutor, host: Host, keep: bool = False) -> Bare:
 
 async def run_summary(ex: SSHExecutor, host: Host) -> tuple[float, QueueSummary]:
     """B: the bot's summary path, exactly as the `summary` command reads a host."""
-    remote: list[dict[str, Any]] = []
     started = time.perf_counter()
-    summary = await read_summary(ex, host, time.time(), _no_progress, remote)
+    summary = await read_summary(Remote.reader(ex), host, time.time())
     return time.perf_counter() - started, summary
 
 
 async def run_command_reading(ex: SSHExecutor, host: Host) -> tuple[float, HostReading]:
     """C: what `/mailq summary HOST` reads: B plus `sudo du` on the deferred spool alongside."""
-    remote: list[dict[str, Any]] = []
     started = time.perf_counter()
-    reading = await read_host(ex, host, time.time(), _no_progress, remote, disk=True)
+    reading = await read_host(Remote.reader(ex), host, time.time(), disk=True)
     return time.perf_counter() - started, reading
 
 
@@ -308,7 +307,7 @@ async def time_size(
         postconf_times = []
         for _ in range(max(repeat, 5)):
             started = time.perf_counter()
-            await host_settings(ex, host, [])
+            await host_settings(Remote.reader(ex), host)
             postconf_times.append(time.perf_counter() - started)
         numbers = "not compared (qshape needs root)"
         if "Q" in paths:

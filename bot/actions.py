@@ -20,7 +20,7 @@ from bot.queue import stream_queue
 from bot.text import code
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 Action = Literal["flush", "requeue", "hold", "release", "purge"]
 # The queues each action may touch (at selection and again at execution).
@@ -204,7 +204,5 @@ async def select(
 ) -> tuple[list[Item], dict[str, Any]]:
     """List ``host``'s queue and return the selected messages and their preview."""
     collector = _Collector(action, selection, ctx.services.clock())
-    await stream_queue(
-        ctx.services.executor, host, collector.now, collector.add, ctx.progress, ctx.remote
-    )
+    await stream_queue(ctx.remote, host, collector.now, collector.add)
     return collector.items, collector.preview.as_json(collector.items)

@@ -30,7 +30,7 @@ from bot.perform import ActionResult, perform
 from bot.plans import PlanView
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
     from bot.services import Services
 
 
@@ -127,17 +127,24 @@ async def _load(session: AsyncSession, plan_id: str) -> tuple[ActionPlan, list[t
 
 
 def _check_decider(ctx: Context, plan: PlanView, decision: str) -> None:
+    """The same check as every command (team, guest, channel, the plan's host), then the
+    plan's own rules: the requester may withdraw but never approve; anyone else must hold
+    ``approve`` on the host here and be named by the action class's approvers."""
     who = ctx.identity
     if who.is_guest:
         raise PermissionDenied("Guest accounts may only read; ask a member of the team.")
-    if decision == "deny" and who.user_id == plan.requester:
-        return  # the requester may always withdraw their own plan
-    if decision == "approve" and who.user_id == plan.requester:
+    is_requester = who.user_id == plan.requester
+    if decision == "deny" and is_requester:
+        ctx.require("read", [plan.host], f"withdraw plan `{plan.id}` here")
+        return
+    if decision == "approve" and is_requester:
         raise PermissionDenied(
             f"You asked for plan `{plan.id}`; another person must approve it (two-person rule)."
         )
+    ctx.require("approve", [plan.host], f"{decision} plans here")
     rule = plans.rule_for(ctx.services.inventory.config, plan.action_class)
-    if not plans.may_approve(who, rule, plan.host, ctx.services.inventory):
+    services = ctx.services
+    if not plans.may_approve(who, rule, plan.host, services.inventory, services.allowed_teams):
         who_may = ", ".join(rule.approvers) or "nobody (the approver list is empty)"
         raise PermissionDenied(
             f"You may not {decision} `{plan.action_class}` plans on {plan.host}. Approvers: "
@@ -302,7 +309,8 @@ async def _finish(ctx: Context, plan_id: str, status: str, result: ActionResult)
         event = f"plan.{status}" if recorded else f"plan.{status}_after_presumed_dead"
         plan, _ = await _load(session, plan_id)
         await audit.append(
-            session, _audit(ctx, event, plan, result=result.as_json(), remote=ctx.remote)
+            session,
+            _audit(ctx, event, plan, result=result.as_json(), remote=ctx.remote_records()),
         )
 
 
@@ -311,12 +319,10 @@ EXECUTION_LEASE = 3600.0  # a claim older than this, still executing, is presume
 
 def replica_context(services: Services) -> Context:
     """The identity a replica acts under when no person clicked (recovery, resumption)."""
-    from bot.auth import Identity
-    from bot.pipeline import Context, Request
+    from bot.context import Context, Identity, Request
 
     request = Request(source="replica", user_id=f"replica:{services.replica}"[:64], text="recover")
-    identity = Identity("replica", request.user_id, None)
-    return Context(services, request, identity)
+    return Context(services, request, Identity.of(request), permission="approve")
 
 
 async def _open_ids(ctx: Context, *conditions: Any) -> list[str]:

@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuditEvent
 from bot.errors import UsageError
+
+if TYPE_CHECKING:
+    from bot.context import Context
 
 GENESIS = "0" * 64
 APPEND_ATTEMPTS = 20
@@ -83,6 +86,45 @@ async def append(session: AsyncSession, record: AuditRecord) -> AuditEvent:
             continue
         return row
     raise RuntimeError("audit chain: too much contention, gave up appending")
+
+
+async def write(sessions: async_sessionmaker[AsyncSession], record: AuditRecord) -> int:
+    """Append ``record`` in a transaction of its own, committed on return; its ``seq``."""
+    async with sessions() as session, session.begin():
+        row = await append(session, record)
+    return row.seq
+
+
+@dataclass(frozen=True)
+class RequestJournal:
+    """Intents and outcomes of one request's queue changes, as audit events of their own
+    (``remote.intent`` / ``remote.outcome``), each committed before the call returns."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    source: str
+    actor: str
+    team_id: str | None
+    request_id: str | None
+    base: dict[str, Any]
+
+    @classmethod
+    def of(cls, ctx: Context) -> RequestJournal:
+        request = ctx.request
+        base = {"channel_id": request.channel_id, "message_link": request.message_link,
+                "replica": ctx.services.replica}  # fmt: skip
+        return cls(ctx.services.sessions, request.source, request.user_id, request.team_id,
+                   request.request_id, base)  # fmt: skip
+
+    async def intent(self, host: str, detail: dict[str, Any]) -> int:
+        return await write(self.sessions, self._record("remote.intent", host, detail))
+
+    async def outcome(self, host: str, detail: dict[str, Any]) -> None:
+        await write(self.sessions, self._record("remote.outcome", host, detail))
+
+    def _record(self, action: str, host: str, detail: dict[str, Any]) -> AuditRecord:
+        return AuditRecord(source=self.source, actor=self.actor, action=action,
+                           team_id=self.team_id, host=host, request_id=self.request_id,
+                           detail={**self.base, **detail})  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN)")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: address to bind")
     serve.add_argument("--port", type=int, default=3000, help="HTTP mode: port (/slack/events)")
+    serve.add_argument(
+        "--metrics-host",
+        help="address of the Prometheus /metrics listener (default: $MAILQBOT_METRICS_HOST, "
+        "else 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="its port, 0 for none (default: $MAILQBOT_METRICS_PORT, else 9464)",
+    )
     console = sub.add_parser("console", help="run commands in the terminal")
     console.add_argument("--demo", action="store_true", help="start built-in demo hosts")
     console.add_argument("words", nargs="*", help='one command to run, e.g. "summary mx1"')
@@ -161,6 +171,9 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    metrics_host = args.metrics_host or settings.metrics_host
+    metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    metrics_at = (metrics_host, metrics_port) if metrics_port else None
     async with open_services(settings) as services:
-        await serve(services, args.host, args.port, stop)
+        await serve(services, args.host, args.port, stop, metrics_at)
     return 0

@@ -9,7 +9,8 @@ import sys
 
 from rich.console import Console
 
-from bot.pipeline import Outcome, Request, handle
+from bot.context import Request
+from bot.pipeline import Outcome, handle
 from bot.services import Services
 
 PROMPT = "mailq> "

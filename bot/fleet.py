@@ -15,8 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from bot.errors import MailqbotError
 from bot.inventory import Host
@@ -25,7 +24,7 @@ from bot.mta.spool import Expiry, first_expiry
 from bot.mta.summary import QueueSummary
 from bot.mta.summary_brief import BriefSummaryBuilder
 from bot.queue import Progress, read_host, shorten
-from bot.ssh import SSHExecutor
+from bot.remote.audited import Remote
 
 log = logging.getLogger(__name__)
 
@@ -138,40 +137,35 @@ class _Progress:
 class FleetReader:
     """Reads many hosts with one executor, at most ``concurrency`` at once."""
 
-    executor: SSHExecutor
+    remote: Remote
     now: float
     progress: Progress
     concurrency: int = FLEET_CONCURRENCY
-    remote: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     async def read(self, hosts: Sequence[Host]) -> list[HostLine]:
         """Every host's line, worst first; the remote records go to ``self.remote``."""
+        quiet = self.remote.quiet()
         gate = asyncio.Semaphore(self.concurrency)
         counter = _Progress(len(hosts), self.progress)
         await self.progress(f"0/{len(hosts):,} hosts read…")
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._gated(host, gate, counter)) for host in hosts]
+            tasks = [group.create_task(self._gated(quiet, host, gate, counter)) for host in hosts]
         lines = [task.result() for task in tasks]
         return sorted(lines, key=lambda line: line.worst_key(self.now))
 
-    def remote_records(self, hosts: Sequence[Host]) -> list[dict[str, Any]]:
-        """Every host's remote records, host by host in the order given."""
-        return [record for host in hosts for record in self.remote.get(host.name, [])]
-
-    async def _gated(self, host: Host, gate: asyncio.Semaphore, counter: _Progress) -> HostLine:
+    async def _gated(
+        self, remote: Remote, host: Host, gate: asyncio.Semaphore, counter: _Progress
+    ) -> HostLine:
         async with gate:
-            line = await self._one(host)
+            line = await self._one(remote, host)
         await counter.one_more()
         return line
 
-    async def _one(self, host: Host) -> HostLine:
+    async def _one(self, remote: Remote, host: Host) -> HostLine:
         started = time.monotonic()
-        records = self.remote.setdefault(host.name, [])
         builder = BriefSummaryBuilder(self.now, max_keys=HOST_KEYS)
         try:
-            reading = await read_host(
-                self.executor, host, self.now, _quiet, records, builder=builder
-            )
+            reading = await read_host(remote, host, self.now, builder=builder)
         except MailqbotError as exc:
             return _failed(host, exc.user_message, started)
         except Exception:
@@ -187,10 +181,6 @@ class FleetReader:
 def _failed(host: Host, message: str, started: float) -> HostLine:
     short = shorten(message, ERROR_CHARS)
     return HostLine(host.name, None, None, short, message, time.monotonic() - started)
-
-
-async def _quiet(_text: str) -> None:
-    return None
 
 
 SHOWN_HOSTS = 15  # host rows in the message; the attached file has them all

@@ -13,7 +13,6 @@ lost connection, unreadable report) says so.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ from bot.errors import MailqbotError, ParseError, UsageError
 from bot.inventory import Host
 from bot.mta import postsuper
 from bot.mta.models import QueueMessage
-from bot.queue import remote_record, shorten, stream_queue
-from bot.ssh import SSHExecutor
+from bot.queue import shorten, stream_queue
+from bot.remote.audited import AuditUnavailable, Remote
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 MAX_FLUSH_IDS = 200  # postqueue -i is one session per message
 # One postsuper run spends most of its time waiting on the file system, one message after
@@ -36,7 +35,7 @@ MAX_FLUSH_IDS = 200  # postqueue -i is one session per message
 MAX_PARALLEL = 8
 BATCH = 2_000  # IDs per postsuper run; a run starts as soon as its batch is full
 
-Outcome = Literal["done", "partial", "unknown", "nothing"]
+Outcome = Literal["done", "partial", "unknown", "nothing", "refused"]
 
 
 @dataclass
@@ -51,6 +50,8 @@ class ActionResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (queue ID, why)
     notes: list[str] = field(default_factory=list)  # postsuper lines not understood
     unknown: list[str] = field(default_factory=list)  # why the outcome is unknown
+    # why changes were not run (their intent could not be recorded): nothing changed there
+    refused: list[str] = field(default_factory=list)
     flushed_all: bool = False
 
     @property
@@ -60,7 +61,7 @@ class ActionResult:
         if self.flushed_all:
             return "done"
         if self.changed == 0:
-            return "nothing"
+            return "refused" if self.refused else "nothing"
         return "done" if self.changed == self.asked else "partial"
 
     def skipped_by_reason(self) -> list[tuple[str, int]]:
@@ -76,6 +77,7 @@ class ActionResult:
             "skipped_total": len(self.skipped),
             "notes": self.notes[:50],
             "unknown": self.unknown,
+            "refused": self.refused[:1],
         }
 
 
@@ -162,8 +164,7 @@ class _Runs:
 
     async def _run(self, queue: str, ids: list[str]) -> None:
         async with self.lanes:
-            await _change(self.ctx.services.executor, self.host, self.action, queue, ids,
-                          self.result, self.ctx.remote)  # fmt: skip
+            await _change(self.ctx.remote, self.host, self.action, queue, ids, self.result)
         done, asked = self.result.changed, self.result.asked
         await self.ctx.progress(f"{self.host.name}: {self.action} {done:,} of {asked:,} done…")
 
@@ -180,8 +181,10 @@ async def perform(
             ids = [item.queue_id for item in items]
         else:
             recheck = await _relist(ctx, host, action, items, lambda _q, i: ids.append(i))
-            result.skipped = recheck.skipped(items)
+            result.skipped.extend(recheck.skipped(items))
         await _flush_each(ctx, host, ids, result)
+        if result.refused and not result.changed:
+            raise AuditUnavailable(result.refused[0])  # nothing was tried
         return result
     # While the queue is listed again, the listing holds one of the host's sessions.
     lanes = asyncio.Semaphore(max(1, min(MAX_PARALLEL, host.max_sessions - (not fresh))))
@@ -199,17 +202,19 @@ async def perform(
                 broke = exc
                 recheck.confirmed -= runs.drop_pending()
                 unseen = "left alone: the queue listing broke off first"
-                result.skipped = recheck.skipped(items, unseen)
+                result.skipped.extend(recheck.skipped(items, unseen))
                 result.notes.append(
                     f"The queue listing broke off ({shorten(exc.user_message, 200)}): only "
                     f"the {runs.started:,} IDs confirmed and sent before that were acted on."
                 )
             else:
-                result.skipped = recheck.skipped(items)
+                result.skipped.extend(recheck.skipped(items))
         if broke is None:
             runs.finish()
     if broke is not None and runs.started == 0:
         raise broke  # nothing was changed
+    if result.refused and not result.changed and not result.unknown:
+        raise AuditUnavailable(result.refused[0])  # nothing was changed
     return result
 
 
@@ -222,28 +227,23 @@ async def _relist(
 
 
 async def _stream(ctx: Context, host: Host, recheck: Recheck) -> None:
-    await stream_queue(ctx.services.executor, host, ctx.services.clock(), recheck.add,
-                       ctx.progress, ctx.remote)  # fmt: skip
+    await stream_queue(ctx.remote, host, ctx.services.clock(), recheck.add)
 
 
 async def _change(
-    executor: SSHExecutor,
-    host: Host,
-    action: Action,
-    queue: str,
-    ids: list[str],
-    result: ActionResult,
-    remote: list[dict[str, Any]],
+    remote: Remote, host: Host, action: Action, queue: str, ids: list[str], result: ActionResult
 ) -> None:
     assert action != "flush"
     command = postsuper.change(action, queue)
     try:
-        ran = await executor.run(host, command, stdin=postsuper.ids_input(ids))
+        ran = await remote.run(host, command, stdin=postsuper.ids_input(ids))
+    except AuditUnavailable as exc:  # not run: nothing changed
+        result.refused.append(exc.user_message)
+        result.skipped.extend((i, "not changed: the audit trail could not be written") for i in ids)
+        return
     except MailqbotError as exc:
         result.unknown.append(exc.user_message)
         return
-    # postsuper reports on stderr: that is the output whose hash the audit trail keeps.
-    remote.append(remote_record(ran, hashlib.sha256(ran.stderr.encode()).hexdigest()))
     try:
         report = postsuper.parse_report(action, ran.stderr)
     except ParseError as exc:
@@ -263,8 +263,7 @@ async def _change(
 
 async def flush_all(ctx: Context, host: Host) -> ActionResult:
     result = ActionResult(host.name, "flush", 0, flushed_all=True)
-    ran = await ctx.services.executor.run(host, postsuper.flush_all())
-    ctx.remote.append(remote_record(ran))
+    await ctx.remote.run(host, postsuper.flush_all())
     return result
 
 
@@ -277,11 +276,14 @@ async def _flush_each(ctx: Context, host: Host, ids: list[str], result: ActionRe
 
     async def one(queue_id: str) -> None:
         try:
-            ran = await ctx.services.executor.run(host, postsuper.deliver(queue_id))
+            await ctx.remote.run(host, postsuper.deliver(queue_id))
+        except AuditUnavailable as exc:
+            result.refused.append(exc.user_message)
+            result.skipped.append((queue_id, "not tried: the audit trail could not be written"))
+            return
         except MailqbotError as exc:
             result.skipped.append((queue_id, exc.user_message[:200]))
             return
-        ctx.remote.append(remote_record(ran))
         result.changed += 1
 
     await asyncio.gather(*(one(i) for i in ids))

@@ -3,7 +3,10 @@
 Front ends (Slack, the console, later the scheduler) build a ``Request`` and call
 ``prepare`` (fast: parse and authorise, no remote work) and then ``execute``. Refusals and
 results both end in ``record``: one ``command_runs`` row and one audit event, written in one
-transaction. If that write fails the result is withheld: no audit, no answer.
+transaction. If that write fails a read's result is withheld (no audit, no answer); a
+change that already ran on a host is reported truthfully, with the warning that its record
+is missing. Remote calls go through the request's gateway (``ctx.remote``), which scopes
+them to the caller's hosts and journals every queue change before it runs.
 """
 
 from __future__ import annotations
@@ -11,53 +14,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import secrets
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import commands
 from bot import audit, render
-from bot.auth import Identity, permitted
+from bot.context import Context, Identity, Progress, Request, no_progress
 from bot.db.models import CommandRun
-from bot.errors import MailqbotError, PermissionDenied, UsageError
+from bot.errors import MailqbotError, PermissionDenied, UnknownHost, UsageError
+from bot.remote.audited import AuditUnavailable
 from bot.services import Services
 from commands import CommandSpec
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str], Awaitable[None]]
-
-
-async def _no_progress(_text: str) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class Request:
-    source: str  # "slack" | "console" | "scheduler"
-    user_id: str
-    text: str
-    team_id: str | None = None
-    enterprise_id: str | None = None
-    channel_id: str | None = None
-    request_id: str = field(default_factory=lambda: secrets.token_hex(8))
-    # The chat message that shows this request's result (set by the front end once it is
-    # posted, before the command runs); the audit trail keeps it.
-    message_link: str | None = None
-
-
-@dataclass
-class Context:
-    """What a command's ``run`` receives besides its arguments."""
-
-    services: Services
-    request: Request
-    identity: Identity
-    progress: Progress = _no_progress
-    # Every remote command this request ran (command line, exit, host key, output hash).
-    remote: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RequestLog(logging.LoggerAdapter[logging.Logger]):
@@ -97,24 +68,17 @@ class Outcome:
 
 
 async def prepare(
-    request: Request, services: Services, progress: Progress = _no_progress
+    request: Request, services: Services, progress: Progress = no_progress
 ) -> Prepared | Outcome:
     started = time.time()
     if "\x00" in request.text:  # no database stores NUL in text; it is never meaningful here
         request = dataclasses.replace(request, text=request.text.replace("\x00", ""))
     groups = await services.groups_of(request.user_id) if request.source == "slack" else None
-    identity = Identity(
-        request.source,
-        request.user_id,
-        request.team_id,
-        request.enterprise_id,
-        groups or frozenset(),
-        channel_id=request.channel_id,
-    )
-    context = Context(services, request, identity, progress)
+    context = Context(services, request, Identity.of(request, groups or frozenset()), progress)
     spec: CommandSpec | None = None
     try:
         spec, args = commands.parse(request.text)
+        context.permission = spec.permission
         if spec.validate is not None:
             spec.validate(args)
         _authorise(spec, args, context)
@@ -124,13 +88,24 @@ async def prepare(
     return Prepared(spec, args, context, started)
 
 
+def _failure(exc: MailqbotError) -> str:
+    """The outcome word of a run that ended in ``exc``: a refusal is ``denied`` (no
+    permission) or ``refused`` (bad input, or a change the audit trail could not take),
+    whenever it is found; anything else is an ``error``."""
+    if isinstance(exc, PermissionDenied):
+        return "denied"
+    if isinstance(exc, UsageError | UnknownHost | AuditUnavailable):
+        return "refused"
+    return "error"
+
+
 async def execute(prepared: Prepared) -> Outcome:
     spec, context = prepared.spec, prepared.context
     try:
         model = await spec.run(prepared.args, context)
         rendered = render.render(spec.template, model)
     except MailqbotError as exc:
-        return await record(context, spec, prepared.started, "error", render.error(exc))
+        return await record(context, spec, prepared.started, _failure(exc), render.error(exc))
     except Exception:
         ref = context.request.request_id
         request_log(context.request).exception("failed unexpectedly (reference %s)", ref)
@@ -139,9 +114,7 @@ async def execute(prepared: Prepared) -> Outcome:
     return await record(context, spec, prepared.started, "ok", rendered)
 
 
-async def handle(
-    request: Request, services: Services, progress: Progress = _no_progress
-) -> Outcome:
+async def handle(request: Request, services: Services, progress: Progress = no_progress) -> Outcome:
     """Prepare and execute in one go (the console and the tests)."""
     prepared = await prepare(request, services, progress)
     if isinstance(prepared, Outcome):
@@ -149,24 +122,14 @@ async def handle(
     return await execute(prepared)
 
 
-def hosts_of(spec: CommandSpec, args: argparse.Namespace, services: Services) -> list[str]:
-    if not spec.targets_hosts:
-        return []
-    return [h.name for h in services.inventory.select(args.target)]
-
-
 def _authorise(spec: CommandSpec, args: argparse.Namespace, context: Context) -> None:
-    services = context.services
-    hosts = hosts_of(spec, args, services)
-    access = services.inventory.config.access
-    if not permitted(
-        context.identity,
-        spec.permission,
-        hosts,
-        access,
-        services.inventory,
-        services.allowed_teams,
-    ):
+    hosts = spec.hosts(args, context.services.inventory)
+    if context.request.replay_unchecked and spec.permission in ("act", "approve"):
+        raise AuditUnavailable(
+            "mailqbot could not reach its database to check that Slack did not deliver this "
+            "request twice, so it did nothing. Ask again in a minute."
+        )
+    if not context.may(spec.permission, hosts):
         raise PermissionDenied(
             f"You may not run `{spec.name}`"
             + (f" on {', '.join(hosts)}" if hosts else "")
@@ -182,20 +145,24 @@ async def record(
     outcome: str,
     rendered: render.Rendered,
 ) -> Outcome:
-    """Write the run and its audit event in one transaction; withhold the answer if it fails."""
+    """Write the run and its audit event in one transaction. If that fails, a read's answer
+    is withheld; a change that already ran on a host is reported as it happened, with the
+    warning that its record is missing (its intent reads "outcome unknown")."""
     request = context.request
     try:
         async with context.services.sessions() as session, session.begin():
             session.add(_run_row(request, spec, started, outcome, rendered))
             await audit.append(session, _audit_record(context, spec, outcome))
-    except Exception:
-        request_log(request).exception("audit write failed; answer withheld")
-        return Outcome(False, render.audit_failed(request.request_id), request.request_id)
+    except Exception as exc:
+        request_log(request).error("audit write failed (%s)", exc.__class__.__name__)
+        ran = context.changes_made()
+        reply = render.audit_failed(request.request_id, ran, rendered if ran else None)
+        return Outcome(False, reply, request.request_id)
     return Outcome(outcome == "ok", rendered, request.request_id)
 
 
 def _target(spec: CommandSpec | None, request: Request) -> str | None:
-    if spec is None or not spec.targets_hosts:
+    if spec is None or not spec.host_args:
         return None
     words = request.text.split()
     return words[1][:255] if len(words) > 1 else None
@@ -233,7 +200,7 @@ def _audit_record(context: Context, spec: CommandSpec | None, outcome: str) -> a
         "channel_id": request.channel_id,
         "message_link": request.message_link,
         "replica": context.services.replica,
-        "remote": context.remote,
+        "remote": context.remote_records(),
     }
     return audit.AuditRecord(
         source=request.source,
@@ -246,4 +213,4 @@ def _audit_record(context: Context, spec: CommandSpec | None, outcome: str) -> a
     )
 
 
-__all__ = ["Context", "Outcome", "Prepared", "Request", "UsageError", "execute", "handle"]
+__all__ = ["Outcome", "Prepared", "execute", "handle", "prepare"]

@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.auth import Identity
+from bot import auth
 from bot.db.models import ActionPlan
-from bot.inventory import APPROVAL_ALWAYS, ActionRule, Config, Grant, Inventory
+from bot.inventory import APPROVAL_ALWAYS, ActionRule, Config, Inventory
 from bot.text import table
+
+if TYPE_CHECKING:
+    from bot.context import Identity
 
 PLAN_ID = re.compile(r"p[0-9a-f]{10}")
 OPEN = ("pending", "approved")
@@ -45,16 +49,12 @@ def needs_approval(config: Config, cls: str) -> bool:
     return cls in APPROVAL_ALWAYS or rule_for(config, cls).approval
 
 
-def _covers(grant: Grant, host: str, inventory: Inventory) -> bool:
-    if "all" in grant.hosts:
-        return True
-    return any(host in {h.name for h in inventory.select(t)} for t in grant.hosts)
-
-
-def may_approve(who: Identity, rule: ActionRule, host: str, inventory: Inventory) -> bool:
+def may_approve(
+    who: Identity, rule: ActionRule, host: str, inventory: Inventory, allowed_teams: Iterable[str]
+) -> bool:
     """True if ``who`` is named by the rule's approvers (directly, by a user group, or by a
-    role they hold on ``host``). An empty approver list approves nobody, the console
-    included."""
+    role whose grant holds for them here and reaches ``host``). An empty approver list
+    approves nobody, the console included."""
     if not rule.approvers:
         return False
     if who.is_local:
@@ -62,10 +62,8 @@ def may_approve(who: Identity, rule: ActionRule, host: str, inventory: Inventory
     members = {who.user_id} | who.groups
     for approver in rule.approvers:
         if approver.startswith("role:"):
-            role = approver.removeprefix("role:")
-            grants = inventory.config.access.grants
-            if any(g.role == role and members & set(g.members) and _covers(g, host, inventory)
-                   for g in grants):  # fmt: skip
+            if auth.holds_role(who, approver.removeprefix("role:"), host, inventory,
+                               allowed_teams):  # fmt: skip
                 return True
         elif approver in members:
             return True

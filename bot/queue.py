@@ -1,4 +1,4 @@
-"""Read a host's queue through the executor, parsing while the listing streams in.
+"""Read a host's queue through the request's gateway, parsing while the listing streams in.
 
 Nothing per message is kept: each parsed record goes straight into a ``SummaryBuilder``,
 so memory stays flat however large the queue is.
@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta, timezone
-from typing import Any
 
 from bot.errors import MailqbotError, ParseError
 from bot.inventory import Host
@@ -36,9 +34,9 @@ from bot.mta import postfix, spool
 from bot.mta.models import QueueMessage
 from bot.mta.spool import DiskUse, HostSettings
 from bot.mta.summary import QueueSummary, SummaryBuilder
-from bot.ssh import SUDO_NEEDS_AUTH, CommandResult, SSHExecutor
+from bot.remote.audited import Remote
+from bot.remote.ssh import SUDO_NEEDS_AUTH, SSHExecutor
 
-PROGRESS_EVERY = 5_000
 SETTINGS_TTL = 300.0  # seconds a host's postconf answer is reused by the same executor
 DU_GRACE = 5.0  # seconds to wait for du once the listing is read
 Progress = Callable[[str], Awaitable[None]]
@@ -53,21 +51,8 @@ class HostReading:
     disk: DiskUse | None  # None: not asked for
 
 
-def remote_record(result: CommandResult, digest: str | None = None) -> dict[str, Any]:
-    """What the audit trail keeps of one remote command (never its output)."""
-    return {
-        "host": result.host,
-        "command": result.command_line,
-        "exit": result.exit_status,
-        "host_key": result.host_key_fingerprint,
-        "elapsed": round(result.elapsed, 3),
-        "stdout_sha256": digest,
-    }
-
-
-async def mail_version(executor: SSHExecutor, host: Host, remote: list[dict[str, Any]]) -> str:
-    result = await executor.run(host, postfix.postconf_version())
-    remote.append(remote_record(result))
+async def mail_version(remote: Remote, host: Host) -> str:
+    result = await remote.run(host, postfix.postconf_version())
     return result.stdout.strip()
 
 
@@ -77,20 +62,17 @@ _settings_cache: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-async def host_settings(
-    executor: SSHExecutor, host: Host, remote: list[dict[str, Any]], *, cached: bool = False
-) -> HostSettings:
+async def host_settings(remote: Remote, host: Host, *, cached: bool = False) -> HostSettings:
     """The version, both queue lifetimes and the queue directory, in one round trip.
 
     With ``cached``, an answer this executor got from the same host less than
     ``SETTINGS_TTL`` seconds ago is reused and nothing runs.
     """
     key = (host.name, host.address, host.port, host.user)
-    entries = _settings_cache.setdefault(executor, {})
+    entries = _settings_cache.setdefault(remote.executor, {})
     if cached and key in entries and time.monotonic() - entries[key][0] < SETTINGS_TTL:
         return entries[key][1]
-    result = await executor.run(host, postfix.postconf_values(*spool.SETTINGS))
-    remote.append(remote_record(result))
+    result = await remote.run(host, postfix.postconf_values(*spool.SETTINGS))
     settings = spool.parse_settings(result.stdout)
     entries[key] = (time.monotonic(), settings)
     return settings
@@ -101,63 +83,54 @@ _offset_cache: weakref.WeakKeyDictionary[SSHExecutor, dict[_HostKey, tuple[float
 )
 
 
-async def host_utc_offset(executor: SSHExecutor, host: Host, remote: list[dict[str, Any]]) -> int:
+async def host_utc_offset(remote: Remote, host: Host) -> int:
     """The host's UTC offset in seconds (``date +%z``), asked once per ``SETTINGS_TTL``.
 
     Year- and zone-less times (``postqueue -p`` before Postfix 3.1, syslog stamps) are the
     host's local time; an answer this executor got from the same host is reused.
     """
     key = (host.name, host.address, host.port, host.user)
-    entries = _offset_cache.setdefault(executor, {})
+    entries = _offset_cache.setdefault(remote.executor, {})
     if key in entries and time.monotonic() - entries[key][0] < SETTINGS_TTL:
         return entries[key][1]
-    result = await executor.run(host, postfix.utc_offset())
-    remote.append(remote_record(result))
+    result = await remote.run(host, postfix.utc_offset())
     offset = postfix.parse_utc_offset(result.stdout)
     entries[key] = (time.monotonic(), offset)
     return offset
 
 
 async def listing_parser(
-    executor: SSHExecutor, host: Host, mail_version: str, now: float, remote: list[dict[str, Any]]
+    remote: Remote, host: Host, mail_version: str, now: float
 ) -> postfix.QueueParser:
     """The parser for ``postfix.queue_listing(mail_version)``; before Postfix 3.1 it reads
     ``postqueue -p`` dates in the host's time zone (a fixed offset: ``host_utc_offset``)."""
     if postfix.supports_json(mail_version):
         return postfix.PostqueueJsonParser()
-    offset = await host_utc_offset(executor, host, remote)
+    offset = await host_utc_offset(remote, host)
     return postfix.parser_for(mail_version, now=now, tz=timezone(timedelta(seconds=offset)))
 
 
-async def read_summary(
-    executor: SSHExecutor,
-    host: Host,
-    now: float,
-    progress: Progress,
-    remote: list[dict[str, Any]],
-) -> QueueSummary:
+async def read_summary(remote: Remote, host: Host, now: float) -> QueueSummary:
     """Stream the queue listing of ``host`` into a summary as of ``now``."""
-    return (await read_host(executor, host, now, progress, remote)).summary
+    return (await read_host(remote, host, now)).summary
 
 
 async def read_host(
-    executor: SSHExecutor,
+    remote: Remote,
     host: Host,
     now: float,
-    progress: Progress,
-    remote: list[dict[str, Any]],
     *,
     disk: bool = False,
     builder: SummaryBuilder | None = None,
 ) -> HostReading:
     """Settings (cached), then the listing summarised (with ``disk``, ``du`` alongside it)."""
-    settings = await host_settings(executor, host, remote, cached=True)
-    du: asyncio.Task[tuple[DiskUse, dict[str, Any] | None]] | None = None
+    settings = await host_settings(remote, host, cached=True)
+    du: asyncio.Task[DiskUse] | None = None
     if disk and settings.queue_directory is not None:
-        du = asyncio.create_task(_disk_use(executor, host, settings.queue_directory))
+        du = asyncio.create_task(_disk_use(remote, host, settings.queue_directory))
     try:
         builder = builder or SummaryBuilder(now)
-        summary = await _stream_summary(executor, host, settings, builder, progress, remote)
+        summary = await _stream_summary(remote, host, settings, builder)
     except BaseException:
         if du is not None:
             du.cancel()
@@ -165,34 +138,21 @@ async def read_host(
         raise
     usage = None if not disk else DiskUse(None, "queue_directory not usable")
     if du is not None:
-        usage, record = await _within(du, DU_GRACE)
-        if record is not None:
-            remote.append(record)
+        usage = await _within(du, DU_GRACE)
     return HostReading(summary, settings, usage)
 
 
 async def _stream_summary(
-    executor: SSHExecutor,
-    host: Host,
-    settings: HostSettings,
-    builder: SummaryBuilder,
-    progress: Progress,
-    remote: list[dict[str, Any]],
+    remote: Remote, host: Host, settings: HostSettings, builder: SummaryBuilder
 ) -> QueueSummary:
-    parser = await listing_parser(executor, host, settings.mail_version, builder.now, remote)
-    digest = hashlib.sha256()
+    parser = await listing_parser(remote, host, settings.mail_version, builder.now)
     seen = 0
-    async with executor.stream(host, postfix.queue_listing(settings.mail_version)) as out:
+    async with remote.stream(host, postfix.queue_listing(settings.mail_version)) as out:
         async for chunk in out:
-            digest.update(chunk)
-            before = seen
             seen += _feed(parser, chunk, builder)
-            if seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
-                await progress(f"{host.name}: read {seen:,} messages…")
+            await remote.report(f"{host.name}: read {seen:,} messages…")
     for message in parser.close():
         builder.add(message)
-    assert out.result is not None
-    remote.append(remote_record(out.result, digest.hexdigest()))
     return builder.build()
 
 
@@ -207,36 +167,23 @@ def _feed(parser: postfix.QueueParser, chunk: bytes, builder: SummaryBuilder) ->
 
 
 async def stream_queue(
-    executor: SSHExecutor,
-    host: Host,
-    now: float,
-    add: Callable[[QueueMessage], None],
-    progress: Progress,
-    remote: list[dict[str, Any]],
+    remote: Remote, host: Host, now: float, add: Callable[[QueueMessage], None]
 ) -> None:
     """Feed every message of ``host``'s queue listing to ``add`` as it streams in."""
-    version = await mail_version(executor, host, remote)
-    parser = await listing_parser(executor, host, version, now, remote)
-    digest = hashlib.sha256()
+    version = await mail_version(remote, host)
+    parser = await listing_parser(remote, host, version, now)
     seen = 0
-    async with executor.stream(host, postfix.queue_listing(version)) as out:
+    async with remote.stream(host, postfix.queue_listing(version)) as out:
         async for chunk in out:
-            digest.update(chunk)
-            before = seen
             for message in parser.feed(chunk):
                 add(message)
                 seen += 1
-            if seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
-                await progress(f"{host.name}: read {seen:,} messages…")
+            await remote.report(f"{host.name}: read {seen:,} messages…")
     for message in parser.close():
         add(message)
-    assert out.result is not None
-    remote.append(remote_record(out.result, digest.hexdigest()))
 
 
-async def _within(
-    task: asyncio.Task[tuple[DiskUse, dict[str, Any] | None]], grace: float
-) -> tuple[DiskUse, dict[str, Any] | None]:
+async def _within(task: asyncio.Task[DiskUse], grace: float) -> DiskUse:
     """The task's result if it ends within ``grace`` seconds; else cancel it and say so."""
     done, _ = await asyncio.wait({task}, timeout=grace)
     if done:
@@ -244,27 +191,24 @@ async def _within(
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    return DiskUse(None, f"du still running {grace:g} s after the listing"), None
+    return DiskUse(None, f"du still running {grace:g} s after the listing")
 
 
-async def _disk_use(
-    executor: SSHExecutor, host: Host, queue_directory: str
-) -> tuple[DiskUse, dict[str, Any] | None]:
+async def _disk_use(remote: Remote, host: Host, queue_directory: str) -> DiskUse:
     """``du`` on the deferred spool; every failure becomes a reason, never an exception."""
     try:
-        result = await executor.run(host, spool.deferred_disk_use(queue_directory), check=False)
+        result = await remote.run(host, spool.deferred_disk_use(queue_directory), check=False)
     except MailqbotError as exc:
-        return DiskUse(None, shorten(exc.user_message, 80)), None
-    record = remote_record(result)
+        return DiskUse(None, shorten(exc.user_message, 80))
     if result.exit_status == 0:
         try:
-            return DiskUse(spool.parse_du(result.stdout)), record
+            return DiskUse(spool.parse_du(result.stdout))
         except ParseError:
-            return DiskUse(None, "unexpected du output"), record
+            return DiskUse(None, "unexpected du output")
     if SUDO_NEEDS_AUTH in result.stderr:
-        return DiskUse(None, "sudo rule missing"), record
+        return DiskUse(None, "sudo rule missing")
     lines = result.stderr.strip().splitlines() or ["no error output"]
-    return DiskUse(None, f"du exited {result.exit_status}: {shorten(lines[-1], 80)}"), record
+    return DiskUse(None, f"du exited {result.exit_status}: {shorten(lines[-1], 80)}")
 
 
 def shorten(text: str, limit: int) -> str:

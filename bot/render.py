@@ -6,6 +6,9 @@ is finalised as a JSON literal whose text is cleaned and mrkdwn-escaped, so queu
 text can neither break the JSON nor ping anyone. The one trusted mrkdwn construct, Slack's
 date token, is written as a placeholder carrying a per-process random nonce that queue
 text cannot forge, and turned into ``<!date^...>`` after escaping.
+
+A model whose ``private`` attribute is true (``show ... body``: private mail) renders a
+``Rendered`` marked ``private``: front ends show it only to the person who asked.
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot import messages, plans, tables
 from bot.errors import MailqbotError, UsageError
 from bot.text import clean, code, duration, escape_mrkdwn, num, size, utc
+
+if TYPE_CHECKING:
+    from bot.remote.audited import Change
 
 TEMPLATES = Path(__file__).parent / "templates"
 FALLBACK_LIMIT = 300
@@ -46,6 +53,8 @@ class Rendered:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     attachment: Attachment | None = None
+    # Only for the person who asked: never in a channel, a thread or a shared file.
+    private: bool = False
 
     @property
     def console(self) -> str:
@@ -120,7 +129,9 @@ def render(name: str, model: Any, **extra: Any) -> Rendered:
         blocks = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise RuntimeError(f"template {name}.blocks.j2 made invalid JSON: {exc}") from exc
-    return Rendered(text=text, blocks=blocks, attachment=_attachment(name, model, extra))
+    private = getattr(model, "private", False) is True
+    attachment = _attachment(name, model, extra)
+    return Rendered(text=text, blocks=blocks, attachment=attachment, private=private)
 
 
 def _attachment(name: str, model: Any, extra: dict[str, Any]) -> Attachment | None:
@@ -145,5 +156,17 @@ def crash(reference: str) -> Rendered:
     return render("crash", reference)
 
 
-def audit_failed(reference: str) -> Rendered:
-    return render("audit_failed", reference)
+def audit_failed(
+    reference: str, changes: Sequence[Change] = (), result: Rendered | None = None
+) -> Rendered:
+    """The reply when a request's audit record could not be written: the answer withheld,
+    or, for a change that already ran, what the host reported under a warning."""
+    if not changes or result is None:
+        return render("audit_failed", reference)
+    hosts = ", ".join(sorted({c.host for c in changes}))
+    warning = messages.AUDIT_FAILED_AFTER_CHANGE.format(hosts=hosts, ref=reference)
+    head = {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": ":warning: " + escape_mrkdwn(warning)},
+    }
+    return Rendered(f"{warning}\n\n{result.text}", [head, *result.blocks], result.attachment)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.inventory import Inventory
+from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
-from bot.ssh import SSHExecutor
 
 GroupResolver = Callable[[str], Awaitable[frozenset[str]]]
 

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///mailqbot.sqlite3"
+DEFAULT_METRICS_PORT = 9464
 
 
 class Settings(BaseSettings):
@@ -24,6 +25,12 @@ class Settings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL, alias="DATABASE_URL")
     config_path: Path = Field(default=Path("mailqbot.toml"), alias="MAILQBOT_CONFIG")
     replica_id: str | None = Field(default=None, alias="MAILQBOT_REPLICA_ID")
+    # Prometheus /metrics (host names, queue counts) has its own listener, on loopback
+    # unless asked otherwise; never on the Slack listener. Port 0: no metrics listener.
+    metrics_host: str = Field(default="127.0.0.1", alias="MAILQBOT_METRICS_HOST")
+    metrics_port: int = Field(
+        default=DEFAULT_METRICS_PORT, alias="MAILQBOT_METRICS_PORT", ge=0, le=65535
+    )
 
     @property
     def api_url(self) -> str:

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 from bot import approvals, plans
 from bot.actions import Action, Selection, parse_selection, select
 from bot.errors import UsageError
-from bot.inventory import Host
 from bot.perform import ActionResult, flush_all, perform
 from bot.plans import PlanView
-from bot.text import code
-from commands import Argument, CommandSpec
+from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 
 @dataclass(frozen=True)
@@ -49,17 +47,6 @@ class ActionReply:
         return "plan" if self.plan is not None else "report"
 
 
-def one_host(ctx: Context, target: str, usage: str) -> Host:
-    inventory = ctx.services.inventory
-    if target == "all" or target in inventory.groups:
-        raise UsageError(
-            f"Actions change one host's queue at a time; `{code(target)[:60]}` is a group. "
-            f"Name one host: {', '.join(inventory.names)}.",
-            usage,
-        )
-    return inventory.get(target)
-
-
 def _selection(action: Action, args: argparse.Namespace, usage: str) -> Selection:
     selection = parse_selection(action, args.words, usage)
     if action == "purge" and not selection.reason:
@@ -74,7 +61,7 @@ async def run_action(
     action: Action, args: argparse.Namespace, ctx: Context, usage: str
 ) -> ActionReply:
     selection = _selection(action, args, usage)
-    host = one_host(ctx, args.target, usage)
+    host = ctx.services.inventory.get(args.target)
     config = ctx.services.inventory.config
     cls = plans.action_class(action, selection.everything)
     needs_plan = plans.needs_approval(config, cls)
@@ -97,7 +84,7 @@ async def run_action(
 SELECTION_HELP = "queue IDs, filter words (domain= sender= reason= older= queue=), why=TEXT"
 
 
-def action_spec(action: Action, summary: str, examples: tuple[str, ...], order: int,
+def action_spec(action: Action, summary: str, examples: tuple[str, ...],
                 metavar: str) -> CommandSpec:  # fmt: skip
     usage = f"/mailq {action} HOST {metavar}"
 
@@ -116,9 +103,7 @@ def action_spec(action: Action, summary: str, examples: tuple[str, ...], order: 
         run=run,
         validate=validate,
         arguments=(
-            Argument("target", help="a host from the inventory", metavar="HOST"),
+            HostArg("target", help="a host from the inventory", metavar="HOST"),
             Argument("words", help=SELECTION_HELP, metavar=metavar, nargs="*"),
         ),
-        targets_hosts=True,
-        order=order,
     )

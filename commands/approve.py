@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from bot import approvals
 from commands import Argument, CommandSpec
-from commands._act import ActionReply, one_host
+from commands._act import ActionReply
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 USAGE = "/mailq approve PLAN"
 
@@ -21,7 +21,7 @@ USAGE = "/mailq approve PLAN"
 async def run(args: argparse.Namespace, ctx: Context) -> ActionReply:
     plan = await approvals.decide(ctx, args.plan, "approve")
     if plan.status == "approved":
-        host = one_host(ctx, plan.host, USAGE)
+        host = ctx.services.inventory.get(plan.host)
         plan = await approvals.run_approved(ctx, host, plan.id)
     return ActionReply(plan=plan)
 
@@ -35,5 +35,4 @@ SPEC = CommandSpec(
     arguments=(Argument("plan", help="the plan id from the approval message", metavar="PLAN"),),
     run=run,
     validate=approvals.check_plan_id,
-    order=66,
 )

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from bot import audit
 from bot.db.models import AuditEvent
 from bot.errors import UsageError
+from bot.inventory import Inventory
 from bot.text import code, duration, table, utc
 from commands import Argument, CommandSpec
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 DEFAULT_SINCE = 24 * 3600
 DEFAULT_LIMIT = 50
@@ -71,10 +72,12 @@ def parse_query(words: list[str]) -> AuditQuery:
 
 
 def validate(args: argparse.Namespace) -> AuditQuery:
-    """Parse the words and set ``args.target``, which authorisation checks (admin on it)."""
-    query = parse_query(args.words)
-    args.target = query.target
-    return query
+    return parse_query(args.words)
+
+
+def scope(args: argparse.Namespace, inventory: Inventory) -> list[str]:
+    """The hosts whose events are read: the caller needs ``admin`` on each."""
+    return [h.name for h in inventory.select(parse_query(args.words).target)]
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,5 @@ SPEC = CommandSpec(
         ),
     ),
     run=run,
-    targets_hosts=True,
-    order=80,
+    scope=scope,
 )

@@ -13,7 +13,7 @@ from commands import Argument, CommandSpec
 from commands._act import ActionReply
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 
 async def run(args: argparse.Namespace, ctx: Context) -> ActionReply:
@@ -35,5 +35,4 @@ SPEC = CommandSpec(
     ),
     run=run,
     validate=approvals.check_plan_id,
-    order=67,
 )

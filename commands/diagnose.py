@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from bot.diag.collect import Diagnoser, Diagnosis
 from bot.diag.host import checked_domain
 from bot.errors import UsageError
-from commands import Argument, CommandSpec
+from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 
 def domain_argument(text: str | None) -> str | None:
@@ -47,11 +47,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> Diagnosis:
         f"{host.name}: checking DNS, SMTP, relay, blocklists and the queue "
         f"(at most {config.budget:g} s)…"
     )
-    diagnoser = Diagnoser(services.executor, host, config, services.clock())
-    try:
-        return await diagnoser.run(domain)
-    finally:
-        ctx.remote.extend(diagnoser.remote)
+    return await Diagnoser(ctx.remote, host, config, services.clock()).run(domain)
 
 
 SPEC = CommandSpec(
@@ -62,11 +58,9 @@ SPEC = CommandSpec(
     template="diagnose",
     examples=("/mailq diagnose mx1", "/mailq diagnose mx1 example.com"),
     arguments=(
-        Argument("target", help="a host from the inventory", metavar="HOST"),
+        HostArg("target", help="a host from the inventory", metavar="HOST"),
         Argument("domain", help="a recipient domain to check", metavar="[DOMAIN]", nargs="?"),
     ),
     run=run,
-    targets_hosts=True,
-    order=25,
     validate=check_words,
 )

@@ -14,6 +14,5 @@ SPEC = action_spec(
         "/mailq flush mx1 domain=example.com",
         "/mailq flush mx1 4B7D3C1A2B",
     ),
-    order=60,
     metavar="[ID... | filter | all]",
 )

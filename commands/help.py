@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import commands
-from bot.auth import permitted
 from commands import CommandSpec
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 
 @dataclass(frozen=True)
@@ -30,23 +29,11 @@ class HelpModel:
 
 
 async def run(_args: argparse.Namespace, ctx: Context) -> HelpModel:
-    services = ctx.services
-    inventory = services.inventory
-
-    def allowed(spec: CommandSpec) -> bool:
-        return permitted(
-            ctx.identity,
-            spec.permission,
-            [],
-            inventory.config.access,
-            inventory,
-            services.allowed_teams,
-        )
-
+    inventory = ctx.services.inventory
     entries = [
         HelpEntry(s.name, s.usage, s.summary, s.examples)
         for s in commands.all_specs()
-        if allowed(s)
+        if ctx.may(s.permission)
     ]
     return HelpModel(entries, inventory.names, list(inventory.groups))
 
@@ -58,5 +45,4 @@ SPEC = CommandSpec(
     template="help",
     examples=("/mailq help",),
     run=run,
-    order=99,
 )

@@ -6,6 +6,5 @@ SPEC = action_spec(
     "hold",
     "Put messages on hold (postsuper -h): they stay queued but are not tried.",
     ("/mailq hold mx1 sender=@bulk.example", "/mailq hold mx1 4B7D3C1A2B"),
-    order=62,
     metavar="<ID... | filter> [why=TEXT]",
 )

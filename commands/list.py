@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.errors import UsageError
-from bot.inventory import Host
 from bot.mta.filter import QueueFilter, reason_class
 from bot.mta.models import QueueMessage, Recipient
 from bot.queue import stream_queue
 from bot.text import clean, code, escape_mrkdwn, size, table, utc
 from bot.text import duration as age_text
-from commands import Argument, CommandSpec
+from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
@@ -226,17 +225,6 @@ def _chunks(header: str, lines: list[str], limit: int) -> list[str]:
     return chunks
 
 
-def _one_host(ctx: Context, target: str) -> Host:
-    inventory = ctx.services.inventory
-    if target == "all" or target in inventory.groups:
-        raise UsageError(
-            f"`list` reads one host's queue; `{code(target)}` is a group. Name one host: "
-            f"{', '.join(inventory.names)}.",
-            SPEC.usage,
-        )
-    return inventory.get(target)
-
-
 def parse_words(args: argparse.Namespace) -> tuple[Paging, QueueFilter]:
     paging, words = take_paging(args.words)
     try:
@@ -247,10 +235,10 @@ def parse_words(args: argparse.Namespace) -> tuple[Paging, QueueFilter]:
 
 async def run(args: argparse.Namespace, ctx: Context) -> ListPage:
     paging, queue_filter = parse_words(args)
-    host = _one_host(ctx, args.target)
+    host = ctx.services.inventory.get(args.target)
     now = ctx.services.clock()
     page = PageBuilder(queue_filter, now, paging)
-    await stream_queue(ctx.services.executor, host, now, page.add, ctx.progress, ctx.remote)
+    await stream_queue(ctx.remote, host, now, page.add)
     return ListPage(
         host.name, now, queue_filter, paging, page.scanned, page.matched, page.recipients,
         page.bytes, page.rows,
@@ -270,7 +258,7 @@ SPEC = CommandSpec(
         "/mailq list mx1 sender=<> queue=deferred",
     ),
     arguments=(
-        Argument("target", help="a host from the inventory", metavar="HOST"),
+        HostArg("target", help="a host from the inventory", metavar="HOST"),
         Argument(
             "words",
             help="filters: domain= sender= reason= older= newer= queue= id=; limit= offset=",
@@ -279,6 +267,4 @@ SPEC = CommandSpec(
         ),
     ),
     run=run,
-    targets_hosts=True,
-    order=30,
 )

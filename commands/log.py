@@ -15,24 +15,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.errors import CommandFailed, CommandTimeout, ParseError, SudoPasswordRequired, UsageError
 from bot.inventory import Host
 from bot.mta import logsource, maillog
 from bot.mta.logsource import LogTarget
 from bot.mta.maillog import LogAnalyser, LogAnalysis, LogClock
-from bot.queue import host_utc_offset, remote_record
-from bot.ssh import SUDO_NEEDS_AUTH, CommandResult, RemoteCommand, SSHExecutor
+from bot.queue import host_utc_offset
+from bot.remote.audited import Remote
+from bot.remote.command import RemoteCommand
+from bot.remote.ssh import SUDO_NEEDS_AUTH, CommandResult
 from bot.text import duration, num, table
-from commands import Argument, CommandSpec
+from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 DEFAULT_SINCE = 24 * 3600
 MAX_SINCE = 31 * 24 * 3600
@@ -42,7 +43,6 @@ READ_TIMEOUT = 600.0  # capped by the host's command_timeout
 PROGRESS_EVERY = 100_000
 _SINCE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
-Remote = list[dict[str, Any]]
 _STDERR_DROPPED = (
     "(the container wrote more than 16 MiB to stderr in the window: the start of it was not "
     "read; set Postfix's maillog_file to /dev/stdout, or ask for a shorter since=)"
@@ -203,7 +203,7 @@ def parse_since(words: list[str]) -> int:
 # -- reading the host -------------------------------------------------------------------------
 
 
-async def detect_source(ex: SSHExecutor, host: Host, remote: Remote) -> LogTarget:
+async def detect_source(ex: Remote, host: Host) -> LogTarget:
     """The host's configured source; for ``auto``: ``maillog_file``, else the first syslog
     file that exists, else the journal."""
     config = host.log
@@ -220,11 +220,9 @@ async def detect_source(ex: SSHExecutor, host: Host, remote: Remote) -> LogTarge
         paths: tuple[str, ...] = (config.path,)
     else:
         result = await ex.run(host, logsource.maillog_file_setting())
-        remote.append(remote_record(result))
         configured = result.stdout.strip()
         paths = (logsource.log_path(configured),) if configured else logsource.SYSLOG_FILES
     result = await ex.run(host, logsource.file_sizes(*paths), check=False)
-    remote.append(remote_record(result))
     sizes = logsource.parse_sizes(result.stdout)
     for path in paths:
         if path in sizes:
@@ -242,8 +240,8 @@ async def detect_source(ex: SSHExecutor, host: Host, remote: Remote) -> LogTarge
     return LogTarget("journal")
 
 
-async def host_clock(ex: SSHExecutor, host: Host, now: float, remote: Remote) -> LogClock:
-    return LogClock(now, await host_utc_offset(ex, host, remote))
+async def host_clock(ex: Remote, host: Host, now: float) -> LogClock:
+    return LogClock(now, await host_utc_offset(ex, host))
 
 
 def check_pipeline(
@@ -277,23 +275,22 @@ def check_pipeline(
         )
 
 
-async def _fetch(ex: SSHExecutor, host: Host, command: RemoteCommand, remote: Remote) -> bytes:
+async def _fetch(ex: Remote, host: Host, command: RemoteCommand) -> bytes:
     chunks: list[bytes] = []
     async with ex.stream(host, command, check=False) as out:
         chunks = [chunk async for chunk in out]
     assert out.result is not None
     check_pipeline(host, command, out.result)
-    remote.append(remote_record(out.result))
     return b"".join(chunks)
 
 
 async def probe(
-    ex: SSHExecutor, host: Host, source: LogTarget, offset: int, clock: LogClock, remote: Remote
+    ex: Remote, host: Host, source: LogTarget, offset: int, clock: LogClock
 ) -> tuple[int, float] | None:
     """Where the first whole line at or after ``offset`` starts, and its time (None: none)."""
     start = max(offset - 1, 0)
     command = logsource.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
-    data = await _fetch(ex, host, command, remote)
+    data = await _fetch(ex, host, command)
     pos = 0 if offset == 0 else data.find(b"\n") + 1
     if pos == 0 and offset > 0:
         return None
@@ -306,16 +303,16 @@ async def probe(
 
 
 async def find_start(
-    ex: SSHExecutor, host: Host, source: LogTarget, clock: LogClock, start: float, remote: Remote
+    ex: Remote, host: Host, source: LogTarget, clock: LogClock, start: float
 ) -> tuple[int, int, float | None]:
     """(offset of a line at or before the window start, probes made, the log's first time)."""
-    first = await probe(ex, host, source, 0, clock, remote)
+    first = await probe(ex, host, source, 0, clock)
     probes, lo, lo_line, hi = 1, 0, 0, source.size
     if first is None or first[1] >= start:
         return 0, probes, None if first is None else first[1]
     while hi - lo > GRANULE:
         mid = (lo + hi) // 2
-        found = await probe(ex, host, source, mid, clock, remote)
+        found = await probe(ex, host, source, mid, clock)
         probes += 1
         if found is None or found[1] >= start:
             hi = mid
@@ -325,7 +322,7 @@ async def find_start(
 
 
 async def read_deliveries(
-    ex: SSHExecutor,
+    ex: Remote,
     host: Host,
     command: RemoteCommand,
     analyser: LogAnalyser,
@@ -337,11 +334,9 @@ async def read_deliveries(
 
     For a container, what it wrote to stderr comes on stderr: those lines are read after
     the rest, and only the tool's own messages there count as errors."""
-    digest = hashlib.sha256()
     shown = 0
     async with ex.stream(host, command, check=False) as out:
         async for chunk in out:
-            digest.update(chunk)
             for delivery in reader.feed(chunk):
                 analyser.add(delivery)
             if reader.lines - shown >= PROGRESS_EVERY:
@@ -358,25 +353,20 @@ async def read_deliveries(
         for delivery in reader.feed(logged.encode() + b"\n") if logged else []:
             analyser.add(delivery)
     check_pipeline(host, command, out.result, errors)
-    ctx.remote.append(remote_record(out.result, digest.hexdigest()))
     return out.bytes_received
 
 
 async def read_log(ctx: Context, host: Host, since: int) -> LogReport:
-    ex, remote = ctx.services.executor, ctx.remote
+    ex = ctx.remote
     now = ctx.services.clock()
     started = time.monotonic()
-    source, clock = await asyncio.gather(
-        detect_source(ex, host, remote), host_clock(ex, host, now, remote)
-    )
+    source, clock = await asyncio.gather(detect_source(ex, host), host_clock(ex, host, now))
     analyser = LogAnalyser(now - since)
     read_from, probes, log_starts = 0, 0, None
     window = (int(now - since), int(now) + 1)
     if source.kind == "file":
         await ctx.progress(f"{host.name}: finding the last {_since_text(since)} in {source.path}…")
-        read_from, probes, log_starts = await find_start(
-            ex, host, source, clock, now - since, remote
-        )
+        read_from, probes, log_starts = await find_start(ex, host, source, clock, now - since)
         command = logsource.read_file(
             source.path, read_from, source.size - read_from, sudo=host.sudo, timeout=READ_TIMEOUT
         )
@@ -392,7 +382,7 @@ async def read_log(ctx: Context, host: Host, since: int) -> LogReport:
     container = source.kind == "container"
     received = await read_deliveries(ex, host, command, analyser, reader, ctx, container)
     if source.kind == "file":
-        await _check_not_rotated(ex, host, source, remote)
+        await _check_not_rotated(ex, host, source)
     stats = ReadStats(
         read_from,
         source.size,
@@ -407,11 +397,8 @@ async def read_log(ctx: Context, host: Host, since: int) -> LogReport:
     return LogReport(host.name, since, now, source, stats, analyser.build())
 
 
-async def _check_not_rotated(
-    ex: SSHExecutor, host: Host, source: LogTarget, remote: Remote
-) -> None:
+async def _check_not_rotated(ex: Remote, host: Host, source: LogTarget) -> None:
     result = await ex.run(host, logsource.file_sizes(source.path), check=False)
-    remote.append(remote_record(result))
     if logsource.parse_sizes(result.stdout).get(source.path, 0) < source.size:
         raise ParseError(
             f"{source.path} on {host.name} was rotated while mailqbot read it, so the counts "
@@ -434,7 +421,7 @@ SPEC = CommandSpec(
     template="log",
     examples=("/mailq log mx1", "/mailq log mx1 since=6h"),
     arguments=(
-        Argument("target", help="a host from the inventory", metavar="HOST"),
+        HostArg("target", help="a host from the inventory", metavar="HOST"),
         Argument(
             "options",
             help="since=30m|6h|24h|7d (default 24h, at most 31d)",
@@ -443,6 +430,4 @@ SPEC = CommandSpec(
         ),
     ),
     run=run,
-    targets_hosts=True,
-    order=40,
 )

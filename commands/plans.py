@@ -16,12 +16,13 @@ from sqlalchemy import select
 from bot.approvals import db_now
 from bot.db.models import ActionPlan
 from bot.errors import UsageError
+from bot.inventory import Inventory
 from bot.plans import epoch
 from bot.text import table
 from commands import Argument, CommandSpec
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 UNSETTLED = ("pending", "approved", "executing", "unknown")
 WINDOW = timedelta(days=7)
@@ -62,17 +63,25 @@ def _words(args: argparse.Namespace) -> tuple[str | None, bool]:
     return (rest[0] if rest else None), finished
 
 
+def scope(args: argparse.Namespace, inventory: Inventory) -> list[str]:
+    """A named host must be one the caller may read; without one, ``run`` lists only
+    plans on hosts the caller may read."""
+    host, _finished = _words(args)
+    return [] if host is None else [inventory.get(host).name]
+
+
 async def run(args: argparse.Namespace, ctx: Context) -> PlanList:
     host, finished = _words(args)
+    hosts = sorted(ctx.hosts_with("read"))
     if host is not None:
         host = ctx.services.inventory.get(host).name
+        hosts = [host] if host in hosts else []
     async with ctx.services.sessions() as session:
         now = await db_now(session)
         stmt = select(ActionPlan).where(ActionPlan.created_at > now - WINDOW)
+        stmt = stmt.where(ActionPlan.host.in_(hosts))
         if not finished:
             stmt = stmt.where(ActionPlan.status.in_(UNSETTLED))
-        if host is not None:
-            stmt = stmt.where(ActionPlan.host == host)
         plans = (
             await session.scalars(stmt.order_by(ActionPlan.created_at.desc()).limit(LIMIT))
         ).all()
@@ -91,5 +100,5 @@ SPEC = CommandSpec(
     arguments=(Argument("words", help="a host, and `all`", metavar="[HOST] [all]", nargs="*"),),
     validate=_words,
     run=run,
-    order=68,
+    scope=scope,
 )

@@ -14,6 +14,5 @@ SPEC = action_spec(
         '/mailq purge mx1 4B7D3C1A2B 5C8E4D2B3C why="customer asked"',
         '/mailq purge mx1 ALL deferred why="INC-43 queue full of backscatter"',
     ),
-    order=64,
     metavar="<ID... | filter | ALL deferred> why=TEXT",
 )

@@ -6,6 +6,5 @@ SPEC = action_spec(
     "release",
     "Release held messages (postsuper -H) so they are tried again.",
     ("/mailq release mx1 sender=@bulk.example", "/mailq release mx1 queue=hold"),
-    order=63,
     metavar="<ID... | filter> [why=TEXT]",
 )

@@ -6,6 +6,5 @@ SPEC = action_spec(
     "requeue",
     "Requeue messages (postsuper -r): after a routing or transport fix.",
     ("/mailq requeue mx1 domain=example.com", "/mailq requeue mx1 reason=dns_tempfail"),
-    order=61,
     metavar="<ID... | filter> [why=TEXT]",
 )

@@ -9,21 +9,20 @@ Three reads, each stopped as soon as it has what it needs:
    ``ENVELOPE_CAP`` bytes are read.
 3. only with ``body`` (and the ``act`` permission: bodies are private):
    ``sudo postcat -b -q ID``, closed after ``BODY_BYTES`` bytes / ``BODY_LINES`` lines.
+   The result is then ``private``: front ends show it only to the person who asked, and
+   the audit trail keeps no hash of the body (a hash of a short body can be guessed back).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bot.auth import permitted
 from bot.errors import CommandFailed, PermissionDenied, UsageError
 from bot.inventory import Host
 from bot.mta import postfix
@@ -39,13 +38,13 @@ from bot.mta.postcat import (
     parse_postcat,
     postcat,
 )
-from bot.queue import PROGRESS_EVERY, listing_parser, mail_version, remote_record
-from bot.ssh import RemoteCommand, RemoteStream
+from bot.queue import listing_parser, mail_version
+from bot.remote.command import RemoteCommand
 from bot.text import clean, num, size, table
-from commands import Argument, CommandSpec
+from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 ENVELOPE_CAP = 1024 * 1024  # bytes of `postcat -eh` output read at most
 BODY_BYTES = 4096
@@ -117,10 +116,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> ShowModel:
 
 
 def _check_body_allowed(ctx: Context, host: Host) -> None:
-    services = ctx.services
-    inventory = services.inventory
-    access = inventory.config.access
-    if permitted(ctx.identity, "act", [host.name], access, inventory, services.allowed_teams):
+    if ctx.may("act", [host.name]):
         return
     raise PermissionDenied(
         f"Reading a message body on {host.name} needs the operator role: bodies are private "
@@ -131,15 +127,14 @@ def _check_body_allowed(ctx: Context, host: Host) -> None:
 
 async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
     services = ctx.services
-    version = await mail_version(services.executor, host, ctx.remote)
-    parser = await listing_parser(services.executor, host, version, services.clock(), ctx.remote)
+    version = await mail_version(ctx.remote, host)
+    parser = await listing_parser(ctx.remote, host, version, services.clock())
     search = ListingSearch(queue_id, parser)
 
     async def take(chunk: bytes) -> bool:
-        before = search.seen
         found = search.feed(chunk)
-        if found is None and search.seen // PROGRESS_EVERY > before // PROGRESS_EVERY:
-            await ctx.progress(f"{host.name}: looked at {search.seen:,} messages…")
+        if found is None:
+            await ctx.remote.report(f"{host.name}: looked at {search.seen:,} messages…")
         return found is not None
 
     whole = await _stream(ctx, host, postfix.queue_listing(version), take)
@@ -168,52 +163,36 @@ async def _body(ctx: Context, host: Host, queue_id: str) -> BodyExcerpt:
         data.extend(chunk)
         return len(data) > BODY_BYTES + 1  # + the empty line before the body
 
-    whole = await _postcat(ctx, host, postcat(queue_id, "b", sudo=host.sudo), take)
+    command = postcat(queue_id, "b", sudo=host.sudo)
+    whole = await _postcat(ctx, host, command, take, private=True)
     return body_excerpt(bytes(data), whole=whole, max_lines=BODY_LINES, max_bytes=BODY_BYTES)
 
 
-async def _postcat(ctx: Context, host: Host, command: RemoteCommand, take: Take) -> bool:
+async def _postcat(
+    ctx: Context, host: Host, command: RemoteCommand, take: Take, *, private: bool = False
+) -> bool:
     try:
-        return await _stream(ctx, host, command, take)
+        return await _stream(ctx, host, command, take, private=private)
     except CommandFailed as exc:
         if "open queue file" in exc.stderr and "No such file" in exc.stderr:
             raise not_in_queue(command.argv[-1], host.name, just_now=True) from None
         raise
 
 
-async def _stream(ctx: Context, host: Host, command: RemoteCommand, take: Take) -> bool:
+async def _stream(
+    ctx: Context, host: Host, command: RemoteCommand, take: Take, *, private: bool = False
+) -> bool:
     """Feed ``command``'s output to ``take`` until it says stop; True if all was read.
 
     Stopping early closes the channel (the command dies of SIGPIPE). The audit record says
-    how much was read; the output itself is never logged or kept.
+    how much was read; the output itself is never logged or kept, and for ``private``
+    output (a message body) not even its hash.
     """
-    digest = hashlib.sha256()
-    started = time.monotonic()
-    out: RemoteStream | None = None
-    try:
-        async with ctx.services.executor.stream(host, command) as out:
-            async for chunk in out:
-                digest.update(chunk)
-                if await take(chunk):
-                    return False
-            return True
-    finally:
-        if out is not None:
-            ctx.remote.append(_record(out, digest.hexdigest(), time.monotonic() - started))
-
-
-def _record(out: RemoteStream, digest: str, elapsed: float) -> dict[str, Any]:
-    if out.result is not None:
-        return remote_record(out.result, digest)
-    return {
-        "host": out.host.name,
-        "command": out.command.command_line(),
-        "exit": None,
-        "stopped_early": True,
-        "elapsed": round(elapsed, 3),
-        "stdout_bytes_read": out.bytes_received,
-        "stdout_sha256": digest,
-    }
+    async with ctx.remote.stream(host, command, private=private) as out:
+        async for chunk in out:
+            if await take(chunk):
+                return False
+        return True
 
 
 # -- the model the templates render -----------------------------------------------------
@@ -287,12 +266,18 @@ class ShowModel:
         return self.listing.queue_id
 
     @property
+    def private(self) -> bool:
+        """A body is private mail: only the person who asked for it may see this result."""
+        return self.body_requested
+
+    @property
     def filename(self) -> str:
         return f"{self.queue_id}-{self.host}.txt"
 
     @property
     def file_title(self) -> str:
-        return f"Message {self.queue_id} on {self.host}: envelope and headers"
+        body = ", headers and the start of the body" if self.body is not None else " and headers"
+        return f"Message {self.queue_id} on {self.host}: envelope{body}"
 
     @property
     def sender(self) -> str:
@@ -385,12 +370,10 @@ SPEC = CommandSpec(
     template="show",
     examples=("/mailq show mx1 3F67B16B2ED", "/mailq show mx1 3F67B16B2ED body"),
     arguments=(
-        Argument("target", help="a host from the inventory", metavar="HOST"),
+        HostArg("target", help="a host from the inventory", metavar="HOST"),
         Argument("queue_id", help="the message's queue ID", metavar="QUEUE_ID"),
         # Checked in run: the registry's parser lets a bad `choices` value escape as a crash.
         Argument("body", help="the word `body`: the body's start", metavar="[body]", nargs="?"),
     ),
     run=run,
-    targets_hosts=True,
-    order=20,
 )

@@ -17,10 +17,10 @@ from bot.fleet import FleetReader, FleetSummary, totals
 from bot.mta.spool import DiskUse, Expiry, HostSettings, first_expiry
 from bot.mta.summary import QueueSummary
 from bot.queue import read_host
-from commands import Argument, CommandSpec
+from commands import CommandSpec, HostArg
 
 if TYPE_CHECKING:
-    from bot.pipeline import Context
+    from bot.context import Context
 
 SHAPE_ROWS_SHOWN = 10  # qshape rows in the message; the attached file has up to 200
 
@@ -63,9 +63,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> HostSummary | FleetSumm
     services = ctx.services
     if args.target in services.inventory.names:
         host = services.inventory.get(args.target)
-        reading = await read_host(
-            services.executor, host, services.clock(), ctx.progress, ctx.remote, disk=True
-        )
+        reading = await read_host(ctx.remote, host, services.clock(), disk=True)
         return HostSummary(host.name, reading.summary, reading.settings, reading.disk)
     return await _fleet(args.target, ctx)
 
@@ -74,9 +72,8 @@ async def _fleet(target: str, ctx: Context) -> FleetSummary:
     services = ctx.services
     hosts = services.inventory.select(target)
     started = time.monotonic()
-    reader = FleetReader(services.executor, services.clock(), ctx.progress)
+    reader = FleetReader(ctx.remote, services.clock(), ctx.progress)
     lines = await reader.read(hosts)
-    ctx.remote.extend(reader.remote_records(hosts))
     elapsed = time.monotonic() - started
     return FleetSummary(target, reader.now, lines, totals(lines), elapsed)
 
@@ -89,9 +86,9 @@ SPEC = CommandSpec(
     template="summary",
     examples=("/mailq summary mx1", "/mailq summary edge", "/mailq summary all"),
     arguments=(
-        Argument("target", help="a host, a host group, or `all`", metavar="HOST|GROUP|all"),
+        HostArg(
+            "target", help="a host, a host group, or `all`", metavar="HOST|GROUP|all", groups=True
+        ),
     ),
     run=run,
-    targets_hosts=True,
-    order=10,
 )

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bot.diag import dns
 from bot.diag import host as remote
@@ -22,8 +22,11 @@ from bot.diag.lint import Finding, lint
 from bot.diag.runner import Check, Outcome, Runner
 from bot.diag.verdicts import Evidence, Probe, Relay, Verdict, decide
 from bot.inventory import Host
-from bot.queue import read_host, remote_record
-from bot.ssh import REMOTE_TIMEOUT_EXIT, RemoteCommand, SSHExecutor
+from bot.mta.redact import redact_text
+from bot.queue import read_host
+from bot.remote.audited import Remote
+from bot.remote.command import RemoteCommand
+from bot.remote.ssh import REMOTE_TIMEOUT_EXIT
 
 T = TypeVar("T")
 MAX_QUEUE_DNS = 3
@@ -59,14 +62,11 @@ class _Found:
 
 
 class Diagnoser:
-    def __init__(
-        self, executor: SSHExecutor, host: Host, config: DiagnoseSection, now: float
-    ) -> None:
-        self.executor = executor
+    def __init__(self, gateway: Remote, host: Host, config: DiagnoseSection, now: float) -> None:
+        self.gateway = gateway.quiet()
         self.host = host
         self.config = config
         self.now = now
-        self.remote: list[dict[str, Any]] = []
         self.lookup = dns.Lookup(config, lifetime=config.check_timeout * 0.8)
         self.found = _Found()
         step = config.check_timeout
@@ -112,12 +112,12 @@ class Diagnoser:
         )
 
     async def _run(self, command: RemoteCommand) -> str:
-        result = await self.executor.run(self.host, command, check=False)
-        self.remote.append(remote_record(result))
+        result = await self.gateway.run(self.host, command, check=False)
         if result.exit_status == REMOTE_TIMEOUT_EXIT:
             raise TimeoutError
         if result.exit_status not in (0, 1) or (result.exit_status and not result.stdout):
-            raise ValueError(result.stderr.strip()[-200:] or f"exit status {result.exit_status}")
+            error = redact_text(result.stderr.strip())[-200:]  # postconf warnings quote values
+            raise ValueError(error or f"exit status {result.exit_status}")
         return result.stdout + result.stderr
 
     async def _settings(self) -> dict[str, str]:
@@ -128,7 +128,7 @@ class Diagnoser:
 
     async def _queue(self, domain: str | None) -> QueueEvidence:
         builder = DiagBuilder(self.now, domain)
-        await read_host(self.executor, self.host, self.now, _quiet, self.remote, builder=builder)
+        await read_host(self.gateway, self.host, self.now, builder=builder)
         return builder.evidence()
 
     async def _mx(self, domain: str, into: list[Check[Probe]], limit: int = 4) -> dns.MxReport:
@@ -159,26 +159,17 @@ class Diagnoser:
         self, settings: Check[dict[str, str]], services: Check[dict[str, str]]
     ) -> Relay:
         main, overrides = settings.value or {}, services.value or {}
-        sasl = ["main.cf"] if main.get("smtp_sasl_auth_enable") == "yes" else []
-        sasl += [
-            k.rsplit("/", 1)[0]
-            for k, v in overrides.items()
-            if k.endswith("/smtp_sasl_auth_enable") and v == "yes"
-        ]
-        maps = [main.get("smtp_sasl_password_maps", "")]
-        maps += [v for k, v in overrides.items() if k.endswith("/smtp_sasl_password_maps")]
-        password_map = next((m for m in maps if m), "")
+        sasl, password_map = sasl_settings(main, overrides)
         relayhost = main.get("relayhost", "")
         if relayhost:
             await self._probe_relayhost(relayhost)
-        return Relay(relayhost, tuple(sasl), password_map, await self._map_file(password_map))
+        path = remote.map_file(password_map)
+        return Relay(relayhost, sasl, password_map, path, await self._stat(path))
 
-    async def _map_file(self, password_map: str) -> tuple[int, int] | None:
-        path = remote.map_file(password_map.split(",")[0].split()[0]) if password_map else None
-        if path is None:
+    async def _stat(self, path: str | None) -> tuple[int, int] | None:
+        if path is None:  # no map, or not a database file (an in-line map is never stat'ed)
             return None
-        result = await self.executor.run(self.host, remote.stat_file(path), check=False)
-        self.remote.append(remote_record(result))
+        result = await self.gateway.run(self.host, remote.stat_file(path), check=False)
         return remote.parse_stat(result.stdout) if result.exit_status == 0 else None
 
     async def _probe_relayhost(self, relayhost: str) -> None:
@@ -269,6 +260,20 @@ class Diagnoser:
         )
 
 
+def sasl_settings(main: dict[str, str], overrides: dict[str, str]) -> tuple[tuple[str, ...], str]:
+    """Where SASL login is on ("main.cf", "relay/unix", ...) and the first password map
+    setting (main.cf first, then master.cf overrides), from parsed (redacted) settings."""
+    sasl = ["main.cf"] if main.get("smtp_sasl_auth_enable") == "yes" else []
+    sasl += [
+        k.rsplit("/", 1)[0]
+        for k, v in overrides.items()
+        if k.endswith("/smtp_sasl_auth_enable") and v == "yes"
+    ]
+    maps = [main.get("smtp_sasl_password_maps", "")]
+    maps += [v for k, v in overrides.items() if k.endswith("/smtp_sasl_password_maps")]
+    return tuple(sasl), next((m for m in maps if m), "")
+
+
 def _values(checks: list[Check[T]]) -> tuple[T, ...]:
     return tuple(v for v in (c.value for c in checks) if v is not None)
 
@@ -279,7 +284,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-async def _quiet(_text: str) -> None:
-    return None

@@ -11,7 +11,12 @@ Everything here uses what a stock Postfix host has and needs no root:
   per-service overrides in master.cf, such as SASL enabled on one transport only).
 - ``head -c`` of ``/etc/resolv.conf`` and of the chroot copy Postfix's smtp(8) uses.
 - ``stat`` of a SASL password map's database file: whether it exists and when it changed,
-  never its content.
+  never its content. It runs only for a file-based map (``hash:``, ``btree:``, ``lmdb:``,
+  ``cdb:``, also behind ``proxy:``), never for an in-line one.
+
+Every ``postconf`` value is redacted as it is parsed (``bot.mta.redact``): a table spec
+keeps its type and the path of a file-based map, never in-line content such as
+``static:user:password``.
 
 Arguments are validated before any command is built: a target is an IP address from the
 bot's own DNS answers or a domain that passed IDNA validation; paths come from the host's
@@ -28,7 +33,8 @@ from datetime import UTC
 from cryptography import x509
 
 from bot.mta.filter import ascii_domain
-from bot.ssh import RemoteCommand
+from bot.mta.redact import redact_parameter, split_list, unwrapped
+from bot.remote.command import RemoteCommand
 
 POSTTLS_FINGER = "/usr/sbin/posttls-finger"
 POSTCONF = "/usr/sbin/postconf"
@@ -129,9 +135,11 @@ def resolv_confs(queue_directory: str) -> RemoteCommand:
     return RemoteCommand(argv=(HEAD, "-c", str(RESOLV_BYTES), *files), remote_timeout=10.0)
 
 
-def map_file(map_spec: str) -> str | None:
-    """The database file of a ``hash:``/``btree:``/``lmdb:``/``cdb:`` map, or None."""
-    kind, _, path = map_spec.partition(":")
+def map_file(maps: str) -> str | None:
+    """The database file of the first map in a (redacted) list if it is a ``hash:``,
+    ``btree:``, ``lmdb:`` or ``cdb:`` file (also behind ``proxy:``), else None."""
+    first = split_list(maps)[:1]
+    kind, _, path = unwrapped(first[0]).partition(":") if first else ("", "", "")
     suffix = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}.get(kind)
     if suffix is None or not _PATH.fullmatch(path):
         return None
@@ -264,12 +272,14 @@ def _cert_dates(pem: str, state: dict[str, object]) -> None:
 
 
 def parse_settings(output: str) -> dict[str, str]:
-    """``postconf -x`` / ``postconf -P`` output: ``name = value`` per line."""
+    """``postconf -x`` / ``postconf -P`` output: ``name = value`` per line, each value
+    redacted (``redact_parameter``): no secret gets past this point."""
     values: dict[str, str] = {}
     for line in output.splitlines():
         match = _SETTING.fullmatch(line.strip())
         if match is not None:
-            values[match.group(1)] = match.group(2).strip()
+            name = match.group(1)
+            values[name] = redact_parameter(name, match.group(2).strip())
     return values
 
 

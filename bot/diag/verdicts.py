@@ -46,8 +46,9 @@ class Probe:
 class Relay:
     relayhost: str
     sasl: tuple[str, ...]  # where SASL is on: "main.cf", "relay/unix", ...
-    password_map: str  # the map spec, "" if none
-    map_file: tuple[int, int] | None  # (size, mtime) of its database file; None: missing
+    password_map: str  # the map spec, redacted (bot.mta.redact); "" if none
+    map_path: str | None  # its database file; None: not a file map (in-line, or other type)
+    map_file: tuple[int, int] | None  # (size, mtime) of that file; None: missing
 
 
 @dataclass(frozen=True)
@@ -190,8 +191,10 @@ def relay_auth(ev: Evidence) -> Verdict | None:
         if relay.password_map and relay.map_file is not None:
             age = duration(ev.now - relay.map_file[1])
             facts.append(fact("password_map", map=relay.password_map, age=age))
-        elif relay.password_map:
+        elif relay.password_map and relay.map_path is not None:
             facts.append(fact("password_map_missing", map=relay.password_map))
+        elif relay.password_map:
+            facts.append(fact("password_map_unchecked", map=relay.password_map))
     offering = [p for p in (*ev.submission, *ev.probes) if p.result.auth]
     if offering:
         p = offering[0]

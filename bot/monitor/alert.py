@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from bot.db.models import Incident
-from bot.mta.reasons import ReasonClass
+from bot.mta.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
 from bot.text import duration, num
 
 Event = Literal[
@@ -26,6 +26,16 @@ KIND_LABELS = {
     "spool_kib": "Deferred spool size",
     "unreachable": "Polls failed in a row",
 }
+
+
+class Button(NamedTuple):
+    """One button on the alert; ``confirm``: Slack asks "are you sure?" before it runs (the
+    click is authorised again in any case, for the person who clicked)."""
+
+    text: str
+    action_id: str
+    value: str
+    confirm: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,37 +116,44 @@ class Alert:
     @property
     def purge_class(self) -> str | None:
         """The reason class a Purge… plan selects: the spiking one for a spike, else the
-        class with the most deferred messages at the last change (None: nothing deferred)."""
+        class with the most deferred messages at the last change. Never a class whose mail
+        is delivered on its own (``DELIVERS_ON_ITS_OWN``: greylisting, rate limits): then
+        the next largest class, and for a spike of such a class none. None: no button."""
         if self.kind.startswith("spike:"):
             name = self.kind.removeprefix("spike:")
-            return name if name in ReasonClass.__members__ else None
+            return name if _purgeable(name) else None
         counts = {
             str(c): int(n)
             for c, n in (self.detail.get("by_class") or {}).items()
-            if str(c) in ReasonClass.__members__ and int(n) > 0
+            if _purgeable(str(c)) and int(n) > 0
         }
         return min(counts, key=lambda c: (-counts[c], c)) if counts else None
 
     @property
-    def buttons(self) -> list[tuple[str, str, str]]:
-        """(label, action_id, value): commands run as the clicker, then our own actions.
+    def buttons(self) -> list[Button]:
+        """Commands run as the clicker, then our own actions.
 
-        Purge… asks for a plan of the top reason class (previewed, approved by another
-        person before anything is deleted); it is left out when nothing is deferred.
+        Flush asks for confirmation first: it retries every deferred message on the host.
+        Purge… asks for a plan of ``purge_class`` (previewed, approved by another person
+        before anything is deleted); it is left out when there is no such class.
         """
         host, run = self.host, "mailq_run_thread"
         buttons = [
-            ("Diagnose", run, f"diagnose {host}"),
-            ("Summary", run, f"summary {host}"),
-            ("Deferred", run, f"list {host} queue=deferred"),
-            ("Flush", run, f"flush {host}"),
+            Button("Diagnose", run, f"diagnose {host}"),
+            Button("Summary", run, f"summary {host}"),
+            Button("Deferred", run, f"list {host} queue=deferred"),
+            Button("Flush", run, f"flush {host}", confirm=True),
         ]
         if self.purge_class is not None:
             why = f'why="alert {self.id}"'
-            buttons.append(("Purge…", run, f"purge {host} reason={self.purge_class} {why}"))
-        buttons.append(("Snooze 1h", "mailq_alert_snooze", str(self.id)))
-        buttons.append(("Acknowledge", "mailq_alert_ack", str(self.id)))
+            buttons.append(Button("Purge…", run, f"purge {host} reason={self.purge_class} {why}"))
+        buttons.append(Button("Snooze 1h", "mailq_alert_snooze", str(self.id)))
+        buttons.append(Button("Acknowledge", "mailq_alert_ack", str(self.id)))
         return buttons
+
+
+def _purgeable(name: str) -> bool:
+    return name in ReasonClass.__members__ and ReasonClass(name) not in DELIVERS_ON_ITS_OWN
 
 
 class Notifier(Protocol):

@@ -19,7 +19,7 @@ from bot.db.models import QueueSample
 from bot.errors import MailqbotError
 from bot.inventory import Host
 from bot.queue import HostReading, read_host, shorten
-from bot.ssh import SSHExecutor
+from bot.remote.audited import Remote
 
 TOP_REASONS = 3
 FAILURES_SEEN = 1000  # consecutive failed polls counted back in the history, at most
@@ -44,15 +44,13 @@ class Sample:
         return self.queues.get("deferred", 0)
 
 
-async def _quiet(_text: str) -> None:
-    return None
-
-
-async def poll(executor: SSHExecutor, host: Host, now: float, disk: bool) -> Sample:
-    """Read ``host``'s queue; a failure is a sample too (``ok`` False, with the reason)."""
+async def poll(remote: Remote, host: Host, now: float, disk: bool) -> Sample:
+    """Read ``host``'s queue through the monitor's gateway (``Remote.discarding``: polls
+    keep no audit records and change nothing); a failure is a sample too (``ok`` False,
+    with the reason)."""
     started = time.monotonic()
     try:
-        reading = await read_host(executor, host, now, _quiet, [], disk=disk)
+        reading = await read_host(remote, host, now, disk=disk)
     except MailqbotError as exc:
         return Sample(
             host.name, now, False, time.monotonic() - started, shorten(exc.user_message, 300)

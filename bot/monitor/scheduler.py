@@ -31,6 +31,7 @@ from bot.monitor.leases import Leases
 from bot.monitor.metrics import Metrics
 from bot.monitor.rules import measure, needs_disk
 from bot.monitor.samples import Sample
+from bot.remote.audited import Remote
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class Monitor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.services = services
+        # Polls keep no audit records and can change nothing: the choice is made here.
+        self.remote = Remote.discarding(services.executor)
         self.notifier = notifier
         self.metrics = metrics
         self.clock = clock
@@ -127,9 +130,7 @@ class Monitor:
             self.waiting.discard(host.name)
         rules = self.config.rules_for(host.groups)
         async with self._semaphore:
-            sample = await samples.poll(
-                self.services.executor, host, self.clock(), needs_disk(rules)
-            )
+            sample = await samples.poll(self.remote, host, self.clock(), needs_disk(rules))
         self.metrics.observe(sample)
         self.pending.append(sample)
         self._arrived.set()

@@ -1,6 +1,6 @@
 """Postfix knowledge: command templates, pure output parsers, reason classes and summaries.
 
-Nothing in this package does I/O; ``bot.ssh`` runs the ``RemoteCommand`` values built here.
+Nothing in this package does I/O; ``bot.remote.ssh`` runs the ``RemoteCommand`` values built here.
 """
 
 from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id

@@ -26,7 +26,7 @@ from typing import Literal
 from bot.errors import ParseError, UsageError
 from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT, is_plain_path
 from bot.mta import postfix
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 TAIL, HEAD, GREP = "/usr/bin/tail", "/usr/bin/head", "/bin/grep"
 STAT, JOURNALCTL = "/usr/bin/stat", "/bin/journalctl"
@@ -163,7 +163,7 @@ def _rfc3339(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_DROPPED = re.compile(r"\[first \d+ bytes of stderr dropped\]")  # bot.ssh's note
+_DROPPED = re.compile(r"\[first \d+ bytes of stderr dropped\]")  # bot.remote.ssh's note
 
 
 def split_container_stderr(stderr: str) -> tuple[str, str, bool]:

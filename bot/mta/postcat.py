@@ -26,7 +26,7 @@ from typing import Literal
 from bot.errors import MailqbotError, ParseError, UsageError
 from bot.mta.models import QUEUE_NAMES, QueueMessage, is_queue_id
 from bot.mta.postfix import MAX_LINE_BYTES, PostqueueJsonParser, QueueParser
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 POSTCAT = "/usr/sbin/postcat"
 _MARKERS = ("ENVELOPE RECORDS", "MESSAGE CONTENTS", "HEADER EXTRACTED", "MESSAGE FILE END")

@@ -45,7 +45,7 @@ import orjson
 
 from bot.errors import ParseError, UsageError
 from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 POSTQUEUE = "/usr/sbin/postqueue"
 POSTCONF = "/usr/sbin/postconf"

@@ -16,7 +16,7 @@ from typing import Literal
 
 from bot.errors import ParseError, UsageError
 from bot.mta.models import is_queue_id
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 POSTSUPER = "/usr/sbin/postsuper"
 POSTQUEUE = "/usr/sbin/postqueue"
@@ -49,19 +49,19 @@ def change(action: Change, queue: str) -> RemoteCommand:
     if queue not in CHANGE_QUEUES:
         raise UsageError(f"mailqbot changes messages only in {', '.join(CHANGE_QUEUES)}.")
     argv = (POSTSUPER, VERBS[action].flag, "-", queue)
-    return RemoteCommand(argv=argv, sudo=True, remote_timeout=CHANGE_TIMEOUT, destructive=True)
+    return RemoteCommand(argv=argv, sudo=True, remote_timeout=CHANGE_TIMEOUT, changes_queue=True)
 
 
 def flush_all() -> RemoteCommand:
     """``postqueue -f``: try every deferred message now (no root needed)."""
-    return RemoteCommand(argv=(POSTQUEUE, "-f"), remote_timeout=60.0)
+    return RemoteCommand(argv=(POSTQUEUE, "-f"), remote_timeout=60.0, changes_queue=True)
 
 
 def deliver(queue_id: str) -> RemoteCommand:
     """``postqueue -i ID``: try one message now."""
     if not is_queue_id(queue_id):
         raise UsageError("That is not a Postfix queue ID.")
-    return RemoteCommand(argv=(POSTQUEUE, "-i", queue_id), remote_timeout=60.0)
+    return RemoteCommand(argv=(POSTQUEUE, "-i", queue_id), remote_timeout=60.0, changes_queue=True)
 
 
 def ids_input(queue_ids: list[str]) -> bytes:

@@ -57,6 +57,18 @@ class ReasonClass(StrEnum):
         return _LABELS[self]
 
 
+# Deferred mail of these classes is delivered on its own once the remote site lets it in,
+# so nothing offers to purge it (the alert's Purge… button): greylisting is retried and
+# accepted after the site's wait (diagnose's ``greylisting`` verdict: "Do not purge it: it
+# will be delivered"), and a rate limit only slows delivery down (the site accepts mail,
+# fewer at a time). ``mailbox_full`` is not here: it clears only if the mailbox's owner
+# acts, an abandoned mailbox never does, and diagnose has no verdict that says to wait
+# for it. The other classes need a fix somewhere (DNS, TLS, credentials, a listing, a
+# dead site) before the mail can go.
+DELIVERS_ON_ITS_OWN: frozenset[ReasonClass] = frozenset(
+    {ReasonClass.greylisted, ReasonClass.rate_limited}
+)
+
 _LABELS: dict[ReasonClass, str] = {
     ReasonClass.connection_timeout: "Connection timed out",
     ReasonClass.connection_refused: "Connection refused",

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from bot.errors import ParseError
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 SETTINGS = ("mail_version", "maximal_queue_lifetime", "bounce_queue_lifetime", "queue_directory")
 DU = "/usr/bin/du"

@@ -20,7 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 
 from bot import audit, render
-from bot.auth import Identity, permitted
+from bot.auth import permitted
+from bot.context import Identity
 from bot.db.models import Incident
 from bot.errors import PermissionDenied
 from bot.monitor.alert import Alert, Event
@@ -154,8 +155,7 @@ async def _change(
 
 
 def _authorise(services: Services, identity: Identity, host: str) -> None:
-    access = services.inventory.config.access
-    ok = permitted(identity, "act", [host], access, services.inventory, services.allowed_teams)
+    ok = permitted(identity, "act", [host], services.inventory, services.allowed_teams)
     if not ok:
         raise PermissionDenied(
             f"You may not snooze or acknowledge alerts on {host}: that needs the operator "

@@ -12,12 +12,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
-from bot.pipeline import Outcome, Request, execute, prepare
+from bot.context import Request
+from bot.pipeline import Outcome, execute, prepare
 from bot.services import Services
 from bot.slack import alerts
 from bot.slack.client import make_client
 from bot.slack.dedup import Deduplicator
-from bot.slack.delivery import Message, deliver, ephemeral, post_working, progress_updater
+from bot.slack.delivery import Message, ProgressUpdater, deliver, ephemeral, post_working, restore
 from bot.slack.guests import GuestCache, marking_guests
 from bot.slack.usergroups import UserGroupCache
 
@@ -107,7 +108,8 @@ async def on_run_button(
     container = body.get("container", {})
     if action["action_id"] == "mailq_run_replace" and container.get("message_ts"):
         target = Message(str(request.channel_id), str(container["message_ts"]))
-        await _run(request, services, client, respond, existing=target)
+        original = body.get("message") or {}
+        await _run(request, services, client, respond, existing=target, original=original)
     else:
         await _run(request, services, client, respond, thread_ts=container.get("message_ts"))
 
@@ -119,6 +121,7 @@ async def _run(
     respond: AsyncRespond,
     existing: Message | None = None,
     thread_ts: str | None = None,
+    original: dict[str, Any] | None = None,
 ) -> None:
     prepared = await prepare(request, services)
     if isinstance(prepared, Outcome):
@@ -131,12 +134,17 @@ async def _run(
         link = message_link(services.slack_url, message)
         cleaned = prepared.context.request  # as the pipeline prepared it (NUL dropped)
         prepared.context.request = dataclasses.replace(cleaned, message_link=link)
-    prepared.context.progress = progress_updater(client, message)
+    progress = ProgressUpdater(client, message)
+    prepared.context.progress = progress
     outcome = await execute(prepared)
-    if existing is not None and not outcome.ok:
-        await ephemeral(respond, outcome.reply)  # keep the message the button was on
-        return
-    await deliver(client, respond, message, outcome)
+    await deliver(client, respond, message, outcome, request.user_id, placeholder=existing is None)
+    if (
+        existing is not None
+        and original
+        and progress.edited
+        and (not outcome.ok or outcome.reply.private)
+    ):  # the result did not replace the button's message: take progress off it again
+        await restore(client, existing, original)
 
 
 async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:

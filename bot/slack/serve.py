@@ -1,4 +1,9 @@
-"""Run the Slack front end: Socket Mode when an app token is set, else HTTP."""
+"""Run the Slack front end: Socket Mode when an app token is set, else HTTP.
+
+Two listeners: the Slack one (``/slack/events`` in HTTP mode, ``/healthz`` always), which
+may face the internet, and the Prometheus one (``/metrics`` only: host names and queue
+counts), on loopback unless configured otherwise. ``/metrics`` is never on the Slack one.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +30,15 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve until ``stop``: /healthz always; /slack/events unless in Socket Mode."""
+async def serve(
+    services: Services,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    metrics_at: tuple[str, int] | None = None,
+) -> None:
+    """Serve until ``stop``: /healthz always; /slack/events unless in Socket Mode; and
+    /metrics on its own listener at ``metrics_at`` (host, port), if given."""
     settings = services.settings
     if settings.slack_bot_token is None:
         raise ConfigError(
@@ -43,23 +55,20 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
     web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
     web_app.router.add_get("/healthz", healthz)
     metrics = Metrics(services.sessions)
-    web_app.router.add_get("/metrics", metrics.handler)
     monitor = monitor_for(services, app.client, metrics)
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
     recovering = asyncio.create_task(recover_forever(services, app.client, stop))
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of every later garbage collection, which then only walks per-request objects.
     gc.freeze()
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info(
-        "listening on http://%s:%d (%s)",
-        host,
-        port,
-        "health only; Slack via Socket Mode" if socket_mode else "/slack/events",
-    )
+    runners: list[web.AppRunner] = []
     try:
+        what = "health only; Slack via Socket Mode" if socket_mode else "/slack/events"
+        runners.append(await _listen(web_app, host, port, what))
+        if metrics_at is not None:
+            metrics_app = web.Application()
+            metrics_app.router.add_get("/metrics", metrics.handler)
+            runners.append(await _listen(metrics_app, *metrics_at, "/metrics"))
         if socket_mode:
             await _socket_mode(app, settings.slack_app_token, stop)  # type: ignore[arg-type]
         else:
@@ -69,7 +78,24 @@ async def serve(services: Services, host: str, port: int, stop: asyncio.Event) -
         if polling is not None:
             await polling
         await recovering
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def _listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except (OSError, OverflowError) as exc:
         await runner.cleanup()
+        raise ConfigError(
+            f"Cannot listen on {host}:{port} for {what}: {exc}. Choose another address or "
+            "port (`mailqbot serve --host/--port`; for /metrics `--metrics-host/--metrics-port` "
+            "or MAILQBOT_METRICS_HOST/PORT, port 0 for no metrics listener)."
+        ) from None
+    log.info("listening on http://%s:%d (%s)", host, port, what)
+    return runner
 
 
 async def _socket_mode(app: AsyncApp, token: SecretStr, stop: asyncio.Event) -> None:

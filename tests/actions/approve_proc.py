@@ -9,7 +9,8 @@ import asyncio
 import json
 import sys
 
-from bot.pipeline import Request, handle
+from bot.context import Request
+from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.settings import Settings
 

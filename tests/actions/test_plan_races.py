@@ -34,9 +34,10 @@ from sqlalchemy import func, select, update
 
 from bot import approvals, audit
 from bot.auth import GUEST
+from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.perform import BATCH
-from bot.pipeline import Outcome, Request, handle
+from bot.pipeline import Outcome, handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_render import assert_valid_block_kit
 
 from bot import render
+from bot.context import Request
 from bot.db.models import AuditEvent
 from bot.demo import demo_hosts, demo_queue
 from bot.demo_ssh import ScriptedSSHServer, SilentTCPServer, generate_client_key, unused_port
@@ -26,10 +27,11 @@ from bot.fleet import FleetReader, FleetSummary, HostLine, totals
 from bot.inventory import Access, Grant, Inventory, parse_config
 from bot.mta.models import QueueMessage, Recipient
 from bot.mta.summary import SummaryBuilder
-from bot.pipeline import Request, handle
+from bot.pipeline import handle
+from bot.remote.audited import Remote
+from bot.remote.ssh import SSHExecutor
 from bot.runtime import open_services
 from bot.settings import Settings
-from bot.ssh import SSHExecutor
 
 NOW = 1_795_000_000.0
 ACCESS = Access(team_ids=["T0LAB"], grants=[Grant(role="viewer", members=["U0VIEWER"])])
@@ -67,7 +69,9 @@ async def test_summary_all_on_demo_hosts(
     async with sessions() as session:
         events = (await session.scalars(select(AuditEvent).order_by(AuditEvent.seq))).all()
     remote: list[dict[str, str]] = events[0].detail["remote"]
-    assert [(r["host"], r["command"].split()[-1]) for r in remote] == [
+    # one record per call, in the order the calls ended: host by host once sorted
+    calls = sorted(((r["host"], r["command"].split()[-1]) for r in remote), key=lambda c: c[0])
+    assert calls == [
         (host, last) for host in ("mx1", "mx2", "relay1") for last in ("queue_directory", "-j")
     ]
 
@@ -128,7 +132,7 @@ async def test_failed_hosts_are_named_and_the_others_still_report(
             tmp_path, hosts, good.known_hosts_line() + broken.known_hosts_line()
         )
         async with SSHExecutor() as executor:
-            reader = FleetReader(executor, NOW, quiet)
+            reader = FleetReader(Remote.reader(executor), NOW, quiet)
             started = asyncio.get_running_loop().time()
             lines = await reader.read(inventory.select("f"))
             elapsed = asyncio.get_running_loop().time() - started
@@ -146,7 +150,7 @@ async def test_failed_hosts_are_named_and_the_others_still_report(
     assert "Hosts: 2 read, 3 failed" in rendered.text
     assert "• d-broken: `/usr/sbin/postqueue -j` on d-broken exited with status 69" in rendered.text
     assert_valid_block_kit(rendered.blocks)
-    records = reader.remote_records(inventory.select("f"))
+    records = reader.remote.records_json()
     assert {r["host"] for r in records} == {"a-ok", "d-broken", "e-ok"}
 
 
@@ -168,7 +172,7 @@ async def test_concurrency_is_capped(tmp_path: Path) -> None:
         hosts = {f"h{n:02}": (server.address, server.port) for n in range(12)}
         inventory = fleet_config(tmp_path, hosts, server.known_hosts_line())
         async with SSHExecutor() as executor:
-            reader = FleetReader(executor, NOW, quiet, concurrency=3)
+            reader = FleetReader(Remote.reader(executor), NOW, quiet, concurrency=3)
             lines = await reader.read(inventory.select("all"))
     assert all(line.summary is not None for line in lines)
     assert peak == 3
@@ -253,10 +257,10 @@ async def test_two_hundred_hosts_some_hung_take_about_one_timeout(tmp_path: Path
         async with SSHExecutor(timeout_margin=0.5) as executor:
             # Warm: every reachable host connected and its postconf answer cached, as in a
             # running bot; the silent hosts are tried again each time.
-            await FleetReader(executor, NOW, quiet).read(selected)
+            await FleetReader(Remote.reader(executor), NOW, quiet).read(selected)
             loop = asyncio.get_running_loop()
             started = loop.time()
-            lines = await FleetReader(executor, NOW, quiet).read(selected)
+            lines = await FleetReader(Remote.reader(executor), NOW, quiet).read(selected)
             elapsed = loop.time() - started
         by_kind = {
             kind: [line for line in lines if kind in line.host] for kind in ("hung", "silent", "ok")

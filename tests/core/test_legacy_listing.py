@@ -7,15 +7,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from test_summary_cmd import one_host, quiet
+from test_summary_cmd import one_host
 
 from bot import render
 from bot.errors import ParseError
 from bot.queue import read_host, stream_queue
-from bot.ssh import SSHExecutor
+from bot.remote.audited import Remote
+from bot.remote.ssh import SSHExecutor
 from commands.summary import HostSummary
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
@@ -51,15 +51,12 @@ def legacy_host(offset: str = "-0500") -> Callable[[str, bytes], Awaitable[Answe
 async def test_a_30_minute_old_message_on_a_utc_minus_5_host_is_30_minutes_old(
     tmp_path: Path,
 ) -> None:
-    async with one_host(tmp_path, legacy_host()) as (host, server):
-        remote: list[dict[str, Any]] = []
-        async with SSHExecutor() as executor:
-            reading = await read_host(executor, host, NOW, quiet, remote)
-            again = await read_host(executor, host, NOW, quiet, remote)
-            seen: list[float] = []
-            await stream_queue(
-                executor, host, NOW, lambda m: seen.append(NOW - m.arrival_time), quiet, remote
-            )
+    async with one_host(tmp_path, legacy_host()) as (host, server), SSHExecutor() as executor:
+        remote = Remote.reader(executor)
+        reading = await read_host(remote, host, NOW)
+        again = await read_host(remote, host, NOW)
+        seen: list[float] = []
+        await stream_queue(remote, host, NOW, lambda m: seen.append(NOW - m.arrival_time))
     summary = reading.summary
     assert summary.oldest_deferred.regular == NOW - 30 * 60
     assert summary.oldest is not None
@@ -70,7 +67,8 @@ async def test_a_30_minute_old_message_on_a_utc_minus_5_host_is_30_minutes_old(
     assert again.summary == summary
     # Asked once per host and executor, like the postconf settings.
     assert [c.split()[4:] for c in server.commands].count(["/bin/date", "+%z"]) == 1
-    assert [r["command"] for r in remote].count("timeout -k 5 10 /bin/date +%z") == 1
+    records = [r["command"] for r in remote.records_json()]
+    assert records.count("timeout -k 5 10 /bin/date +%z") == 1
     text = render.render("summary", HostSummary("mx1", summary, reading.settings, None)).text
     assert "Oldest deferred message reaches maximal_queue_lifetime (5d) in 4d 23h" in text
 
@@ -81,4 +79,4 @@ async def test_a_host_answering_no_offset_is_refused_not_guessed(tmp_path: Path)
         SSHExecutor() as executor,
     ):
         with pytest.raises(ParseError, match="not a UTC offset"):
-            await read_host(executor, host, NOW, quiet, [])
+            await read_host(Remote.reader(executor), host, NOW)

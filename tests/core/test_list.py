@@ -20,6 +20,7 @@ from test_render import all_text, assert_valid_block_kit
 
 import commands
 from bot import render
+from bot.context import Request
 from bot.db.models import AuditEvent
 from bot.demo import SIZES, demo_queue
 from bot.inventory import Access, Grant
@@ -27,7 +28,7 @@ from bot.mta.filter import QueueFilter
 from bot.mta.models import QueueMessage, Recipient
 from bot.mta.postfix import PostqueueJsonParser
 from bot.mta.reasons import classify
-from bot.pipeline import Outcome, Request, handle
+from bot.pipeline import Outcome, handle
 from bot.slack.app import slack_text
 from commands.list import ListPage, PageBuilder, Paging, take_paging
 

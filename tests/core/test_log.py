@@ -22,12 +22,12 @@ from test_render import all_text, assert_valid_block_kit
 
 import commands.log as log_command
 from bot import render
-from bot.auth import Identity
+from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.demo_ssh import Reply, ScriptedSSHServer, generate_client_key
 from bot.errors import SudoPasswordRequired, UsageError
 from bot.inventory import Inventory, parse_config
-from bot.pipeline import Context, Request, handle
+from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
@@ -205,7 +205,7 @@ async def test_reads_only_the_window_and_counts_match_a_recount(
     tails = [argv for argv in fake.seen if argv[0] == "/usr/bin/tail"]
     assert tails[-1][2] == f"+{report.read.read_from + 1}"
     assert len(tails) == report.read.probes + 1 <= 12
-    assert [r["command"] for r in ctx.remote][-2].endswith(
+    assert [r["command"] for r in ctx.remote_records()][-2].endswith(
         f"| /usr/bin/head -c {len(fake.log) - report.read.read_from} | /bin/grep -a -F ' status='"
     )
     assert report.read.received < len(fake.log) / 10  # only delivery lines cross the network

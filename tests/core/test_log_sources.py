@@ -16,10 +16,11 @@ from test_log import LOG, NOW, FakeHost, make_log, read
 from test_render import all_text, assert_valid_block_kit
 
 from bot import render
+from bot.context import Request
 from bot.demo_ssh import ScriptedSSHServer, generate_client_key
 from bot.errors import CommandFailed
 from bot.inventory import Inventory, parse_config
-from bot.pipeline import Request, handle
+from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
@@ -111,7 +112,7 @@ async def test_a_configured_file_is_read_without_asking_postconf(
     assert ["/usr/sbin/postconf", "-h", "maillog_file"] not in fake.seen
     assert report.source.label == "/srv/logs/postfix.log"
     assert report.count("deferred") == 72
-    assert any("/usr/bin/tail -c +" in r["command"] for r in ctx.remote)
+    assert any("/usr/bin/tail -c +" in r["command"] for r in ctx.remote_records())
 
 
 async def test_a_missing_configured_file_says_where_it_looked(tmp_path: Path, db_url: str) -> None:
@@ -131,7 +132,7 @@ async def test_a_groups_journal_unit(tmp_path: Path, db_url: str) -> None:
     assert ["/usr/sbin/postconf", "-h", "maillog_file"] not in fake.seen
     assert report.source.label == "the journal (unit postfix@-.service)"
     assert (report.count("deferred"), report.read.malformed) == (5, 0)
-    assert ctx.remote[-1]["command"] == (
+    assert ctx.remote_records()[-1]["command"] == (
         "timeout -k 5 60 sudo -n /bin/journalctl _SYSTEMD_UNIT=postfix@-.service "
         f"--since=@{int(NOW) - 3600} --until=@{int(NOW) + 1} -o short-iso-precise --no-pager -q"
         " | /bin/grep -a -F ' status='"
@@ -147,7 +148,7 @@ async def test_a_container_read_with_docker_logs(tmp_path: Path, db_url: str) ->
         report, ctx = await read(services, "log mx1 since=1h")
     start = datetime.fromtimestamp(NOW - 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = datetime.fromtimestamp(NOW + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert shlex.split(ctx.remote[-1]["command"])[4:] == [
+    assert shlex.split(ctx.remote_records()[-1]["command"])[4:] == [
         "sudo", "-n", "/usr/bin/docker", "logs", "--timestamps", f"--since={start}",
         f"--until={end}", "mail-postfix-1", "|", "/bin/grep", "-a", "-F", " status=",
     ]  # fmt: skip

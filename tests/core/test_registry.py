@@ -8,7 +8,7 @@ import pytest
 
 import commands
 from bot.errors import UsageError
-from commands import Argument, CommandSpec
+from commands import Argument, CommandSpec, HostArg
 
 
 async def _never(_args: argparse.Namespace, _ctx: object) -> None:
@@ -23,7 +23,7 @@ SPEC = CommandSpec(
     examples=(),
     run=_never,  # type: ignore[arg-type]
     arguments=(
-        Argument("target", help="host", metavar="HOST"),
+        HostArg("target", help="host", metavar="HOST"),
         Argument("mode", help="", choices=("a", "b")),
     ),
 )

@@ -23,13 +23,14 @@ from test_render import assert_valid_block_kit
 
 import bot.demo
 from bot import render
+from bot.context import Request
 from bot.db.models import AuditEvent
 from bot.demo import SIZES, demo_queue
 from bot.errors import UsageError
 from bot.inventory import Access, Grant
 from bot.mta.models import QueueMessage, Recipient
 from bot.mta.postcat import BodyExcerpt, EnvelopeRecipient, Header, MessageRecipient, PostcatOutput
-from bot.pipeline import Outcome, Request, handle
+from bot.pipeline import Outcome, handle
 from bot.text import escape_mrkdwn
 from commands.show import ShowModel, fit, queue_id_argument
 
@@ -94,6 +95,7 @@ async def test_show_gives_envelope_reasons_and_headers_without_the_body(world: W
         assert rcpt["delay_reason"].split("<")[0] in text
     assert "1 already delivered" in text  # a done_recipient from postcat
     assert "Body withheld" in text
+    assert not outcome.reply.private  # envelope and headers may be shown in the channel
     assert_valid_block_kit(outcome.reply.blocks)
     assert '"action_id": "mailq_run_thread"' in block_texts(outcome)
     assert f'"value": "show mx1 {qid} body"' in block_texts(outcome)
@@ -118,7 +120,7 @@ async def test_the_listing_is_left_as_soon_as_the_message_is_found(world: World)
     listing = (await remote_of_last_run(world))[1]
     assert listing["stopped_early"] is True
     assert listing["exit"] is None
-    assert listing["stdout_bytes_read"] < 1840 * 500
+    assert listing["stdout_bytes"] < 1840 * 500
 
 
 async def test_body_needs_the_operator_role(world: World) -> None:
@@ -138,6 +140,7 @@ async def test_body_is_cut_and_says_how_much_was_left_out(world: World) -> None:
     assert "Body: the first 60 lines" in outcome.reply.text
     assert "KiB not shown" in outcome.reply.text
     assert "Show the body" not in block_texts(outcome)
+    assert outcome.reply.private  # front ends show it only to the asker
     assert "```" in block_texts(outcome)
     assert_valid_block_kit(outcome.reply.blocks)
     assert outcome.reply.attachment is not None

@@ -24,7 +24,8 @@ from bot.errors import ParseError
 from bot.inventory import Host, Inventory, parse_config
 from bot.mta.spool import parse_settings, postfix_time
 from bot.queue import HostReading, read_host, shorten
-from bot.ssh import SSHExecutor
+from bot.remote.audited import Remote
+from bot.remote.ssh import SSHExecutor
 from commands.summary import HostSummary
 
 NOW = 1_795_000_000.0
@@ -88,10 +89,10 @@ async def read(
     tmp_path: Path, lines: list[bytes], **script: Any
 ) -> tuple[HostReading, list[dict[str, Any]], list[str]]:
     async with one_host(tmp_path, scripted(lines, **script)) as (host, server):
-        remote: list[dict[str, Any]] = []
         async with SSHExecutor() as executor:
-            reading = await read_host(executor, host, NOW, quiet, remote, disk=True)
-        return reading, remote, server.commands
+            gateway = Remote.reader(executor)
+            reading = await read_host(gateway, host, NOW, disk=True)
+        return reading, gateway.records_json(), server.commands
 
 
 def model(reading: HostReading) -> HostSummary:
@@ -106,8 +107,10 @@ async def test_summary_reads_settings_queue_and_disk_in_three_commands(tmp_path:
     )
     assert sorted(c.split()[-1] for c in commands[1:]) == ["-j", "/var/spool/postfix/deferred"]
     assert "sudo -n /usr/bin/du -sk /var/spool/postfix/deferred" in commands[2] + commands[1]
-    assert [r["command"].split()[-1] for r in remote] == [
-        "queue_directory", "-j", "/var/spool/postfix/deferred",
+    # du runs alongside the listing: its record comes when it ends
+    assert remote[0]["command"].endswith("queue_directory")
+    assert sorted(r["command"].split()[-1] for r in remote[1:]) == [
+        "-j", "/var/spool/postfix/deferred",
     ]  # fmt: skip
     assert reading.settings.maximal_queue_lifetime == 5 * 86400
     assert reading.settings.bounce_queue_lifetime == 12 * 3600
@@ -122,13 +125,14 @@ async def test_settings_are_reused_by_the_same_executor_for_a_while(
 ) -> None:
     async with one_host(tmp_path, scripted(demo_queue("mx1", 40, NOW))) as (host, server):
         async with SSHExecutor() as executor:
-            records: list[list[dict[str, Any]]] = [[], [], []]
-            first = await read_host(executor, host, NOW, quiet, records[0], disk=True)
-            second = await read_host(executor, host, NOW, quiet, records[1], disk=True)
+            gateways = [Remote.reader(executor) for _ in range(3)]
+            first = await read_host(gateways[0], host, NOW, disk=True)
+            second = await read_host(gateways[1], host, NOW, disk=True)
             monkeypatch.setattr(queue_module, "SETTINGS_TTL", 0.0)
-            await read_host(executor, host, NOW, quiet, records[2])
+            await read_host(gateways[2], host, NOW)
+        records = [gateway.records_json() for gateway in gateways]
         async with SSHExecutor() as fresh:
-            await read_host(fresh, host, NOW, quiet, [])
+            await read_host(Remote.reader(fresh), host, NOW)
     postconf = [c for c in server.commands if "/usr/sbin/postconf" in c]
     assert len(postconf) == 3  # first read, after the TTL, and on a new executor
     assert ["postconf" in r["command"] for r in records[1]] == [False, False]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import smtplib
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bot.diag.config import DiagnoseSection
@@ -54,3 +57,25 @@ def wait_deferred(queue_id: str, timeout: float = 30) -> str:
 
 def delete(queue_id: str) -> None:
     subprocess.run(["/usr/sbin/postsuper", "-d", queue_id], capture_output=True, check=False)
+
+
+MAIN_CF = Path("/etc/postfix/main.cf")
+MASTER_CF = Path("/etc/postfix/master.cf")
+
+
+@contextmanager
+def postfix_settings(*changes: tuple[str, str]) -> Iterator[None]:
+    """Change the lab Postfix's settings for a while: each change is a postconf mode and a
+    ``name=value`` (``("-e", "relayhost=...")`` for main.cf, ``("-P", "relay/unix/...")`` for
+    master.cf). Afterwards both files are put back byte for byte, with their mode and owner.
+    Postfix is not reloaded. Run it holding the lab lock: every lab test reads these files."""
+    saved = {path: (path.read_bytes(), path.stat()) for path in (MAIN_CF, MASTER_CF)}
+    try:
+        for mode, setting in changes:
+            subprocess.run(["/usr/sbin/postconf", mode, setting], check=True, capture_output=True)
+        yield
+    finally:
+        for path, (content, stat) in saved.items():
+            path.write_bytes(content)
+            os.chown(path, stat.st_uid, stat.st_gid)
+            path.chmod(stat.st_mode & 0o7777)

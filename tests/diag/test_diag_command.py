@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from diaglab import LAB_TOML
 
-from bot.pipeline import Outcome, Request, handle
+from bot.context import Request
+from bot.pipeline import Outcome, handle
 from bot.runtime import open_services
 from bot.settings import Settings
 

@@ -15,7 +15,8 @@ from diaglab import delete, inject, lab_config, wait_deferred
 
 from bot.diag.collect import Diagnoser, Diagnosis
 from bot.inventory import Config, Inventory
-from bot.ssh import SSHExecutor
+from bot.remote.audited import Remote
+from bot.remote.ssh import SSHExecutor
 
 pytestmark = pytest.mark.lab
 
@@ -31,7 +32,9 @@ async def diagnose(
 ) -> Diagnosis:
     config = config or lab_config()
     inventory = Inventory(config)
-    diagnoser = Diagnoser(executor, inventory.get(host), config.diagnose, time.time())
+    diagnoser = Diagnoser(
+        Remote.reader(executor), inventory.get(host), config.diagnose, time.time()
+    )
     return await diagnoser.run(domain)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from bot.diag.host import (
     checked_domain,
+    map_file,
     parse_probe,
     parse_resolv_confs,
     parse_settings,
@@ -103,6 +104,44 @@ def test_postconf_and_lint() -> None:
         "resolv.conf",
     }
     assert findings["maximal_queue_lifetime"].value == "5d"
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "shown"),
+    [
+        ("postconf-x-static", "smtp_sasl_password_maps", "static:(redacted)"),
+        ("postconf-x-inline", "smtp_sasl_password_maps", "inline:(redacted)"),
+        ("postconf-P-static", "relay/unix/smtp_sasl_password_maps", "static:(redacted)"),
+        (
+            "postconf-P",
+            "relay/unix/smtp_sasl_password_maps",
+            "hash:/etc/postfix/mailqbot-lab/sasl_passwd",
+        ),
+    ],
+)
+def test_postconf_values_are_redacted_as_parsed(name: str, key: str, shown: str) -> None:
+    raw = capture(name)
+    settings = parse_settings(raw)
+    assert "Zq7-" in raw or shown.startswith("hash:")  # the capture holds a password
+    assert "Zq7-" not in repr(settings)
+    assert settings[key] == shown
+    path = map_file(settings[key])
+    assert path == (
+        "/etc/postfix/mailqbot-lab/sasl_passwd.db" if shown.startswith("hash:") else None
+    )
+
+
+def test_composite_maps_keep_file_paths_only() -> None:
+    settings = parse_settings(capture("postconf-x-static"))
+    assert settings["transport_maps"] == (
+        "hash:/etc/postfix/mailqbot-lab/transport, "
+        "unionmap:{inline:(redacted), proxy:lmdb:/etc/postfix/mailqbot-lab/transport2}"
+    )
+    assert settings["smtp_sasl_auth_enable"] == "yes"  # plain values stay as they are
+    assert map_file("proxy:hash:/etc/postfix/sasl_passwd") == "/etc/postfix/sasl_passwd.db"
+    assert map_file("lmdb:/etc/p/s, static:(redacted)") == "/etc/p/s.lmdb"  # the first map
+    assert map_file("static:(redacted), hash:/etc/p/s") is None
+    assert map_file("") is None
 
 
 def test_lint_flags_rate_delay_and_lifetimes() -> None:

@@ -53,6 +53,7 @@ def bot_env(slack: FakeSlack, db_url: str, **extra: str) -> dict[str, str]:
         SLACK_API_URL=slack.api_url,
         DATABASE_URL=db_url,
         MAILQBOT_CONFIG=str(LAB_CONFIG),
+        MAILQBOT_METRICS_PORT="0",  # no metrics listener: processes run side by side
         HTTP_PROXY="",
         HTTPS_PROXY="",
         http_proxy="",

@@ -15,8 +15,9 @@ from labmail import ids_from, inject, new_sender, queue, remove
 from sqlalchemy import select
 
 from bot import audit
+from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent
-from bot.pipeline import Outcome, Request, handle
+from bot.pipeline import Outcome, handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import approvals
-from bot.auth import Identity
+from bot.context import Context, Identity, Request
 from bot.db.models import ActionPlan, AuditEvent
-from bot.pipeline import Context, Request, handle
+from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.settings import Settings
 from bot.slack.client import make_client

@@ -21,9 +21,10 @@ from listpage import counts, page_ids
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.context import Request
 from bot.db.models import CommandRun
 from bot.mta.reasons import ReasonClass, classify
-from bot.pipeline import Request, handle
+from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings

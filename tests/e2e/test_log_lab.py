@@ -20,10 +20,10 @@ from sqlalchemy import select
 
 import commands.log as log_command
 from bot import render
-from bot.auth import Identity
+from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.inventory import Inventory, load_config
-from bot.pipeline import Context, Request, handle
+from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings

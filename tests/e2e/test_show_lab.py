@@ -24,10 +24,10 @@ from conftest import LAB_CONFIG, LAB_DIR
 from sqlalchemy import select
 
 import commands
-from bot.auth import Identity
+from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.mta.postcat import NotInQueue, unquote_address
-from bot.pipeline import Context, Request, handle
+from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings

@@ -35,7 +35,8 @@ from bot.errors import (
     SudoPasswordRequired,
 )
 from bot.inventory import Host, Inventory, parse_config
-from bot.ssh import RemoteCommand, SSHExecutor
+from bot.remote.command import RemoteCommand
+from bot.remote.ssh import SSHExecutor
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 

@@ -23,13 +23,15 @@ from typing import Any
 import pytest
 from conftest import LAB_CONFIG, LAB_DIR
 
+from bot.context import Request
 from bot.inventory import Host, Inventory, load_config
 from bot.mta.qshape import parse_qshape, shape_table
-from bot.pipeline import Request, handle
+from bot.pipeline import handle
 from bot.queue import HostReading, read_host
+from bot.remote.audited import Remote
+from bot.remote.ssh import SSHExecutor
 from bot.runtime import open_services
 from bot.settings import Settings
-from bot.ssh import SSHExecutor
 
 pytestmark = pytest.mark.lab
 QSHAPE = "/usr/sbin/qshape"
@@ -74,7 +76,7 @@ async def same_moment(
     await asyncio.sleep(1.1 - time.time() % 1)
     now = time.time()
     recipients, senders, reading = await asyncio.gather(
-        qshape(), qshape("-s"), read_host(executor, host, now, noop, [], disk=True)
+        qshape(), qshape("-s"), read_host(Remote.reader(executor), host, now, disk=True)
     )
     ours = shape_table(reading.summary.deferred_shape)
     ours_senders = shape_table(reading.summary.deferred_sender_shape)
@@ -102,7 +104,7 @@ async def test_qshape_tables_equal_qshape(executor: SSHExecutor) -> None:
 
 
 async def test_lifetimes_and_disk_use_come_from_the_host(executor: SSHExecutor) -> None:
-    reading = await read_host(executor, lab_host(), time.time(), noop, [], disk=True)
+    reading = await read_host(Remote.reader(executor), lab_host(), time.time(), disk=True)
     postconf = subprocess.run(
         ["/usr/sbin/postconf", "-h", "maximal_queue_lifetime", "bounce_queue_lifetime"],
         check=True, capture_output=True, text=True,

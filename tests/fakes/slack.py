@@ -289,10 +289,17 @@ class FakeSlack:
     def _connections_open(self, call: Call) -> Answer:
         return {"ok": True, "url": f"ws://{self.base_url.removeprefix('http://')}/link"}
 
+    @staticmethod
+    def dm_channel(user_id: str) -> str:
+        """The channel of the app's direct messages with a user (Slack answers a D id)."""
+        return "D" + user_id[1:]
+
     def _post_message(self, call: Call) -> Answer:
         channel = call.args.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if channel[0] in "UW":  # a user ID posts in the app's DM with that user
+            channel = self.dm_channel(channel)
         if not any(call.args.get(k) for k in ("text", "blocks", "attachments", "markdown_text")):
             return {"ok": False, "error": "no_text"}
         ts = self._new_ts()

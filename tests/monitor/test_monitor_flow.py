@@ -95,6 +95,8 @@ async def test_incident_lifecycle_in_slack(tmp_path: Path, db_url: str) -> None:
             assert "h00" in root.args["text"]
             actions = next(b for b in root.args["blocks"] if b["type"] == "actions")
             values = {e["text"]["text"]: e["value"] for e in actions["elements"]}
+            flush = next(e for e in actions["elements"] if e["text"]["text"] == "Flush")
+            assert flush["confirm"]["confirm"]["text"] == "Flush"  # one tap is not enough
             incident = values["Acknowledge"]
             # two thirds of the simulated deferrals are "Connection refused"
             assert values["Purge…"] == f'purge h00 reason=connection_refused why="alert {incident}"'

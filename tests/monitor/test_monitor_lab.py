@@ -122,6 +122,7 @@ async def serve(
             "DATABASE_URL": db_url,
             "MAILQBOT_CONFIG": str(path),
             "MAILQBOT_REPLICA_ID": "lab-e2e",
+            "MAILQBOT_METRICS_PORT": "0",
         }
         port = free_port()
         process = await asyncio.create_subprocess_exec(

@@ -56,6 +56,7 @@ async def start(
         "DATABASE_URL": db_url,
         "MAILQBOT_CONFIG": str(config),
         "MAILQBOT_REPLICA_ID": name,
+        "MAILQBOT_METRICS_PORT": "0",  # three processes on one machine
     }
     with (config.parent / f"{name}.log").open("wb") as log:
         return await asyncio.create_subprocess_exec(

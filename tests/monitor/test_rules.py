@@ -68,10 +68,10 @@ def alert(kind: str, by_class: dict[str, int]) -> Alert:
 
 def test_purge_button_plans_the_top_reason_class() -> None:
     top = alert("deferred", {"greylisted": 40, "connection_refused": 90, "other": 90})
-    values = {text: value for text, _, value in top.buttons}
+    values = {b.text: b.value for b in top.buttons}
     assert values["Purge…"] == 'purge mx1 reason=connection_refused why="alert 7"'
     spike = alert("spike:mailbox_full", {"greylisted": 400, "mailbox_full": 30})
     assert spike.purge_class == "mailbox_full"  # the class that spiked, not the largest
     hostile = alert("deferred", {"x; rm -rf /": 500})
     assert hostile.purge_class is None
-    assert "Purge…" not in {text for text, _, _ in alert("unreachable", {}).buttons}
+    assert "Purge…" not in {b.text for b in alert("unreachable", {}).buttons}

@@ -64,7 +64,7 @@ def test_postcat_command_lines_fit_the_sudoers_rule(parts: str, argv: tuple[str,
     command = postcat(FOUR, parts, sudo=True)
     assert command.argv == argv
     assert command.sudo
-    assert not command.destructive
+    assert not command.changes_queue
     assert command.display() == "sudo -n " + " ".join(argv)
     assert sudoers_postcat_rule().fullmatch(" ".join(argv[1:]))
 

@@ -269,7 +269,7 @@ def test_commands() -> None:
     )
     for command in (postqueue_json(), postqueue_list(), postconf_version()):
         assert not command.sudo
-        assert not command.destructive
+        assert not command.changes_queue
     assert postqueue_json().command_line() == "timeout -k 5 3600 /usr/sbin/postqueue -j"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from bot.demo_ssh import ClientKey, Handler, ScriptedSSHServer, generate_client_key
 from bot.inventory import Host
-from bot.ssh import SSHExecutor
+from bot.remote.ssh import SSHExecutor
 
 MakeServer = Callable[[Handler], Awaitable[ScriptedSSHServer]]
 

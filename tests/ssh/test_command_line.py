@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 HOSTILE = [
     "a|b",

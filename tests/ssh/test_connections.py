@@ -10,10 +10,11 @@ import pytest
 
 from bot.demo_ssh import Reply, ScriptedSSHServer, SilentTCPServer, static_handler, unused_port
 from bot.errors import AuthFailed, HostKeyMismatch, HostUnreachable
-from bot.ssh import RemoteCommand, SSHExecutor, _may_retry
+from bot.remote.command import RemoteCommand
+from bot.remote.ssh import SSHExecutor, _may_retry
 
 LIST = RemoteCommand(("/usr/sbin/postqueue", "-j"))
-PURGE = RemoteCommand(("/usr/sbin/postsuper", "-d", "ABCDEF1234"), sudo=True, destructive=True)
+PURGE = RemoteCommand(("/usr/sbin/postsuper", "-d", "ABCDEF1234"), sudo=True, changes_queue=True)
 
 
 async def test_one_connection_serves_many_commands(make_server, host_for, executor):

@@ -10,7 +10,7 @@ import pytest
 
 from bot.demo_ssh import Reply, static_handler
 from bot.errors import CommandFailed, CommandTimeout, SudoPasswordRequired
-from bot.ssh import RemoteCommand
+from bot.remote.command import RemoteCommand
 
 POSTQUEUE = RemoteCommand(("/usr/sbin/postqueue", "-j"), remote_timeout=30)
 
@@ -84,7 +84,7 @@ async def test_sudo_password_prompt_is_a_clear_failure(make_server, host_for, ex
 
 async def test_remote_timeout_exit_124_is_a_timeout(make_server, host_for, executor):
     server = await make_server(static_handler(124))
-    command = RemoteCommand(("/usr/sbin/postsuper", "-d", "ALL"), sudo=True, destructive=True)
+    command = RemoteCommand(("/usr/sbin/postsuper", "-d", "ALL"), sudo=True, changes_queue=True)
     with pytest.raises(CommandTimeout, match="outcome unknown"):
         await executor.run(host_for(server), command)
 
@@ -102,7 +102,7 @@ async def test_hung_command_times_out(make_server, host_for, executor, destructi
 
     server = await make_server(hang)
     command = RemoteCommand(
-        ("/usr/sbin/postqueue", "-p"), remote_timeout=0.3, destructive=destructive
+        ("/usr/sbin/postqueue", "-p"), remote_timeout=0.3, changes_queue=destructive
     )
     started = time.monotonic()
     with pytest.raises(CommandTimeout, match=advice) as caught:

@@ -11,7 +11,7 @@ Decisions the executor makes for its callers:
   ``~/.ssh/config`` cannot turn checking off; no SSH agent; key login only).
 - One connection per host, opened under a per-host lock and kept open; a connection found
   closed is replaced. A command is retried once on a new connection only if it cannot have
-  started (the session channel was never opened) or it is not destructive.
+  started (the session channel was never opened) or it does not change the queue.
 - At most ``host.max_sessions`` channels per host at once.
 - Time limits: connecting (TCP, banner, key exchange and login together) gets
   ``connect_timeout + login_timeout``. A command runs on the host under
@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shlex
 import socket
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager
@@ -47,6 +46,7 @@ from bot.errors import (
     SudoPasswordRequired,
 )
 from bot.inventory import Host
+from bot.remote.command import RemoteCommand
 
 logger = logging.getLogger(__name__)
 
@@ -66,44 +66,6 @@ _LINK_ERRORS = (asyncssh.Error, OSError)
 # AES-GCM first: asyncssh's chacha20-poly1305 builds three cipher objects per packet and
 # costs the bot about twice the CPU per packet; the defaults follow for hosts without GCM.
 CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteCommand:
-    """A command line built only from a fixed template with validated arguments.
-
-    ``argv`` is quoted with ``shlex.quote`` when sent; ``remote_timeout`` bounds the command on
-    the host with coreutils ``timeout``; ``sudo`` runs the tool under ``sudo -n`` (never prompting).
-    ``pipe_to`` adds unprivileged filter stages after it (``argv | stage1 | stage2``), each
-    quoted word by word like ``argv``; the ``|`` between stages is the only unquoted text sent
-    to the remote shell. ``timeout`` and ``sudo`` wrap ``argv`` only, and the exit status is the
-    last stage's: a failure of an earlier stage shows only on stderr, so a caller that pipes
-    must check stderr itself (and run with ``check=False`` if the last stage may exit non-zero).
-    Create these only in ``bot/mta/`` template functions, never from user text.
-    """
-
-    argv: tuple[str, ...]
-    sudo: bool = False
-    remote_timeout: float = 60.0
-    destructive: bool = False
-    pipe_to: tuple[tuple[str, ...], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.argv or not all(self.pipe_to):
-            raise ValueError("a command and every pipe stage need at least one word")
-
-    def command_line(self) -> str:
-        # timeout runs outside sudo so the sudoers rule names the MTA tool itself.
-        prefix: list[str] = ["timeout", "-k", "5", f"{self.remote_timeout:g}"]
-        if self.sudo:
-            prefix += ["sudo", "-n"]
-        stages = [(*prefix, *self.argv), *self.pipe_to]
-        return " | ".join(" ".join(shlex.quote(part) for part in stage) for stage in stages)
-
-    def display(self) -> str:
-        """The command as people read it (no ``timeout`` prefix), for messages."""
-        first = ("sudo", "-n", *self.argv) if self.sudo else self.argv
-        return " | ".join(shlex.join(stage) for stage in (first, *self.pipe_to))
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,7 +499,7 @@ def _failed_message(host: Host, command: RemoteCommand, status: int, stderr: str
 
 
 def _outcome(command: RemoteCommand) -> str:
-    if command.destructive:
+    if command.changes_queue:
         return (
             " It changes the queue and may have partly run: outcome unknown. Check the host "
             "(list the queue again) before retrying; mailqbot will not retry it."
@@ -625,7 +587,7 @@ def _may_retry(command: RemoteCommand, exc: BaseException) -> bool:
         isinstance(exc, asyncssh.ChannelOpenError)
         and exc.code != asyncssh.OPEN_REQUEST_SESSION_FAILED
     )
-    return never_opened or not command.destructive
+    return never_opened or not command.changes_queue
 
 
 async def _dead(conn: asyncssh.SSHClientConnection) -> bool:

@@ -1,0 +1,116 @@
+"""The alert's risky buttons: Flush asks first, Purge… never targets mail that will go.
+
+Flush retries every deferred message on the host in one tap, so its button carries Slack's
+confirm dialog (and the click is still authorised for whoever clicks: the dialog is UI
+only). Purge… never proposes a class whose mail is delivered on its own (greylisting, rate
+limits: ``DELIVERS_ON_ITS_OWN``); it proposes the next largest class, or is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import FakeSlack, block_actions_body
+from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
+from slack_sdk.models.blocks import Block
+
+from bot import render
+from bot.inventory import Access, Grant
+from bot.monitor.alert import Alert
+from bot.mta.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
+
+
+def alert(kind: str, by_class: dict[str, int], host: str = "mx1") -> Alert:
+    return Alert(
+        7, host, kind, "open", "warning", 120.0, 120.0, 100.0,
+        {"by_class": by_class, "error": None}, 0.0, 0.0, None, None, None, None, None, None,
+    )  # fmt: skip
+
+
+def rendered_buttons(an_alert: Alert) -> dict[str, dict[str, Any]]:
+    blocks = render.render("alert", an_alert).blocks
+    for parsed in Block.parse_all(blocks):
+        assert parsed is not None
+        parsed.to_dict()  # raises on any Block Kit limit (confirm: title 100, text 300, ...)
+    (actions,) = [b for b in blocks if b["type"] == "actions"]
+    return {e["text"]["text"]: e for e in actions["elements"]}
+
+
+@pytest.mark.parametrize("host", ["mx1", "mx-" + "a" * 200 + ".example"])
+def test_flush_asks_for_confirmation_within_block_kit_limits(host: str) -> None:
+    buttons = rendered_buttons(alert("deferred", {"connection_refused": 90}, host))
+    flush = buttons["Flush"]
+    assert flush["value"] == f"flush {host}"
+    confirm = flush["confirm"]
+    assert confirm["title"]["text"].startswith("Flush all deferred mail on mx")
+    assert "retries every deferred message" in confirm["text"]["text"]
+    assert (confirm["confirm"]["text"], confirm["deny"]["text"]) == ("Flush", "Cancel")
+    assert confirm["style"] == "danger"
+    assert "confirm" not in buttons["Diagnose"]  # reading needs no dialog
+
+
+def test_purge_is_not_offered_for_greylisting() -> None:
+    greylisting = {"greylisted": 400, "rate_limited": 120, "connection_refused": 30, "other": 5}
+    buttons = rendered_buttons(alert("deferred", greylisting))
+    assert buttons["Purge…"]["value"] == 'purge mx1 reason=connection_refused why="alert 7"'
+    only_waiting = alert("deferred", {"greylisted": 400, "rate_limited": 120})
+    assert only_waiting.purge_class is None
+    assert "Purge…" not in rendered_buttons(only_waiting)
+    assert alert("spike:greylisted", greylisting).purge_class is None
+    assert alert("spike:rate_limited", greylisting).purge_class is None
+    assert alert("spike:connection_refused", greylisting).purge_class == "connection_refused"
+
+
+def test_the_classes_that_deliver_on_their_own() -> None:
+    assert {ReasonClass.greylisted, ReasonClass.rate_limited} == DELIVERS_ON_ITS_OWN
+    for cls in set(ReasonClass) - DELIVERS_ON_ITS_OWN:
+        assert alert("deferred", {"greylisted": 900, cls.value: 1}).purge_class == cls.value
+
+
+# -- the click: authorised for the person who clicks, confirm dialog or not ---------------
+
+ACCESS = Access(
+    team_ids=[TEAM],
+    grants=[Grant(role="viewer", members=["U0VIEWER"]), Grant(role="operator", members=["U0OPS"])],
+)
+
+
+@pytest.fixture
+async def world(db_url: str, tmp_path: Path) -> AsyncIterator[SlackWorld]:
+    async with FakeSlack() as slack, slack_world(db_url, tmp_path, ACCESS, slack) as world:
+        yield world
+
+
+async def click(world: SlackWorld, button: dict[str, Any], user: str, ts: str) -> str:
+    name = world.response_name()
+    body = block_actions_body(
+        button["action_id"], button["value"], user_id=user, team_id=TEAM, channel_id=CHANNEL,
+        message_ts=ts, response_url=world.slack.response_url(name),
+    )  # fmt: skip
+    assert await world.post(body) == 200
+    return name
+
+
+def flushes(world: SlackWorld) -> list[str]:
+    return [c for c in world.host_commands() if "postqueue -f" in c]
+
+
+async def test_the_flush_click_is_authorised_for_the_clicker(world: SlackWorld) -> None:
+    flush = rendered_buttons(alert("deferred", {"connection_refused": 90}))["Flush"]
+    ts = world.slack.seed_message(CHANNEL, "WARNING mx1: Deferred messages 120")
+    refusal = await world.ephemeral(await click(world, flush, "U0VIEWER", ts))
+    assert "may not run `flush` on mx1" in refusal["text"]
+    assert flushes(world) == []
+    await click(world, flush, "U0OPS", ts)
+    await world.slack.wait_for("chat.update", timeout=20, predicate=lambda c: "blocks" in c.args)
+    assert len(flushes(world)) == 1
+    rows = await world.audit_rows()
+    assert [(r.actor, r.action) for r in rows] == [
+        ("U0VIEWER", "command.denied"),
+        ("U0OPS", "remote.intent"),  # committed before postqueue -f ran
+        ("U0OPS", "remote.outcome"),
+        ("U0OPS", "command.ok"),
+    ]
