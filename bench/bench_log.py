@@ -346,17 +346,17 @@ async def child(since: str, db: str) -> dict[str, Any]:
     import commands.log as log_command
     from bot.context import Request
     from bot.inventory import Inventory, parse_config
-    from bot.mta import maillog
+    from bot.mta import logsource
     from bot.pipeline import handle
     from bot.runtime import open_services
     from bot.settings import Settings
 
     async def bench_source(ex: Any, host: Any) -> Any:
         """The same two commands as the real detection, pointed at the bench file."""
-        result = await ex.run(host, maillog.maillog_file_setting())
-        result = await ex.run(host, maillog.file_sizes(str(BENCH_LOG)))
-        size = maillog.parse_sizes(result.stdout)[str(BENCH_LOG)]
-        return log_command.LogSource(str(BENCH_LOG), size)
+        result = await ex.run(host, logsource.maillog_file_setting())
+        result = await ex.run(host, logsource.file_sizes(str(BENCH_LOG)))
+        size = logsource.parse_sizes(result.stdout)[str(BENCH_LOG)]
+        return logsource.LogTarget("file", str(BENCH_LOG), size)
 
     log_command.detect_source = bench_source
     config = (

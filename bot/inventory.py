@@ -57,6 +57,91 @@ class HostEntry(_Strict):
         return value
 
 
+# -- where /mailq log reads a host's Postfix log --------------------------------------------
+
+_LOG_PATH = re.compile(r"(?:/[A-Za-z0-9_.+-]{1,255}){1,32}")
+# A systemd service unit, exactly (no globbing): "postfix.service", "postfix@-.service".
+SYSTEMD_UNIT = re.compile(r"[A-Za-z0-9:_.@-]{1,200}\.service")
+# Docker's and Podman's container name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+
+CONTAINER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+LogKind = Literal["auto", "file", "journal", "container"]
+
+
+def is_plain_path(path: str) -> bool:
+    """An absolute path of plain names: no spaces, shell characters, ``.`` or ``..``."""
+    parts = path.split("/")
+    return bool(_LOG_PATH.fullmatch(path)) and ".." not in parts and "." not in parts
+
+
+class LogSource(_Strict):
+    """Where ``/mailq log`` reads a host's Postfix log (``bot.mta.logsource``).
+
+    ``auto``: Postfix's ``maillog_file``, else ``/var/log/mail.log`` or ``/var/log/maillog``,
+    else the journal's mail facility. ``file``: ``path``. ``journal``: the mail facility, or
+    the systemd ``unit``'s lines. ``container``: ``runtime logs CONTAINER``.
+    """
+
+    source: LogKind = "auto"
+    path: str | None = None
+    unit: str | None = None
+    container: str | None = None
+    runtime: Literal["docker", "podman"] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not is_plain_path(value) or value.startswith(("/dev/", "/proc/"))
+        ):
+            raise ValueError("write an absolute path of a regular file, like /var/log/mail.log")
+        return value
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str | None) -> str | None:
+        if value is not None and not SYSTEMD_UNIT.fullmatch(value):
+            raise ValueError('write a systemd service unit, like "postfix@-.service"')
+        return value
+
+    @field_validator("container")
+    @classmethod
+    def _container(cls, value: str | None) -> str | None:
+        if value is not None and not CONTAINER_NAME.fullmatch(value):
+            raise ValueError("write a container name: letters, digits, '_', '.', '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_fit_the_source(self) -> LogSource:
+        allowed = {
+            "auto": set(),
+            "file": {"path"},
+            "journal": {"unit"},
+            "container": {"container", "runtime"},
+        }[self.source]
+        given = {name for name in ("path", "unit", "container", "runtime") if getattr(self, name)}
+        if given - allowed:
+            extra = ", ".join(sorted(given - allowed))
+            raise ValueError(f'{extra} does not apply to source = "{self.source}"')
+        if self.source == "file" and self.path is None:
+            raise ValueError('source = "file" needs path')
+        if self.source == "container" and self.container is None:
+            raise ValueError('source = "container" needs container (its name)')
+        return self
+
+
+class LogSection(LogSource):
+    """``[log]``: the default source, and ``[log.groups.NAME]`` for a host group. A host in
+    several groups takes the first of its groups that has a section."""
+
+    groups: dict[str, LogSource] = Field(default_factory=dict)
+
+    def for_groups(self, groups: tuple[str, ...]) -> LogSource:
+        for group in groups:
+            if group in self.groups:
+                return self.groups[group]
+        return LogSource.model_validate(self.model_dump(exclude={"groups"}))
+
+
 class Host(_Strict):
     """A host with every SSH setting resolved."""
 
@@ -72,6 +157,7 @@ class Host(_Strict):
     login_timeout: float
     command_timeout: float
     max_sessions: int
+    log: LogSource = Field(default_factory=LogSource)
 
 
 class Grant(_Strict):
@@ -180,6 +266,7 @@ class Config(_Strict):
     diagnose: DiagnoseSection = Field(default_factory=DiagnoseSection)
     access: Access = Field(default_factory=Access)
     actions: dict[ActionClass, ActionRule] = Field(default_factory=_default_actions)
+    log: LogSection = Field(default_factory=LogSection)
 
     @model_validator(mode="after")
     def _approval_for_deletes(self) -> Config:
@@ -221,6 +308,9 @@ class Config(_Strict):
                 raise ValueError(
                     f"access.grants[{i}].hosts names no host or group: {', '.join(unknown)}"
                 )
+        unknown = sorted(set(self.log.groups) - {g for h in self.hosts for g in h.groups})
+        if unknown:
+            raise ValueError(f"log.groups names no host group: {', '.join(unknown)}")
         for host in self.hosts:
             if (host.known_hosts or self.ssh.known_hosts) is None:
                 raise ValueError(
@@ -235,7 +325,7 @@ class Inventory:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._hosts = {entry.name: _resolve(entry, config.ssh) for entry in config.hosts}
+        self._hosts = {entry.name: _resolve(entry, config) for entry in config.hosts}
 
     @property
     def names(self) -> list[str]:
@@ -267,7 +357,8 @@ class Inventory:
         raise UnknownHost(target, self.names, list(self.groups))
 
 
-def _resolve(entry: HostEntry, ssh: SSHDefaults) -> Host:
+def _resolve(entry: HostEntry, config: Config) -> Host:
+    ssh = config.ssh
     known_hosts = entry.known_hosts or ssh.known_hosts
     assert known_hosts is not None  # checked by Config._unique
     return Host(
@@ -283,6 +374,7 @@ def _resolve(entry: HostEntry, ssh: SSHDefaults) -> Host:
         login_timeout=ssh.login_timeout,
         command_timeout=ssh.command_timeout,
         max_sessions=ssh.max_sessions,
+        log=config.log.for_groups(tuple(entry.groups)),
     )
 
 

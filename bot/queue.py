@@ -8,7 +8,9 @@ A summary costs two round trips, plus one that runs alongside the listing:
 1. ``postconf -h mail_version maximal_queue_lifetime bounce_queue_lifetime queue_directory``
    (the version picks the listing command; the rest costs nothing extra here). The answer
    is kept per executor and host for ``SETTINGS_TTL`` seconds, so a bot that summarises a
-   host (or a fleet) again within that time skips this round trip (and its audit record);
+   host (or a fleet) again within that time skips this round trip (and its audit record).
+   Before Postfix 3.1 also ``date +%z`` (cached the same way): ``postqueue -p`` prints
+   arrival times in the host's local time;
 2. ``postqueue -j`` (or ``-p`` before Postfix 3.1), streamed into the summary: the JSON
    parser hands each message's fields straight to the ``SummaryBuilder`` (no objects);
 3. with ``disk=True``, ``[sudo -n] du -sk <queue_directory>/deferred`` at the same time. It
@@ -24,6 +26,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 
 from bot.errors import MailqbotError, ParseError
 from bot.inventory import Host
@@ -75,6 +78,38 @@ async def host_settings(remote: Remote, host: Host, *, cached: bool = False) -> 
     return settings
 
 
+_offset_cache: weakref.WeakKeyDictionary[SSHExecutor, dict[_HostKey, tuple[float, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def host_utc_offset(remote: Remote, host: Host) -> int:
+    """The host's UTC offset in seconds (``date +%z``), asked once per ``SETTINGS_TTL``.
+
+    Year- and zone-less times (``postqueue -p`` before Postfix 3.1, syslog stamps) are the
+    host's local time; an answer this executor got from the same host is reused.
+    """
+    key = (host.name, host.address, host.port, host.user)
+    entries = _offset_cache.setdefault(remote.executor, {})
+    if key in entries and time.monotonic() - entries[key][0] < SETTINGS_TTL:
+        return entries[key][1]
+    result = await remote.run(host, postfix.utc_offset())
+    offset = postfix.parse_utc_offset(result.stdout)
+    entries[key] = (time.monotonic(), offset)
+    return offset
+
+
+async def listing_parser(
+    remote: Remote, host: Host, mail_version: str, now: float
+) -> postfix.QueueParser:
+    """The parser for ``postfix.queue_listing(mail_version)``; before Postfix 3.1 it reads
+    ``postqueue -p`` dates in the host's time zone (a fixed offset: ``host_utc_offset``)."""
+    if postfix.supports_json(mail_version):
+        return postfix.PostqueueJsonParser()
+    offset = await host_utc_offset(remote, host)
+    return postfix.parser_for(mail_version, now=now, tz=timezone(timedelta(seconds=offset)))
+
+
 async def read_summary(remote: Remote, host: Host, now: float) -> QueueSummary:
     """Stream the queue listing of ``host`` into a summary as of ``now``."""
     return (await read_host(remote, host, now)).summary
@@ -110,7 +145,7 @@ async def read_host(
 async def _stream_summary(
     remote: Remote, host: Host, settings: HostSettings, builder: SummaryBuilder
 ) -> QueueSummary:
-    parser = postfix.parser_for(settings.mail_version, now=builder.now)
+    parser = await listing_parser(remote, host, settings.mail_version, builder.now)
     seen = 0
     async with remote.stream(host, postfix.queue_listing(settings.mail_version)) as out:
         async for chunk in out:
@@ -136,7 +171,7 @@ async def stream_queue(
 ) -> None:
     """Feed every message of ``host``'s queue listing to ``add`` as it streams in."""
     version = await mail_version(remote, host)
-    parser = postfix.parser_for(version, now=now)
+    parser = await listing_parser(remote, host, version, now)
     seen = 0
     async with remote.stream(host, postfix.queue_listing(version)) as out:
         async for chunk in out:

@@ -1,12 +1,14 @@
 """``/mailq log HOST [since=24h]``: deferrals, reasons, relays, delays and statuses from the log.
 
-Where the log is: ``postconf -h maillog_file``; if empty (syslog), the first of
-``/var/log/mail.log`` and ``/var/log/maillog`` that ``stat`` finds; if neither, the journal.
+Where the log is: the host's ``[log]`` source from the config (``bot.mta.logsource``); by
+default ``postconf -h maillog_file``, else the first of ``/var/log/mail.log`` and
+``/var/log/maillog`` that ``stat`` finds, else the journal.
 A file is read only from where the window starts: a binary search over byte offsets with
 short ``tail -c +N | head -c 16384`` probes finds the first line of the window to within
-1 MiB; then ``tail -c +N | head -c REST | grep -F ' status='`` sends only the delivery lines
+1 MiB; then ``tail -c +N | head -c REST | grep -F ' status='`` sends only the status lines
 up to the size ``stat`` saw (a snapshot). Only the current file is read: if it starts after
-the window start (rotated), the report says so.
+the window start (rotated), the report says so. The journal and containers are asked for the
+window by time. Status lines that could not be read are counted, with a few examples.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import TYPE_CHECKING
 
 from bot.errors import CommandFailed, CommandTimeout, ParseError, SudoPasswordRequired, UsageError
 from bot.inventory import Host
-from bot.mta import maillog
+from bot.mta import logsource, maillog
+from bot.mta.logsource import LogTarget
 from bot.mta.maillog import LogAnalyser, LogAnalysis, LogClock
+from bot.queue import host_utc_offset
 from bot.remote.audited import Remote
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SUDO_NEEDS_AUTH, CommandResult
@@ -39,16 +43,10 @@ READ_TIMEOUT = 600.0  # capped by the host's command_timeout
 PROGRESS_EVERY = 100_000
 _SINCE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
-
-
-@dataclass(frozen=True)
-class LogSource:
-    path: str  # "" for the journal
-    size: int  # bytes when stat looked (files)
-
-    @property
-    def label(self) -> str:
-        return self.path or "the journal (mail facility)"
+_STDERR_DROPPED = (
+    "(the container wrote more than 16 MiB to stderr in the window: the start of it was not "
+    "read; set Postfix's maillog_file to /dev/stdout, or ask for a shorter since=)"
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +56,10 @@ class ReadStats:
     probes: int
     received: int  # bytes that crossed the network (delivery lines only)
     lines: int
-    malformed: int
+    malformed: int  # status lines that could not be read
     log_starts: float | None  # the file's first time stamp
     seconds: float
+    examples: tuple[str, ...] = ()  # the first few unreadable lines (hostile text)
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class LogReport:
     host: str
     since: int
     now: float
-    source: LogSource
+    source: LogTarget
     read: ReadStats
     a: LogAnalysis
 
@@ -88,6 +87,16 @@ class LogReport:
     def rotated(self) -> bool:
         starts = self.read.log_starts
         return bool(self.source.path) and starts is not None and starts > self.a.start + 60
+
+    def unknown_statuses(self) -> list[tuple[str, int]]:
+        """Status words this version of mailqbot does not know (format drift), with counts."""
+        return [(s, n) for s, n in self.a.statuses if s not in maillog.KNOWN_STATUSES]
+
+    def unknown_status_text(self) -> str:
+        return ", ".join(f"{status} ({num(n)})" for status, n in self.unknown_statuses())
+
+    def tls_text(self) -> str:
+        return " · ".join(f"{value} {num(n)}" for value, n in self.a.tls)
 
     def status_line(self) -> str:
         """``*11,754* sent · *339,562* deferred · ...`` (mrkdwn; status words are [a-z])."""
@@ -194,36 +203,53 @@ def parse_since(words: list[str]) -> int:
 # -- reading the host -------------------------------------------------------------------------
 
 
-async def detect_source(ex: Remote, host: Host) -> LogSource:
-    """``maillog_file``, else the first syslog file that exists, else the journal."""
-    result = await ex.run(host, maillog.maillog_file_setting())
-    configured = result.stdout.strip()
-    paths = (maillog.log_path(configured),) if configured else maillog.SYSLOG_FILES
-    result = await ex.run(host, maillog.file_sizes(*paths), check=False)
-    sizes = maillog.parse_sizes(result.stdout)
+async def detect_source(ex: Remote, host: Host) -> LogTarget:
+    """The host's configured source; for ``auto``: ``maillog_file``, else the first syslog
+    file that exists, else the journal."""
+    config = host.log
+    if config.source == "journal":
+        return LogTarget("journal", unit=config.unit or "")
+    if config.source == "container":
+        assert config.container is not None  # checked by the config
+        return LogTarget(
+            "container", runtime=config.runtime or "docker", container=config.container
+        )
+    configured = ""
+    if config.source == "file":
+        assert config.path is not None
+        paths: tuple[str, ...] = (config.path,)
+    else:
+        result = await ex.run(host, logsource.maillog_file_setting())
+        configured = result.stdout.strip()
+        paths = (logsource.log_path(configured),) if configured else logsource.SYSLOG_FILES
+    result = await ex.run(host, logsource.file_sizes(*paths), check=False)
+    sizes = logsource.parse_sizes(result.stdout)
     for path in paths:
         if path in sizes:
-            return LogSource(path, sizes[path])
-    if configured:
+            return LogTarget("file", path, sizes[path])
+    if configured or config.source == "file":
+        where = f"{paths[0]} (maillog_file)" if configured else f"{paths[0]} (the config's [log])"
         raise CommandFailed(
             host.name,
-            f"Postfix on {host.name} logs to {configured} (maillog_file), but `stat` cannot see "
-            f"it as {host.user}: {result.stderr.strip()[:300]}. Check that the file exists and "
+            f"Postfix on {host.name} logs to {where}, but `stat` cannot see it as "
+            f"{host.user}: {result.stderr.strip()[:300]}. Check that the file exists and "
             "that its directory is searchable by that user.",
             result.exit_status,
             result.stderr,
         )
-    return LogSource("", 0)
+    return LogTarget("journal")
 
 
 async def host_clock(ex: Remote, host: Host, now: float) -> LogClock:
-    result = await ex.run(host, maillog.utc_offset())
-    return LogClock(now, maillog.parse_utc_offset(result.stdout))
+    return LogClock(now, await host_utc_offset(ex, host))
 
 
-def check_pipeline(host: Host, command: RemoteCommand, result: CommandResult) -> None:
-    """A pipe's status is its last stage's: judge the first stage by stderr and the clock."""
-    stderr = result.stderr.strip()
+def check_pipeline(
+    host: Host, command: RemoteCommand, result: CommandResult, stderr: str | None = None
+) -> None:
+    """A pipe's status is its last stage's: judge the first stage by stderr (``stderr``:
+    the part of it that is the tools' own) and the clock."""
+    stderr = (result.stderr if stderr is None else stderr).strip()
     if SUDO_NEEDS_AUTH in stderr:
         raise SudoPasswordRequired(
             host.name,
@@ -259,11 +285,11 @@ async def _fetch(ex: Remote, host: Host, command: RemoteCommand) -> bytes:
 
 
 async def probe(
-    ex: Remote, host: Host, source: LogSource, offset: int, clock: LogClock
+    ex: Remote, host: Host, source: LogTarget, offset: int, clock: LogClock
 ) -> tuple[int, float] | None:
     """Where the first whole line at or after ``offset`` starts, and its time (None: none)."""
     start = max(offset - 1, 0)
-    command = maillog.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
+    command = logsource.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
     data = await _fetch(ex, host, command)
     pos = 0 if offset == 0 else data.find(b"\n") + 1
     if pos == 0 and offset > 0:
@@ -277,7 +303,7 @@ async def probe(
 
 
 async def find_start(
-    ex: Remote, host: Host, source: LogSource, clock: LogClock, start: float
+    ex: Remote, host: Host, source: LogTarget, clock: LogClock, start: float
 ) -> tuple[int, int, float | None]:
     """(offset of a line at or before the window start, probes made, the log's first time)."""
     first = await probe(ex, host, source, 0, clock)
@@ -300,11 +326,14 @@ async def read_deliveries(
     host: Host,
     command: RemoteCommand,
     analyser: LogAnalyser,
-    clock: LogClock,
+    reader: maillog.LineReader,
     ctx: Context,
-) -> tuple[int, int, int]:
-    """Stream ``command``'s delivery lines into ``analyser``: (lines, malformed, bytes)."""
-    reader = maillog.LineReader(clock)
+    container: bool = False,
+) -> int:
+    """Stream ``command``'s status lines through ``reader`` into ``analyser``; bytes received.
+
+    For a container, what it wrote to stderr comes on stderr: those lines are read after
+    the rest, and only the tool's own messages there count as errors."""
     shown = 0
     async with ex.stream(host, command, check=False) as out:
         async for chunk in out:
@@ -313,11 +342,18 @@ async def read_deliveries(
             if reader.lines - shown >= PROGRESS_EVERY:
                 shown = reader.lines
                 await ctx.progress(f"{host.name}: read {num(shown)} delivery lines…")
+    assert out.result is not None
     for delivery in reader.close():
         analyser.add(delivery)
-    assert out.result is not None
-    check_pipeline(host, command, out.result)
-    return reader.lines, reader.malformed, out.bytes_received
+    errors = None
+    if container:
+        logged, errors, dropped = logsource.split_container_stderr(out.result.stderr)
+        if dropped:
+            reader.unreadable(_STDERR_DROPPED)
+        for delivery in reader.feed(logged.encode() + b"\n") if logged else []:
+            analyser.add(delivery)
+    check_pipeline(host, command, out.result, errors)
+    return out.bytes_received
 
 
 async def read_log(ctx: Context, host: Host, since: int) -> LogReport:
@@ -327,35 +363,43 @@ async def read_log(ctx: Context, host: Host, since: int) -> LogReport:
     source, clock = await asyncio.gather(detect_source(ex, host), host_clock(ex, host, now))
     analyser = LogAnalyser(now - since)
     read_from, probes, log_starts = 0, 0, None
-    if source.path:
+    window = (int(now - since), int(now) + 1)
+    if source.kind == "file":
         await ctx.progress(f"{host.name}: finding the last {_since_text(since)} in {source.path}…")
         read_from, probes, log_starts = await find_start(ex, host, source, clock, now - since)
-        command = maillog.read_file(
+        command = logsource.read_file(
             source.path, read_from, source.size - read_from, sudo=host.sudo, timeout=READ_TIMEOUT
         )
-    else:
-        command = maillog.read_journal(
-            int(now - since), int(now) + 1, sudo=host.sudo, timeout=READ_TIMEOUT
+    elif source.kind == "journal":
+        command = logsource.read_journal(
+            *window, unit=source.unit, sudo=host.sudo, timeout=READ_TIMEOUT
         )
-    lines, malformed, received = await read_deliveries(ex, host, command, analyser, clock, ctx)
-    if source.path:
+    else:
+        command = logsource.read_container(
+            source.runtime, source.container, *window, sudo=host.sudo, timeout=READ_TIMEOUT
+        )
+    reader = maillog.LineReader(clock)
+    container = source.kind == "container"
+    received = await read_deliveries(ex, host, command, analyser, reader, ctx, container)
+    if source.kind == "file":
         await _check_not_rotated(ex, host, source)
     stats = ReadStats(
         read_from,
         source.size,
         probes,
         received,
-        lines,
-        malformed,
+        reader.lines,
+        reader.malformed,
         log_starts,
         time.monotonic() - started,
+        tuple(reader.examples),
     )
     return LogReport(host.name, since, now, source, stats, analyser.build())
 
 
-async def _check_not_rotated(ex: Remote, host: Host, source: LogSource) -> None:
-    result = await ex.run(host, maillog.file_sizes(source.path), check=False)
-    if maillog.parse_sizes(result.stdout).get(source.path, 0) < source.size:
+async def _check_not_rotated(ex: Remote, host: Host, source: LogTarget) -> None:
+    result = await ex.run(host, logsource.file_sizes(source.path), check=False)
+    if logsource.parse_sizes(result.stdout).get(source.path, 0) < source.size:
         raise ParseError(
             f"{source.path} on {host.name} was rotated while mailqbot read it, so the counts "
             "would be incomplete. Run the command again."

@@ -38,7 +38,7 @@ from bot.mta.postcat import (
     parse_postcat,
     postcat,
 )
-from bot.queue import mail_version
+from bot.queue import listing_parser, mail_version
 from bot.remote.command import RemoteCommand
 from bot.text import clean, num, size, table
 from commands import Argument, CommandSpec, HostArg
@@ -128,7 +128,8 @@ def _check_body_allowed(ctx: Context, host: Host) -> None:
 async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
     services = ctx.services
     version = await mail_version(ctx.remote, host)
-    search = ListingSearch(queue_id, postfix.parser_for(version, now=services.clock()))
+    parser = await listing_parser(ctx.remote, host, version, services.clock())
+    search = ListingSearch(queue_id, parser)
 
     async def take(chunk: bytes) -> bool:
         found = search.feed(chunk)
@@ -199,6 +200,7 @@ async def _stream(
 KEY_HEADERS = ("Subject", "From", "To", "Cc", "Date", "Message-ID")
 _LABELS = {
     "waiting": "no delay reason yet (not tried yet, or being delivered now)",
+    "bounced": "bounced; the non-delivery notice is not sent yet",
     "delivered": "already delivered",
     "canceled": "canceled (will not be sent)",
 }
@@ -214,6 +216,15 @@ def fit(text: str, limit: int) -> str:
         if cost > limit - 1:
             return text[:i] + "…"
     return text
+
+
+_REASONED = ("waiting", "bounced")  # statuses shown with their reason
+
+
+def _status_text(status: str, reason: str) -> str:
+    if status == "waiting":
+        return reason
+    return f"bounced: {reason}" if status == "bounced" and reason else _LABELS[status]
 
 
 def one_line(text: str) -> str:
@@ -278,7 +289,12 @@ class ShowModel:
         return sum(1 for r in self.recipients if r.status == status)
 
     def recipient_counts(self) -> str:
-        words = {"waiting": "waiting", "delivered": "already delivered", "canceled": "canceled"}
+        words = {
+            "waiting": "waiting",
+            "bounced": "bounced (notice not sent yet)",
+            "delivered": "already delivered",
+            "canceled": "canceled",
+        }
         counts = [(self.count(status), word) for status, word in words.items()]
         return ", ".join(f"{num(n)} {word}" for n, word in counts if n) or "none"
 
@@ -288,7 +304,7 @@ class ShowModel:
         for r in self.recipients:
             groups.setdefault((r.status, one_line(r.reason)), []).append(one_line(r.address))
         return [
-            RecipientGroup(reason if status == "waiting" and reason else _LABELS[status], status, a)
+            RecipientGroup(reason if status in _REASONED and reason else _LABELS[status], status, a)
             for (status, reason), a in groups.items()
         ]
 
@@ -313,10 +329,7 @@ class ShowModel:
         return one_line(", ".join(part for part in parts if part))
 
     def recipient_table(self) -> str:
-        rows = [
-            [r.address, r.original, _LABELS[r.status] if r.status != "waiting" else r.reason]
-            for r in self.recipients
-        ]
+        rows = [[r.address, r.original, _status_text(r.status, r.reason)] for r in self.recipients]
         return table(rows, ["recipient", "original recipient", "delay reason / status"])
 
     def record_table(self) -> str:

@@ -1,22 +1,47 @@
-"""The Postfix mail log: delivery lines parsed, counted with bounded memory, and read commands.
+"""The Postfix mail log: status lines parsed and counted with bounded memory.
 
-Lines look like this (``maillog_file`` and syslog files; ``journalctl -o short-iso-precise``
-gives the second form with ``+0000``)::
+Where the log is and the commands that read it: ``bot.mta.logsource``.
 
-    Nov 28 11:09:51 mail postfix/smtp[29156]: 9DB1516A006: to=<a@b.test>,
-      relay=mx.b.test[127.0.0.6]:25, conn_use=2, delay=0.08, delays=0.01/0.07/0/0, dsn=4.7.0,
-      status=deferred (reason text)
-    2026-11-28T10:59:16.123456+00:00 mail postfix/qmgr[7]: 9DB1516A006: from=<a@b.test>,
-      status=expired, returned to sender
+A delivery line is ``QUEUE_ID: to=<...>, [orig_to=<...>, ]relay=..., FIELDS, status=WORD
+(reason)``, written by ``global/log_adhoc.c`` (2.1 on; 2.0 by ``sent.c``, ``defer.c`` and
+``bounce.c`` with the same words). The FIELDS between ``relay`` and ``status`` changed:
+
+=========  ===========================================================================
+2.0-2.2    ``delay=N`` (whole seconds)
+2.3-3.10   ``[conn_use=N, ]delay=N.N, delays=a/b/c/d, dsn=X.Y.Z``
+3.11       ``..., delays=a/b/c/d, [tls=FEATURES, ]dsn=X.Y.Z`` (``smtp_log_tls_feature_status``)
+=========  ===========================================================================
+
+Any other ``name=value`` field there is tolerated (kept out of the result), so a new field
+does not hide the line. Status words: ``sent``, ``deferred``, ``bounced``, ``SOFTBOUNCE``
+(``soft_bounce = yes``, 2.1 on; 2.0 logs ``deferred (SOFT BOUNCE - ...)``), and for address
+probes ``deliverable``, ``undeliverable`` and ``undeliverable-but-not-cached``
+(``global/verify.c``, ``trace.c``). Message lines: ``from=<...>, status=expired, returned to
+sender`` (``qmgr/qmgr_active.c``; ``force-expired`` from 3.5 on, ``postsuper -e``), and
+``status=deferred (bounce failed)`` with no address (``global/bounce.c``, ``abounce.c``).
+A status word outside ``KNOWN_STATUSES`` is still counted under its own name.
+
+The line before ``QUEUE_ID:`` depends on who wrote it down; all of these are read::
+
+    Nov 28 11:09:51 mail postfix/smtp[29156]: ...            syslog, Postfix's maillog_file
+    2026-11-28T11:09:51.123456+01:00 mail postfix/smtp[29156]: ...    rsyslog RFC 3339
+    2026-11-28T11:09:51.123456+0100 mail postfix/smtp[29156]: ...     journalctl -o short-iso
+    Nov 28 11:09:51 postfix/smtp[29156]: ...                 container logs without a host
+    2026-11-28T10:09:51.123456789Z Nov 28 10:09:51 mail postfix/smtp[1]: ...   docker logs -t
+    postfix-1  | Nov 28 11:09:51 mail postfix/smtp[29156]: ...       docker compose logs
 
 ``parse_line`` returns a ``Delivery`` for such a line and ``None`` for anything else; it never
 raises and never returns an invalid queue ID. Addresses are matched with Postfix's quoting
 (``"<!channel>"@evil.test``), so a hostile address cannot shift the fields after it.
+``is_status_line`` tells which of the ``None`` lines looked like Postfix status lines: those
+are counted as unreadable, with examples, so format drift shows instead of hiding.
 
-Times: a syslog stamp has no year and no zone. It is read in the host's zone (``utc_offset``,
-from ``date +%z``; one offset for the whole window, so a DST change inside it shifts times by
-an hour) and given the latest year that does not put it more than a day after ``now``. An ISO
-stamp without an offset is read the same way.
+Times: the first stamp on the line counts (the collector's, which carries a zone where there
+is one). A syslog stamp has no year and no zone. It is read in the host's zone
+(``postfix.utc_offset``, ``date +%z``; one offset for the whole window, so a DST change
+inside it shifts times by an hour) and given the latest year that does not put it more than
+a day after ``now``. An ISO stamp without an offset is read the same way. A line without any
+stamp cannot be placed in the window and counts as unreadable.
 """
 
 from __future__ import annotations
@@ -29,18 +54,17 @@ from datetime import UTC, datetime
 from time import gmtime
 from typing import NamedTuple
 
-from bot.errors import ParseError, UsageError
-from bot.mta import postfix
 from bot.mta.models import is_queue_id
 from bot.mta.reasons import ReasonClass, analyse
 from bot.mta.summary import OTHER_KEY, BoundedCounter, domain_of
-from bot.remote.command import RemoteCommand
 
-TAIL, HEAD, GREP = "/usr/bin/tail", "/usr/bin/head", "/bin/grep"
-STAT, DATE, JOURNALCTL = "/usr/bin/stat", "/bin/date", "/bin/journalctl"
-SYSLOG_FILES = ("/var/log/mail.log", "/var/log/maillog")  # Debian/Ubuntu, RHEL/SUSE
-STATUS_FILTER = (GREP, "-a", "-F", " status=")  # keep delivery lines only, on the host
 MAX_LINE_BYTES = 64 * 1024  # longer lines are skipped (counted malformed), never buffered
+KNOWN_STATUSES = frozenset(
+    {
+        "sent", "deferred", "bounced", "expired", "force-expired", "SOFTBOUNCE",
+        "deliverable", "undeliverable", "undeliverable-but-not-cached",
+    }
+)  # fmt: skip
 _MONTHS = dict(zip(("Jan", "Feb", "Mar", "Apr", "May", "Jun"), range(1, 7), strict=True)) | dict(
     zip(("Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), range(7, 13), strict=True)
 )
@@ -53,26 +77,37 @@ _STAMP = (
     r"[A-Z][a-z]{2} [ 0-3]\d [0-2]\d:[0-5]\d:[0-6]\d"
     r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?"
 )
-_TIMESTAMP = re.compile(_STAMP)
+_COMPOSE = r"(?:[A-Za-z0-9][\w.-]{0,127} +\| )?"  # docker compose logs: "postfix-1  | "
+_TIMESTAMP = re.compile(rf"{_COMPOSE}({_STAMP})")
 _LINE = re.compile(
-    rf"(?P<ts>{_STAMP})"
-    r" \S{1,255} (?P<prog>[\w.+/-]{1,64})(?:\[\d{1,10}\])?: (?P<qid>[0-9A-Za-z]{6,40}): "
+    rf"{_COMPOSE}(?:(?P<ts>{_STAMP}) )?(?:(?:{_STAMP}) )?(?:\S{{1,255}} )?"
+    r"(?P<prog>[\w.+/-]{1,64})(?:\[\d{1,10}\])?: (?P<qid>[0-9A-Za-z]{6,40}): "
     rf"(?:to=<(?P<to>{_ADDR})>, (?:orig_to=<{_ADDR}>, )?relay=(?P<relay>[^,\s]*), "
-    rf"(?:conn_use=\d+, )?(?:delay={_NUM}, )?"
-    rf"(?:delays=(?P<a>{_NUM})/(?P<b>{_NUM})/(?P<c>{_NUM})/(?P<d>{_NUM}), )?"
-    r"(?:dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), )?"
-    rf"|from=<{_ADDR}>, )"
-    r"status=(?P<status>[a-z]{1,32})(?: \((?P<reason>.*)\)|, (?P<note>.*))?"
+    r"(?P<fields>(?:[a-z_]{1,32}=[^,\s]{0,256}, ){0,16})"
+    rf"|(?:from=<{_ADDR}>, )?)"
+    r"status=(?P<status>[A-Za-z][A-Za-z-]{0,39})(?: \((?P<reason>.*)\)|, (?P<note>.*))?"
 )
-_OFFSET = re.compile(r"([+-])(\d\d)(\d\d)")
-_PATH = re.compile(r"(?:/[A-Za-z0-9_.+-]{1,255}){1,32}")
+_DELAYS = re.compile(rf"({_NUM})/({_NUM})/({_NUM})/({_NUM})")
+# The fields in the order log_adhoc.c writes them: the fast path of ``_fields``.
+_ORDERED = re.compile(
+    rf"(?:conn_use=\d{{1,9}}, )?(?:delay={_NUM}, )?"
+    rf"(?:delays=({_NUM})/({_NUM})/({_NUM})/({_NUM}), )?"
+    r"(?:tls=([^,\s]{1,256}), )?(?:dsn=(\d\.\d{1,3}\.\d{1,3}), )?"
+)
+_DELAY = re.compile(_NUM)
+_DSN = re.compile(r"\d\.\d{1,3}\.\d{1,3}")
+_TLS = re.compile(
+    r"[!]?[a-z-]{1,32}(?::[a-z-]{1,32})?[?]?(?:/[!]?[a-z-]{1,32}(?::[a-z-]{1,32})?[?]?){0,7}"
+)
+_STATUS_LINE = re.compile(r"[:,] status=")
 
 
 class Delivery(NamedTuple):
     """One ``status=`` line: a recipient's delivery attempt, or a message's expiry.
 
-    ``recipient`` and ``relay`` are empty on expiry lines (``from=<...>, status=expired``);
-    ``delays`` is ``(a, b, c, d)`` in seconds when logged. (A tuple: millions are made.)
+    ``recipient`` and ``relay`` are empty on message lines (``from=<...>, status=expired``);
+    ``delays`` is ``(a, b, c, d)`` in seconds when logged; ``tls`` is the 3.11 ``tls=``
+    value as logged (see ``tls_features``), or empty. (A tuple: millions are made.)
     """
 
     when: float
@@ -84,6 +119,34 @@ class Delivery(NamedTuple):
     dsn: str
     reason: str
     program: str
+    tls: str = ""
+
+
+class TlsFeature(NamedTuple):
+    """One feature of a ``tls=`` value (``global/pol_stats.c``, ``pol_stats_format``).
+
+    ``name`` is the level or feature asked for (``none``, ``may``, ``encrypt``,
+    ``fingerprint``, ``dane``, ``dane-only``, ``verify``, ``secure``, ``unknown``, or
+    ``requiretls``); ``final`` what it was downgraded to (``dane:encrypt`` -> ``encrypt``;
+    the same as ``name`` when not); ``violated`` when ``!`` marks the policy as not met (the
+    connection was not used); ``undecided`` when ``?`` marks no decision (no connection).
+    """
+
+    name: str
+    final: str
+    violated: bool
+    undecided: bool
+
+
+def tls_features(value: str) -> tuple[TlsFeature, ...]:
+    """The features of a ``tls=`` value, e.g. ``dane:encrypt/!requiretls:nocertmatch``."""
+    features = []
+    for part in value.split("/"):
+        violated = part.startswith("!")
+        undecided = part.endswith("?")
+        name, _, final = part.strip("!?").partition(":")
+        features.append(TlsFeature(name, final or name, violated, undecided))
+    return tuple(features)
 
 
 class LogClock:
@@ -143,38 +206,88 @@ def parse_line(line: str, clock: LogClock) -> Delivery | None:
     match = _LINE.fullmatch(line.rstrip("\r"))
     if match is None or not is_queue_id(match["qid"]):
         return None
-    when = clock.epoch(match["ts"])
+    stamp = match["ts"]
+    when = None if stamp is None else clock.epoch(stamp)
     if when is None:
         return None
-    a = match["a"]
-    delays = (
-        None if a is None else (float(a), float(match["b"]), float(match["c"]), float(match["d"]))
-    )
-    qid, status, to, relay, dsn, reason, note, program = match.group(
-        "qid", "status", "to", "relay", "dsn", "reason", "note", "prog"
+    fields = match["fields"]
+    delays, dsn, tls = None, "", ""
+    if fields:
+        known = _fields(fields)
+        if known is None:
+            return None
+        delays, dsn, tls = known
+    qid, status, to, relay, reason, note, program = match.group(
+        "qid", "status", "to", "relay", "reason", "note", "prog"
     )
     return Delivery(
-        when, qid, status, to or "", relay or "", delays, dsn or "", reason or note or "", program
+        when, qid, status, to or "", relay or "", delays, dsn, reason or note or "", program, tls
     )
+
+
+def _fields(text: str) -> tuple[tuple[float, float, float, float] | None, str, str] | None:
+    """``delays``, ``dsn`` and ``tls`` from the fields between relay and status; ``None`` if a
+    known field is malformed. Unknown fields (and ``delay``, ``conn_use``) are skipped."""
+    ordered = _ORDERED.fullmatch(text)
+    if ordered is not None:
+        a, b, c, d, tls, dsn = ordered.groups()
+        if tls is not None and _TLS.fullmatch(tls) is None:
+            return None
+        delays = None if a is None else (float(a), float(b), float(c), float(d))
+        return delays, dsn or "", tls or ""
+    delays, dsn, tls = None, "", ""
+    for field in text[:-2].split(", "):
+        name, _, value = field.partition("=")
+        if name == "delays":
+            parts = _DELAYS.fullmatch(value)
+            if parts is None:
+                return None
+            a, b, c, d = map(float, parts.groups())
+            delays = (a, b, c, d)
+        elif name == "dsn":
+            if _DSN.fullmatch(value) is None:
+                return None
+            dsn = value
+        elif name == "tls":
+            if _TLS.fullmatch(value) is None:
+                return None
+            tls = value
+        elif name == "delay" and _DELAY.fullmatch(value) is None:
+            return None
+    return delays, dsn, tls
+
+
+def is_status_line(line: str) -> bool:
+    """True for a line that looks like a Postfix status line (``QUEUE_ID: ..., status=``),
+    whether or not ``parse_line`` could read it: the ones it could not are format drift."""
+    return " status=" in line and _STATUS_LINE.search(line) is not None
 
 
 def line_time(line: str, clock: LogClock) -> float | None:
-    """The time stamped on any log line, or ``None``."""
+    """The time stamped on any log line (after a compose prefix), or ``None``."""
     match = _TIMESTAMP.match(line)
-    return None if match is None else clock.epoch(match.group(0))
+    return None if match is None else clock.epoch(match.group(1))
+
+
+MAX_EXAMPLES = 3  # unreadable lines kept as examples
+EXAMPLE_CHARS = 300  # of each
 
 
 class LineReader:
     """Splits a byte stream into lines and parses each one.
 
-    ``lines`` counts the lines seen, ``malformed`` those with `` status=`` that did not parse
-    (or were longer than ``MAX_LINE_BYTES``). Memory is bounded by one chunk and one line.
+    ``lines`` counts the lines seen, ``malformed`` the status lines that could not be read
+    (``is_status_line`` but no ``Delivery``: another format, no time stamp, damaged; or
+    longer than ``MAX_LINE_BYTES``), and ``examples`` keeps the first few of them, cut to
+    ``EXAMPLE_CHARS`` (hostile text: escape it to show it). Memory is bounded by one chunk
+    and one line.
     """
 
     def __init__(self, clock: LogClock) -> None:
         self.clock = clock
         self.lines = 0
         self.malformed = 0
+        self.examples: list[str] = []
         self._rest = b""
         self._skipping = False
 
@@ -204,9 +317,10 @@ class LineReader:
             return
         self._rest += part
         if len(self._rest) > MAX_LINE_BYTES:
+            start = self._rest[:EXAMPLE_CHARS].decode("utf-8", "replace")
             self._rest, self._skipping = b"", True
             self.lines += 1
-            self.malformed += 1
+            self.unreadable(f"{start}… (a line of more than {MAX_LINE_BYTES // 1024} KiB)")
 
     def _parse(self, lines: list[str]) -> list[Delivery]:
         out = []
@@ -215,102 +329,16 @@ class LineReader:
             delivery = parse_line(line, clock)
             if delivery is not None:
                 out.append(delivery)
-            elif " status=" in line:
-                self.malformed += 1
+            elif " status=" in line and _STATUS_LINE.search(line) is not None:
+                self.unreadable(line)
         self.lines += len(lines)
         return out
 
-
-# -- where the log is, and the commands that read it ------------------------------------------
-
-
-def log_path(value: str) -> str:
-    """A log file path from the host (``postconf -h maillog_file``), checked before use."""
-    path = value.strip()
-    parts = path.split("/")
-    if not _PATH.fullmatch(path) or ".." in parts or "." in parts:
-        raise ParseError(
-            f"The mail log path `{path[:200]}` (postconf maillog_file) is not a plain absolute "
-            "file path, so mailqbot will not read it. Set maillog_file to a path such as "
-            "/var/log/postfix.log."
-        )
-    if path.startswith(("/dev/", "/proc/")):
-        raise UsageError(
-            f"Postfix logs to `{path}` (maillog_file), not to a file mailqbot can read. Point "
-            "maillog_file at a file (e.g. /var/log/postfix.log) or log through syslog."
-        )
-    return path
-
-
-def maillog_file_setting() -> RemoteCommand:
-    return postfix.postconf_values("maillog_file")
-
-
-def file_sizes(*paths: str) -> RemoteCommand:
-    """``stat`` needs no root: only search permission on the directories (``/var/log`` has it)."""
-    return RemoteCommand(argv=(STAT, "-L", "-c", "%s %n", *map(log_path, paths)), remote_timeout=10)
-
-
-def parse_sizes(stdout: str) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for line in stdout.splitlines():
-        size, _, path = line.partition(" ")
-        if size.isdigit() and path:
-            sizes[path] = int(size)
-    return sizes
-
-
-def utc_offset() -> RemoteCommand:
-    return RemoteCommand(argv=(DATE, "+%z"), remote_timeout=10)
-
-
-def parse_utc_offset(stdout: str) -> int:
-    match = _OFFSET.fullmatch(stdout.strip())
-    if match is None:
-        raise ParseError(f"`date +%z` printed `{stdout.strip()[:40]}`, not a UTC offset.")
-    seconds = int(match[2]) * 3600 + int(match[3]) * 60
-    return -seconds if match[1] == "-" else seconds
-
-
-def read_file(path: str, start: int, length: int, *, sudo: bool, timeout: float) -> RemoteCommand:
-    """Bytes ``[start, start + length)`` of the log, delivery lines only (filtered on the host).
-
-    The sudoers rule allows ``tail -c +N FILE``; ``head`` and ``grep`` run unprivileged. The
-    exit status is grep's (1: no line matched): check stderr, not the status.
-    """
-    if start < 0 or length < 0:
-        raise ValueError("negative offset or length")
-    return RemoteCommand(
-        argv=(TAIL, "-c", f"+{start + 1}", log_path(path)),
-        sudo=sudo,
-        remote_timeout=timeout,
-        pipe_to=((HEAD, "-c", str(length)), STATUS_FILTER),
-    )
-
-
-def probe_file(path: str, start: int, length: int, *, sudo: bool) -> RemoteCommand:
-    """Up to ``length`` bytes from ``start``: enough to see the first whole line there."""
-    if start < 0 or length <= 0:
-        raise ValueError("negative offset or empty probe")
-    return RemoteCommand(
-        argv=(TAIL, "-c", f"+{start + 1}", log_path(path)),
-        sudo=sudo,
-        remote_timeout=10,
-        pipe_to=((HEAD, "-c", str(length)),),
-    )
-
-
-def read_journal(since: int, until: int, *, sudo: bool, timeout: float) -> RemoteCommand:
-    """Delivery lines from the journal (mail facility) between two epoch seconds."""
-    if not 0 <= since <= until:
-        raise ValueError("bad journal window")
-    argv = (JOURNALCTL, "SYSLOG_FACILITY=2", f"--since=@{since}", f"--until=@{until}")
-    return RemoteCommand(
-        argv=(*argv, "-o", "short-iso-precise", "--no-pager", "-q"),
-        sudo=sudo,
-        remote_timeout=timeout,
-        pipe_to=(STATUS_FILTER,),
-    )
+    def unreadable(self, line: str) -> None:
+        """Count ``line`` as an unreadable status line (and keep it as an example)."""
+        self.malformed += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(line[:EXAMPLE_CHARS].rstrip("\r"))
 
 
 # -- the analysis: bounded counters over the deliveries in the window ---------------------------
@@ -367,6 +395,7 @@ class LogAnalysis:
     deferred_ids: int  # exact unless ``id_floor`` (then an estimate from above)
     outcomes: dict[str, int]  # deferred queue IDs by their last status in the window
     id_floor: int  # 0, or: IDs with at most this many attempts were dropped (memory cap)
+    tls: list[tuple[str, int]]  # the most frequent tls= values (Postfix >= 3.11)
 
 
 class _Delays:
@@ -448,6 +477,7 @@ class LogAnalyser:
         self._reasons = BoundedCounter(max_keys)
         self._relays = BoundedCounter(max_keys)
         self._domains = BoundedCounter(max_keys)
+        self._tls = BoundedCounter(max_keys)
         self._delays = {status: _Delays() for status in DELAY_STATUSES}
         self._ids: dict[str, _Id] = {}
         self._id_floor = 0
@@ -465,6 +495,8 @@ class LogAnalyser:
         delays = self._delays.get(d.status)
         if delays is not None and d.delays is not None:
             delays.add(d.delays)
+        if d.tls:
+            self._tls.add(d.tls[:MAX_KEY])
         if d.status == "deferred":
             self._deferred(d)
         else:
@@ -524,6 +556,7 @@ class LogAnalyser:
             deferred_ids=self._ids_added,
             outcomes=outcomes,
             id_floor=self._id_floor,
+            tls=self._tls.top(self.top_n),
         )
 
     def _status_list(self) -> list[tuple[str, int]]:

@@ -30,10 +30,18 @@ def is_queue_id(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """One recipient; ``delay_reason`` is empty when Postfix has not recorded one."""
+    """One recipient; ``delay_reason`` is empty when Postfix has not recorded one.
+
+    From Postfix 3.11 on, ``postqueue -j`` also gives ``orig_address`` (the address before
+    aliasing or rewriting; Postfix prints the address itself when there was none) and lists
+    recipients that have already bounced but whose non-delivery notice is not written yet:
+    those carry ``bounce_reason`` instead of ``delay_reason``.
+    """
 
     address: str
     delay_reason: str
+    orig_address: str = ""
+    bounce_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

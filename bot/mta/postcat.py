@@ -39,7 +39,7 @@ _HEADER = re.compile(r"[!-9;-~]{1,200}:")  # printable ASCII but ':' then ':' (R
 _NUMBERS = re.compile(r"[0-9]{1,19}(?: +[0-9]{1,19})*")
 Parts = Literal["eh", "b"]
 PARTS: tuple[Parts, ...] = ("eh", "b")  # -eh: envelope and headers; -b: the body
-Status = Literal["waiting", "delivered", "canceled"]
+Status = Literal["waiting", "bounced", "delivered", "canceled"]
 _STATUS: dict[str, Status] = {
     "recipient": "waiting",
     "done_recipient": "delivered",
@@ -295,7 +295,8 @@ _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(@[^@]*)?')
 
 @dataclass(frozen=True, slots=True)
 class MessageRecipient:
-    """A recipient as shown: ``reason`` only while waiting; ``original`` only if different."""
+    """A recipient as shown: ``reason`` only while waiting or bounced (its bounce reason);
+    ``original`` only if different."""
 
     address: str
     status: Status
@@ -312,16 +313,25 @@ def unquote_address(address: str) -> str:
 
 
 def merge_recipients(listing: QueueMessage, envelope: PostcatOutput) -> list[MessageRecipient]:
-    """The listing's waiting recipients with their delay reasons, then postcat's done ones."""
+    """The listing's waiting recipients with their delay reasons, then postcat's done ones.
+
+    A recipient the listing gives with a ``bounce_reason`` (Postfix >= 3.11) has bounced:
+    it is done in the queue file (postcat would call it delivered) and waits only for its
+    non-delivery notice, so it is shown as bounced, with that reason.
+    """
     originals = {r.address: r.original for r in envelope.recipients if r.status == "waiting"}
-    shown = []
+    shown, bounced = [], set()
     for rcpt in listing.recipients:
         internal = unquote_address(rcpt.address)
-        original = originals.get(internal, "")
-        original = "" if original == internal else original
-        shown.append(MessageRecipient(rcpt.address, "waiting", rcpt.delay_reason, original))
+        original = originals.get(internal, "") or rcpt.orig_address
+        original = "" if original in (internal, rcpt.address) else original
+        if rcpt.bounce_reason and not rcpt.delay_reason:
+            bounced.add(internal)
+            shown.append(MessageRecipient(rcpt.address, "bounced", rcpt.bounce_reason, original))
+        else:
+            shown.append(MessageRecipient(rcpt.address, "waiting", rcpt.delay_reason, original))
     for done in envelope.recipients:
-        if done.status != "waiting":
+        if done.status != "waiting" and done.address not in bounced:
             original = "" if done.original == done.address else done.original
             shown.append(MessageRecipient(done.address, done.status, "", original))
     return shown

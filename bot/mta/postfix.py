@@ -11,13 +11,23 @@ cannot be told from a shorter queue here: the caller must also check that the co
 exited 0 (``timeout`` kills it with 124). ``postqueue -p`` ends with a trailer that states
 the number of messages; the list parser checks it.
 
+What each version prints: Postfix 2.0 to 3.0 format the listing in the ``showq`` daemon
+(``showq/showq.c``), 3.1 on in ``postqueue`` itself (``postqueue/showq_compat.c``). The
+message line is ``"%-11s %7ld %20.20s %s"`` (queue ID with its marker, size, ``asctime``
+cut to 20 characters, sender; long queue IDs ``"%-17s %8ld %19.19s %s"``, 2.9 on); 2.1 to
+2.4 have no space before the size (``"%-11s%8ld"``), and 2.0 pads the queue ID to 10 before
+the marker (``"%-10s%c%8ld"``: ``ABCDEF123 *``), so a space may separate ID and marker.
+``#`` (forced expiry) exists from 3.5 on. 3.11 also lists recipients that have bounced
+and wait for their non-delivery notice, with the bounce reason in the same ``(...)`` line.
+
 What ``postqueue -p`` cannot tell (``showq_compat.c``): the queue is marked only for
 ``active`` (``*``) and ``hold`` (``!``); ``#`` marks a forced expiry. An unmarked message
 is reported as ``deferred`` when any recipient has a reason, otherwise as ``incoming``
 (incoming, maildrop and the rare deferred file without a defer log look the same). The
 arrival time has no year or zone: the year is the latest one that puts it not after
 ``now`` (allowing 26 hours for zone differences) with a matching weekday, and the zone is
-the ``tz`` argument (the host's local time; UTC by default). Reasons are printed once per
+the ``tz`` argument: the time is ``localtime()`` on the host, so callers pass the host's
+UTC offset (``date +%z``, see ``utc_offset``); UTC by default. Reasons are printed once per
 run of recipients that share them; ``(reason unavailable)`` means an empty reason. A
 reason is never wrapped: showq prints it with one ``printf`` and replaces control
 characters with ``?``. Postfix < 3.1 prints recipients that were never tried after the
@@ -71,6 +81,24 @@ def postconf_values(*names: str) -> RemoteCommand:
         if not _PARAMETER.fullmatch(name):
             raise UsageError("A Postfix parameter name uses only a-z, 0-9 and '_'.")
     return RemoteCommand(argv=(POSTCONF, "-h", *names))
+
+
+DATE = "/bin/date"
+_OFFSET = re.compile(r"([+-])(\d\d)(\d\d)")
+
+
+def utc_offset() -> RemoteCommand:
+    """``date +%z``: the host's UTC offset now, for its year- and zone-less time stamps."""
+    return RemoteCommand(argv=(DATE, "+%z"), remote_timeout=10)
+
+
+def parse_utc_offset(stdout: str) -> int:
+    """Seconds east of UTC from ``date +%z`` output (``+0530``, ``-0500``)."""
+    match = _OFFSET.fullmatch(stdout.strip())
+    if match is None:
+        raise ParseError(f"`date +%z` printed `{stdout.strip()[:40]}`, not a UTC offset.")
+    seconds = int(match[2]) * 3600 + int(match[3]) * 60
+    return -seconds if match[1] == "-" else seconds
 
 
 def postconf_version() -> RemoteCommand:
@@ -180,7 +208,15 @@ class PostqueueJsonParser:
     ``feed`` returns ``QueueMessage``s. ``feed_into`` hands each message's checked fields to
     a ``RecordSink`` instead, without building objects (the summary's fast path): the
     recipients are the decoded JSON objects, each with a string ``address`` and, if present,
-    a string ``delay_reason``. Both accept and refuse exactly the same input.
+    string ``delay_reason``, ``orig_address`` and ``bounce_reason`` members. Both accept and
+    refuse exactly the same input.
+
+    What each version prints (``postqueue/showq_json.c``): 3.1 to 3.4 ``queue_name``,
+    ``queue_id``, ``arrival_time``, ``message_size``, ``sender`` and ``recipients`` with
+    ``address`` and an optional ``delay_reason``; 3.5 adds ``forced_expire``; 3.11 adds
+    ``orig_address`` to every recipient and lists recipients from the bounce log too, with
+    ``bounce_reason``. Its catch-all ``other_reason`` (a log class other than defer and
+    bounce, which showq never sends) is ignored like any unknown member.
     """
 
     def __init__(self) -> None:
@@ -237,6 +273,8 @@ class PostqueueJsonParser:
                             type(item) is not dict
                             or type(item.get("address")) is not str
                             or type(item.get("delay_reason", "")) is not str
+                            or type(item.get("bounce_reason", "")) is not str
+                            or type(item.get("orig_address", "")) is not str
                         ):
                             break
                     else:
@@ -272,7 +310,13 @@ def _message(
         message_size=message_size,
         sender=sender,
         recipients=tuple(
-            Recipient(item["address"], item.get("delay_reason", "")) for item in recipients
+            Recipient(
+                item["address"],
+                item.get("delay_reason", ""),
+                item.get("orig_address", ""),
+                item.get("bounce_reason", ""),
+            )
+            for item in recipients
         ),
         forced_expire=forced_expire,
     )
@@ -333,7 +377,9 @@ def _json_recipients(value: object, line_no: int) -> tuple[Recipient, ...]:
             raise _json_error(line_no, "a recipient is not a JSON object")
         address = _text(item.get("address"), line_no, "recipient address")
         reason = _text(item.get("delay_reason", ""), line_no, "delay_reason")
-        recipients.append(Recipient(address, reason))
+        original = _text(item.get("orig_address", ""), line_no, "orig_address")
+        bounce = _text(item.get("bounce_reason", ""), line_no, "bounce_reason")
+        recipients.append(Recipient(address, reason, original, bounce))
     return tuple(recipients)
 
 
@@ -345,7 +391,7 @@ _EMPTY = "Mail queue is empty"
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MESSAGE = re.compile(
-    r"(?P<id>[0-9A-Za-z]{1,40})(?P<status>[*!]?)(?P<expired>#?) +(?P<size>\d{1,19}) "
+    r"(?P<id>[0-9A-Za-z]{1,40}) *(?P<status>[*!]?)(?P<expired>#?) +(?P<size>\d{1,19}) "
     rf"(?P<wday>{'|'.join(_WEEKDAYS)}) (?P<month>{'|'.join(_MONTHS)}) (?P<day>[ \d]\d) "
     r"(?P<hh>\d\d):(?P<mm>\d\d):(?P<ss>\d\d) +(?P<sender>\S.*)"
 )

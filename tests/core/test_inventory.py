@@ -80,3 +80,65 @@ def test_check_config_command(tmp_path: Path) -> None:
     failed = subprocess.run([*run, str(bad)], capture_output=True, text=True, check=False)
     assert failed.returncode == 2
     assert "hosts[1].port" in failed.stderr
+
+
+# -- where /mailq log reads: [log] and [log.groups.NAME] ----------------------------------------
+
+LOGS = """
+[log]
+source = "file"
+path = "/var/log/postfix.log"
+
+[log.groups.edge]
+source = "container"
+container = "mail-postfix-1"
+runtime = "podman"
+
+[log.groups.eu]
+source = "journal"
+unit = "postfix@-.service"
+"""
+
+
+def test_log_source_per_group_the_first_group_with_a_section_wins() -> None:
+    config = GOOD.replace('groups = ["edge"]', 'groups = ["eu", "edge"]') + LOGS
+    config = config.replace("sudo = false", 'sudo = false\ngroups = ["edge"]')
+    inventory = Inventory(parse_config(config))
+    mx1, relay = inventory.get("mx1").log, inventory.get("relay1").log
+    assert (mx1.source, mx1.unit) == ("journal", "postfix@-.service")
+    assert (relay.source, relay.container, relay.runtime) == (
+        "container",
+        "mail-postfix-1",
+        "podman",
+    )
+    no_group = Inventory(
+        parse_config(GOOD.replace('groups = ["edge"]', "") + LOGS.split("[log.groups")[0])
+    )
+    assert (no_group.get("mx1").log.source, no_group.get("mx1").log.path) == (
+        "file", "/var/log/postfix.log",
+    )  # fmt: skip
+    assert Inventory(parse_config(GOOD)).get("mx1").log.source == "auto"
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ('[log]\nsource = "file"\n', 'source = "file" needs path'),
+        ('[log]\nsource = "container"\n', 'source = "container" needs container'),
+        ('[log]\npath = "/var/log/mail.log"\n', 'path does not apply to source = "auto"'),
+        ('[log]\nsource = "journal"\ncontainer = "x"\n', "container does not apply"),
+        ('[log]\nsource = "file"\npath = "/var/log/../../etc/shadow"\n', "absolute path"),
+        ('[log]\nsource = "file"\npath = "/var/log/mail.log; rm -rf /"\n', "absolute path"),
+        ('[log]\nsource = "file"\npath = "/dev/stdout"\n', "absolute path"),
+        ('[log]\nsource = "journal"\nunit = "postfix*"\n', "systemd service unit"),
+        ('[log]\nsource = "journal"\nunit = "--since=0 postfix.service"\n', "systemd service unit"),
+        ('[log]\nsource = "container"\ncontainer = "-v"\n', "container name"),
+        ('[log]\nsource = "container"\ncontainer = "x"\nruntime = "lxc"\n', "runtime"),
+        ('[log]\nsource = "syslog"\n', r"log\.source"),
+        ('[log]\nwhere = "x"\n', r"log\.where: Extra inputs are not permitted"),
+        ('[log.groups.nowhere]\nsource = "journal"\n', "log.groups names no host group: nowhere"),
+    ],
+)
+def test_log_source_mistakes_are_refused(section: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        parse_config(GOOD + section)

@@ -313,3 +313,16 @@ def test_queue_ids_as_people_paste_them(typed: str, queue_id: str) -> None:
 def test_queue_id_argument_refuses_the_rest(typed: str) -> None:
     with pytest.raises(UsageError, match="not a Postfix queue ID"):
         queue_id_argument(typed)
+
+
+def test_a_bounced_recipient_is_shown_bounced_with_its_escaped_reason() -> None:
+    model = hostile_model(recipients=1, reasons=1)
+    bounced = MessageRecipient("b@x.test", "bounced", f"550 5.1.1 {HOSTILE}")
+    model = replace(model, recipients=(*model.recipients, bounced))
+    assert "1 bounced (notice not sent yet)" in model.recipient_counts()
+    rendered = render.render("show", model)
+    blocks = json.dumps(rendered.blocks, ensure_ascii=False)
+    assert "*1 bounced* `550 5.1.1 &lt;!channel&gt;" in blocks
+    assert "1 bounced: 550 5.1.1 <!channel>" in rendered.console
+    assert "bounced: 550 5.1.1" in model.recipient_table()
+    assert_valid_block_kit(rendered.blocks)

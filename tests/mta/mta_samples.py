@@ -21,6 +21,15 @@ from bot.mta.models import QueueMessage, Recipient
 DATA = Path(__file__).resolve().parent.parent / "data"
 LAB_JSON = DATA / "postqueue-j.lab.jsonl"
 LAB_LIST = DATA / "postqueue-p.lab.txt"
+VERSIONS = DATA / "versions"  # per-version fixtures, each with a "#" header naming its origin
+VERSIONS_NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()  # when they were "taken"
+
+
+def versions_fixture(name: str) -> str:
+    """A fixture from ``VERSIONS`` without its ``#`` header (the origin notes)."""
+    lines = (VERSIONS / name).read_text().splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("#"))
+
 
 NOW = 1_732_702_323  # 2024-11-27T10:12:03Z, a Wednesday
 SAFE52 = "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mta_samples import DATA
 
 from bot.errors import ParseError, UsageError
-from bot.mta import maillog
+from bot.mta import logsource, maillog, postfix
 from bot.mta.maillog import Delivery, LineReader, LogAnalyser, LogClock, parse_line
 from bot.mta.models import is_queue_id
 from bot.mta.reasons import ReasonClass
@@ -178,7 +178,7 @@ def test_the_day_cache_holds_real_months_only() -> None:
 
 
 def test_chunk_boundaries_crlf_and_bad_bytes_do_not_matter() -> None:
-    raw = LAB_LOG.read_bytes().replace(b"\n", b"\r\n", 5) + b"\xff\xfe garbage status= \n"
+    raw = LAB_LOG.read_bytes().replace(b"\n", b"\r\n", 5) + b"\xff\xfe 9DB1: garbage, status= \n"
     whole = LineReader(clock())
     expected = whole.feed(raw) + whole.close()
     for size in (1, 7, 4096):
@@ -219,7 +219,7 @@ def test_fuzz_mutated_lab_lines(line: str, at: int, insert: str, cut: int) -> No
     d = parse_line(mutated, clock())
     if d is not None:
         assert is_queue_id(d.queue_id)
-        assert re.fullmatch(r"[a-z]{1,32}", d.status)
+        assert re.fullmatch(r"[A-Za-z][A-Za-z-]{0,39}", d.status)
         assert d.delays is None or all(v >= 0 for v in d.delays)
 
 
@@ -335,19 +335,19 @@ def test_memory_is_bounded_and_the_cap_is_reported() -> None:
 
 
 def test_read_file_command_line() -> None:
-    command = maillog.read_file("/var/log/postfix.log", 1000, 5000, sudo=True, timeout=600)
+    command = logsource.read_file("/var/log/postfix.log", 1000, 5000, sudo=True, timeout=600)
     assert command.command_line() == (
         "timeout -k 5 600 sudo -n /usr/bin/tail -c +1001 /var/log/postfix.log"
         " | /usr/bin/head -c 5000 | /bin/grep -a -F ' status='"
     )
-    probe = maillog.probe_file("/var/log/mail.log", 0, 16384, sudo=False)
+    probe = logsource.probe_file("/var/log/mail.log", 0, 16384, sudo=False)
     assert shlex.split(probe.command_line())[4:] == [
         "/usr/bin/tail", "-c", "+1", "/var/log/mail.log", "|", "/usr/bin/head", "-c", "16384",
     ]  # fmt: skip
 
 
 def test_read_journal_command_line() -> None:
-    command = maillog.read_journal(1_795_000_000, 1_795_086_400, sudo=True, timeout=60)
+    command = logsource.read_journal(1_795_000_000, 1_795_086_400, sudo=True, timeout=60)
     assert command.display() == (
         "sudo -n /bin/journalctl SYSLOG_FACILITY=2 --since=@1795000000 --until=@1795086400 "
         "-o short-iso-precise --no-pager -q | /bin/grep -a -F ' status='"
@@ -359,19 +359,59 @@ def test_read_journal_command_line() -> None:
 )
 def test_bad_log_paths_are_refused(path: str) -> None:
     with pytest.raises(ParseError):
-        maillog.log_path(path)
+        logsource.log_path(path)
 
 
 def test_log_to_stdout_is_explained() -> None:
     with pytest.raises(UsageError, match="not to a file"):
-        maillog.log_path("/dev/stdout")
+        logsource.log_path("/dev/stdout")
 
 
 def test_host_answers() -> None:
-    assert maillog.parse_utc_offset("+0530\n") == 19800
-    assert maillog.parse_utc_offset("-0100") == -3600
+    assert postfix.parse_utc_offset("+0530\n") == 19800
+    assert postfix.parse_utc_offset("-0100") == -3600
     with pytest.raises(ParseError):
-        maillog.parse_utc_offset("CET")
-    assert maillog.parse_sizes("12 /var/log/mail.log\nstat: cannot statx\n") == {
+        postfix.parse_utc_offset("CET")
+    assert logsource.parse_sizes("12 /var/log/mail.log\nstat: cannot statx\n") == {
         "/var/log/mail.log": 12
     }
+
+
+def test_read_journal_of_one_unit() -> None:
+    command = logsource.read_journal(
+        1_795_000_000, 1_795_086_400, unit="postfix@-.service", sudo=True, timeout=60
+    )
+    assert shlex.split(command.display())[:4] == [
+        "sudo", "-n", "/bin/journalctl", "_SYSTEMD_UNIT=postfix@-.service",
+    ]  # fmt: skip
+    for bad in ("postfix*", "postfix.service --all", "-u"):
+        with pytest.raises(ValueError, match="unit"):
+            logsource.read_journal(0, 1, unit=bad, sudo=True, timeout=60)
+
+
+def test_read_container_command_line() -> None:
+    command = logsource.read_container(
+        "podman", "mail.postfix_1", 1_795_000_000, 1_795_003_600, sudo=False, timeout=60
+    )
+    assert command.display() == (
+        "/usr/bin/podman logs --timestamps --since=2026-11-18T11:06:40Z "
+        "--until=2026-11-18T12:06:40Z mail.postfix_1 | /bin/grep -a -F ' status='"
+    )
+    for runtime, name in (("lxc", "x"), ("docker", "-v"), ("docker", "a b"), ("docker", "")):
+        with pytest.raises(ValueError, match="container"):
+            logsource.read_container(runtime, name, 0, 1, sudo=True, timeout=60)
+    with pytest.raises(ValueError, match="window"):
+        logsource.read_container("docker", "x", 5, 1, sudo=True, timeout=60)
+
+
+def test_container_stderr_is_split_into_log_lines_and_the_runtimes_errors() -> None:
+    stderr = (
+        "[first 123 bytes of stderr dropped]\n"
+        "2026-11-28T11:30:00.1Z Nov 28 11:30:00 mx postfix/smtp[7]: A: status=sent\n"
+        "Error response from daemon: No such container: x\n"
+    )
+    logged, errors, dropped = logsource.split_container_stderr(stderr)
+    assert logged == "2026-11-28T11:30:00.1Z Nov 28 11:30:00 mx postfix/smtp[7]: A: status=sent"
+    assert errors == "Error response from daemon: No such container: x"
+    assert dropped
+    assert logsource.split_container_stderr("") == ("", "", False)

@@ -349,6 +349,35 @@ def test_merge_shows_an_original_recipient_only_when_it_differs() -> None:
     ]
 
 
+def test_merge_shows_a_3_11_bounced_recipient_as_bounced_with_its_reason() -> None:
+    """Postfix 3.11 lists a bounced recipient (done in the queue file, its non-delivery notice
+    not written yet) with ``bounce_reason``: it is not "delivered", and its reason is kept."""
+    bounce = "host mx.y.test[192.0.2.1] said: 550 5.1.1 no such user"
+    listing = QueueMessage(
+        "deferred",
+        FOUR,
+        0,
+        1,
+        "a@x",
+        (
+            Recipient("w@y.test", "connect to mx.y.test: Connection timed out", "sales@y.test"),
+            Recipient("b@y.test", "", "b@y.test", bounce),
+        ),
+    )
+    text = (
+        f"*** ENVELOPE RECORDS deferred/A/{FOUR} ***\nrecipient: w@y.test\n"
+        f"done_recipient: b@y.test\ndone_recipient: d@y.test\n"
+        f"*** MESSAGE CONTENTS deferred/A/{FOUR} ***\n*** HEADER EXTRACTED deferred/A/{FOUR} ***\n"
+        f"*** MESSAGE FILE END deferred/A/{FOUR} ***\n"
+    )
+    assert merge_recipients(listing, parse_postcat(text)) == [
+        MessageRecipient("w@y.test", "waiting", "connect to mx.y.test: Connection timed out",
+                         "sales@y.test"),
+        MessageRecipient("b@y.test", "bounced", bounce),
+        MessageRecipient("d@y.test", "delivered"),
+    ]  # fmt: skip
+
+
 # -- finding one message in the listing ------------------------------------------------
 
 
