@@ -333,6 +333,36 @@ async def recent(
     return rows, int(total or 0)
 
 
+INTENT = "remote.intent"
+OUTCOME = "remote.outcome"
+
+
+async def unsettled_intents(
+    sessions: async_sessionmaker[AsyncSession],
+    since: datetime,
+    hosts: Iterable[str] | None,
+    limit: int = 50,
+) -> list[AuditEvent]:
+    """Queue changes recorded as about to run whose outcome was never recorded (or was
+    recorded as unknown), newest first: each may or may not have happened on its host."""
+    where = [AuditEvent.action == INTENT, AuditEvent.at >= since]
+    if hosts is not None:
+        where.append(AuditEvent.host.in_(list(hosts)))
+    async with sessions() as session:
+        stmt = select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc()).limit(limit * 4)
+        intents = list((await session.scalars(stmt)).all())
+        requests = {i.request_id for i in intents if i.request_id}
+        outcomes = select(AuditEvent.detail).where(
+            AuditEvent.action == OUTCOME, AuditEvent.request_id.in_(requests)
+        )
+        settled = {
+            intent
+            for detail in (await session.scalars(outcomes)).all()
+            if isinstance(intent := detail.get("intent"), int) and detail.get("outcome") == "ran"
+        }
+    return [i for i in intents if i.seq not in settled][:limit]
+
+
 _DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW = 366 * 86400

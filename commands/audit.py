@@ -102,10 +102,11 @@ def _what(detail: dict[str, Any]) -> str:
     return json.dumps(scalars, ensure_ascii=False, sort_keys=True)[:WHAT_IN_FILE]
 
 
-def _line(row: AuditEvent) -> AuditLine:
+def _line(row: AuditEvent, unknown: set[int]) -> AuditLine:
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+    action = f"{row.action} OUTCOME UNKNOWN" if row.seq in unknown else row.action
     return AuditLine(
-        row.seq, at.timestamp(), row.actor, row.source, row.action, row.host or "-",
+        row.seq, at.timestamp(), row.actor, row.source, action, row.host or "-",
         _what(dict(row.detail or {})),
     )  # fmt: skip
 
@@ -116,6 +117,8 @@ class AuditPage:
     now: float
     total: int
     lines: list[AuditLine]
+    # queue changes recorded as about to run, with no recorded outcome, in the window
+    unknown: int = 0
 
     @property
     def since_text(self) -> str:
@@ -153,8 +156,11 @@ async def run(args: argparse.Namespace, ctx: Context) -> AuditPage:
     query = validate(args)
     now = ctx.services.clock()
     since = datetime.fromtimestamp(now, UTC) - timedelta(seconds=query.since)
-    rows, total = await audit.recent(ctx.services.sessions, since, _hosts(query, ctx), query.limit)
-    return AuditPage(query, now, total, [_line(r) for r in rows])
+    hosts = _hosts(query, ctx)
+    rows, total = await audit.recent(ctx.services.sessions, since, hosts, query.limit)
+    unknown = await audit.unsettled_intents(ctx.services.sessions, since, hosts, MAX_LIMIT)
+    seqs = {row.seq for row in unknown}
+    return AuditPage(query, now, total, [_line(r, seqs) for r in rows], len(seqs))
 
 
 SPEC = CommandSpec(

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from bot import audit
 from bot.approvals import db_now
-from bot.db.models import ActionPlan
+from bot.db.models import ActionPlan, AuditEvent
 from bot.errors import UsageError
 from bot.inventory import Inventory
 from bot.plans import epoch
@@ -43,15 +44,32 @@ class PlanRow:
 
 
 @dataclass(frozen=True)
+class UnknownChange:
+    """A queue change recorded as about to run whose outcome was never recorded."""
+
+    seq: int
+    host: str
+    actor: str
+    command: str
+    selected: int
+    at: float
+
+
+@dataclass(frozen=True)
 class PlanList:
     rows: list[PlanRow]
     host: str | None
     finished_too: bool
     now: float
+    unknown: list[UnknownChange]
 
     def text_table(self) -> str:
         rows = [[r.id, r.host, r.action, f"{r.count:,}", r.requester, r.status] for r in self.rows]
         return table(rows, ["plan", "host", "action", "messages", "requested by", "state"], (3,))
+
+    def unknown_table(self) -> str:
+        rows = [[str(c.seq), c.host, c.actor, c.command, f"{c.selected:,}"] for c in self.unknown]
+        return table(rows, ["audit seq", "host", "by", "command", "messages"], (0, 4))
 
 
 def _words(args: argparse.Namespace) -> tuple[str | None, bool]:
@@ -87,7 +105,18 @@ async def run(args: argparse.Namespace, ctx: Context) -> PlanList:
         ).all()
     rows = [PlanRow(p.id, p.host, p.action_class, p.item_count, p.requester, p.status,
                     epoch(p.created_at), epoch(p.expires_at)) for p in plans]  # fmt: skip
-    return PlanList(rows, host, finished, now.timestamp())
+    intents = await audit.unsettled_intents(ctx.services.sessions, now - WINDOW, hosts, LIMIT)
+    unknown = [_unknown(i) for i in intents]
+    return PlanList(rows, host, finished, now.timestamp(), unknown)
+
+
+def _unknown(intent: AuditEvent) -> UnknownChange:
+    detail = dict(intent.detail or {})
+    words = str(detail.get("command", "")).split()
+    shown = " ".join(words[words.index("-n") + 1 :] if "-n" in words else words[4:])[:80]
+    count = detail.get("selection_count")
+    return UnknownChange(intent.seq, intent.host or "-", intent.actor, shown,
+                         count if isinstance(count, int) else 0, epoch(intent.at))  # fmt: skip
 
 
 SPEC = CommandSpec(

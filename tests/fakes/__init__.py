@@ -1,5 +1,6 @@
-"""Offline fakes for tests: a fake Slack server and Slack request signing."""
+"""Offline fakes for tests: a fake Slack server, Slack request signing, a cuttable relay."""
 
+from .cut import Cuttable
 from .signing import (
     block_actions_body,
     block_actions_payload,
@@ -11,6 +12,7 @@ from .slack import Call, FakeFile, FakeSlack
 
 __all__ = [
     "Call",
+    "Cuttable",
     "FakeFile",
     "FakeSlack",
     "block_actions_body",
