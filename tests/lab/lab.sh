@@ -16,6 +16,7 @@ STATE=/var/lib/mailqbot-lab
 PF_LAB=/etc/postfix/mailqbot-lab
 PF_LOG=/var/log/postfix.log
 LAB_USER=mailqbot       # deploy/sudoers.mailqbot; the bot sends `sudo -n ...`
+SUDO_LOG=/var/log/mailqbot-lab-sudo.log  # what sudo ran or refused for the bot's users
 WRAPPER_USER=mailqbot-fc # deploy/mailqbot-wrapper forced on its key (sudo = false)
 WRAPPER=/usr/local/libexec/mailqbot-wrapper
 SSH_PORT=2222
@@ -414,6 +415,12 @@ setup_sudo() {
   changed "$WRAPPER" 755 <"$DEPLOY/mailqbot-wrapper" || true
   install_sudoers mailqbot "$DEPLOY/sudoers.mailqbot" "$LAB_USER"
   install_sudoers mailqbot-wrapper "$DEPLOY/sudoers.mailqbot-wrapper" "$WRAPPER_USER"
+  # The lab only: sudo logs every command it runs or refuses for the bot's users, so tests
+  # can show that nothing ran (no syslog here).
+  changed /etc/sudoers.d/mailqbot-lab-log 440 <<EOF_SUDOLOG || true
+Defaults:$LAB_USER logfile=$SUDO_LOG
+Defaults:$WRAPPER_USER logfile=$SUDO_LOG
+EOF_SUDOLOG
   visudo -cq >/dev/null || die "the installed sudoers files do not parse"
 }
 
