@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import audit, plans
 from bot.actions import TOUCHES, Action, Item, Selection
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
-from bot.errors import MailqbotError, PermissionDenied, UsageError
+from bot.errors import MailqbotError, PermissionDenied, PlanClosed, UsageError
 from bot.inventory import Host
 from bot.perform import ActionResult, perform
 from bot.plans import PlanView
@@ -32,10 +32,6 @@ from bot.plans import PlanView
 if TYPE_CHECKING:
     from bot.context import Context
     from bot.services import Services
-
-
-class PlanClosed(MailqbotError):
-    """The plan is no longer waiting for this step (decided, expired, run)."""
 
 
 async def db_now(session: AsyncSession) -> datetime:

@@ -9,6 +9,9 @@ and what to do next, and is safe to show in Slack or the terminal.
     ├── UnknownHost                 a host name that is not in the inventory
     ├── PermissionDenied            the caller may not run this command
     ├── DatabaseNotMigrated         the database schema is behind the code
+    ├── AuditUnavailable            the audit trail could not be written: a change was not made
+    ├── PlanClosed                  the plan is no longer waiting for this step
+    ├── NotInQueue                  a queue ID that names no queued message
     ├── ParseError                  MTA output could not be understood (never a false success)
     └── SSHError                    anything that went wrong reaching or running on a host
         ├── HostUnreachable         refused, no route, DNS failure, or no SSH banner in time
@@ -17,6 +20,9 @@ and what to do next, and is safe to show in Slack or the terminal.
         ├── CommandTimeout          the command did not finish within its time limit
         ├── SudoPasswordRequired    sudo asked for a password (the sudoers rule is missing)
         └── CommandFailed           the command ran and exited non-zero
+            └── ConnectionLost      the connection dropped mid-command: outcome unknown
+
+Tests (tests/core/test_errors.py) hold this tree against the classes below.
 """
 
 from __future__ import annotations
@@ -59,6 +65,18 @@ class DatabaseNotMigrated(MailqbotError):
     pass
 
 
+class AuditUnavailable(MailqbotError):
+    """The audit trail could not be written, so a change was not made."""
+
+
+class PlanClosed(MailqbotError):
+    """The plan is no longer waiting for this step (decided, expired, run)."""
+
+
+class NotInQueue(MailqbotError):
+    """The queue ID names no queued message (delivered, deleted, or never there)."""
+
+
 class ParseError(MailqbotError):
     pass
 
@@ -96,3 +114,7 @@ class CommandFailed(SSHError):
         super().__init__(host, user_message)
         self.exit_status = exit_status
         self.stderr = stderr
+
+
+class ConnectionLost(CommandFailed):
+    """The connection dropped while the command ran: output incomplete, outcome unknown."""

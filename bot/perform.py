@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.actions import TOUCHES, Action, Item
-from bot.errors import MailqbotError, ParseError, UsageError
+from bot.errors import AuditUnavailable, MailqbotError, ParseError, UsageError
 from bot.inventory import Host
 from bot.mta import postsuper
 from bot.mta.models import QueueMessage
 from bot.queue import shorten, stream_queue
-from bot.remote.audited import AuditUnavailable, Remote
+from bot.remote.audited import Remote
 
 if TYPE_CHECKING:
     from bot.context import Context

@@ -23,8 +23,7 @@ import commands
 from bot import audit, render
 from bot.context import Context, Identity, Progress, Request, no_progress
 from bot.db.models import CommandRun
-from bot.errors import MailqbotError, PermissionDenied, UnknownHost, UsageError
-from bot.remote.audited import AuditUnavailable
+from bot.errors import AuditUnavailable, MailqbotError, PermissionDenied, UnknownHost, UsageError
 from bot.services import Services
 from commands import CommandSpec
 

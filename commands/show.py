@@ -23,7 +23,7 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from typing import TYPE_CHECKING
 
-from bot.errors import CommandFailed, PermissionDenied, UsageError
+from bot.errors import CommandFailed, NotInQueue, PermissionDenied, UsageError
 from bot.inventory import Host
 from bot.mta import postfix
 from bot.mta.models import QueueMessage, is_queue_id
@@ -31,7 +31,6 @@ from bot.mta.postcat import (
     BodyExcerpt,
     ListingSearch,
     MessageRecipient,
-    NotInQueue,
     PostcatOutput,
     body_excerpt,
     merge_recipients,

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.errors import MailqbotError, ParseError, UsageError
+from bot.errors import ParseError, UsageError
 from bot.mta.models import QUEUE_NAMES, QueueMessage, is_queue_id
 from bot.mta.postfix import MAX_LINE_BYTES, PostqueueJsonParser, QueueParser
 from bot.remote.command import RemoteCommand
@@ -45,10 +45,6 @@ _STATUS: dict[str, Status] = {
     "done_recipient": "delivered",
     "canceled_recipient": "canceled",
 }
-
-
-class NotInQueue(MailqbotError):
-    """The queue ID names no queued message (delivered, deleted, or never there)."""
 
 
 def postcat(queue_id: str, parts: Parts, *, sudo: bool) -> RemoteCommand:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from bot.errors import MailqbotError, PermissionDenied
+from bot.errors import AuditUnavailable, MailqbotError, PermissionDenied
 from bot.inventory import Host
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import CommandResult, RemoteStream, SSHExecutor
@@ -37,10 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0  # seconds between progress reports of one request
 SELECTION_KEPT = 5_000  # queue IDs an intent event names (a postsuper batch is 2,000)
-
-
-class AuditUnavailable(MailqbotError):
-    """The audit trail could not be written, so a change was not made."""
 
 
 class ChangeJournal(Protocol):

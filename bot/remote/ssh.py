@@ -43,6 +43,7 @@ from bot.errors import (
     AuthFailed,
     CommandFailed,
     CommandTimeout,
+    ConnectionLost,
     HostKeyMismatch,
     HostUnreachable,
     SSHError,
@@ -83,10 +84,6 @@ class CommandResult:
     elapsed: float
     host_key_fingerprint: str
     stdout_bytes: int = 0
-
-
-class ConnectionLost(CommandFailed):
-    """The connection dropped while the command ran: output incomplete, outcome unknown."""
 
 
 @dataclass

@@ -26,7 +26,8 @@ from sqlalchemy import select
 import commands
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
-from bot.mta.postcat import NotInQueue, unquote_address
+from bot.errors import NotInQueue
+from bot.mta.postcat import unquote_address
 from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.services import Services

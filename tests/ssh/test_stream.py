@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.demo_ssh import Reply, static_handler
-from bot.errors import CommandFailed
+from bot.errors import CommandFailed, ConnectionLost
 from bot.remote.command import RemoteCommand
-from bot.remote.ssh import CHUNK_SIZE, ConnectionLost, RemoteStream, SSHExecutor
+from bot.remote.ssh import CHUNK_SIZE, RemoteStream, SSHExecutor
 
 POSTQUEUE = RemoteCommand(("/usr/sbin/postqueue", "-j"), remote_timeout=30)
 BLOCK = b"x" * (64 * 1024)
