@@ -275,10 +275,21 @@ def check_pipeline(
         )
 
 
-async def _fetch(ex: Remote, host: Host, command: RemoteCommand) -> bytes:
+async def _fetch(ex: Remote, host: Host, command: RemoteCommand, limit: int) -> bytes:
+    """The output of a command that prints at most ``limit`` bytes (more is refused)."""
     chunks: list[bytes] = []
+    size = 0
     async with ex.stream(host, command, check=False) as out:
-        chunks = [chunk async for chunk in out]
+        async for chunk in out:
+            size += len(chunk)
+            if size > limit:
+                raise ParseError(
+                    f"`{command.display()}` on {host.name} printed more than the {limit:,} "
+                    f"bytes it asks for, so mailqbot stopped reading. Check what "
+                    f"`{command.pipe_to[-1][0] if command.pipe_to else command.argv[0]}` is "
+                    f"on {host.name}."
+                )
+            chunks.append(chunk)
     assert out.result is not None
     check_pipeline(host, command, out.result)
     return b"".join(chunks)
@@ -290,7 +301,7 @@ async def probe(
     """Where the first whole line at or after ``offset`` starts, and its time (None: none)."""
     start = max(offset - 1, 0)
     command = logsource.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
-    data = await _fetch(ex, host, command)
+    data = await _fetch(ex, host, command, PROBE_BYTES)
     pos = 0 if offset == 0 else data.find(b"\n") + 1
     if pos == 0 and offset > 0:
         return None

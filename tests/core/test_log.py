@@ -25,7 +25,7 @@ from bot import render
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.demo_ssh import Reply, ScriptedSSHServer, generate_client_key
-from bot.errors import SudoPasswordRequired, UsageError
+from bot.errors import ParseError, SudoPasswordRequired, UsageError
 from bot.inventory import Inventory, parse_config
 from bot.pipeline import handle
 from bot.runtime import open_services
@@ -257,6 +257,21 @@ async def test_sudo_refusal_says_how_to_fix_it(tmp_path: Path, db_url: str) -> N
     async with serve(FakeHost(log=make_log(days=1), sudo_ok=False), tmp_path, db_url) as services:
         with pytest.raises(SudoPasswordRequired, match="sudoers"):
             await read(services, "log mx1")
+
+
+class FloodingHost(FakeHost):
+    """Ignores ``head -c``: every read sends the rest of the log."""
+
+    @staticmethod
+    def _filter(stage: list[str], data: bytes) -> tuple[int, bytes]:
+        return FakeHost._filter(stage, data) if stage[0] != "/usr/bin/head" else (0, data)
+
+
+async def test_a_probe_that_prints_more_than_asked_is_refused(tmp_path: Path, db_url: str) -> None:
+    fake = FloodingHost(log=make_log(days=7))  # 1.3 MiB: a probe asks for 16 KiB
+    async with serve(fake, tmp_path, db_url) as services:
+        with pytest.raises(ParseError, match="printed more than the 16,384 bytes it asks for"):
+            await read(services, "log mx1 since=6h")
 
 
 async def test_hostile_text_from_the_log_pings_nobody(tmp_path: Path, db_url: str) -> None:
