@@ -155,10 +155,10 @@ async def _stream_summary(
 ) -> QueueSummary:
     parser = await listing_parser(remote, host, settings.mail_version, builder.now)
     seen = 0
-    turn = _Turns()
+    turn = Turns()
     async with remote.stream(host, postfix.queue_listing(settings.mail_version)) as out:
         async for chunk in out:
-            for piece in _slices(chunk):
+            for piece in slices(chunk):
                 seen += _feed(parser, piece, builder)
                 if builder.fold_due():
                     await _fold(builder, turn)
@@ -170,7 +170,7 @@ async def _stream_summary(
     return builder.build()
 
 
-class _Turns:
+class Turns:
     """Gives the event loop a turn once ``BUSY_LIMIT`` seconds of work have passed."""
 
     def __init__(self) -> None:
@@ -182,13 +182,14 @@ class _Turns:
             self._since = time.monotonic()
 
 
-def _slices(chunk: bytes) -> list[bytes]:
+def slices(chunk: bytes) -> list[bytes]:
+    """``chunk`` in pieces of at most ``SLICE_BYTES``."""
     if len(chunk) <= SLICE_BYTES:
         return [chunk]
     return [chunk[i : i + SLICE_BYTES] for i in range(0, len(chunk), SLICE_BYTES)]
 
 
-async def _fold(builder: SummaryBuilder, turn: _Turns) -> None:
+async def _fold(builder: SummaryBuilder, turn: Turns) -> None:
     """Analyse the delay reasons a fold needs, giving the loop turns, then fold."""
     analysed = {}
     for reason in builder.pending_reasons():
@@ -214,10 +215,10 @@ async def stream_queue(
     version = await mail_version(remote, host)
     parser = await listing_parser(remote, host, version, now)
     seen = 0
-    turn = _Turns()
+    turn = Turns()
     async with remote.stream(host, postfix.queue_listing(version)) as out:
         async for chunk in out:
-            for piece in _slices(chunk):
+            for piece in slices(chunk):
                 for message in parser.feed(piece):
                     add(message)
                     seen += 1

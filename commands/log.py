@@ -25,7 +25,7 @@ from bot.inventory import Host
 from bot.mta import logsource, maillog
 from bot.mta.logsource import LogTarget
 from bot.mta.maillog import LogAnalyser, LogAnalysis, LogClock
-from bot.queue import host_utc_offset
+from bot.queue import Turns, host_utc_offset, slices
 from bot.remote.audited import Remote
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SUDO_NEEDS_AUTH, CommandResult
@@ -346,10 +346,13 @@ async def read_deliveries(
     For a container, what it wrote to stderr comes on stderr: those lines are read after
     the rest, and only the tool's own messages there count as errors."""
     shown = 0
+    turn = Turns()
     async with ex.stream(host, command, check=False) as out:
         async for chunk in out:
-            for delivery in reader.feed(chunk):
-                analyser.add(delivery)
+            for piece in slices(chunk):
+                for delivery in reader.feed(piece):
+                    analyser.add(delivery)
+                await turn.maybe()
             if reader.lines - shown >= PROGRESS_EVERY:
                 shown = reader.lines
                 await ctx.progress(f"{host.name}: read {num(shown)} delivery lines…")
