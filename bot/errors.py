@@ -20,7 +20,8 @@ and what to do next, and is safe to show in Slack or the terminal.
         ├── CommandTimeout          the command did not finish within its time limit
         ├── SudoPasswordRequired    sudo asked for a password (the sudoers rule is missing)
         └── CommandFailed           the command ran and exited non-zero
-            └── ConnectionLost      the connection dropped mid-command: outcome unknown
+            ├── ConnectionLost      the connection dropped mid-command: outcome unknown
+            └── OutputTooLarge      more output than mailqbot keeps in memory; channel closed
 
 Tests (tests/core/test_errors.py) hold this tree against the classes below.
 """
@@ -118,3 +119,7 @@ class CommandFailed(SSHError):
 
 class ConnectionLost(CommandFailed):
     """The connection dropped while the command ran: output incomplete, outcome unknown."""
+
+
+class OutputTooLarge(CommandFailed):
+    """The command printed more than ``run`` keeps in memory; its channel was closed."""

@@ -16,6 +16,11 @@ A summary costs two round trips, plus one that runs alongside the listing:
 3. with ``disk=True``, ``[sudo -n] du -sk <queue_directory>/deferred`` at the same time. It
    needs root (a sudoers rule, or the forced-command wrapper); without it (or on any other
    failure) the summary says why disk use is unavailable instead of failing.
+
+A listing is parsed ``SLICE_BYTES`` at a time, and whenever ``BUSY_LIMIT`` seconds of work
+have passed the event loop gets a turn: other requests (and Slack's 3 s acknowledgements)
+go on while a big or hostile listing is read. The summary's folds, which analyse every new
+delay reason, are done the same way, a slice at a time (``_fold``).
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ from bot.errors import MailqbotError, ParseError
 from bot.inventory import Host
 from bot.mta import postfix, spool
 from bot.mta.models import QueueMessage
+from bot.mta.reasons import analyse
 from bot.mta.spool import DiskUse, HostSettings
 from bot.mta.summary import QueueSummary, SummaryBuilder
 from bot.remote.audited import Remote
 from bot.remote.ssh import SUDO_NEEDS_AUTH, SSHExecutor
 
+SLICE_BYTES = 64 * 1024  # listing bytes parsed at a time; a 256 KiB read is fed in four
+BUSY_LIMIT = 0.02  # seconds of work before the event loop gets a turn
 SETTINGS_TTL = 300.0  # seconds a host's postconf answer is reused by the same executor
 DU_GRACE = 5.0  # seconds to wait for du once the listing is read
 Progress = Callable[[str], Awaitable[None]]
@@ -147,13 +155,47 @@ async def _stream_summary(
 ) -> QueueSummary:
     parser = await listing_parser(remote, host, settings.mail_version, builder.now)
     seen = 0
+    turn = Turns()
     async with remote.stream(host, postfix.queue_listing(settings.mail_version)) as out:
         async for chunk in out:
-            seen += _feed(parser, chunk, builder)
+            for piece in slices(chunk):
+                seen += _feed(parser, piece, builder)
+                if builder.fold_due():
+                    await _fold(builder, turn)
+                await turn.maybe()
             await remote.report(f"{host.name}: read {seen:,} messages…")
     for message in parser.close():
         builder.add(message)
+    await _fold(builder, turn)
     return builder.build()
+
+
+class Turns:
+    """Gives the event loop a turn once ``BUSY_LIMIT`` seconds of work have passed."""
+
+    def __init__(self) -> None:
+        self._since = time.monotonic()
+
+    async def maybe(self) -> None:
+        if time.monotonic() - self._since > BUSY_LIMIT:
+            await asyncio.sleep(0)
+            self._since = time.monotonic()
+
+
+def slices(chunk: bytes) -> list[bytes]:
+    """``chunk`` in pieces of at most ``SLICE_BYTES``."""
+    if len(chunk) <= SLICE_BYTES:
+        return [chunk]
+    return [chunk[i : i + SLICE_BYTES] for i in range(0, len(chunk), SLICE_BYTES)]
+
+
+async def _fold(builder: SummaryBuilder, turn: Turns) -> None:
+    """Analyse the delay reasons a fold needs, giving the loop turns, then fold."""
+    analysed = {}
+    for reason in builder.pending_reasons():
+        analysed[reason] = analyse(reason)
+        await turn.maybe()
+    builder.fold(analysed)
 
 
 def _feed(parser: postfix.QueueParser, chunk: bytes, builder: SummaryBuilder) -> int:
@@ -173,11 +215,14 @@ async def stream_queue(
     version = await mail_version(remote, host)
     parser = await listing_parser(remote, host, version, now)
     seen = 0
+    turn = Turns()
     async with remote.stream(host, postfix.queue_listing(version)) as out:
         async for chunk in out:
-            for message in parser.feed(chunk):
-                add(message)
-                seen += 1
+            for piece in slices(chunk):
+                for message in parser.feed(piece):
+                    add(message)
+                    seen += 1
+                await turn.maybe()
             await remote.report(f"{host.name}: read {seen:,} messages…")
     for message in parser.close():
         add(message)

@@ -25,7 +25,7 @@ from bot.inventory import Host
 from bot.mta import logsource, maillog
 from bot.mta.logsource import LogTarget
 from bot.mta.maillog import LogAnalyser, LogAnalysis, LogClock
-from bot.queue import host_utc_offset
+from bot.queue import Turns, host_utc_offset, slices
 from bot.remote.audited import Remote
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SUDO_NEEDS_AUTH, CommandResult
@@ -275,10 +275,21 @@ def check_pipeline(
         )
 
 
-async def _fetch(ex: Remote, host: Host, command: RemoteCommand) -> bytes:
+async def _fetch(ex: Remote, host: Host, command: RemoteCommand, limit: int) -> bytes:
+    """The output of a command that prints at most ``limit`` bytes (more is refused)."""
     chunks: list[bytes] = []
+    size = 0
     async with ex.stream(host, command, check=False) as out:
-        chunks = [chunk async for chunk in out]
+        async for chunk in out:
+            size += len(chunk)
+            if size > limit:
+                raise ParseError(
+                    f"`{command.display()}` on {host.name} printed more than the {limit:,} "
+                    f"bytes it asks for, so mailqbot stopped reading. Check what "
+                    f"`{command.pipe_to[-1][0] if command.pipe_to else command.argv[0]}` is "
+                    f"on {host.name}."
+                )
+            chunks.append(chunk)
     assert out.result is not None
     check_pipeline(host, command, out.result)
     return b"".join(chunks)
@@ -290,7 +301,7 @@ async def probe(
     """Where the first whole line at or after ``offset`` starts, and its time (None: none)."""
     start = max(offset - 1, 0)
     command = logsource.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
-    data = await _fetch(ex, host, command)
+    data = await _fetch(ex, host, command, PROBE_BYTES)
     pos = 0 if offset == 0 else data.find(b"\n") + 1
     if pos == 0 and offset > 0:
         return None
@@ -335,10 +346,13 @@ async def read_deliveries(
     For a container, what it wrote to stderr comes on stderr: those lines are read after
     the rest, and only the tool's own messages there count as errors."""
     shown = 0
+    turn = Turns()
     async with ex.stream(host, command, check=False) as out:
         async for chunk in out:
-            for delivery in reader.feed(chunk):
-                analyser.add(delivery)
+            for piece in slices(chunk):
+                for delivery in reader.feed(piece):
+                    analyser.add(delivery)
+                await turn.maybe()
             if reader.lines - shown >= PROGRESS_EVERY:
                 shown = reader.lines
                 await ctx.progress(f"{host.name}: read {num(shown)} delivery lines…")

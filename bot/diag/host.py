@@ -75,7 +75,6 @@ _LINE = re.compile(r"posttls-finger: (.*)")
 _SETTING = re.compile(r"([a-z0-9_]+(?:/[a-z]+/[a-z0-9_]+)?) = ?(.*)")
 _CONNECTED = re.compile(r"Connected to (\S+)")
 _FAILED = re.compile(r"Failed to establish session to \S+ via \S+: (.*)")
-_CERT_NAMES = re.compile(r"subject_CN=([^,]*), issuer_CN=([^,]*)")
 _TLS = re.compile(r"(\w+) TLS connection established to \S+: (.*)")
 
 
@@ -243,12 +242,29 @@ def _outcome_line(line: str, state: dict[str, object]) -> None:
         state.update(outcome="greeting_timeout", error=line)
     elif line.startswith("SMTP service not available: "):
         state.update(outcome="rejected", error=line)
-    elif match := _CERT_NAMES.search(line):
-        state.update(cert_subject=match.group(1), cert_issuer=match.group(2))
+    elif names := _cert_names(line):
+        state.update(cert_subject=names[0], cert_issuer=names[1])
     elif match := _TLS.match(line):
         state.update(trust=match.group(1), tls=match.group(2))
     elif line.startswith("certificate verification failed"):
         state["error"] = line
+
+
+def _cert_names(line: str) -> tuple[str, str] | None:
+    """What ``subject_CN=([^,]*), issuer_CN=([^,]*)`` finds, in one pass: that search scans
+    to the next comma from every ``subject_CN=``, and a server's certificate sets the text."""
+    start = 0
+    while (found := line.find("subject_CN=", start)) >= 0:
+        comma = line.find(",", found)
+        if comma < 0:
+            return None
+        if line.startswith(", issuer_CN=", comma):
+            issuer = comma + len(", issuer_CN=")
+            end = line.find(",", issuer)
+            subject = line[found + len("subject_CN=") : comma]
+            return subject, line[issuer:] if end < 0 else line[issuer:end]
+        start = comma + 1  # every later subject_CN= before this comma fails the same way
+    return None
 
 
 def _auth(ehlo: tuple[str, ...]) -> tuple[str, ...]:

@@ -20,6 +20,9 @@ at all select every message.
 - ``queue=deferred``: one of ``bot.mta.models.QUEUE_NAMES``.
 - ``id=9EF7716A00B``: one or several queue IDs (short or long form).
 
+A word holds at most ``MAX_WORD_LENGTH`` (2,048) characters and a value at most
+``MAX_VALUE_LENGTH`` (512): longer ones are refused before any other work.
+
 ``domain`` and ``reason`` are about recipients and must hold for the *same* recipient
 (``domain=a.example reason=greylisted`` is mail greylisted by a.example, not mail to
 a.example that something else greylisted); the other keys are about the message.
@@ -54,7 +57,8 @@ EXAMPLES: dict[str, str] = {
 }
 NULL_SENDER = "<>"
 NULL_SENDER_SHOWN = "MAILER-DAEMON"
-MAX_VALUE_LENGTH = 512
+MAX_VALUE_LENGTH = 512  # characters in one value (longer than any address or domain)
+MAX_WORD_LENGTH = 2048  # characters in one word (about 150 queue IDs joined by commas)
 MAX_DURATION = 3650 * 86400
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:\d{1,7}[smhdw])+")
@@ -238,6 +242,12 @@ def _values(words: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
     """``key -> [(word, value), ...]``, comma-separated values split where allowed."""
     found: dict[str, list[tuple[str, str]]] = {}
     for word in words:
+        if len(word) > MAX_WORD_LENGTH:
+            raise UsageError(
+                f"`{_show(word)}`: a filter word is longer than {MAX_WORD_LENGTH:,} characters: "
+                "split it into several words. Example: `id=A,B id=C,D` (the same as "
+                "`id=A,B,C,D`)."
+            )
         key, value = split_word(word)
         if key in _ONCE_KEYS and key in found:
             raise _bad(word, f"give `{key}=` only once", key)
@@ -387,23 +397,17 @@ class QueueFilter:
     def words(self) -> list[str]:
         """Canonical words: ``QueueFilter.parse(f.words()) == f``. The null sender is
         written ``MAILER-DAEMON`` (no ``<>``, which chat formatting would mangle)."""
-        words = []
-        if self.domains:
-            words.append("domain=" + ",".join(self.domains))
+        words = _joined("domain", self.domains)
         if self.senders:
             shown = [NULL_SENDER_SHOWN if s == NULL_SENDER else s for s in self.senders]
-            words.append("sender=" + ",".join(shown))
+            words += _joined("sender", shown)
         words += [f"reason={c.value}" for c in self.reason_classes]
         words += [f"reason={t}" for t in self.reason_texts]
         if self.older is not None:
             words.append(f"older={format_duration(self.older)}")
         if self.newer is not None:
             words.append(f"newer={format_duration(self.newer)}")
-        if self.queues:
-            words.append("queue=" + ",".join(self.queues))
-        if self.ids:
-            words.append("id=" + ",".join(self.ids))
-        return words
+        return words + _joined("queue", self.queues) + _joined("id", self.ids)
 
     def __str__(self) -> str:
         """The words as one shell-quoted string (what a user would type)."""
@@ -427,6 +431,17 @@ class QueueFilter:
             else f"one of {len(self.ids):,} queue IDs",
         ]
         return ", ".join(c for c in clauses if c) or "all messages"
+
+
+def _joined(key: str, values: Iterable[str]) -> list[str]:
+    """``key=a,b,...`` words, each at most ``MAX_WORD_LENGTH`` characters long."""
+    words: list[str] = []
+    for value in values:
+        if words and len(words[-1]) + 1 + len(value) <= MAX_WORD_LENGTH:
+            words[-1] += "," + value
+        else:
+            words.append(f"{key}={value}")
+    return words
 
 
 def reason_class(message: QueueMessage, recipient: Recipient) -> ReasonClass | None:

@@ -25,7 +25,7 @@ from typing import Literal
 
 from bot.errors import ParseError, UsageError
 from bot.mta.models import QUEUE_NAMES, QueueMessage, is_queue_id
-from bot.mta.postfix import MAX_LINE_BYTES, PostqueueJsonParser, QueueParser
+from bot.mta.postfix import PostqueueJsonParser, QueueParser, _Lines
 from bot.remote.command import RemoteCommand
 
 POSTCAT = "/usr/sbin/postcat"
@@ -392,7 +392,7 @@ class ListingSearch:
         self._parser = parser
         self._json = isinstance(parser, PostqueueJsonParser)
         self._needle = queue_id.encode()
-        self._rest = b""
+        self._lines = _Lines()
 
     def feed(self, chunk: bytes) -> QueueMessage | None:
         if self.found is None and self._json:
@@ -405,7 +405,7 @@ class ListingSearch:
         return self.found
 
     def close(self) -> QueueMessage | None:
-        if self.found is None and self._json and self._rest.strip():
+        if self.found is None and self._json and self._lines.rest().strip():
             raise ParseError(
                 "`postqueue -j` output ended in the middle of a line: it was cut short "
                 "(timeout or lost connection). Try again."
@@ -415,14 +415,10 @@ class ListingSearch:
         return self.found
 
     def _json_feed(self, chunk: bytes) -> QueueMessage | None:
-        data = self._rest + chunk
-        end = data.rfind(b"\n") + 1
-        self._rest = data[end:]
-        if len(self._rest) > MAX_LINE_BYTES:
-            raise ParseError("Queue listing has a line longer than 64 MiB; refusing to parse it.")
-        if self._needle not in data[:end]:
+        data = self._lines.complete(chunk)  # a long line is joined once, not once per chunk
+        if data is None or self._needle not in data:
             return None
-        return self._pick(self._json_lines(data[:end]))
+        return self._pick(self._json_lines(data))
 
     def _json_lines(self, data: bytes) -> Iterator[QueueMessage]:
         for line in data.split(b"\n"):

@@ -153,16 +153,22 @@ class _Lines:
         self._pending_size = 0
 
     def split(self, chunk: bytes) -> list[bytes]:
+        head = self.complete(chunk)
+        return [] if head is None else head.split(b"\n")
+
+    def complete(self, chunk: bytes) -> bytes | None:
+        """The lines ``chunk`` completes, as one block without the last newline (None if it
+        completes none). A line's parts are joined once, however many chunks it spans."""
         end = chunk.rfind(b"\n")
         if end < 0:
             self._keep(chunk)
-            return []
+            return None
         head = chunk[:end]
         if self._pending:
-            head = b"".join(self._pending) + head
+            head = b"".join([*self._pending, head])
             self._pending, self._pending_size = [], 0
         self._keep(chunk[end + 1 :])
-        return head.split(b"\n")
+        return head
 
     def rest(self) -> bytes:
         return b"".join(self._pending)

@@ -30,6 +30,12 @@ Decisions where Postfix's wording is ambiguous:
   ``blocklisted`` (policy reject).
 - ``lost connection with ...``, ``Network is unreachable`` and ``No route to host`` are
   ``other``: they have no class of their own.
+
+Reasons come from remote servers, so the work is bounded: only the first 4,096 characters
+of a reason (``MAX_EXAMINED``; Postfix reads replies in lines of at most 2,048) and the first
+256 of each word (``MAX_WORD``: more than any host name or address) are looked at, and
+every pattern runs in time linear in its input. Within those limits the results are the
+ones the former (quadratic) patterns gave.
 """
 
 from __future__ import annotations
@@ -84,12 +90,26 @@ _LABELS: dict[ReasonClass, str] = {
 }
 
 MAX_REASON_LENGTH = 200
+MAX_EXAMINED = 4096  # characters of a reason that are looked at (module doc)
+MAX_WORD = 256  # characters of one word that are looked at (module doc)
+CACHED_LENGTH = 512  # longer reasons have a small cache of their own
 _SUSPENDED = "delivery temporarily suspended: "
+_PREFIXES = re.compile(rf"\s*(?:{_SUSPENDED}\s*(?=\S))*")
 
 # Folding works word by word (whitespace-separated): only words holding a digit or an
 # '@' can change, and short strings keep the regular expressions cheap.
 _FOLDABLE = re.compile(r"[\d@]")
-_ADDRESS = re.compile(r"<[^<>\s]*@[^<>\s]*>|[^\s<>()\[\]{};:,\"'`@]+@[A-Za-z0-9._-]+[A-Za-z0-9]")
+# Every pattern below runs in time linear in the length of what it is given: a match is
+# tried at most once per run of characters (no restarts inside a run that already failed),
+# so a hostile 2 KB word costs microseconds, not milliseconds. tests/mta/test_reasons_linear.py
+# checks this, and that the results are the ones the former, quadratic patterns gave.
+#
+# An address, or (group ``skip``) the rest of a run of local-part characters in which no
+# address can start: if one fails at the run's first character, it fails at all of them.
+_LOCAL = r"[^\s<>()\[\]{};:,\"'`@]"
+_ADDRESS = re.compile(
+    rf"<[^<>\s@]*@[^<>\s]*>|{_LOCAL}+@[A-Za-z0-9._-]+[A-Za-z0-9]|(?P<skip>{_LOCAL}+)"
+)
 _TIME = re.compile(
     r"\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?"
     r"|\d\d:\d\d:\d\d(?:\.\d+)?"
@@ -105,9 +125,26 @@ _ID_RUN = re.compile(
     r"(?![A-Za-z0-9])"
 )
 # Only for classifying: host names must not decide the class ("spam-filter.example").
+# ``name[address]`` is tried only where a run of host characters starts, and a dotted name
+# only where a chain of labels starts (not after a label character or "label."): a name
+# that fails at the start of its chain fails at every later position in it. A run that
+# starts with dots or dashes (group ``odd``) is rare and is taken apart by ``_odd_run``.
+_NAME = r"(?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z]"
+_CHAIN_START = r"(?<![A-Za-z0-9-])(?<![A-Za-z0-9-]\.)"
+_BRACKETED = r"[A-Za-z0-9][A-Za-z0-9.-]*\[[^\]\s]*\]"
 _HOST = re.compile(
-    r"[A-Za-z0-9][A-Za-z0-9.-]*\[[^\]\s]*\]|(?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*[A-Za-z]"
+    rf"(?<![A-Za-z0-9.-])(?:{_BRACKETED}|(?P<odd>[.-]+{_BRACKETED}))|{_CHAIN_START}{_NAME}"
 )
+_HOST_NAME = re.compile(_CHAIN_START + _NAME)
+_NAME_HERE = re.compile(_NAME)
+_ODD_NEXT = re.compile(rf"[A-Za-z0-9]|{_CHAIN_START}-")
+
+
+def _then(first: str, then: str) -> str:
+    """``first.*then`` tried only where a line starts, up to its first ``first``: tried from
+    every ``first``, it would scan to the end of the line from each of them."""
+    return rf"(?m:^)(?:(?!{first}).)*{first}.*{then}"
+
 
 # (class, keywords, pattern): the pattern decides; the lower-case keywords are a cheap
 # pre-filter, and every match of the pattern contains at least one of them.
@@ -170,8 +207,9 @@ _RULES: tuple[tuple[ReasonClass, tuple[str, ...], re.Pattern[str]], ...] = tuple
         (
             ReasonClass.dns_tempfail,
             ("try again", "name resolution", "dns", "servfail"),
-            r"not found, try again|temporary failure in name resolution|name service error.*"
-            r"try again|dns (?:lookup )?(?:error|failure|timeout)|SERVFAIL",
+            r"not found, try again|temporary failure in name resolution|"
+            rf"{_then('name service error', 'try again')}|"
+            r"dns (?:lookup )?(?:error|failure|timeout)|SERVFAIL",
         ),
         (
             ReasonClass.host_not_found,
@@ -183,8 +221,8 @@ _RULES: tuple[tuple[ReasonClass, tuple[str, ...], re.Pattern[str]], ...] = tuple
         (
             ReasonClass.connection_timeout,
             ("timed out",),
-            r"connection timed out|operation timed out|timed out while|conversation with .* "
-            r"timed out",
+            r"connection timed out|operation timed out|timed out while|"
+            rf"{_then('conversation with ', ' timed out')}",
         ),
     )
 )
@@ -195,11 +233,15 @@ def _fold_token(match: re.Match[str]) -> str:
     return "<id>" if _ID_RUN.search(token) else token
 
 
+def _address(match: re.Match[str]) -> str:
+    return match.group(0) if match.group("skip") is not None else "<addr>"
+
+
 def _fold_word(word: str) -> str:
     if word.isalpha() or _FOLDABLE.search(word) is None:
         return word
     if "@" in word:
-        word = _ADDRESS.sub("<addr>", word)
+        word = _ADDRESS.sub(_address, word)
     word = _TIME.sub("<time>", word)
     if word.count(":") >= 2:
         word = _IPV6.sub("<ip>", word)
@@ -209,10 +251,10 @@ def _fold_word(word: str) -> str:
 
 
 def _strip_prefix(text: str) -> str:
-    text = text.strip()
-    while text.startswith(_SUSPENDED):
-        text = text[len(_SUSPENDED) :].lstrip()
-    return text
+    """``text`` without leading white space and ``delivery temporarily suspended:`` prefixes
+    (found in one pass: cutting them off one by one would copy the text each time)."""
+    match = _PREFIXES.match(text)
+    return text[match.end() :].strip() if match else text.strip()
 
 
 def _truncate(text: str) -> str:
@@ -221,8 +263,37 @@ def _truncate(text: str) -> str:
     return text[: MAX_REASON_LENGTH - 1] + "…"
 
 
+def _host(match: re.Match[str]) -> str:
+    return "<host>" if match.group("odd") is None else _odd_run(match.group(0))
+
+
+def _odd_run(text: str) -> str:
+    """A run like ``-.a.b[c]``, scanned as one search over the whole word would: a name may
+    start at a chain's first dash; else ``name[address]`` starts at the first letter/digit."""
+    end, pos, out = text.index("["), 0, []
+    while (found := _ODD_NEXT.search(text, pos, end)) is not None:
+        out.append(text[pos : found.start()])
+        if found.group() != "-":
+            return "".join(out) + "<host>"
+        name = _NAME_HERE.match(text, found.start(), end)
+        out.append("-" if name is None else "<host>")
+        pos = found.end() if name is None else name.end()
+    return "".join(out) + text[pos:end] + _HOST.sub(_host, text[end:])
+
+
 def _host_word(word: str) -> str:
-    return _HOST.sub("<host>", word) if "." in word or "[" in word else word
+    """Host names in ``word`` replaced by ``<host>``.
+
+    ``name[address]`` needs a ``]`` after its ``[``; the part of the word after the last
+    ``]`` is searched for dotted names only, so no ``[`` is followed to the end of the word
+    again and again.
+    """
+    if "." not in word and "[" not in word:
+        return word
+    close = word.rfind("]") + 1
+    if close == 0:
+        return _HOST_NAME.sub("<host>", word)
+    return _HOST.sub(_host, word[:close]) + _HOST_NAME.sub("<host>", word[close:])
 
 
 def _classify_words(words: list[str]) -> ReasonClass:
@@ -234,27 +305,43 @@ def _classify_words(words: list[str]) -> ReasonClass:
     return ReasonClass.other
 
 
-@lru_cache(maxsize=4096)
-def _analyse_key(key: str) -> tuple[ReasonClass, str]:
-    words = [_fold_word(word) for word in _strip_prefix(key).split()]
+def _analyse_text(key: str) -> tuple[ReasonClass, str]:
+    words = [_fold_word(word[:MAX_WORD]) for word in _strip_prefix(key).split()]
     return _classify_words(words), _truncate(" ".join(words))
+
+
+_analyse_key = lru_cache(maxsize=4096)(_analyse_text)
 
 
 def _address_key(reason: str) -> str:
     """The reason with addresses folded (cheap): the key of the second cache."""
     if "@" not in reason:
         return reason
-    return " ".join(_ADDRESS.sub("<addr>", w) if "@" in w else w for w in reason.split())
+    return " ".join(_ADDRESS.sub(_address, w[:MAX_WORD]) if "@" in w else w for w in reason.split())
 
 
 @lru_cache(maxsize=16384)
+def _analyse_short(reason: str) -> tuple[ReasonClass, str]:
+    return _analyse_key(_address_key(reason))
+
+
+@lru_cache(maxsize=256)
+def _analyse_long(reason: str) -> tuple[ReasonClass, str]:
+    return _analyse_text(_address_key(reason))
+
+
 def analyse(reason: str) -> tuple[ReasonClass, str]:
     """``(classify(reason), normalise(reason))``, cached per distinct raw reason.
 
     Raw reasons often differ only in the recipient address; folding addresses first lets
-    the second, more expensive cache serve all of them.
+    the second, more expensive cache serve all of them. Only the first ``MAX_EXAMINED``
+    characters are looked at, and only the first ``MAX_WORD`` of each word. Reasons longer
+    than ``CACHED_LENGTH`` (rare; hostile ones are all different) have a small cache of
+    their own, so the caches hold a few MiB at most.
     """
-    return _analyse_key(_address_key(reason))
+    if len(reason) <= CACHED_LENGTH:
+        return _analyse_short(reason)
+    return _analyse_long(reason[:MAX_EXAMINED])
 
 
 def normalise(reason: str) -> str:

@@ -36,6 +36,7 @@ Counting rules:
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Mapping
 
 from bot.mta.models import QUEUE_NAMES, QueueMessage
 from bot.mta.qshape import ShapeCounter, qshape_domain
@@ -108,6 +109,10 @@ class SummaryBuilder:
     counter, its ``max_keys`` cap included, ends as if it had been fed message by message.
     The raw dicts are folded whenever one holds ``max_keys`` (at most ``RAW_KEYS``) keys,
     so memory stays flat.
+
+    Analysing reasons is the costly part of a fold. An async reader that must not hold the
+    event loop folds before that, when ``fold_due``: it analyses ``pending_reasons`` in
+    slices of its own and passes the results to ``fold``.
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class SummaryBuilder:
         self._sender_keys: dict[tuple[str, int], int] = {}
         self._message_reasons: dict[str, int] = {}
         self._raw_keys = min(max_keys, RAW_KEYS)
+        self._analysed: Mapping[str, tuple[ReasonClass, str]] = {}
 
     def add(self, message: QueueMessage) -> None:
         recipients = [
@@ -243,7 +249,7 @@ class SummaryBuilder:
 
     def _count_classes(self, reasons: list[str]) -> None:
         """A message counts once in each class its recipients fall in."""
-        for reason_class in {analyse(reason)[0] for reason in reasons}:
+        for reason_class in {self._analyse(reason)[0] for reason in reasons}:
             self._class(reason_class).messages += 1
 
     def _class(self, reason_class: ReasonClass) -> ClassCounts:
@@ -269,15 +275,43 @@ class SummaryBuilder:
                 self._domain_memo[part] = pair
         return pair
 
+    def fold_due(self) -> bool:
+        """The raw counts are half way to a fold (``add_fields`` folds when they are full).
+
+        A reader that checks this after every 64 KiB of listing (at most ~1,900 new keys)
+        never lets ``add_fields`` fold, with the default ``max_keys``."""
+        half = self._raw_keys // 2
+        return len(self._recipient_keys) > half or len(self._sender_keys) > half
+
+    def pending_reasons(self) -> list[str]:
+        """The distinct delay reasons the next fold analyses."""
+        reasons = dict.fromkeys(self._message_reasons)
+        for _part, reason, column in self._recipient_keys:
+            if column != _NO_SHAPE:
+                reasons[reason] = None
+        return list(reasons)
+
+    def fold(self, analysed: Mapping[str, tuple[ReasonClass, str]]) -> None:
+        """Fold now, taking reasons' analyses from ``analysed`` (``pending_reasons``)."""
+        self._analysed = analysed
+        try:
+            self._fold()
+        finally:
+            self._analysed = {}
+
+    def _analyse(self, reason: str) -> tuple[ReasonClass, str]:
+        found = self._analysed.get(reason)
+        return analyse(reason) if found is None else found
+
     def _fold(self) -> None:
         """Move the raw counts into the counters, in the order their keys were first seen."""
         for reason, messages in self._message_reasons.items():
-            self._class(analyse(reason)[0]).messages += messages
+            self._class(self._analyse(reason)[0]).messages += messages
         for (part, reason, column), n in self._recipient_keys.items():
             domain, shape_domain = self._domains_of(part)
             self._recipient_domains.add(domain, n)
             if column != _NO_SHAPE:
-                reason_class, normalised = analyse(reason)
+                reason_class, normalised = self._analyse(reason)
                 group = self._class(reason_class)
                 group.recipients += n
                 group.reasons.add(normalised or NO_REASON, n)

@@ -20,6 +20,9 @@ Decisions the executor makes for its callers:
   ``connect_timeout + login_timeout``. A command runs on the host under
   ``timeout min(command.remote_timeout, host.command_timeout)``; locally the channel is given
   ``timeout_margin`` seconds more, so the host normally stops the command first (exit 124).
+- Memory: ``run`` keeps at most ``RUN_OUTPUT_LIMIT`` bytes of standard output (more raises
+  ``OutputTooLarge``); ``stream`` keeps none. Of stderr only the last ``STDERR_LIMIT`` bytes
+  are kept.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from bot.errors import (
     ConnectionLost,
     HostKeyMismatch,
     HostUnreachable,
+    OutputTooLarge,
     SSHError,
     SudoPasswordRequired,
 )
@@ -57,7 +61,14 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHUNK_SIZE = 256 * 1024  # bytes per read of a streamed stdout
-STDERR_LIMIT = 16 * 1024 * 1024  # keep at most the last 16 MiB of stderr
+MiB = 1024 * 1024
+# Standard output ``run`` keeps in memory: more than any Postfix command the bot runs prints
+# (postconf, postcat of a message at the default 10 MB message_size_limit); listings and
+# logs are streamed. A host that sends more gets OutputTooLarge and its channel closed.
+RUN_OUTPUT_LIMIT = 16 * MiB
+# The last part of stderr that is kept: a container's mail log comes on stderr
+# (bot.mta.logsource.read_container); postsuper's report of a 2,000-ID batch is ~100 KiB.
+STDERR_LIMIT = 16 * MiB
 STDERR_SHOWN = 500  # characters of stderr quoted in an error message
 TIMEOUT_MARGIN = 2.0  # local limit = remote `timeout` + this
 CLOSE_WAIT = 1.0  # after leaving a stream early, how long to wait for the channel to close
@@ -118,15 +129,27 @@ class SSHExecutor:
         await self.close()
 
     async def run(
-        self, host: Host, command: RemoteCommand, *, stdin: bytes | None = None, check: bool = True
+        self,
+        host: Host,
+        command: RemoteCommand,
+        *,
+        stdin: bytes | None = None,
+        check: bool = True,
+        max_output: int = RUN_OUTPUT_LIMIT,
     ) -> CommandResult:
         """Run ``command`` and collect its output (decoded as UTF-8, bad bytes replaced).
 
         ``check=False`` returns non-zero exits as results instead of raising; a lost
-        connection or the local time limit always raises.
+        connection or the local time limit always raises. More than ``max_output`` bytes
+        of standard output raises ``OutputTooLarge`` (the channel is closed at once).
         """
         async with self.stream(host, command, stdin=stdin, check=check) as out:
-            chunks = [chunk async for chunk in out]
+            chunks, size = [], 0
+            async for chunk in out:
+                size += len(chunk)
+                if size > max_output:
+                    raise OutputTooLarge(host.name, _too_large(host, command, max_output), -1, "")
+                chunks.append(chunk)
         assert out.result is not None
         stdout = b"".join(chunks).decode("utf-8", errors="replace")
         return dataclasses.replace(out.result, stdout=stdout)
@@ -523,6 +546,15 @@ def _remote_timeout_message(host: Host, command: RemoteCommand) -> str:
         f"`{command.display()}` on {host.name} was stopped by `timeout` after "
         f"{command.remote_timeout:g} s.{_outcome(command)} If it keeps happening, check the "
         "host's load or raise command_timeout."
+    )
+
+
+def _too_large(host: Host, command: RemoteCommand, limit: int) -> str:
+    return (
+        f"`{command.display()}` on {host.name} printed more than {limit / MiB:g} MiB; mailqbot "
+        f"keeps at most that much of a command's output, so it stopped reading and closed the "
+        f"channel.{_outcome(command)} No Postfix command mailqbot runs prints that much: check "
+        f"what `{command.argv[0]}` is on {host.name}."
     )
 
 

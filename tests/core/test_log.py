@@ -9,7 +9,9 @@ recount of the same log here.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shlex
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,8 +27,9 @@ from bot import render
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.demo_ssh import Reply, ScriptedSSHServer, generate_client_key
-from bot.errors import SudoPasswordRequired, UsageError
+from bot.errors import ParseError, SudoPasswordRequired, UsageError
 from bot.inventory import Inventory, parse_config
+from bot.mta import reasons
 from bot.pipeline import handle
 from bot.runtime import open_services
 from bot.services import Services
@@ -257,6 +260,55 @@ async def test_sudo_refusal_says_how_to_fix_it(tmp_path: Path, db_url: str) -> N
     async with serve(FakeHost(log=make_log(days=1), sudo_ok=False), tmp_path, db_url) as services:
         with pytest.raises(SudoPasswordRequired, match="sudoers"):
             await read(services, "log mx1")
+
+
+class FloodingHost(FakeHost):
+    """Ignores ``head -c``: every read sends the rest of the log."""
+
+    @staticmethod
+    def _filter(stage: list[str], data: bytes) -> tuple[int, bytes]:
+        return FakeHost._filter(stage, data) if stage[0] != "/usr/bin/head" else (0, data)
+
+
+async def test_a_probe_that_prints_more_than_asked_is_refused(tmp_path: Path, db_url: str) -> None:
+    fake = FloodingHost(log=make_log(days=7))  # 1.3 MiB: a probe asks for 16 KiB
+    async with serve(fake, tmp_path, db_url) as services:
+        with pytest.raises(ParseError, match="printed more than the 16,384 bytes it asks for"):
+            await read(services, "log mx1 since=6h")
+
+
+def hostile_log(count: int) -> bytes:
+    """``count`` deferrals in the last hour, each reason with a 2 KB word of its own."""
+    pieces = ["a.", "1.", "a[", "a.b[", "-.", "a@", "1.1.1.1.", "<a@"]
+    lines = []
+    for i in range(count):
+        tag = "".join(chr(ord("a") + int(d)) for d in f"{i:06d}")
+        word = (tag + pieces[i % len(pieces)] * 2048)[:2048]
+        lines.append(
+            f"{syslog_stamp(NOW - 3600 + i)} mail postfix/smtp[{i}]: {0xB00000 + i:X}: "
+            f"to=<u{i}@d.test>, relay=mx.d.test[192.0.2.4]:25, delay=5, delays=0/0/5/0, "
+            f"dsn=4.7.1, status=deferred (host mx.d.test[192.0.2.4] said: 450 4.7.1 {word} "
+            "(in reply to RCPT TO command))"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_a_hostile_log_never_holds_the_event_loop(tmp_path: Path, db_url: str) -> None:
+    """1,500 deferrals whose reasons hold 2 KB words of their own: the former reason
+    patterns spent about 20 ms on each, some seconds per 256 KiB read."""
+    for cached in vars(reasons).values():
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    async with serve(FakeHost(log=hostile_log(1500)), tmp_path, db_url) as services:
+        work = asyncio.ensure_future(read(services, "log mx1 since=6h"))
+        longest, last = 0.0, time.thread_time()
+        while not work.done():
+            await asyncio.sleep(0.001)
+            now = time.thread_time()
+            longest, last = max(longest, now - last), now
+        report, _ctx = await work
+    assert dict(report.a.statuses)["deferred"] == 1500
+    assert longest < 0.1, f"the loop was held for {longest * 1000:.0f} ms"
 
 
 async def test_hostile_text_from_the_log_pings_nobody(tmp_path: Path, db_url: str) -> None:

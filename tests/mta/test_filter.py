@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
 
 from bot.errors import UsageError
-from bot.mta.filter import KEYS, QueueFilter, format_duration, parse_duration
+from bot.mta.filter import KEYS, MAX_WORD_LENGTH, QueueFilter, format_duration, parse_duration
 from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient
 from bot.mta.postfix import PostqueueJsonParser
 from bot.mta.reasons import ReasonClass, classify
@@ -178,7 +178,11 @@ def test_queue_and_ids() -> None:
     assert selected([f"id={ids[1]},{ids[0]}"], LAB) == ids
     assert selected([f"id={ids[0]}", f"id={ids[1]}"], LAB) == ids
     many = [m.queue_id for m in synthetic_messages(300)]
-    assert F(["id=" + ",".join(many)]).ids == tuple(many)
+    assert F([f"id={i}" for i in many]).ids == tuple(many)
+    words = F([f"id={i}" for i in many]).words()  # canonical words stay under the limit
+    assert len(words) > 1
+    assert all(len(w) <= MAX_WORD_LENGTH for w in words)
+    assert F(words).ids == tuple(many)
     long_id = next(m.queue_id for m in queue if "z" in m.queue_id)
     assert selected([f"id={long_id}"], queue, NOW) == [long_id]
 
@@ -293,6 +297,8 @@ def test_parsed_values_are_normalised() -> None:
         (["id=ALL"], "is not a Postfix queue ID"),
         (["id=ABC123;reboot"], "is not a Postfix queue ID"),
         (["reason=" + "x" * 600], "a value is longer than 512 characters"),
+        (["id=" + ",".join(["9EF7716A00B"] * 200)], "longer than 2,048 characters: split it"),
+        (["x" * 100_000], "a filter word is longer than 2,048 characters"),
     ],
 )
 def test_bad_words_say_what_is_wrong_and_what_to_write(words: list[str], says: str) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mta_samples import LAB_JSON, REASONS
 
+from bot.mta import reasons
 from bot.mta.postfix import PostqueueJsonParser
 from bot.mta.reasons import _RULES, MAX_REASON_LENGTH, ReasonClass, analyse, classify, normalise
 
@@ -162,13 +165,20 @@ def test_class_is_decided_on_the_full_text() -> None:
     assert classify(long) is ReasonClass.greylisted
 
 
-def test_results_are_cached() -> None:
-    reason = "connect to mx.cache.test[192.0.2.1]:25: Connection refused"
+@pytest.mark.parametrize(
+    ("reason", "cache"),
+    [
+        ("connect to mx.cache.test[192.0.2.1]:25: Connection refused", reasons._analyse_short),
+        ("host mx.cache.test[192.0.2.1] said: 550 " + "x" * 600, reasons._analyse_long),
+    ],
+)
+def test_results_are_cached(reason: str, cache: Any) -> None:
+    """Short and long reasons each have a bounded cache (long ones: a small one)."""
     analyse(reason)
-    hits = analyse.cache_info().hits
+    hits = cache.cache_info().hits
     analyse(reason)
-    assert analyse.cache_info().hits == hits + 1
-    assert analyse.cache_info().maxsize is not None  # bounded
+    assert cache.cache_info().hits == hits + 1
+    assert cache.cache_info().maxsize <= 16384
 
 
 def test_hostile_reason_is_just_text() -> None:
