@@ -31,8 +31,10 @@ ACCESS = Access(
         # U0ONE may do everything, but only on mx1
         Grant(role="admin", members=["U0ONE"], hosts=["mx1"]),
         Grant(role="operator", members=["U0ASKER"]),
-        # U0CHAN approves anywhere, but only in the ops channel
+        # U0CHAN approves any host, but only in the ops channel; elsewhere U0CHAN is admin
+        # of relay1 only (which let U0CHAN approve mx2's plans from there before)
         Grant(role="approver", members=["U0CHAN"], channels=[OPS]),
+        Grant(role="admin", members=["U0CHAN"], hosts=["relay1"], channels=[ELSEWHERE]),
         # U0LIMITED is admin only on relay1, and only in the ops channel
         Grant(role="admin", members=["U0LIMITED"], hosts=["relay1"], channels=[OPS]),
         Grant(role="viewer", members=["U0LIMITED"]),
@@ -119,7 +121,7 @@ async def test_an_approver_limited_to_a_channel_cannot_approve_elsewhere(world: 
     plan = await plan_on(world, "mx2")
     refused = await ask(world, "U0CHAN", f"approve {plan}", channel=ELSEWHERE)
     assert not refused.ok
-    assert "You may not run `approve`" in refused.reply.text
+    assert "You may not approve plans here on mx2" in refused.reply.text
     assert "Deleted" not in (await ask(world, "U0ADMIN", "plans mx2")).reply.text
     approved = await ask(world, "U0CHAN", f"approve {plan}", channel=OPS)
     assert approved.ok, approved.reply.text
