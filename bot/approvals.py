@@ -21,13 +21,14 @@ from sqlalchemy import case, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import audit, plans
+from bot import plans
 from bot.actions import TOUCHES, Action, Item, Selection
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.errors import MailqbotError, PermissionDenied, PlanClosed, UsageError
 from bot.inventory import Host
 from bot.perform import ActionResult, perform
 from bot.plans import PlanView
+from bot.stores import audit
 
 if TYPE_CHECKING:
     from bot.context import Context

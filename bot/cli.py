@@ -114,9 +114,9 @@ def _check_config(path: Path) -> int:
 
 
 async def _audit_verify(settings: Settings, checkpoints: list[Path] | None) -> int:
-    from bot import audit
-    from bot.audit_key import AuditTrail, checkpoint_path, read_checkpoint
     from bot.db.session import make_engine, make_sessionmaker
+    from bot.stores import audit
+    from bot.stores.audit_key import AuditTrail, checkpoint_path, read_checkpoint
 
     trail = AuditTrail.from_settings(settings, create=False)
     paths = checkpoints or [checkpoint_path(settings)]
@@ -151,8 +151,8 @@ async def _audit_verify(settings: Settings, checkpoints: list[Path] | None) -> i
 async def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
-    from bot import audit
     from bot.db.session import make_engine, make_sessionmaker
+    from bot.stores import audit
 
     since = audit.since_start(args.since, datetime.now(UTC)) if args.since else None
     engine = make_engine(settings.database_url)

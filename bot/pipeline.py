@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import commands
-from bot import audit, render
+from bot import render
 from bot.context import Context, Identity, Progress, Request, no_progress
-from bot.db.models import CommandRun
 from bot.errors import AuditUnavailable, MailqbotError, PermissionDenied, UnknownHost, UsageError
 from bot.services import Services
+from bot.stores import audit, runs
 from commands import CommandSpec
 
 log = logging.getLogger(__name__)
@@ -160,10 +160,11 @@ async def record(
     warning that its record is missing (its intent reads "outcome unknown")."""
     request = context.request
     try:
-        async with context.services.sessions() as session, session.begin():
-            name = spec.name if spec else name
-            session.add(_run_row(request, name, spec, started, outcome, rendered))
-            await audit.append(session, _audit_record(context, name, spec, outcome))
+        name = spec.name if spec else name
+        run = _run(request, name, spec, started, outcome, rendered)
+        await runs.record(
+            context.services.sessions, run, _audit_record(context, name, spec, outcome)
+        )
     except Exception as exc:
         request_log(request).error("audit write failed (%s)", exc.__class__.__name__)
         ran = context.changes_made()
@@ -179,15 +180,15 @@ def _target(spec: CommandSpec | None, request: Request) -> str | None:
     return words[1][:255] if len(words) > 1 else None
 
 
-def _run_row(
+def _run(
     request: Request,
     name: str | None,
     spec: CommandSpec | None,
     started: float,
     outcome: str,
     rendered: render.Rendered,
-) -> CommandRun:
-    return CommandRun(
+) -> runs.Run:
+    return runs.Run(
         request_id=request.request_id,
         source=request.source,
         user_id=request.user_id,

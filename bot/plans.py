@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import auth
-from bot.audit_key import AuditTrail
 from bot.db.models import ActionPlan
 from bot.inventory import APPROVAL_ALWAYS, ActionRule, Config, Inventory
+from bot.stores.audit_key import AuditTrail
 from bot.text import table
 
 if TYPE_CHECKING:

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.audit_key import AuditTrail
 from bot.inventory import Inventory
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
+from bot.stores.audit_key import AuditTrail
 
 GroupResolver = Callable[[str], Awaitable[frozenset[str]]]
 

@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
-from bot.audit_key import AuditTrail
+from bot.stores.audit_key import AuditTrail
 
 
 def make_engine(url: str) -> AsyncEngine:

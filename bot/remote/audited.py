@@ -110,7 +110,7 @@ class Remote:
 
     @classmethod
     def for_request(cls, ctx: Context) -> Self:
-        from bot.audit import RequestJournal
+        from bot.stores.audit import RequestJournal
 
         request = ctx.request
 

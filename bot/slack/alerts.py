@@ -19,7 +19,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 
-from bot import audit, render
+from bot import render
 from bot.auth import permitted
 from bot.context import Identity
 from bot.db.models import Incident
@@ -31,6 +31,7 @@ from bot.pipeline import refuse
 from bot.services import Services
 from bot.slack import payloads
 from bot.slack.delivery import ephemeral
+from bot.stores import audit
 
 log = logging.getLogger(__name__)
 SNOOZE_SECONDS = 3600

@@ -40,7 +40,7 @@ END $$
 
 
 def _canonical(row: dict[str, object]) -> bytes:
-    # The body bot/audit.py hashes (as_dict without id and hash), frozen here as of this
+    # The body bot/stores/audit.py hashes (as_dict without id and hash), frozen here as of this
     # revision so the migration does not change with the code.
     at = row["at"]
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
@@ -71,7 +71,7 @@ def _rekey(bind: sa.Connection) -> None:
                 "the audit key. Export it (`mailqbot audit export`), investigate, then upgrade."
             )
         prev = row["hash"]
-    from bot.audit_key import AuditTrail
+    from bot.stores.audit_key import AuditTrail
     from bot.settings import load_settings
 
     trail = AuditTrail.from_settings(load_settings())

@@ -20,13 +20,13 @@ from fake_postfix import APPROVER_A, REQUESTER, TEAM, FakePostfix, RaceHost, que
 from sqlalchemy import update
 
 from bot import plans
-from bot.audit_key import AuditTrail
 from bot.context import Request
 from bot.db.models import ActionPlan
 from bot.pipeline import Outcome, handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
+from bot.stores.audit_key import AuditTrail
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from fake_postfix import (
 )  # fmt: skip
 from sqlalchemy import func, select, update
 
-from bot import approvals, audit
+from bot import approvals
 from bot.auth import GUEST
 from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
@@ -41,6 +41,7 @@ from bot.pipeline import Outcome, handle
 from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
+from bot.stores import audit
 
 PROC = Path(__file__).with_name("approve_proc.py")
 

@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import audit
-from bot.audit_key import AuditTrail, read_checkpoint
 from bot.cli import main
 from bot.db.models import AuditEvent
+from bot.stores import audit
+from bot.stores.audit_key import AuditTrail, read_checkpoint
 
 
 async def _append(sessions: async_sessionmaker[AsyncSession], n: int, actor: str = "U1") -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import audit
-from bot.audit_key import AuditTrail
 from bot.errors import UsageError
+from bot.stores import audit
+from bot.stores.audit_key import AuditTrail
 
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 HOSTILE = [

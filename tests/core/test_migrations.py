@@ -8,11 +8,11 @@ import hashlib
 import pytest
 from alembic import command
 
-from bot import audit
-from bot.audit_key import AuditTrail, read_checkpoint
 from bot.db.migrate import alembic_config, ensure_migrated, upgrade_async
 from bot.db.session import make_engine, make_sessionmaker
 from bot.errors import DatabaseNotMigrated
+from bot.stores import audit
+from bot.stores.audit_key import AuditTrail, read_checkpoint
 
 
 async def test_no_drift_between_models_and_migrations(db_url: str) -> None:

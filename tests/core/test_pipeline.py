@@ -14,11 +14,11 @@ import pytest
 from demo_world import World, demo_world
 from sqlalchemy import select
 
-from bot import audit
 from bot.context import Request
 from bot.db.models import AuditEvent, CommandRun
 from bot.inventory import Access, Grant, Inventory
 from bot.pipeline import handle
+from bot.stores import audit
 
 TEAM = "T0LAB"
 ACCESS = Access(

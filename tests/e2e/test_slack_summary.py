@@ -20,9 +20,9 @@ from labqueue import postqueue_json
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import audit
 from bot.db.models import AuditEvent, CommandRun
 from bot.mta.reasons import classify
+from bot.stores import audit
 
 SECRET = "lab-signing-secret"
 pytestmark = pytest.mark.lab

@@ -28,11 +28,11 @@ import pytest
 from fakes import FakeSlack, block_actions_body, sign
 from sqlalchemy import select
 
-from bot.audit_key import AuditTrail
 from bot.db.models import AuditEvent, Incident, QueueSample
 from bot.db.session import make_engine, make_sessionmaker
 from bot.mta.reasons import ReasonClass
 from bot.settings import Settings
+from bot.stores.audit_key import AuditTrail
 
 pytestmark = pytest.mark.lab
 LAB_DIR = Path("/var/lib/mailqbot-lab")

@@ -1,7 +1,7 @@
 """The audit trail: an append-only, hash-chained table, and its verifier.
 
 Each row's ``hash`` is an HMAC-SHA256, under a key kept outside the database
-(``bot.audit_key``), over the canonical JSON of its fields plus the previous row's hash:
+(``bot.stores.audit_key``), over the canonical JSON of its fields plus the previous row's hash:
 editing, deleting or reordering any row breaks the chain from there on, and without the key
 nobody can re-hash it. After every commit that appended rows, the new head of the chain is
 checkpointed outside the database, so rows removed from the end are found too. (The
@@ -29,9 +29,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from bot.audit_key import AuditTrail
 from bot.db.models import AuditEvent
 from bot.errors import UsageError
+from bot.stores.audit_key import AuditTrail
 
 if TYPE_CHECKING:
     from bot.context import Context
