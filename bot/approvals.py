@@ -14,33 +14,22 @@ claimed it dies, ``recover`` marks it ``unknown`` for a person to reconcile.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import case, false, func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import plans
 from bot.actions import TOUCHES, Action, Item, Selection
-from bot.db.models import ActionPlan, AuditEvent, PlanDecision
+from bot.db.models import ActionPlan
 from bot.errors import MailqbotError, PermissionDenied, PlanClosed, UsageError
 from bot.inventory import Host
 from bot.perform import ActionResult, perform
 from bot.plans import PlanView
 from bot.stores import audit
+from bot.stores import plans as store
 
 if TYPE_CHECKING:
     from bot.context import Context
     from bot.services import Services
-
-
-async def db_now(session: AsyncSession) -> datetime:
-    """The database's clock (UTC): expiry is judged by one clock for every replica."""
-    value = (await session.execute(select(func.now()))).scalar_one()
-    if isinstance(value, str):  # SQLite: 'YYYY-MM-DD HH:MM:SS'
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _audit(ctx: Context, event: str, plan: ActionPlan, **detail: Any) -> audit.AuditRecord:
@@ -74,8 +63,8 @@ async def create(
     """Store the plan and its ``plan.created`` event in one transaction."""
     rule = plans.rule_for(ctx.services.inventory.config, cls)
     request = ctx.request
-    async with ctx.services.sessions() as session, session.begin():
-        now = await db_now(session)
+
+    def build(now: datetime) -> ActionPlan:
         plan = ActionPlan(
             id="p" + secrets.token_hex(5), request_id=request.request_id, host=host.name,
             action=action, action_class=cls, selector=" ".join(selection.words()),
@@ -85,20 +74,28 @@ async def create(
             expires_at=now + timedelta(seconds=rule.lifetime), channel_id=request.channel_id,
         )  # fmt: skip
         plan.plan_hash = plans.plan_hash(plan, ctx.services.audit)
-        session.add(plan)
-        await audit.append(
-            session,
-            _audit(ctx, "plan.created", plan, action=action, action_class=cls,
-                   selector=plan.selector, reason=plan.reason, items=len(items),
-                   first_ids=preview.get("first_ids", []), expires_at=plan.expires_at.isoformat(),
-                   approvals_needed=rule.approvals),
-        )  # fmt: skip
+        return plan
+
+    def created(plan: ActionPlan) -> audit.AuditRecord:
+        return _audit(ctx, "plan.created", plan, action=action, action_class=cls,
+                      selector=plan.selector, reason=plan.reason, items=len(items),
+                      first_ids=preview.get("first_ids", []),
+                      expires_at=plan.expires_at.isoformat(),
+                      approvals_needed=rule.approvals)  # fmt: skip
+
+    plan = await store.create(ctx.services.sessions, build, created)
     return plans.view(plan, [])
 
 
 async def load(ctx: Context, plan_id: str) -> PlanView:
-    async with ctx.services.sessions() as session:
-        plan, decisions = await _load(session, plan_id)
+    if not plans.PLAN_ID.fullmatch(plan_id):
+        raise UsageError("That is not a plan id; plan ids look like `p3f9a0c12de`.")
+    try:
+        plan, decisions = await store.load(ctx.services.sessions, plan_id)
+    except store.Missing:
+        raise UsageError(
+            f"There is no plan `{plan_id}`. Check the id in the approval message."
+        ) from None
     return plans.view(plan, decisions)
 
 
@@ -106,21 +103,6 @@ def check_plan_id(args: Any) -> None:
     """The ``validate`` hook of approve/deny: refuse a malformed plan id before anything."""
     if not plans.PLAN_ID.fullmatch(str(args.plan)):
         raise UsageError("That is not a plan id; plan ids look like `p3f9a0c12de`.")
-
-
-async def _load(session: AsyncSession, plan_id: str) -> tuple[ActionPlan, list[tuple[str, str]]]:
-    if not plans.PLAN_ID.fullmatch(plan_id):
-        raise UsageError("That is not a plan id; plan ids look like `p3f9a0c12de`.")
-    plan = await session.get(ActionPlan, plan_id, populate_existing=True)
-    if plan is None:
-        raise UsageError(f"There is no plan `{plan_id}`. Check the id in the approval message.")
-    stmt = (
-        select(PlanDecision.actor, PlanDecision.decision)
-        .where(PlanDecision.plan_id == plan_id)
-        .order_by(PlanDecision.id)
-    )
-    decisions = [(a, d) for a, d in (await session.execute(stmt)).all()]
-    return plan, decisions
 
 
 def _check_decider(ctx: Context, plan: PlanView, decision: str) -> None:
@@ -155,60 +137,22 @@ async def decide(ctx: Context, plan_id: str, decision: str, note: str = "") -> P
     _check_decider(ctx, current, decision)
     if current.status != "pending" or await expire_if_due(ctx, plan_id):
         raise PlanClosed(_closed_message(await load(ctx, plan_id)))
+
+    def decided(plan: ActionPlan, status: str) -> audit.AuditRecord:
+        name = {"approved": "plan.approved", "denied": "plan.denied"}.get(status)
+        return _audit(ctx, name or "plan.approval_added", plan, decision=decision, note=note,
+                      approvals=plan.approvals + (decision == "approve"),
+                      approvals_needed=plan.approvals_needed)  # fmt: skip
+
+    who = (ctx.request.user_id, ctx.request.team_id)
     try:
-        async with ctx.services.sessions() as session, session.begin():
-            plan, _ = await _load(session, plan_id)
-            await _insert_decision(session, ctx, plan_id, decision)
-            status = await _transition(session, plan_id, decision)
-            if status is None:
-                raise _NotPending
-            name = {"approved": "plan.approved", "denied": "plan.denied"}.get(status)
-            await audit.append(
-                session,
-                _audit(ctx, name or "plan.approval_added", plan, decision=decision, note=note,
-                       approvals=plan.approvals + (decision == "approve"),
-                       approvals_needed=plan.approvals_needed),
-            )  # fmt: skip
-    except _NotPending:
-        await expire_if_due(ctx, plan_id)
-        raise PlanClosed(_closed_message(await load(ctx, plan_id))) from None
-    return await load(ctx, plan_id)
-
-
-class _NotPending(Exception):
-    pass
-
-
-async def _insert_decision(
-    session: AsyncSession, ctx: Context, plan_id: str, decision: str
-) -> None:
-    row = PlanDecision(plan_id=plan_id, actor=ctx.request.user_id, team_id=ctx.request.team_id,
-                       decision=decision, at=await db_now(session))  # fmt: skip
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
+        status = await store.decide(ctx.services.sessions, plan_id, who, decision, decided)
+    except store.AlreadyDecided:
         raise PlanClosed(f"You already decided on plan `{plan_id}`.") from None
-
-
-async def _transition(session: AsyncSession, plan_id: str, decision: str) -> str | None:
-    pending = (
-        (ActionPlan.id == plan_id)
-        & (ActionPlan.status == "pending")
-        & (ActionPlan.expires_at > func.now())
-    )
-    if decision == "deny":
-        values: dict[str, Any] = {"status": "denied", "decided_at": func.now()}
-    else:
-        enough = ActionPlan.approvals + 1 >= ActionPlan.approvals_needed
-        values = {
-            "approvals": ActionPlan.approvals + 1,
-            "status": case((enough, "approved"), else_="pending"),
-            "decided_at": case((enough, func.now()), else_=None),
-        }
-    stmt = update(ActionPlan).where(pending).values(**values).returning(ActionPlan.status)
-    row = (await session.execute(stmt.execution_options(synchronize_session=False))).first()
-    return None if row is None else str(row[0])
+    if status is None:
+        await expire_if_due(ctx, plan_id)
+        raise PlanClosed(_closed_message(await load(ctx, plan_id)))
+    return await load(ctx, plan_id)
 
 
 def _closed_message(plan: PlanView) -> str:
@@ -221,59 +165,30 @@ def _closed_message(plan: PlanView) -> str:
 
 async def expire_if_due(ctx: Context, plan_id: str) -> bool:
     """Mark an open plan past its expiry as expired (one conditional write + audit)."""
-    async with ctx.services.sessions() as session, session.begin():
-        stmt = (
-            update(ActionPlan)
-            .where((ActionPlan.id == plan_id) & ActionPlan.status.in_(plans.OPEN))
-            .where(ActionPlan.expires_at <= func.now())
-            .values(status="expired")
-            .returning(ActionPlan.id)
-            .execution_options(synchronize_session=False)
-        )
-        if (await session.execute(stmt)).first() is None:
-            return False
-        plan, _ = await _load(session, plan_id)
-        await audit.append(session, _audit(ctx, "plan.expired", plan))
-    return True
+    return await store.expire(
+        ctx.services.sessions, plan_id, lambda plan: _audit(ctx, "plan.expired", plan)
+    )
 
 
 async def claim(ctx: Context, plan_id: str) -> list[Item] | None:
     """approved -> executing for this replica, if still valid: one conditional write.
     Returns the plan's items, or None if someone else claimed it or it is no longer valid."""
-    async with ctx.services.sessions() as session, session.begin():
-        stmt = (
-            update(ActionPlan)
-            .where((ActionPlan.id == plan_id) & (ActionPlan.status == "approved"))
-            .where(ActionPlan.expires_at > func.now())
-            .values(status="executing", claimed_by=ctx.services.replica, claimed_at=func.now())
-            .returning(ActionPlan.id)
-            .execution_options(synchronize_session=False)
-        )
-        if (await session.execute(stmt)).first() is None:
-            return None
-        plan, _ = await _load(session, plan_id)
-        await _check_unchanged(session, ctx, plan)
-        await audit.append(session, _audit(ctx, "plan.claimed", plan))
-    return [Item.from_json(i) for i in plan.items]
+    services = ctx.services
 
+    def unchanged(plan: ActionPlan, created: dict[str, Any] | None) -> None:
+        """The plan as stored is the plan that was approved: its keyed hash matches its
+        content and the hash its ``plan.created`` audit event recorded."""
+        recorded = (created or {}).get("plan_hash")
+        if plans.plan_hash(plan, services.audit) != plan.plan_hash or recorded != plan.plan_hash:
+            raise MailqbotError(
+                f"Plan `{plan.id}` is not the plan that was approved (its hash does not match "
+                "its content or its plan.created record): refusing to run it. Nothing was "
+                "changed; check the audit trail (`mailqbot audit verify`) and ask for a new plan."
+            )
 
-async def _check_unchanged(session: AsyncSession, ctx: Context, plan: ActionPlan) -> None:
-    """The plan as stored is the plan that was approved: its keyed hash matches its content
-    and the hash its ``plan.created`` audit event recorded. Raises (rolling the claim back)
-    if not."""
-    recorded = await session.scalar(
-        select(AuditEvent.detail)
-        .where(AuditEvent.request_id == plan.request_id, AuditEvent.action == "plan.created")
-        .order_by(AuditEvent.seq)
-        .limit(1)
-    )
-    created = (recorded or {}).get("plan_hash")
-    if plans.plan_hash(plan, ctx.services.audit) != plan.plan_hash or created != plan.plan_hash:
-        raise MailqbotError(
-            f"Plan `{plan.id}` is not the plan that was approved (its hash does not match its "
-            "content or its plan.created record): refusing to run it. Nothing was changed; "
-            "check the audit trail (`mailqbot audit verify`) and ask for a new plan."
-        )
+    plan = await store.claim(services.sessions, plan_id, services.replica, unchanged,
+                             lambda plan: _audit(ctx, "plan.claimed", plan))  # fmt: skip
+    return None if plan is None else [Item.from_json(i) for i in plan.items]
 
 
 async def run_approved(ctx: Context, host: Host, plan_id: str) -> PlanView:
@@ -309,24 +224,15 @@ def _action(plan: PlanView) -> Action:
 
 
 async def _finish(ctx: Context, plan_id: str, status: str, result: ActionResult) -> None:
-    async with ctx.services.sessions() as session, session.begin():
-        stmt = (
-            update(ActionPlan)
-            .where((ActionPlan.id == plan_id) & (ActionPlan.status == "executing"))
-            .where(ActionPlan.claimed_by == ctx.services.replica)
-            .values(status=status, result=result.as_json(), finished_at=func.now())
-            .returning(ActionPlan.id)
-            .execution_options(synchronize_session=False)
-        )
-        recorded = (await session.execute(stmt)).first() is not None
+    def finished(plan: ActionPlan, recorded: bool) -> audit.AuditRecord:
         # Not recorded: the claim was presumed dead and the plan marked unknown meanwhile;
         # the audit trail still gets what this run did.
         event = f"plan.{status}" if recorded else f"plan.{status}_after_presumed_dead"
-        plan, _ = await _load(session, plan_id)
-        await audit.append(
-            session,
-            _audit(ctx, event, plan, result=result.as_json(), remote=ctx.remote_records()),
-        )
+        return _audit(ctx, event, plan, result=result.as_json(), remote=ctx.remote_records())
+
+    services = ctx.services
+    await store.finish(services.sessions, plan_id, services.replica, status, result.as_json(),
+                       finished)  # fmt: skip
 
 
 EXECUTION_LEASE = 3600.0  # a claim older than this, still executing, is presumed dead
@@ -338,12 +244,6 @@ def replica_context(services: Services) -> Context:
 
     request = Request(source="replica", user_id=f"replica:{services.replica}"[:64], text="recover")
     return Context(services, request, Identity.of(request), permission="approve")
-
-
-async def _open_ids(ctx: Context, *conditions: Any) -> list[str]:
-    async with ctx.services.sessions() as session:
-        stmt = select(ActionPlan.id).where(*conditions).order_by(ActionPlan.created_at)
-        return list((await session.scalars(stmt)).all())
 
 
 async def recover(
@@ -358,18 +258,13 @@ async def recover(
       once: the claim is the same compare-and-set as after a click.
     """
     ctx = replica_context(services)
-    mine = ActionPlan.claimed_by == services.replica if startup else false()
-    async with services.sessions() as session:
-        cutoff = await db_now(session) - timedelta(seconds=lease)
-    stale = await _open_ids(
-        ctx, ActionPlan.status == "executing", (ActionPlan.claimed_at < cutoff) | mine
-    )
-    for plan_id in stale:
+    sessions = services.sessions
+    for plan_id in await store.stale(sessions, lease, services.replica if startup else None):
         await _mark_unknown(ctx, plan_id)
-    for plan_id in await _open_ids(ctx, ActionPlan.status.in_(plans.OPEN)):
+    for plan_id in await store.open_ids(sessions):
         await expire_if_due(ctx, plan_id)
     ran = []
-    for plan_id in await _open_ids(ctx, ActionPlan.status == "approved"):
+    for plan_id in await store.approved_ids(sessions):
         items = await claim(ctx, plan_id)
         if items is not None:  # another replica may have claimed it first
             host = services.inventory.get((await load(ctx, plan_id)).host)
@@ -385,16 +280,8 @@ def _unknown_result(why: str) -> dict[str, Any]:
 
 async def _mark_unknown(ctx: Context, plan_id: str) -> None:
     why = "the replica that claimed it stopped before reporting; check the host's queue"
-    async with ctx.services.sessions() as session, session.begin():
-        stmt = (
-            update(ActionPlan)
-            .where((ActionPlan.id == plan_id) & (ActionPlan.status == "executing"))
-            .values(status="unknown", finished_at=func.now(), result=_unknown_result(why))
-            .returning(ActionPlan.id)
-            .execution_options(synchronize_session=False)
-        )
-        if (await session.execute(stmt)).first() is None:
-            return
-        plan, _ = await _load(session, plan_id)
-        await audit.append(session, _audit(ctx, "plan.unknown", plan, why=why,
-                                           claimed_by=plan.claimed_by))  # fmt: skip
+
+    def unknown(plan: ActionPlan) -> audit.AuditRecord:
+        return _audit(ctx, "plan.unknown", plan, why=why, claimed_by=plan.claimed_by)
+
+    await store.mark_unknown(ctx.services.sessions, plan_id, _unknown_result(why), unknown)

@@ -11,21 +11,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
-from bot import audit
-from bot.approvals import db_now
-from bot.db.models import ActionPlan, AuditEvent
+from bot.db.models import AuditEvent
 from bot.errors import UsageError
 from bot.inventory import Inventory
 from bot.plans import epoch
+from bot.stores import audit
+from bot.stores import plans as store
 from bot.text import table
 from commands import Argument, CommandSpec
 
 if TYPE_CHECKING:
     from bot.context import Context
 
-UNSETTLED = ("pending", "approved", "executing", "unknown")
 WINDOW = timedelta(days=7)
 LIMIT = 50
 USAGE = "/mailq plans [HOST] [all]"
@@ -94,15 +91,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> PlanList:
     if host is not None:
         host = ctx.services.inventory.get(host).name
         hosts = [host] if host in hosts else []
-    async with ctx.services.sessions() as session:
-        now = await db_now(session)
-        stmt = select(ActionPlan).where(ActionPlan.created_at > now - WINDOW)
-        stmt = stmt.where(ActionPlan.host.in_(hosts))
-        if not finished:
-            stmt = stmt.where(ActionPlan.status.in_(UNSETTLED))
-        plans = (
-            await session.scalars(stmt.order_by(ActionPlan.created_at.desc()).limit(LIMIT))
-        ).all()
+    plans, now = await store.listing(ctx.services.sessions, hosts, WINDOW, finished, LIMIT)
     rows = [PlanRow(p.id, p.host, p.action_class, p.item_count, p.requester, p.status,
                     epoch(p.created_at), epoch(p.expires_at)) for p in plans]  # fmt: skip
     intents = await audit.unsettled_intents(ctx.services.sessions, now - WINDOW, hosts, LIMIT)

@@ -13,12 +13,11 @@ import contextlib
 import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
 
 from bot import approvals, render
-from bot.db.models import ActionPlan
 from bot.plans import PlanView
 from bot.services import Services
+from bot.stores import plans as plans_store
 from commands._act import ActionReply
 
 log = logging.getLogger(__name__)
@@ -39,15 +38,9 @@ async def recover_forever(services: Services, client: AsyncWebClient, stop: asyn
 
 
 async def _announce(client: AsyncWebClient, services: Services, plan: PlanView) -> None:
-    channel = await _channel_of(services, plan.id)
+    channel = await plans_store.channel_of(services.sessions, plan.id)
     if channel is None:
         return
     reply = render.render("action", ActionReply(plan=plan))
     text = f"Plan {plan.id} was approved before a restart and has now run once."
     await client.chat_postMessage(channel=channel, text=text, blocks=reply.blocks)
-
-
-async def _channel_of(services: Services, plan_id: str) -> str | None:
-    async with services.sessions() as session:
-        stmt = select(ActionPlan.channel_id).where(ActionPlan.id == plan_id)
-        return (await session.execute(stmt)).scalar_one_or_none()

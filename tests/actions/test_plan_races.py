@@ -42,6 +42,7 @@ from bot.runtime import open_services
 from bot.services import Services
 from bot.settings import Settings
 from bot.stores import audit
+from bot.stores import plans as plans_store
 
 PROC = Path(__file__).with_name("approve_proc.py")
 
@@ -203,7 +204,7 @@ async def test_approved_but_unclaimed_runs_once_on_recovery(
 async def test_expired_plan_is_refused_and_recorded(services: Services, host: RaceHost) -> None:
     pid = await new_plan(services)
     async with services.sessions() as session, session.begin():
-        past = await approvals.db_now(session) - timedelta(seconds=5)
+        past = await plans_store.db_now(session) - timedelta(seconds=5)
         await session.execute(
             update(ActionPlan).where(ActionPlan.id == pid).values(expires_at=past)
         )
