@@ -23,19 +23,21 @@ from __future__ import annotations
 import ast
 import dataclasses
 import itertools
+from calendar import timegm
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
 from bot.diag import host as diag
 from bot.errors import MailqbotError
-from bot.mta import maillog, postcat, postfix, postsuper, spool
+from bot.mta import logsource, postcat, postfix, postsuper, spool
 from bot.remote.command import RemoteCommand
 
 ROOT = Path(__file__).resolve().parents[1]
 SUDO = (True, False)
 QUEUE_DIRECTORY = "/var/spool/postfix"
-LOG_FILES = ("/var/log/postfix.log", *maillog.SYSLOG_FILES)
+LOG_FILES = ("/var/log/postfix.log", *logsource.SYSLOG_FILES)
 QUEUE_IDS = (
     "ABCDEF",  # the shortest short form
     "4B7D3C1A2B",
@@ -57,6 +59,32 @@ PROBE_TARGETS = (
     ("mx-1.sub.example-test.org", None),
     ("xn--bcher-kva.example", None),
 )
+# Time windows (epoch seconds) of the journal and container reads: empty, one second, a day,
+# across a leap day, and the last second a container's RFC 3339 time can name.
+WINDOWS = (
+    (0, 0),
+    (0, 1),
+    (1_795_000_000, 1_795_086_401),
+    (951_782_399, 951_868_800),  # 2000-02-28T23:59:59Z to 2000-03-01T00:00:00Z
+    (253_402_300_799, 253_402_300_799),  # 9999-12-31T23:59:59Z
+)
+UNITS = (  # the journal of the mail facility (""), or of one systemd service unit
+    "",
+    "postfix.service",
+    "postfix@-.service",
+    "postfix@postfix-out.service",
+    "mail:relay_1.service",
+    "-.service",
+    "a" * 200 + ".service",  # the longest name SYSTEMD_UNIT takes
+)
+CONTAINERS = (
+    "postfix",
+    "mail-postfix-1",
+    "Mail_Postfix.2",
+    "0",
+    "3f2a9c1b7d4e",  # a container ID
+    "p" + "-" * 127,  # the longest name CONTAINER_NAME takes
+)
 PATHS = ("/etc/postfix/sasl_passwd.db", "/etc/postfix/sasl/passwd.lmdb", "/srv/x+y/a_b-c.cdb")
 
 
@@ -74,19 +102,24 @@ def _postcat() -> Iterator[RemoteCommand]:
 
 def _read_file() -> Iterator[RemoteCommand]:
     for path, start, length, sudo in itertools.product(LOG_FILES, OFFSETS, (0, *LENGTHS), SUDO):
-        yield maillog.read_file(path, start, length, sudo=sudo, timeout=600.0)
+        yield logsource.read_file(path, start, length, sudo=sudo, timeout=600.0)
 
 
 def _probe_file() -> Iterator[RemoteCommand]:
     for path, start, sudo in itertools.product(LOG_FILES, OFFSETS, SUDO):
-        yield maillog.probe_file(path, start, 16_384, sudo=sudo)
+        yield logsource.probe_file(path, start, 16_384, sudo=sudo)
 
 
 def _read_journal() -> Iterator[RemoteCommand]:
-    for (since, until), sudo in itertools.product(
-        ((0, 0), (0, 1), (1_795_000_000, 1_795_086_401)), SUDO
+    for unit, (since, until), sudo in itertools.product(UNITS, WINDOWS, SUDO):
+        yield logsource.read_journal(since, until, unit=unit, sudo=sudo, timeout=600.0)
+
+
+def _read_container() -> Iterator[RemoteCommand]:
+    for runtime, name, (since, until), sudo in itertools.product(
+        logsource.CONTAINER_TOOLS, CONTAINERS, WINDOWS, SUDO
     ):
-        yield maillog.read_journal(since, until, sudo=sudo, timeout=600.0)
+        yield logsource.read_container(runtime, name, since, until, sudo=sudo, timeout=600.0)
 
 
 def _disk_use() -> Iterator[RemoteCommand]:
@@ -108,13 +141,14 @@ BUILDERS: dict[Callable[..., RemoteCommand], Callable[[], Iterator[RemoteCommand
     postfix.postqueue_list: lambda: iter([postfix.postqueue_list()]),
     postfix.postconf_values: lambda: (postfix.postconf_values(*n) for n in PARAMETERS),
     spool.deferred_disk_use: _disk_use,
-    maillog.file_sizes: lambda: (
-        maillog.file_sizes(*paths) for paths in ((LOG_FILES[0],), maillog.SYSLOG_FILES)
+    postfix.utc_offset: lambda: iter([postfix.utc_offset()]),
+    logsource.file_sizes: lambda: (
+        logsource.file_sizes(*paths) for paths in ((LOG_FILES[0],), logsource.SYSLOG_FILES)
     ),
-    maillog.utc_offset: lambda: iter([maillog.utc_offset()]),
-    maillog.read_file: _read_file,
-    maillog.probe_file: _probe_file,
-    maillog.read_journal: _read_journal,
+    logsource.read_file: _read_file,
+    logsource.probe_file: _probe_file,
+    logsource.read_journal: _read_journal,
+    logsource.read_container: _read_container,
     diag.probe: _probes,
     diag.postconf_settings: lambda: iter([diag.postconf_settings()]),
     diag.postconf_services: lambda: iter([diag.postconf_services()]),
@@ -181,6 +215,10 @@ def qualified(function: Callable[..., Any]) -> str:
 
 
 JOURNAL = ("/bin/journalctl", "SYSLOG_FACILITY=2", "--since=@0", "--until=@1")
+UNIT = "_SYSTEMD_UNIT=postfix.service"
+OUTPUT = ("-o", "short-iso-precise", "--no-pager", "-q")
+DOCKER, PODMAN = logsource.CONTAINER_TOOLS["docker"], logsource.CONTAINER_TOOLS["podman"]
+LOGS = ("logs", "--timestamps", "--since=2026-11-28T10:00:00Z", "--until=2026-11-28T11:00:00Z")
 # Root commands mailqbot never runs: each must be refused by the sudoers rules and the wrapper.
 NEVER_AS_ROOT: list[tuple[str, ...]] = [
     ("/usr/sbin/postsuper", "-d", "ALL", "deferred"),
@@ -219,6 +257,69 @@ NEVER_AS_ROOT: list[tuple[str, ...]] = [
     (*JOURNAL, "-o", "short-iso-precise", "-q"),  # the pager left on
     (*JOURNAL, "-o", "short-iso-precise", "--no-pager", "-q", "-f"),
     ("/bin/journalctl", "SYSLOG_FACILITY=4", *JOURNAL[2:], "-o", "short-iso-precise", "-q"),
+    # the journal of a unit: a unit name the config refuses, or other matches and options
+    ("/bin/journalctl", "_SYSTEMD_UNIT=postfix;id", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=postfix;id.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=postfix", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=postfix.socket", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=*.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=a\\b.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=a b.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_UNIT=" + "a" * 201 + ".service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "_SYSTEMD_USER_UNIT=postfix.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "--unit=postfix.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", "-u", "postfix.service", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", UNIT, "+", "_COMM=sshd", *JOURNAL[2:], *OUTPUT),
+    ("/bin/journalctl", UNIT, "--since=yesterday", "--until=@1", *OUTPUT),
+    ("/bin/journalctl", UNIT, "--since=@-1", "--until=@1", *OUTPUT),
+    ("/bin/journalctl", UNIT, "--since=@0.5", "--until=@1", *OUTPUT),
+    ("/bin/journalctl", UNIT, "--since", "@0", "--until=@1", *OUTPUT),
+    ("/bin/journalctl", UNIT, *JOURNAL[2:], *OUTPUT, "--directory=/tmp/evil"),
+    ("/bin/journalctl", UNIT, *JOURNAL[2:], *OUTPUT, "--file=/etc/shadow"),
+    ("/bin/journalctl", UNIT, *JOURNAL[2:], "-o", "export", "--no-pager", "-q"),
+    ("/bin/journalctl", "-D", "/tmp/evil", UNIT, *JOURNAL[2:], *OUTPUT),
+    # a container's logs: another runtime command, option, time shape or name
+    (DOCKER, *LOGS, "--follow", "postfix"),
+    (DOCKER, *LOGS, "-f", "postfix"),
+    (DOCKER, *LOGS, "--details", "postfix"),
+    (DOCKER, *LOGS, "--tail=all", "postfix"),
+    (DOCKER, *LOGS, "postfix", "other"),
+    (DOCKER, *LOGS, "postfix", "--follow"),
+    (DOCKER, *LOGS),
+    (DOCKER, *LOGS, "/postfix"),
+    (DOCKER, *LOGS, "-postfix"),
+    (DOCKER, *LOGS, "--name=postfix"),
+    (DOCKER, *LOGS, "postfix;id"),
+    (DOCKER, *LOGS, "postfix id"),
+    (DOCKER, *LOGS, "../postfix"),
+    (DOCKER, *LOGS, "_postfix"),
+    (DOCKER, *LOGS, "p" * 129),
+    (DOCKER, *LOGS[:2], "--since=1h", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=0", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=1795000000", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=2026-11-28T10:00:00+01:00", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=2026-11-28T10:00:00.5Z", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=2026-11-28", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=2026-11-28t10:00:00z", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=1969-12-31T23:59:59Z", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=2026-13-01T00:00:00Z", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since=2026-11-28T24:00:00Z", LOGS[3], "postfix"),
+    (DOCKER, *LOGS[:2], "--since", LOGS[2][8:], LOGS[3], "postfix"),
+    (DOCKER, LOGS[0], LOGS[1], LOGS[3], LOGS[2], "postfix"),
+    (DOCKER, LOGS[0], *LOGS[2:], "postfix"),  # no --timestamps
+    (DOCKER, "-H", "tcp://203.0.113.9:2375", *LOGS, "postfix"),
+    (DOCKER, "--config=/tmp/evil", *LOGS, "postfix"),
+    (DOCKER, "container", *LOGS, "postfix"),
+    (DOCKER, "exec", "postfix", "/bin/sh"),
+    (DOCKER, "run", "-v", "/:/host", "alpine"),
+    (DOCKER, "cp", "postfix:/etc/shadow", "/tmp"),
+    (PODMAN, *LOGS, "--latest"),
+    (PODMAN, *LOGS, "-l"),
+    (PODMAN, *LOGS, "-n", "postfix"),
+    (PODMAN, "--remote", *LOGS, "postfix"),
+    (PODMAN, "--url=tcp://203.0.113.9:8080", *LOGS, "postfix"),
+    ("/usr/local/bin/docker", *LOGS, "postfix"),
     ("/usr/sbin/postqueue", "-j"),  # needs no root: never under sudo
     ("/usr/sbin/postqueue", "-f"),
     ("/bin/sh", "-c", "id"),
@@ -226,23 +327,35 @@ NEVER_AS_ROOT: list[tuple[str, ...]] = [
 ]
 
 
+def utc_seconds(text: str) -> int:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM:SSZ`` (any text strptime reads; the caller
+    compares the rebuilt command with the original, so a looser reading cannot pass)."""
+    return timegm(datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").timetuple())
+
+
 def built_by_the_code(argv: tuple[str, ...]) -> bool:
     """Whether a template builds the root command ``argv`` (inputs read back from the words).
 
-    The open-ended inputs (queue IDs, offsets, times) are read from ``argv`` and the template
-    called with them; log paths must be ``LOG_FILES``, the layout deploy/ expects.
+    The open-ended inputs (queue IDs, offsets, times, unit and container names) are read from
+    ``argv`` and the template called with them; log paths must be ``LOG_FILES``, the layout
+    deploy/ expects.
     """
     tool, *words = argv
     try:
         if tool == postcat.POSTCAT:
             built = postcat.postcat(words[2], words[0][1:], sudo=True)  # type: ignore[arg-type]
-        elif tool == maillog.TAIL:
+        elif tool == logsource.TAIL:
             if words[2] not in LOG_FILES:  # a host's maillog_file elsewhere: edit the rule
                 return False
-            built = maillog.probe_file(words[2], int(words[1][1:]) - 1, 1, sudo=True)
-        elif tool == maillog.JOURNALCTL:
+            built = logsource.probe_file(words[2], int(words[1][1:]) - 1, 1, sudo=True)
+        elif tool == logsource.JOURNALCTL:
+            unit = words[0].removeprefix("_SYSTEMD_UNIT=") if words[0] != JOURNAL[1] else ""
             since, until = (int(word.rpartition("@")[2]) for word in words[1:3])
-            built = maillog.read_journal(since, until, sudo=True, timeout=60)
+            built = logsource.read_journal(since, until, unit=unit, sudo=True, timeout=60)
+        elif tool in logsource.CONTAINER_TOOLS.values():
+            runtime = next(k for k, v in logsource.CONTAINER_TOOLS.items() if v == tool)
+            since, until = (utc_seconds(word.partition("=")[2]) for word in words[2:4])
+            built = logsource.read_container(runtime, words[4], since, until, sudo=True, timeout=60)
         else:
             return argv in {command.argv for command in root_commands()}
     except (MailqbotError, ValueError, IndexError):

@@ -6,6 +6,10 @@ bot sends ``sudo -n``), and the user ``mailqbot-fc``, whose key runs only
 /usr/local/libexec/mailqbot-wrapper, with ``sudo = false`` for the host (the wrapper gets
 root through its one sudo rule). The root commands come from tests/all_commands.py, which
 calls every template over its input domain.
+
+The lab has no container runtime: sudo answers ``sudo -l`` only for a program that exists, so
+the questions about ``/usr/bin/docker`` and ``/usr/bin/podman`` are asked where stand-in
+scripts sit at those paths, seen by that one sudo alone (tests/standins.py).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from all_commands import NEVER_AS_ROOT, ROOT, built_by_the_code, root_commands
+from all_commands import NEVER_AS_ROOT, ROOT, built_by_the_code, root_commands, root_tools
 from conftest import LAB_CONFIG, LAB_DIR
 from labmail import POSTQUEUE, ids_from, inject, new_sender, remove
 from sqlalchemy import select
+from standins import stand_ins, why_not
 
 from bot.db.models import AuditEvent
 from bot.errors import CommandFailed
@@ -46,14 +51,34 @@ OPERATOR, APPROVER, ADMIN = "U0OPERATOR", "U0APPROVER", "U0ADMIN"
 sqlite_only = pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
 
 
-def sudo_allows(user: str, argv: tuple[str, ...]) -> bool:
-    """``sudo -l -U USER COMMAND``: the real sudo's answer (prints the rule or exits 1)."""
+ABSENT = sorted(tool for tool in root_tools() if not Path(tool).exists())  # docker, podman
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
+    """The words that run a command where the absent root programs exist (none if none)."""
+    if not ABSENT:
+        return ()
+    layer = tmp_path_factory.mktemp("stand-ins")
+    if reason := why_not(layer / "probe"):
+        pytest.fail(f"cannot ask sudo about {', '.join(ABSENT)}: {reason}")
+    return tuple(stand_ins(dict.fromkeys(ABSENT, "#!/bin/sh\nexit 127\n"), layer / "layer"))
+
+
+def sudo_allows(user: str, argv: tuple[str, ...], stand_in: tuple[str, ...] = ()) -> bool:
+    """``sudo -l -U USER COMMAND``: the real sudo's answer (prints the rule or exits 1).
+    A root program absent here is asked about in ``stand_in``: without it, sudo would answer
+    "command not found" and every refusal would pass for nothing."""
     if os.geteuid() != 0:
         pytest.skip("asking sudo about another user's rules needs root")
+    prefix = stand_in if argv and argv[0] in ABSENT else ()
+    assert prefix or not argv or argv[0] not in ABSENT, "pass the stand_in fixture"
     ran = subprocess.run(
-        ["sudo", "-n", "-l", "-U", user, *argv], capture_output=True, text=True, timeout=10
-    )
+        [*prefix, "sudo", "-n", "-l", "-U", user, *argv], capture_output=True, text=True,
+        timeout=10,
+    )  # fmt: skip
     assert ran.returncode in (0, 1), ran.stderr
+    assert "command not found" not in ran.stderr or argv[0] not in root_tools(), ran.stderr
     return ran.returncode == 0
 
 
@@ -91,20 +116,22 @@ def test_visudo_accepts_the_installed_rules() -> None:
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
 
-def test_real_sudo_allows_every_root_command_the_code_builds() -> None:
+def test_real_sudo_allows_every_root_command_the_code_builds(stand_in: tuple[str, ...]) -> None:
     commands = {command.argv for command in root_commands()}
     assert len(commands) > 40
-    refused = [" ".join(argv) for argv in sorted(commands) if not sudo_allows(SUDO_USER, argv)]
+    refused = [
+        " ".join(argv) for argv in sorted(commands) if not sudo_allows(SUDO_USER, argv, stand_in)
+    ]
     assert refused == []
 
 
-def test_real_sudo_refuses_every_other_root_command() -> None:
+def test_real_sudo_refuses_every_other_root_command(stand_in: tuple[str, ...]) -> None:
     """The listed commands the bot never runs, and each one-word edit of those it runs."""
     tried = set(NEVER_AS_ROOT)
     for command in root_commands():
         tried.update(near_misses(command.argv))
     assert len(tried) > 300
-    allowed = [" ".join(argv) for argv in sorted(tried) if sudo_allows(SUDO_USER, argv)]
+    allowed = [" ".join(a) for a in sorted(tried) if sudo_allows(SUDO_USER, a, stand_in)]
     assert allowed == []
 
 
@@ -251,3 +278,58 @@ async def test_summary_show_log_hold_and_purge_through_the_wrapper(services: Ser
     for tool in ("postsuper -h - deferred", "postsuper -H - hold", "postsuper -d - deferred",
                  "postcat -eh -q", "postcat -b -q", "du -sk", "tail -c +"):  # fmt: skip
         assert any(tool in line for line in lines), tool
+
+
+# --- the journal of a unit and a container's logs, through sudo and the wrapper ----------------
+
+UNIT_SOURCE = '\n[log]\nsource = "journal"\nunit = "postfix@-.service"\n'
+CONTAINER_SOURCE = '\n[log]\nsource = "container"\ncontainer = "mail-postfix-1"\nruntime = "{}"\n'
+
+
+async def log_through(config: str, db_url: str) -> tuple[Outcome, list[str]]:
+    """``log lab since=10m`` with this config: the outcome and the command lines it sent."""
+    inventory = Inventory(parse_config(config, "log.toml"))
+    async with open_services(Settings(DATABASE_URL=db_url), inventory) as services:
+        outcome = await ask(services, "console:lab", "log lab since=10m")
+        async with services.sessions() as session:
+            details = (await session.scalars(select(AuditEvent.detail))).all()
+    return outcome, remote_lines(list(details))
+
+
+@sqlite_only
+@pytest.mark.parametrize("login", ["sudo", "wrapper"])
+async def test_the_journal_of_a_unit_through_sudo_and_the_wrapper(login: str, db_url: str) -> None:
+    """The lab has journalctl but no journal: the read runs as root (the real sudo rule, or
+    the wrapper and its rule) and finds no line, instead of being refused."""
+    config = LAB_CONFIG.read_text() if login == "sudo" else wrapper_config()
+    outcome, lines = await log_through(config + UNIT_SOURCE, db_url)
+    assert outcome.ok, outcome.reply.text
+    assert "the journal (unit postfix@-.service)" in outcome.reply.text
+    prefix = "sudo -n " if login == "sudo" else ""
+    read = f"{prefix}/bin/journalctl _SYSTEMD_UNIT=postfix@-.service --since=@"
+    assert any(read in line for line in lines), lines
+
+
+@sqlite_only
+@pytest.mark.parametrize("runtime", ["docker", "podman"])
+@pytest.mark.parametrize("login", ["sudo", "wrapper"])
+async def test_a_containers_logs_reach_the_runtime_through_sudo_and_the_wrapper(
+    login: str, runtime: str, db_url: str
+) -> None:
+    """The lab has no container runtime, so the read fails; how it fails shows the rules let
+    it through as root: sudo says "command not found" only for a command a rule allows (for
+    another it asks for a password), and the wrapper, as root, runs the program and the
+    system reports it missing. Never a refusal."""
+    program = f"/usr/bin/{runtime}"
+    if Path(program).exists():
+        pytest.skip(f"{program} exists on this lab: the read would reach a real runtime")
+    config = LAB_CONFIG.read_text() if login == "sudo" else wrapper_config()
+    outcome, lines = await log_through(config + CONTAINER_SOURCE.format(runtime), db_url)
+    assert not outcome.ok
+    text = outcome.reply.text
+    missing = f"{program}: command not found" if login == "sudo" else "No such file or directory"
+    assert missing in text, text
+    assert "refused" not in text, text
+    assert "password" not in text, text
+    read = f"{program} logs --timestamps --since="
+    assert any(read in line and "mail-postfix-1" in line for line in lines), lines

@@ -22,6 +22,8 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from all_commands import (
@@ -35,12 +37,15 @@ from all_commands import (
     root_commands,
     root_tools,
     template_functions,
+    utc_seconds,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from standins import stand_ins, why_not
 
 from bot.diag import host as diag
-from bot.mta import maillog
+from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT
+from bot.mta import logsource
 from bot.mta.models import is_queue_id
 from bot.remote.command import RemoteCommand
 
@@ -110,7 +115,17 @@ def test_every_sudoers_rule_is_needed() -> None:
     used = {rule_for(command.argv) for command in root_commands()}
     unused = [RULES[i] for i in range(len(RULES)) if i not in used]
     assert unused == []
-    assert len(RULES) == 16 + 1 + 2 + 1  # postsuper, postcat, tail and journalctl, du
+    # postsuper, postcat, tail and journalctl, docker and podman, du
+    assert len(RULES) == 16 + 1 + 2 + 2 + 1
+
+
+def test_sudoers_brackets_hold_no_backslash() -> None:
+    """sudo passes a bracket expression to regcomp as written, so ``[a\\:]`` would allow a
+    backslash too (checked with sudo 1.9.13): an escaped character goes outside, ``(...|\\:)``.
+    The model above unescapes everywhere; this keeps it true to the real sudo."""
+    rules = [line for line in SUDOERS.read_text().splitlines() if not line.startswith("#")]
+    assert any("|\\:)" in line for line in rules)  # the unit rule, written the right way
+    assert [line for line in rules if re.search(r"\[[^]]*\\[^]]*\]", line)] == []
 
 
 @pytest.mark.parametrize("argv", NEVER_AS_ROOT, ids=" ".join)
@@ -124,8 +139,10 @@ def test_sudoers_refuses_what_the_bot_never_runs_as_root(argv: tuple[str, ...]) 
 def test_what_a_sudoers_expression_allows_the_code_builds(data: st.DataObject) -> None:
     """Whatever string a rule's expression accepts is a command some template builds.
 
-    The one exception sudoers cannot express: a journal window that ends before it starts
-    (harmless: journalctl prints nothing; the wrapper refuses it).
+    The exceptions sudoers cannot express, all harmless and refused by the wrapper: a window
+    that ends before it starts (journalctl and the runtimes print nothing), and for a
+    container a day its month does not have (``2026-02-30``: at worst another window of the
+    same log).
     """
     program, pattern = data.draw(
         st.sampled_from([r for r in RULES if isinstance(r[1], re.Pattern)])
@@ -134,8 +151,15 @@ def test_what_a_sudoers_expression_allows_the_code_builds(data: st.DataObject) -
     arguments = data.draw(st.from_regex(pattern.pattern[1:-1], fullmatch=True))
     argv = (program, *arguments.split(" "))
     assert rule_for(argv) is not None
-    if program == maillog.JOURNALCTL:
+    if program == logsource.JOURNALCTL:
         since, until = (int(word.rpartition("@")[2]) for word in argv[2:4])
+        if since > until:
+            return
+    if program in logsource.CONTAINER_TOOLS.values():
+        try:
+            since, until = (utc_seconds(word.partition("=")[2]) for word in argv[3:5])
+        except ValueError:  # not a real day, such as February 30
+            return
         if since > until:
             return
     assert built_by_the_code(argv), argv
@@ -236,6 +260,70 @@ def test_wrapper_refuses_near_misses(shell: str) -> None:
     assert tried > 500
 
 
+GREP = "/bin/grep -a -F ' status='"
+JOURNAL_REST = "--since=@0 --until=@1 -o short-iso-precise --no-pager -q"
+DOCKER, PODMAN = logsource.CONTAINER_TOOLS["docker"], logsource.CONTAINER_TOOLS["podman"]
+SINCE, UNTIL = "--since=2026-11-28T10:00:00Z", "--until=2026-11-28T11:00:00Z"
+# The journal match word of a unit read, as an attacker would bend it.
+UNIT_MATCHES = [
+    "_SYSTEMD_UNIT=postfix.service;id",
+    "_SYSTEMD_UNIT=postfix.service$(id)",
+    "'_SYSTEMD_UNIT=postfix.service'",
+    "_SYSTEMD_UNIT='postfix.service'",
+    "_SYSTEMD_UNIT=postfix",
+    "_SYSTEMD_UNIT=postfix.socket",
+    "_SYSTEMD_UNIT=.service",
+    "_SYSTEMD_UNIT=",
+    "_SYSTEMD_UNIT=postfix.service _SYSTEMD_UNIT=sshd.service",
+    "_SYSTEMD_UNIT=postfix.service + _COMM=sshd",
+    "_SYSTEMD_USER_UNIT=postfix.service",
+    "--unit=postfix.service",
+    "-u postfix.service",
+    "-D /tmp/evil _SYSTEMD_UNIT=postfix.service",
+    "--directory=/tmp/evil _SYSTEMD_UNIT=postfix.service",
+    "--root=/tmp/evil _SYSTEMD_UNIT=postfix.service",
+    "SYSLOG_FACILITY=2 _SYSTEMD_UNIT=postfix.service",
+]
+# A container read (program, words after it), as an attacker would bend it.
+CONTAINER_READS = [
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} postfix;id"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} 'postfix'"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} --follow postfix"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} postfix --follow"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} -f postfix"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} --details postfix"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} -postfix"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} --name=postfix"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} /postfix"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL} postfix other"),
+    (DOCKER, f"logs --timestamps {SINCE} {UNTIL}"),
+    (DOCKER, f"logs --timestamps {UNTIL} {SINCE} postfix"),
+    (DOCKER, f"logs {SINCE} {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=1h {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=0 {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=1795000000 {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-11-28T10:00:00+01:00 {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-11-28T10:00:00.5Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-11-28 {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=1969-12-31T23:59:59Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-02-29T00:00:00Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=1900-02-29T00:00:00Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-04-31T00:00:00Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-11-28T24:00:00Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-11-28T10:60:00Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since=2026-11-28T10:00:60Z {UNTIL} postfix"),
+    (DOCKER, f"logs --timestamps --since {SINCE[8:]} {UNTIL} postfix"),
+    (DOCKER, f"--host=unix:///tmp/evil.sock logs --timestamps {SINCE} {UNTIL} postfix"),
+    (DOCKER, f"-H tcp://203.0.113.9:2375 logs --timestamps {SINCE} {UNTIL} postfix"),
+    (DOCKER, f"--config=/tmp/evil logs --timestamps {SINCE} {UNTIL} postfix"),
+    (DOCKER, f"container logs --timestamps {SINCE} {UNTIL} postfix"),
+    (DOCKER, "exec postfix /bin/sh"),
+    (DOCKER, "run -v /:/host alpine"),
+    (PODMAN, f"logs --timestamps {SINCE} {UNTIL} --latest"),
+    (PODMAN, f"logs --timestamps {SINCE} {UNTIL} -l"),
+    (PODMAN, f"--remote logs --timestamps {SINCE} {UNTIL} postfix"),
+    ("/usr/local/bin/docker", f"logs --timestamps {SINCE} {UNTIL} postfix"),
+]
 ATTACKS = [
     "",
     "id",
@@ -315,6 +403,21 @@ ATTACKS = [
     "timeout -k 5 60 /usr/sbin/posttls-finger -t 5 -T 5 -m 1 -l may -P /tmp -C example.com",
     "timeout -k 5 10 /bin/date +%z -s 2000-01-01",
     "timeout -k 5 10 /bin/date -s 2000-01-01",
+    *(f"timeout -k 5 60 sudo -n /bin/journalctl {m} {JOURNAL_REST} | {GREP}" for m in UNIT_MATCHES),
+    f"timeout -k 5 60 sudo -n /bin/journalctl _SYSTEMD_UNIT=postfix.service {JOURNAL_REST}",
+    f"timeout -k 5 60 /bin/journalctl _SYSTEMD_UNIT=postfix.service {JOURNAL_REST} | {GREP} "
+    "| /bin/sh",
+    f"timeout -k 5 60 /bin/journalctl _SYSTEMD_UNIT=postfix.service --since=@0 --until=@1 -o "
+    f"short-iso-precise --no-pager -q --file=/etc/shadow | {GREP}",
+    f"timeout -k 5 60 /bin/journalctl --since=@0 _SYSTEMD_UNIT=postfix.service --until=@1 -o "
+    f"short-iso-precise --no-pager -q | {GREP}",
+    f"timeout -k 5 60 /bin/journalctl _SYSTEMD_UNIT=postfix.service --since=yesterday "
+    f"--until=@1 -o short-iso-precise --no-pager -q | {GREP}",
+    *(f"timeout -k 5 60 sudo -n {tool} {words} | {GREP}" for tool, words in CONTAINER_READS),
+    f"timeout -k 5 60 /usr/bin/docker logs --timestamps {SINCE} {UNTIL} postfix",  # no grep
+    f"timeout -k 5 60 /usr/bin/docker logs --timestamps {SINCE} {UNTIL} postfix | "
+    "/usr/bin/head -c 1",
+    f"timeout -k 5 60 /usr/bin/docker logs --timestamps {SINCE} {UNTIL} postfix | {GREP} | /bin/sh",
 ]
 
 
@@ -336,6 +439,139 @@ def test_wrapper_refuses_attacks(shell: str, line: str) -> None:
 def test_wrapper_queue_ids_are_the_bots(queue_id: str) -> None:
     ran = check(f"timeout -k 5 60 /usr/sbin/postqueue -i {queue_id}")
     assert (ran.returncode == 0) == is_queue_id(queue_id), queue_id
+
+
+UNIT = "_SYSTEMD_UNIT=postfix.service"
+UNBENT = [  # the lines the attacks above bend, as the bot sends them: allowed
+    f"timeout -k 5 60 sudo -n /bin/journalctl {UNIT} {JOURNAL_REST} | {GREP}",
+    f"timeout -k 5 60 sudo -n {DOCKER} logs --timestamps {SINCE} {UNTIL} postfix | {GREP}",
+    f"timeout -k 5 60 sudo -n {PODMAN} logs --timestamps {SINCE} {UNTIL} postfix | {GREP}",
+]
+
+
+@pytest.mark.parametrize("line", UNBENT)
+def test_wrapper_allows_the_lines_the_attacks_bend(line: str) -> None:
+    assert built_by_the_code(tuple(line.split(" | ")[0].split(" ")[6:]))
+    assert check(line).returncode == 0
+
+
+def journal_line(unit: str) -> str:
+    return f"timeout -k 5 60 /bin/journalctl _SYSTEMD_UNIT={unit} {JOURNAL_REST} | {GREP}"
+
+
+def container_line(name: str, since: str = SINCE[8:], until: str = UNTIL[8:]) -> str:
+    window = f"--since={since} --until={until}"
+    return f"timeout -k 5 60 {DOCKER} logs --timestamps {window} {name} | {GREP}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.from_regex(r"[A-Za-z0-9:_.@\-=;$'+/\\]{0,6}(\.service|\.socket|service|)", fullmatch=True)
+    | st.from_regex(r"[A-Za-z0-9:_.@-]{198,202}\.service", fullmatch=True)
+)
+def test_wrapper_units_are_the_configs(unit: str) -> None:
+    """The wrapper takes exactly the unit names the config does (bot/inventory.py)."""
+    ran = check(journal_line(unit))
+    assert (ran.returncode == 0) == bool(SYSTEMD_UNIT.fullmatch(unit)), unit
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.from_regex(r"[A-Za-z0-9_.\-:@=+/']{0,6}", fullmatch=True)
+    | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{125,129}", fullmatch=True)
+)
+def test_wrapper_container_names_are_the_configs(name: str) -> None:
+    ran = check(container_line(name))
+    assert (ran.returncode == 0) == bool(CONTAINER_NAME.fullmatch(name)), name
+
+
+def sent_as(text: str) -> bool:
+    """Whether read_container can write ``text`` for a time: a real UTC second from 1970."""
+    try:
+        since = utc_seconds(text)
+        command = logsource.read_container("docker", "p", since, since, sudo=False, timeout=1)
+    except ValueError:
+        return False
+    return command.argv[3] == f"--since={text}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"(19[6-9][0-9]|2[0-9]{3}|[0-9]{4})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z",
+                  fullmatch=True)
+    | st.from_regex(r"(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(2[89]|3[01])T([01][0-9]|2[0-4]):"
+                    r"[0-6][0-9]:[0-6][0-9]Z", fullmatch=True)
+)  # fmt: skip
+def test_wrapper_times_are_the_ones_the_code_writes(since: str) -> None:
+    """Any day the month has (leap years too), any second, from 1970 on; nothing else."""
+    ran = check(container_line("postfix", since, "9999-12-31T23:59:59Z"))
+    assert (ran.returncode == 0) == sent_as(since), since
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 253_402_300_799), st.integers(0, 253_402_300_799))
+def test_wrapper_container_windows_end_after_they_start(since: int, until: int) -> None:
+    start, end = (
+        datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for t in (since, until)
+    )
+    ran = check(container_line("postfix", start, end))
+    assert (ran.returncode == 0) == (since <= until), (start, end)
+
+
+def test_wrapper_narrowed_to_one_unit_and_container(tmp_path: Path) -> None:
+    """JOURNAL_UNITS and CONTAINERS, edited as the header says, allow those names alone."""
+    text = WRAPPER.read_text()
+    narrowed = text.replace("\nJOURNAL_UNITS=''", "\nJOURNAL_UNITS='postfix@-.service'")
+    narrowed = narrowed.replace("\nCONTAINERS=''", "\nCONTAINERS='mail-postfix-1 postfix'")
+    assert "\nJOURNAL_UNITS='postfix@-.service'" in narrowed
+    assert "\nCONTAINERS='mail-postfix-1 postfix'" in narrowed
+    edited = tmp_path / "mailqbot-wrapper"
+    edited.write_text(narrowed)
+    allowed = {
+        journal_line("postfix@-.service"): True,
+        journal_line("postfix.service"): False,
+        journal_line("sshd.service"): False,
+        journal_line("postfix@-.service.service"): False,
+        container_line("mail-postfix-1"): True,
+        container_line("postfix"): True,
+        container_line("mail-postfix-2"): False,
+        container_line("mail-postfix"): False,
+        container_line("redis"): False,
+    }
+    for shell in SHELLS:
+        for line, expected in allowed.items():
+            ran = subprocess.run([shell, str(edited), "--check", line], capture_output=True,
+                                 text=True, timeout=10)  # fmt: skip
+            assert (ran.returncode == 0) == expected, (shell, line, ran.stderr)
+    sent = f"timeout -k 5 60 /bin/journalctl SYSLOG_FACILITY=2 {JOURNAL_REST} | {GREP}"
+    assert subprocess.run(["sh", str(edited), "--check", sent], timeout=10).returncode == 0
+
+
+def test_privileged_mode_runs_exactly_the_words_with_no_inherited_environment(
+    tmp_path: Path,
+) -> None:
+    """As root, ``--privileged`` runs the container tool (a stand-in that reports what it
+    got) with exactly the command's words, and none of the caller's variables: a DOCKER_HOST,
+    DOCKER_CONFIG, HOME or MAIL_CONFIG set by whoever called it does not reach it."""
+    if reason := why_not(tmp_path / "probe"):
+        pytest.skip(reason)
+    report = '#!/bin/sh\nprintf "%s\\n" "$@"\necho ---\nexec /usr/bin/env\n'
+    command = logsource.read_container("docker", "mail-postfix-1", 0, 1_795_000_000,
+                                       sudo=True, timeout=60)  # fmt: skip
+    planted = dict.fromkeys(("DOCKER_CONFIG", "HOME", "MAIL_CONFIG", "CONTAINERS_CONF"), "/tmp/x")
+    planted["DOCKER_HOST"] = "tcp://203.0.113.9:2375"
+    ran = subprocess.run(
+        [*stand_ins({DOCKER: report}, tmp_path / "layer"), "sh", str(WRAPPER), "--privileged",
+         *command.argv],
+        capture_output=True, text=True, timeout=30, cwd="/",
+        env={"PATH": os.environ["PATH"], **planted},
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    words, _, environment = ran.stdout.partition("---\n")
+    assert words.splitlines() == list(command.argv[1:])
+    assert set(environment.splitlines()) == {
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "PWD=/"  # PWD: the stand-in's sh
+    }  # fmt: skip
 
 
 LABEL = r"[a-z0-9]([a-z0-9-]{0,4}[a-z0-9])?"
@@ -409,5 +645,6 @@ def test_wrapper_and_sudoers_agree_on_the_root_commands() -> None:
     """Both files name the same programs as root: the ones the templates mark ``sudo``."""
     text = WRAPPER.read_text()
     block = text[text.index("is_privileged() {") : text.index("run_privileged() {")]
-    assert set(re.findall(r"^    (/[\w/-]+)\)$", block, re.MULTILINE)) == root_tools()
+    arms = re.findall(r"^    (/[\w/ |-]+)\)$", block, re.MULTILINE)
+    assert {program for arm in arms for program in arm.split(" | ")} == root_tools()
     assert {program for program, _ in RULES} == root_tools()
