@@ -5,7 +5,7 @@
 
 Summarises a synthetic `postqueue -j` listing (``bench/listing.py``: the lab's capture
 repeated with varied recipients and ages; ~440 bytes and ~1.46 recipients per message, ~810
-distinct raw delay reasons at 100k) exactly as ``bot.queue`` does while the listing streams
+distinct raw delay reasons at 100k) exactly as ``bot.postfix.reader`` does while the listing streams
 in: chunks of 5.6 KiB (the average read the lab's sshd delivers), the audit sha256, the
 parser and the summary builder. Reported: CPU µs per message (best of ``--repeat``, with the
 cyclic GC on as in the bot, and off for comparison), the decode floor (``orjson.loads`` per
@@ -13,10 +13,11 @@ line) and the number of GC collections per run.
 
 ``--ssh`` also streams the same listing over SSH from ``bench/server_farm.py`` (one
 in-process host in its own process, so its CPU is not the bot's) and reports the bot's CPU
-per message for A = bare `postqueue -j` (bytes counted only) and B = ``bot.queue.read_host``
-(settings, listing parsed and summarised while it streams), median of ``--repeat`` rounds on
-one warm connection. The farm writes the listing in pieces of 5.6 KiB, one SSH packet each,
-as the lab's sshd forwards postqueue's output.
+per message for A = bare `postqueue -j` (bytes counted only) and
+B = ``bot.postfix.reader.read_host`` (settings, listing parsed and summarised while it
+streams), median of ``--repeat`` rounds on one warm connection. The farm writes the
+listing in pieces of 5.6 KiB, one SSH packet each, as the lab's sshd forwards postqueue's
+output.
 
 ``--tree DIR`` measures another checkout's ``bot`` package (e.g. ``git archive`` of an older
 commit unpacked in DIR), so before/after numbers come from the same data and script.
@@ -42,9 +43,9 @@ CHUNK = 5_734  # bytes: the average SSH read of a 100k lab listing (bench_summar
 
 
 def summarise(chunks: list[bytes], now: float) -> Any:
-    """One summary as ``bot.queue`` reads it (``feed_into`` if this tree has it)."""
-    from bot.mta.postfix import PostqueueJsonParser
-    from bot.mta.summary import SummaryBuilder
+    """One summary as ``bot.postfix.reader`` reads it (``feed_into`` if this tree has it)."""
+    from bot.postfix.postfix import PostqueueJsonParser
+    from bot.postfix.summary import SummaryBuilder
 
     parser, builder, digest = PostqueueJsonParser(), SummaryBuilder(now), hashlib.sha256()
     fast = hasattr(parser, "feed_into")
@@ -81,8 +82,8 @@ def best(repeat: int, work: Callable[[], object]) -> tuple[float, int]:
 async def over_ssh(directory: Path, n: int, repeat: int) -> tuple[float, float, float, float]:
     """Median bot CPU seconds (and wall seconds) of A (bare) and B (summary) runs."""
     from bot.inventory import Inventory, load_config
-    from bot.mta import postfix
-    from bot.queue import read_host
+    from bot.postfix import postfix
+    from bot.postfix.reader import read_host
     from bot.remote.audited import Remote
     from bot.remote.ssh import SSHExecutor
 
@@ -118,7 +119,7 @@ async def over_ssh(directory: Path, n: int, repeat: int) -> tuple[float, float, 
 
 
 def ssh_report(data: bytes, n: int, repeat: int) -> None:
-    from bot.demo_ssh import generate_client_key
+    from bot.demo.ssh import generate_client_key
 
     with tempfile.TemporaryDirectory(prefix="mailqbot-cpu-") as tmp:
         directory = Path(tmp)

@@ -45,10 +45,10 @@ sys.path.insert(0, str(REPO))
 import asyncssh  # noqa: E402
 
 from bot import render  # noqa: E402
-from bot.demo_ssh import generate_client_key  # noqa: E402
+from bot.demo.ssh import generate_client_key  # noqa: E402
 from bot.fleet import FLEET_CONCURRENCY, FleetReader, FleetSummary, totals  # noqa: E402
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
-from bot.mta import postfix  # noqa: E402
+from bot.postfix import postfix  # noqa: E402
 from bot.remote.audited import Remote  # noqa: E402
 from bot.remote.ssh import CIPHERS, SSHExecutor  # noqa: E402
 

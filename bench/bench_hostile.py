@@ -8,8 +8,9 @@ A remote server writes what it likes into its reply, and Postfix keeps it as the
 reason. Here each of ``--messages`` deferred messages has a reason of its own holding one
 ``--word``-character word built from the pieces the old reason patterns choked on (``a.``,
 ``1.``, ``a[``, ``a@``, ...), so no cache helps. An in-process SSH server
-(``bot.demo_ssh.ScriptedSSHServer``) answers ``postconf`` and streams the listing; the bot
-reads it through the real ``SSHExecutor`` and ``bot.queue.read_host`` and renders the reply.
+(``bot.demo.ssh.ScriptedSSHServer``) answers ``postconf`` and streams the listing; the bot
+reads it through the real ``SSHExecutor`` and ``bot.postfix.reader.read_host`` and renders the
+reply.
 The reason caches are emptied before every round.
 
 Measured in each round, on one warm connection:
@@ -87,7 +88,7 @@ async def pieces(data: bytes) -> AsyncIterator[bytes]:
 
 
 def clear_reason_caches() -> None:
-    from bot.mta import reasons
+    from bot.postfix import reasons
 
     for cached in vars(reasons).values():
         if hasattr(cached, "cache_clear"):
@@ -121,10 +122,10 @@ async def watched(work: Awaitable[Any]) -> tuple[float, float, float]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bot import render
-    from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
+    from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key
     from bot.inventory import Inventory, parse_config
-    from bot.mta.postfix import postconf_version
-    from bot.queue import read_host
+    from bot.postfix.postfix import postconf_version
+    from bot.postfix.reader import read_host
     from bot.remote.audited import Remote
     from bot.remote.ssh import SSHExecutor
     from commands.summary import HostSummary

@@ -344,11 +344,11 @@ def pflogsumm_totals(text: str) -> str:
 
 async def child(since: str, db: str) -> dict[str, Any]:
     import commands.log as log_command
+    from bot.app.pipeline import handle
+    from bot.app.runtime import open_services
     from bot.context import Request
     from bot.inventory import Inventory, parse_config
-    from bot.mta import logsource
-    from bot.pipeline import handle
-    from bot.runtime import open_services
+    from bot.postfix import logsource
     from bot.settings import Settings
 
     async def bench_source(ex: Any, host: Any) -> Any:

@@ -4,9 +4,9 @@
     .venv/bin/python bench/bench_memory.py [--sizes 100000,1000000] [--variety high|demo]
 
 Each size is measured in a fresh Python process: an in-process SSH server
-(``bot.demo_ssh.ScriptedSSHServer``) streams generated ``postqueue -j`` lines (made on the
+(``bot.demo.ssh.ScriptedSSHServer``) streams generated ``postqueue -j`` lines (made on the
 fly, never held), and the bot reads them through the real ``SSHExecutor`` and
-``bot.queue.read_host`` (postconf, listing, du), then renders the reply. Reported per size:
+``bot.postfix.reader.read_host`` (postconf, listing, du), then renders the reply. Reported per size:
 the tracemalloc peak (Python allocations made during the read, server side included) and
 ru_maxrss (the whole process's peak resident set). Tracing makes the read about five times
 slower, so the child lifts ``postqueue -j``'s 60 s remote time limit for this run only.
@@ -39,11 +39,11 @@ import orjson  # noqa: E402
 
 from bot import render  # noqa: E402
 from bot.demo import demo_queue  # noqa: E402
-from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key  # noqa: E402
+from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key  # noqa: E402
 from bot.inventory import Inventory, parse_config  # noqa: E402
-from bot.mta import postfix  # noqa: E402
-from bot.mta.postfix import postconf_version  # noqa: E402
-from bot.queue import read_host  # noqa: E402
+from bot.postfix import postfix  # noqa: E402
+from bot.postfix.postfix import postconf_version  # noqa: E402
+from bot.postfix.reader import read_host  # noqa: E402
 from bot.remote.audited import Remote  # noqa: E402
 from bot.remote.command import RemoteCommand  # noqa: E402
 from bot.remote.ssh import SSHExecutor  # noqa: E402

@@ -40,14 +40,14 @@ from fakes import FakeSlack  # noqa: E402
 from sqlalchemy import distinct, func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
+from bot.app.runtime import open_services  # noqa: E402
 from bot.db.migrate import upgrade_async  # noqa: E402
 from bot.db.models import QueueSample  # noqa: E402
-from bot.demo_ssh import generate_client_key  # noqa: E402
+from bot.demo.ssh import generate_client_key  # noqa: E402
 from bot.inventory import Inventory, parse_config  # noqa: E402
 from bot.monitor.config import GroupMonitor, Rules, Threshold  # noqa: E402
 from bot.monitor.metrics import Metrics  # noqa: E402
 from bot.monitor.scheduler import Monitor  # noqa: E402
-from bot.runtime import open_services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.slack.alerts import SlackNotifier  # noqa: E402
 from bot.slack.client import make_client  # noqa: E402

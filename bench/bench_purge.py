@@ -30,8 +30,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bot import approvals  # noqa: E402
-from bot.actions import parse_selection, select  # noqa: E402
+from bot.actions import approvals  # noqa: E402
+from bot.actions.select import parse_selection, select  # noqa: E402
+from bot.app.runtime import open_services  # noqa: E402
+from bot.app.services import Services  # noqa: E402
 from bot.context import (  # noqa: E402
     Context,
     Identity,
@@ -39,8 +41,6 @@ from bot.context import (  # noqa: E402
 )
 from bot.db.migrate import upgrade_async  # noqa: E402
 from bot.remote.command import RemoteCommand  # noqa: E402
-from bot.runtime import open_services  # noqa: E402
-from bot.services import Services  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 
 DEFAULT_CONFIG = "/var/lib/mailqbot-lab/mailqbot.toml"

@@ -9,7 +9,7 @@ refills it (100,000 messages take a few minutes); without it the queue is measur
 
 Timed, interleaved ``--repeat`` times on the same queue (A B, B A, ...):
 A = ``/usr/sbin/qshape deferred`` run locally as root (the lab host is this machine);
-B = the summary as the command builds it: ``bot.queue.read_host`` over one warm SSH
+B = the summary as the command builds it: ``bot.postfix.reader.read_host`` over one warm SSH
 connection (``postconf`` settings, read in the cold run and then reused for 5 minutes as the
 bot reuses them; ``postqueue -j`` parsed while it streams, with ``sudo du`` on the deferred
 spool alongside), then rendered for Slack and the console. One cold B run (connecting and
@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO))
 
 from bot import render  # noqa: E402
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
-from bot.mta.qshape import parse_qshape, shape_table  # noqa: E402
-from bot.queue import HostReading, read_host  # noqa: E402
+from bot.postfix.qshape import parse_qshape, shape_table  # noqa: E402
+from bot.postfix.reader import HostReading, read_host  # noqa: E402
 from bot.remote.audited import Remote  # noqa: E402
 from bot.remote.ssh import SSHExecutor  # noqa: E402
 from commands.summary import HostSummary  # noqa: E402

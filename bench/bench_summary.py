@@ -10,9 +10,9 @@ queue is measured as it is, once):
 1. Time, on ONE open ``SSHExecutor`` connection, interleaved rounds (ABCQ, BCQA, CQAB, ...;
    at least ``--repeat``, and until the A runs add up to ``--min-time`` seconds):
    A = bare ``postqueue -j`` streamed through ``SSHExecutor.stream``, bytes and lines counted;
-   B = the bot's summary path, ``bot.queue.read_summary`` (the ``postconf -h`` settings, read
-   once in the warm-up and then reused as the bot reuses them for ``SETTINGS_TTL``; then
-   ``postqueue -j`` parsed and summarised while it streams);
+   B = the bot's summary path, ``bot.postfix.reader.read_summary`` (the ``postconf -h``
+   settings, read once in the warm-up and then reused as the bot reuses them for
+   ``SETTINGS_TTL``; then ``postqueue -j`` parsed and summarised while it streams);
    C = what ``/mailq summary HOST`` reads: B plus ``sudo du`` on the deferred spool alongside
    (``read_host(disk=True)``);
    Q = ``qshape deferred`` run on the host (the lab is this machine; needs root), the tool
@@ -57,9 +57,9 @@ import orjson  # noqa: E402
 from bench_qshape import compare  # noqa: E402
 
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
-from bot.mta import postfix  # noqa: E402
-from bot.mta.summary import QueueSummary, SummaryBuilder  # noqa: E402
-from bot.queue import HostReading, host_settings, read_host, read_summary  # noqa: E402
+from bot.postfix import postfix  # noqa: E402
+from bot.postfix.reader import HostReading, host_settings, read_host, read_summary  # noqa: E402
+from bot.postfix.summary import QueueSummary, SummaryBuilder  # noqa: E402
 from bot.remote.audited import Remote  # noqa: E402
 from bot.remote.ssh import CHUNK_SIZE, SSHExecutor  # noqa: E402
 

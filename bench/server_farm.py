@@ -4,7 +4,7 @@
     .venv/bin/python bench/server_farm.py DIR COUNT [--messages N] [--delay-ms MS]
                                           [--listing FILE] [--chunk BYTES]
 
-Starts COUNT ``bot.demo_ssh.ScriptedSSHServer``s on 127.0.0.1, each answering ``postconf``
+Starts COUNT ``bot.demo.ssh.ScriptedSSHServer``s on 127.0.0.1, each answering ``postconf``
 and ``postqueue -j`` from its own small queue (``bot.demo.demo_queue``: realistic reasons,
 senders and ages), after waiting ``--delay-ms`` (how long the command takes on a real host,
 network included); with ``--listing FILE`` every host answers ``postqueue -j`` with that
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bot.demo import SIZES, demo_queue  # noqa: E402
-from bot.demo_ssh import ScriptedSSHServer, Stdout  # noqa: E402
+from bot.demo.ssh import ScriptedSSHServer, Stdout  # noqa: E402
 
 PROFILES = sorted(SIZES)
 POSTCONF = b"3.7.11\n5d\n5d\n/var/spool/postfix\n"

@@ -177,7 +177,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 async def _console(args: argparse.Namespace, settings: Settings) -> int:
     from bot import console
-    from bot.runtime import open_services
+    from bot.app.runtime import open_services
 
     if args.demo:
         from bot.demo import demo_services
@@ -189,7 +189,7 @@ async def _console(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runtime import open_services
+    from bot.app.runtime import open_services
     from bot.slack.serve import serve
 
     stop = asyncio.Event()

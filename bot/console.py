@@ -9,9 +9,9 @@ import sys
 
 from rich.console import Console
 
+from bot.app.pipeline import Outcome, handle
+from bot.app.services import Services
 from bot.context import Request
-from bot.pipeline import Outcome, handle
-from bot.services import Services
 
 PROMPT = "mailq> "
 

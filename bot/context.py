@@ -20,8 +20,8 @@ from bot import auth
 from bot.errors import PermissionDenied
 
 if TYPE_CHECKING:
+    from bot.app.services import Services
     from bot.remote.audited import Change, Remote
-    from bot.services import Services
 
 Permission = Literal["read", "act", "approve", "admin"]
 Progress = Callable[[str], Awaitable[None]]

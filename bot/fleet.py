@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 from bot.errors import MailqbotError
 from bot.inventory import Host
-from bot.mta.qshape import BUCKETS
-from bot.mta.spool import Expiry, first_expiry
-from bot.mta.summary import QueueSummary
-from bot.mta.summary_brief import BriefSummaryBuilder
-from bot.queue import Progress, read_host, shorten
+from bot.postfix.qshape import BUCKETS
+from bot.postfix.reader import Progress, read_host, shorten
+from bot.postfix.spool import Expiry, first_expiry
+from bot.postfix.summary import QueueSummary
+from bot.postfix.summary_brief import BriefSummaryBuilder
 from bot.remote.audited import Remote
 
 log = logging.getLogger(__name__)

@@ -74,7 +74,7 @@ def is_plain_path(path: str) -> bool:
 
 
 class LogSource(_Strict):
-    """Where ``/mailq log`` reads a host's Postfix log (``bot.mta.logsource``).
+    """Where ``/mailq log`` reads a host's Postfix log (``bot.postfix.logsource``).
 
     ``auto``: Postfix's ``maillog_file``, else ``/var/log/mail.log`` or ``/var/log/maillog``,
     else the journal's mail facility. ``file``: ``path``. ``journal``: the mail facility, or

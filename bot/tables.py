@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.mta.qshape import HEADERS, QueueShape
-from bot.mta.summary import QueueSummary
+from bot.postfix.qshape import HEADERS, QueueShape
+from bot.postfix.summary import QueueSummary
 from bot.text import duration, num, size, table
 
 if TYPE_CHECKING:

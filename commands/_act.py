@@ -1,6 +1,6 @@
 """What the queue-changing commands (flush, requeue, hold, release, purge) share.
 
-Each takes one host and IDs, a filter (``bot.mta.filter``'s words), or the whole queue, plus
+Each takes one host and IDs, a filter (``bot.postfix.filter``'s words), or the whole queue, plus
 ``why=...``. An action class that needs approval (purge always; others if the config says
 so) becomes a stored plan that another person approves; the rest run at once on exactly the
 messages just listed.
@@ -12,11 +12,12 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot import approvals, plans
-from bot.actions import Action, Selection, parse_selection, select
+from bot.actions import approvals
+from bot.actions import rules as plans
+from bot.actions.perform import ActionResult, flush_all, perform
+from bot.actions.rules import PlanView
+from bot.actions.select import Action, Selection, parse_selection, select
 from bot.errors import UsageError
-from bot.perform import ActionResult, flush_all, perform
-from bot.plans import PlanView
 from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bot import approvals
+from bot.actions import approvals
 from commands import Argument, CommandSpec
 from commands._act import ActionReply
 

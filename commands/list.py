@@ -3,7 +3,7 @@
 The whole listing is streamed and every match is counted, but only the rows of the page
 asked for are kept, so memory depends on ``limit``, not on the queue. Pages follow the
 order of Postfix's own listing; the Next button lists the queue again from scratch, so a
-page can shift if the queue changed in between. The filter words are ``bot.mta.filter``'s;
+page can shift if the queue changed in between. The filter words are ``bot.postfix.filter``'s;
 ``limit=`` and ``offset=`` belong to this command.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.errors import UsageError
-from bot.mta.filter import QueueFilter, reason_class
-from bot.mta.models import QueueMessage, Recipient
-from bot.queue import stream_queue
+from bot.postfix.filter import QueueFilter, reason_class
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.reader import stream_queue
 from bot.text import clean, code, escape_mrkdwn, size, table, utc
 from bot.text import duration as age_text
 from commands import Argument, CommandSpec, HostArg

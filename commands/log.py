@@ -1,6 +1,6 @@
 """``/mailq log HOST [since=24h]``: deferrals, reasons, relays, delays and statuses from the log.
 
-Where the log is: the host's ``[log]`` source from the config (``bot.mta.logsource``); by
+Where the log is: the host's ``[log]`` source from the config (``bot.postfix.logsource``); by
 default ``postconf -h maillog_file``, else the first of ``/var/log/mail.log`` and
 ``/var/log/maillog`` that ``stat`` finds, else the journal.
 A file is read only from where the window starts: a binary search over byte offsets with
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 from bot.errors import CommandFailed, CommandTimeout, ParseError, SudoPasswordRequired, UsageError
 from bot.inventory import Host
-from bot.mta import logsource, maillog
-from bot.mta.logsource import LogTarget
-from bot.mta.maillog import LogAnalyser, LogAnalysis, LogClock
-from bot.queue import Turns, host_utc_offset, slices
+from bot.postfix import logsource, maillog
+from bot.postfix.logsource import LogTarget
+from bot.postfix.maillog import LogAnalyser, LogAnalysis, LogClock
+from bot.postfix.reader import Turns, host_utc_offset, slices
 from bot.remote.audited import Remote
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SUDO_NEEDS_AUTH, CommandResult

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from bot.actions.rules import epoch
 from bot.db.models import AuditEvent
 from bot.errors import UsageError
 from bot.inventory import Inventory
-from bot.plans import epoch
 from bot.stores import audit
 from bot.stores import plans as store
 from bot.text import table

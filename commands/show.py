@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from bot.errors import CommandFailed, NotInQueue, PermissionDenied, UsageError
 from bot.inventory import Host
-from bot.mta import postfix
-from bot.mta.models import QueueMessage, is_queue_id
-from bot.mta.postcat import (
+from bot.postfix import postfix
+from bot.postfix.models import QueueMessage, is_queue_id
+from bot.postfix.postcat import (
     BodyExcerpt,
     ListingSearch,
     MessageRecipient,
@@ -37,7 +37,7 @@ from bot.mta.postcat import (
     parse_postcat,
     postcat,
 )
-from bot.queue import listing_parser, mail_version
+from bot.postfix.reader import listing_parser, mail_version
 from bot.remote.command import RemoteCommand
 from bot.text import clean, num, size, table
 from commands import Argument, CommandSpec, HostArg

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.fleet import FleetReader, FleetSummary, totals
-from bot.mta.spool import DiskUse, Expiry, HostSettings, first_expiry
-from bot.mta.summary import QueueSummary
-from bot.queue import read_host
+from bot.postfix.reader import read_host
+from bot.postfix.spool import DiskUse, Expiry, HostSettings, first_expiry
+from bot.postfix.summary import QueueSummary
 from commands import CommandSpec, HostArg
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from typing import Any, get_args
 
 from bot.diag import host as diag
 from bot.errors import MailqbotError
-from bot.mta import logsource, postcat, postfix, postsuper, spool
+from bot.postfix import logsource, postcat, postfix, postsuper, spool
 from bot.remote.command import RemoteCommand
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,12 +32,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import messages
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.db.models import AuditEvent
 from bot.demo import demo_hosts
-from bot.demo_ssh import ScriptedSSHServer
+from bot.demo.ssh import ScriptedSSHServer
 from bot.inventory import Access, Inventory
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 from bot.slack.app import build_app, learn_own_team
 from bot.slack.payloads import slack_text

@@ -22,8 +22,8 @@ from bot.diag.lint import Finding, lint
 from bot.diag.runner import Check, Outcome, Runner
 from bot.diag.verdicts import Evidence, Probe, Relay, Verdict, decide
 from bot.inventory import Host
-from bot.mta.redact import redact_text
-from bot.queue import read_host
+from bot.postfix.reader import read_host
+from bot.postfix.redact import redact_text
 from bot.remote.audited import Remote
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import REMOTE_TIMEOUT_EXIT

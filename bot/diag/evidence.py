@@ -11,8 +11,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bot.mta.reasons import ReasonClass, analyse
-from bot.mta.summary import SummaryBuilder
+from bot.postfix.reasons import ReasonClass, analyse
+from bot.postfix.summary import SummaryBuilder
 
 MAX_DOMAINS = 25  # domains remembered per class
 _SENDER_AUTH = re.compile(r"\bSPF\b|DKIM|DMARC|unauthenticated", re.IGNORECASE)

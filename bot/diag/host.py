@@ -14,7 +14,7 @@ Everything here uses what a stock Postfix host has and needs no root:
   never its content. It runs only for a file-based map (``hash:``, ``btree:``, ``lmdb:``,
   ``cdb:``, also behind ``proxy:``), never for an in-line one.
 
-Every ``postconf`` value is redacted as it is parsed (``bot.mta.redact``): a table spec
+Every ``postconf`` value is redacted as it is parsed (``bot.postfix.redact``): a table spec
 keeps its type and the path of a file-based map, never in-line content such as
 ``static:user:password``.
 
@@ -32,8 +32,8 @@ from datetime import UTC
 
 from cryptography import x509
 
-from bot.mta.filter import ascii_domain
-from bot.mta.redact import redact_parameter, split_list, unwrapped
+from bot.postfix.filter import ascii_domain
+from bot.postfix.redact import redact_parameter, split_list, unwrapped
 from bot.remote.command import RemoteCommand
 
 POSTTLS_FINGER = "/usr/sbin/posttls-finger"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.diag.host import ResolvConfs
-from bot.mta.spool import postfix_time
+from bot.postfix.spool import postfix_time
 
 DAY = 86400
 

@@ -46,7 +46,7 @@ class Probe:
 class Relay:
     relayhost: str
     sasl: tuple[str, ...]  # where SASL is on: "main.cf", "relay/unix", ...
-    password_map: str  # the map spec, redacted (bot.mta.redact); "" if none
+    password_map: str  # the map spec, redacted (bot.postfix.redact); "" if none
     map_path: str | None  # its database file; None: not a file map (in-line, or other type)
     map_file: tuple[int, int] | None  # (size, mtime) of that file; None: missing
 

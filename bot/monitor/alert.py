@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
 from bot.db.models import Incident
-from bot.mta.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
+from bot.postfix.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
 from bot.text import duration, num
 
 Event = Literal[

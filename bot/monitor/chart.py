@@ -10,7 +10,7 @@ import io
 from collections.abc import Sequence
 
 from bot.db.models import QueueSample
-from bot.mta.reasons import ReasonClass
+from bot.postfix.reasons import ReasonClass
 from bot.text import utc
 
 WIDTH, HEIGHT, DPI = 8.0, 3.6, 100

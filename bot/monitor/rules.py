@@ -14,7 +14,7 @@ from typing import Literal
 from bot.db.models import QueueSample
 from bot.monitor.config import Rules, Threshold
 from bot.monitor.samples import Sample
-from bot.mta.reasons import ReasonClass
+from bot.postfix.reasons import ReasonClass
 
 Severity = Literal["warning", "critical"]
 UNREACHABLE = "unreachable"

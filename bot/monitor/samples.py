@@ -1,6 +1,6 @@
 """One poll of one host through the queue reader, and the sample history in the database.
 
-A poll is the same read as ``/mailq summary HOST`` (``bot.queue.read_host`` over the one
+A poll is the same read as ``/mailq summary HOST`` (``bot.postfix.reader.read_host`` over the one
 SSH executor): ``postconf`` then ``postqueue -j`` streamed into a summary, plus ``du`` when a
 spool rule is on. What is kept is small: counts per queue, deferred messages per reason
 class, the oldest message's age, the spool size and the top reasons (for the alert).
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import QueueSample
 from bot.errors import MailqbotError
 from bot.inventory import Host
-from bot.queue import HostReading, read_host, shorten
+from bot.postfix.reader import HostReading, read_host, shorten
 from bot.remote.audited import Remote
 
 TOP_REASONS = 3

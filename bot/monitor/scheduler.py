@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.app.services import Services
 from bot.db.models import QueueSample
 from bot.inventory import Host
 from bot.monitor import chart, incidents, samples
@@ -32,7 +33,6 @@ from bot.monitor.metrics import Metrics
 from bot.monitor.rules import measure, needs_disk
 from bot.monitor.samples import Sample
 from bot.remote.audited import Remote
-from bot.services import Services
 
 log = logging.getLogger(__name__)
 BATCH_WAIT = 1.0  # seconds a finished poll may wait to be recorded with others (at most)

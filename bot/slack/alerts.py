@@ -20,6 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 
 from bot import render
+from bot.app.pipeline import refuse
+from bot.app.services import Services
 from bot.auth import permitted
 from bot.context import Identity
 from bot.db.models import Incident
@@ -27,8 +29,6 @@ from bot.errors import PermissionDenied
 from bot.monitor.alert import Alert, Event
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
-from bot.pipeline import refuse
-from bot.services import Services
 from bot.slack import payloads
 from bot.slack.delivery import ephemeral
 from bot.stores import audit

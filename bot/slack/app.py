@@ -12,9 +12,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
+from bot.app.pipeline import Outcome, execute, prepare
+from bot.app.services import Services
 from bot.context import Request
-from bot.pipeline import Outcome, execute, prepare
-from bot.services import Services
 from bot.slack import alerts, payloads
 from bot.slack.client import make_client
 from bot.slack.dedup import Deduplicator

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages, render
-from bot.pipeline import Outcome
+from bot.app.pipeline import Outcome
 from bot.text import escape_mrkdwn
 
 log = logging.getLogger(__name__)

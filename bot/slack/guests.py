@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.app.services import GroupResolver
 from bot.auth import GUEST
-from bot.services import GroupResolver
 
 log = logging.getLogger(__name__)
 MAX_CACHED = 10_000

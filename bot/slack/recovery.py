@@ -14,9 +14,10 @@ import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import approvals, render
-from bot.plans import PlanView
-from bot.services import Services
+from bot import render
+from bot.actions import approvals
+from bot.actions.rules import PlanView
+from bot.app.services import Services
 from bot.stores import plans as plans_store
 from commands._act import ActionReply
 

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.app.services import Services
 from bot.errors import ConfigError
 from bot.monitor.metrics import Metrics
-from bot.services import Services
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
 from bot.slack.recovery import recover_forever

@@ -4,7 +4,7 @@ Every step is ``UPDATE action_plans ... WHERE id = :id AND status = :expected`` 
 it matters, ``expires_at > now()`` on the database clock) in the same transaction as the
 audit event the caller builds from the row (``event``): two clicks, two approvers or two
 replicas race on that write, exactly one wins and the others change nothing. The rules
-(who may decide, what runs, what the events say) are ``bot.approvals``'s.
+(who may decide, what runs, what the events say) are ``bot.actions.approvals``'s.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import asyncio
 import json
 import sys
 
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
 from bot.context import Request
-from bot.pipeline import handle
-from bot.runtime import open_services
 from bot.settings import Settings
 
 

@@ -1,5 +1,5 @@
 """A Postfix host in this process for the approval races: a real SSH server (asyncssh) whose
-queue is a list of ``postqueue -j`` lines and whose ``postsuper`` is ``bot.demo_changes``.
+queue is a list of ``postqueue -j`` lines and whose ``postsuper`` is ``bot.demo.changes``.
 
 It counts every ``postsuper`` it runs, and can hold a queue listing forever (``hold_listing``)
 so a test can kill a bot process at a known point: after the claim, before any change.
@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.demo_changes import postsuper
-from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
+from bot.demo.changes import postsuper
+from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key
 
 TEAM = "T0RACE"
 REQUESTER, APPROVER_A, APPROVER_B, VIEWER = "U0REQ", "U0APPA", "U0APPB", "U0VIEW"

@@ -19,12 +19,12 @@ import pytest
 from fake_postfix import APPROVER_A, REQUESTER, TEAM, FakePostfix, RaceHost, queue_lines, race_host
 from sqlalchemy import update
 
-from bot import plans
+from bot.actions import rules as plans
+from bot.app.pipeline import Outcome, handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.context import Request
 from bot.db.models import ActionPlan
-from bot.pipeline import Outcome, handle
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
 

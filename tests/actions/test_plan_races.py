@@ -32,14 +32,14 @@ from fake_postfix import (
 )  # fmt: skip
 from sqlalchemy import func, select, update
 
-from bot import approvals
+from bot.actions import approvals
+from bot.actions.perform import BATCH
+from bot.app.pipeline import Outcome, handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.auth import GUEST
 from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
-from bot.perform import BATCH
-from bot.pipeline import Outcome, handle
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 from bot.stores import audit
 from bot.stores import plans as plans_store

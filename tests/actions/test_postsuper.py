@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.actions import Action, Item, parse_selection
+from bot.actions.perform import Recheck
+from bot.actions.select import Action, Item, parse_selection
 from bot.errors import ParseError, UsageError
-from bot.mta import postsuper
-from bot.mta.models import QueueMessage, Recipient, is_queue_id
-from bot.perform import Recheck
+from bot.postfix import postsuper
+from bot.postfix.models import QueueMessage, Recipient, is_queue_id
 
 DATA = Path(__file__).parents[1] / "data"
 USAGE = "/mailq purge HOST ..."

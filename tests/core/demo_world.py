@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.db.session import make_engine, make_sessionmaker
 from bot.demo import DemoHosts, demo_hosts
 from bot.inventory import Access, Inventory
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 
 

@@ -19,18 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from test_render import assert_valid_block_kit
 
 from bot import render
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
 from bot.context import Request
 from bot.db.models import AuditEvent
 from bot.demo import demo_hosts, demo_queue
-from bot.demo_ssh import ScriptedSSHServer, SilentTCPServer, generate_client_key, unused_port
+from bot.demo.ssh import ScriptedSSHServer, SilentTCPServer, generate_client_key, unused_port
 from bot.fleet import FleetReader, FleetSummary, HostLine, totals
 from bot.inventory import Access, Grant, Inventory, parse_config
-from bot.mta.models import QueueMessage, Recipient
-from bot.mta.summary import SummaryBuilder
-from bot.pipeline import handle
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.summary import SummaryBuilder
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
-from bot.runtime import open_services
 from bot.settings import Settings
 
 NOW = 1_795_000_000.0

@@ -13,7 +13,7 @@ from test_summary_cmd import one_host
 
 from bot import render
 from bot.errors import ParseError
-from bot.queue import read_host, stream_queue
+from bot.postfix.reader import read_host, stream_queue
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
 from commands.summary import HostSummary

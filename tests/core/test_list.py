@@ -20,15 +20,15 @@ from test_render import all_text, assert_valid_block_kit
 
 import commands
 from bot import render
+from bot.app.pipeline import Outcome, handle
 from bot.context import Request
 from bot.db.models import AuditEvent
 from bot.demo import SIZES, demo_queue
 from bot.inventory import Access, Grant
-from bot.mta.filter import QueueFilter
-from bot.mta.models import QueueMessage, Recipient
-from bot.mta.postfix import PostqueueJsonParser
-from bot.mta.reasons import classify
-from bot.pipeline import Outcome, handle
+from bot.postfix.filter import QueueFilter
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.postfix import PostqueueJsonParser
+from bot.postfix.reasons import classify
 from bot.slack.payloads import slack_text
 from commands.list import ListPage, PageBuilder, Paging, take_paging
 

@@ -24,15 +24,15 @@ from test_render import all_text, assert_valid_block_kit
 
 import commands.log as log_command
 from bot import render
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
-from bot.demo_ssh import Reply, ScriptedSSHServer, generate_client_key
+from bot.demo.ssh import Reply, ScriptedSSHServer, generate_client_key
 from bot.errors import ParseError, SudoPasswordRequired, UsageError
 from bot.inventory import Inventory, parse_config
-from bot.mta import reasons
-from bot.pipeline import handle
-from bot.runtime import open_services
-from bot.services import Services
+from bot.postfix import reasons
 from bot.settings import Settings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()

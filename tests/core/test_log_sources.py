@@ -16,13 +16,13 @@ from test_log import LOG, NOW, FakeHost, make_log, read
 from test_render import all_text, assert_valid_block_kit
 
 from bot import render
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.context import Request
-from bot.demo_ssh import ScriptedSSHServer, generate_client_key
+from bot.demo.ssh import ScriptedSSHServer, generate_client_key
 from bot.errors import CommandFailed
 from bot.inventory import Inventory, parse_config
-from bot.pipeline import handle
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 
 VERSIONS = Path(__file__).resolve().parent.parent / "data" / "versions"

@@ -14,10 +14,10 @@ import pytest
 from demo_world import World, demo_world
 from sqlalchemy import select
 
+from bot.app.pipeline import handle
 from bot.context import Request
 from bot.db.models import AuditEvent, CommandRun
 from bot.inventory import Access, Grant, Inventory
-from bot.pipeline import handle
 from bot.stores import audit
 
 TEAM = "T0LAB"

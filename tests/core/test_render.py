@@ -9,8 +9,8 @@ from slack_sdk.models.blocks import Block
 
 from bot import render
 from bot.errors import UnknownHost, UsageError
-from bot.mta.models import QueueMessage, Recipient
-from bot.mta.summary import SummaryBuilder
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.summary import SummaryBuilder
 from commands.help import HelpEntry, HelpModel
 from commands.summary import HostSummary
 

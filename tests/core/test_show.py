@@ -23,14 +23,20 @@ from test_render import assert_valid_block_kit
 
 import bot.demo
 from bot import render
+from bot.app.pipeline import Outcome, handle
 from bot.context import Request
 from bot.db.models import AuditEvent
 from bot.demo import SIZES, demo_queue
 from bot.errors import UsageError
 from bot.inventory import Access, Grant
-from bot.mta.models import QueueMessage, Recipient
-from bot.mta.postcat import BodyExcerpt, EnvelopeRecipient, Header, MessageRecipient, PostcatOutput
-from bot.pipeline import Outcome, handle
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.postcat import (
+    BodyExcerpt,
+    EnvelopeRecipient,
+    Header,
+    MessageRecipient,
+    PostcatOutput,
+)
 from bot.text import escape_mrkdwn
 from commands.show import ShowModel, fit, queue_id_argument
 

@@ -16,14 +16,14 @@ import orjson
 import pytest
 from test_render import assert_valid_block_kit
 
-from bot import queue as queue_module
 from bot import render
 from bot.demo import demo_queue
-from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
+from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key
 from bot.errors import ParseError
 from bot.inventory import Host, Inventory, parse_config
-from bot.mta.spool import parse_settings, postfix_time
-from bot.queue import HostReading, read_host, shorten
+from bot.postfix import reader as queue_module
+from bot.postfix.reader import HostReading, read_host, shorten
+from bot.postfix.spool import parse_settings, postfix_time
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
 from commands.summary import HostSummary

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from diaglab import LAB_TOML
 
+from bot.app.pipeline import Outcome, handle
+from bot.app.runtime import open_services
 from bot.context import Request
-from bot.pipeline import Outcome, handle
-from bot.runtime import open_services
 from bot.settings import Settings
 
 pytestmark = pytest.mark.lab

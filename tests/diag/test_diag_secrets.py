@@ -26,15 +26,15 @@ import pytest
 from diaglab import LAB_TOML, postfix_settings
 from sqlalchemy import select, text
 
+from bot.app.pipeline import Outcome, Request, handle
+from bot.app.runtime import open_services
 from bot.db.models import AuditEvent
 from bot.db.session import make_engine
-from bot.demo_ssh import ScriptedSSHServer, generate_client_key
+from bot.demo.ssh import ScriptedSSHServer, generate_client_key
 from bot.diag.collect import Diagnoser
 from bot.inventory import Inventory, parse_config
-from bot.pipeline import Outcome, Request, handle
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
-from bot.runtime import open_services
 from bot.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -14,11 +14,11 @@ from conftest import LAB_CONFIG
 from labmail import ids_from, inject, new_sender, queue, remove
 from sqlalchemy import select
 
+from bot.app.pipeline import Outcome, handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent
-from bot.pipeline import Outcome, handle
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 from bot.stores import audit
 

@@ -18,11 +18,11 @@ from labmail import ids_from, inject, new_sender, remove
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import approvals
+from bot.actions import approvals
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
 from bot.context import Context, Identity, Request
 from bot.db.models import ActionPlan, AuditEvent
-from bot.pipeline import handle
-from bot.runtime import open_services
 from bot.settings import Settings
 from bot.slack.client import make_client
 from bot.slack.recovery import recover_forever

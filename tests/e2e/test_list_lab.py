@@ -21,12 +21,12 @@ from listpage import counts, page_ids
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.context import Request
 from bot.db.models import CommandRun
-from bot.mta.reasons import ReasonClass, classify
-from bot.pipeline import handle
-from bot.runtime import open_services
-from bot.services import Services
+from bot.postfix.reasons import ReasonClass, classify
 from bot.settings import Settings
 
 pytestmark = pytest.mark.lab

@@ -20,12 +20,12 @@ from sqlalchemy import select
 
 import commands.log as log_command
 from bot import render
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.inventory import Inventory, load_config
-from bot.pipeline import handle
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_up")]

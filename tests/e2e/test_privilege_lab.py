@@ -30,15 +30,15 @@ from labmail import POSTQUEUE, ids_from, inject, new_sender, remove
 from sqlalchemy import select
 from standins import stand_ins, why_not
 
+from bot.app.pipeline import Outcome, Request, handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.db.models import AuditEvent
 from bot.errors import CommandFailed
 from bot.inventory import Host, Inventory, parse_config
-from bot.mta import postsuper
-from bot.pipeline import Outcome, Request, handle
+from bot.postfix import postsuper
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SSHExecutor
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]

@@ -24,13 +24,13 @@ from conftest import LAB_CONFIG, LAB_DIR
 from sqlalchemy import select
 
 import commands
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.errors import NotInQueue
-from bot.mta.postcat import unquote_address
-from bot.pipeline import handle
-from bot.runtime import open_services
-from bot.services import Services
+from bot.postfix.postcat import unquote_address
 from bot.settings import Settings
 from commands.show import ShowModel
 

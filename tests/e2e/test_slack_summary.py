@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuditEvent, CommandRun
-from bot.mta.reasons import classify
+from bot.postfix.reasons import classify
 from bot.stores import audit
 
 SECRET = "lab-signing-secret"

@@ -26,7 +26,7 @@ import asyncssh
 import pytest
 from conftest import LAB_CONFIG, LAB_DIR
 
-from bot.demo_ssh import SilentTCPServer, unused_port
+from bot.demo.ssh import SilentTCPServer, unused_port
 from bot.errors import (
     AuthFailed,
     CommandTimeout,

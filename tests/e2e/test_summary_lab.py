@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 from conftest import LAB_CONFIG, LAB_DIR
 
+from bot.app.pipeline import handle
+from bot.app.runtime import open_services
 from bot.context import Request
 from bot.inventory import Host, Inventory, load_config
-from bot.mta.qshape import parse_qshape, shape_table
-from bot.pipeline import handle
-from bot.queue import HostReading, read_host
+from bot.postfix.qshape import parse_qshape, shape_table
+from bot.postfix.reader import HostReading, read_host
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
-from bot.runtime import open_services
 from bot.settings import Settings
 
 pytestmark = pytest.mark.lab

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
+from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key
 
 POSTCONF = b"3.7.11\n5d\n5d\n/var/spool/postfix\n"
 REASONS = [

@@ -22,7 +22,7 @@ from bot import render
 from bot.db.models import CommandRun, Incident
 from bot.inventory import Access, Grant
 from bot.monitor.alert import Alert
-from bot.mta.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
+from bot.postfix.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
 
 
 def alert(kind: str, by_class: dict[str, int], host: str = "mx1") -> Alert:

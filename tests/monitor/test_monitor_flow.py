@@ -19,12 +19,12 @@ from fakes import Call, FakeSlack
 from simhosts import Farm, farm
 from sqlalchemy import func, select
 
+from bot.app.runtime import open_services
 from bot.db.models import Incident, QueueSample
 from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Inventory, parse_config
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
-from bot.runtime import open_services
 from bot.settings import Settings
 from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client

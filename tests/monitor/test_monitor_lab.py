@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from bot.db.models import AuditEvent, Incident, QueueSample
 from bot.db.session import make_engine, make_sessionmaker
-from bot.mta.reasons import ReasonClass
+from bot.postfix.reasons import ReasonClass
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
 

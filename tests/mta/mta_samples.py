@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from bot.mta.models import QueueMessage, Recipient
+from bot.postfix.models import QueueMessage, Recipient
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 LAB_JSON = DATA / "postqueue-j.lab.jsonl"

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
 
 from bot.errors import UsageError
-from bot.mta.filter import KEYS, MAX_WORD_LENGTH, QueueFilter, format_duration, parse_duration
-from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient
-from bot.mta.postfix import PostqueueJsonParser
-from bot.mta.reasons import ReasonClass, classify
+from bot.postfix.filter import KEYS, MAX_WORD_LENGTH, QueueFilter, format_duration, parse_duration
+from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient
+from bot.postfix.postfix import PostqueueJsonParser
+from bot.postfix.reasons import ReasonClass, classify
 
 F = QueueFilter.parse
 

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from mta_samples import DATA
 
 from bot.errors import ParseError, UsageError
-from bot.mta import logsource, maillog, postfix
-from bot.mta.maillog import Delivery, LineReader, LogAnalyser, LogClock, parse_line
-from bot.mta.models import is_queue_id
-from bot.mta.reasons import ReasonClass
+from bot.postfix import logsource, maillog, postfix
+from bot.postfix.maillog import Delivery, LineReader, LogAnalyser, LogClock, parse_line
+from bot.postfix.models import is_queue_id
+from bot.postfix.reasons import ReasonClass
 
 LAB_LOG = DATA / "postfix.log.lab"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()

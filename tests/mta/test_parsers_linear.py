@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from bot.diag import host
 from bot.errors import MailqbotError
-from bot.mta import maillog, postcat, postfix, postsuper, qshape, spool
-from bot.mta.filter import QueueFilter
-from bot.mta.postfix import PostqueueJsonParser
+from bot.postfix import maillog, postcat, postfix, postsuper, qshape, spool
+from bot.postfix.filter import QueueFilter
+from bot.postfix.postfix import PostqueueJsonParser
 
 # -- qshape's domain of an address holding newlines (its slow path) ----------------------
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from mta_samples import DATA, LAB_JSON, LAB_LIST, NOW
 
 from bot.errors import ParseError, UsageError
-from bot.mta.models import QueueMessage, Recipient, is_queue_id
-from bot.mta.postcat import (
+from bot.postfix.models import QueueMessage, Recipient, is_queue_id
+from bot.postfix.postcat import (
     BodyExcerpt,
     EnvelopeRecipient,
     ListingSearch,
@@ -26,7 +26,7 @@ from bot.mta.postcat import (
     postcat,
     unquote_address,
 )
-from bot.mta.postfix import PostqueueJsonParser, PostqueueListParser
+from bot.postfix.postfix import PostqueueJsonParser, PostqueueListParser
 
 ROOT = DATA.parent.parent
 RECORDS = {

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from mta_samples import LAB_JSON, NOW, messages, sample_messages, to_json_lines
 
 from bot.errors import ParseError, UsageError
-from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
-from bot.mta.postfix import (
+from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.postfix.postfix import (
     PostqueueJsonParser,
     PostqueueListParser,
     parser_for,

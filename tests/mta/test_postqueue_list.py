@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from mta_samples import LAB_JSON, LAB_LIST, NOW, REASONS, messages, sample_messages, to_list_text
 
 from bot.errors import ParseError
-from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
-from bot.mta.postfix import (
+from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.postfix.postfix import (
     PostqueueJsonParser,
     PostqueueListParser,
     infer_arrival,
@@ -75,7 +75,7 @@ def parse_bytes(data: bytes, cuts: Sequence[int] = (), now: float = NOW) -> list
 
 
 def as_listed(message: QueueMessage) -> QueueMessage:
-    """What -p can tell about a message (see bot.mta.postfix's module doc)."""
+    """What -p can tell about a message (see bot.postfix.postfix's module doc)."""
     if message.queue_name in ("active", "hold"):
         return message
     has_reason = any(r.delay_reason for r in message.recipients)

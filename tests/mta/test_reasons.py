@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mta_samples import LAB_JSON, REASONS
 
-from bot.mta import reasons
-from bot.mta.postfix import PostqueueJsonParser
-from bot.mta.reasons import _RULES, MAX_REASON_LENGTH, ReasonClass, analyse, classify, normalise
+from bot.postfix import reasons
+from bot.postfix.postfix import PostqueueJsonParser
+from bot.postfix.reasons import _RULES, MAX_REASON_LENGTH, ReasonClass, analyse, classify, normalise
 
 # Real Postfix (and real remote server) wording, one or more per class.
 EXAMPLES = [

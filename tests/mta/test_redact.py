@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.mta.redact import redact_parameter, redact_table_spec, redact_text, split_list
+from bot.postfix.redact import redact_parameter, redact_table_spec, redact_text, split_list
 
 SASL = "smtp_sasl_password_maps"
 

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
 
-from bot.mta.models import QueueMessage, Recipient
-from bot.mta.postfix import PostqueueJsonParser
-from bot.mta.qshape import (
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.postfix import PostqueueJsonParser
+from bot.postfix.qshape import (
     ShapeRow,
     bucket_of,
     parse_qshape,
@@ -23,8 +23,8 @@ from bot.mta.qshape import (
     qshape_domain,
     shape_table,
 )
-from bot.mta.reasons import ReasonClass, classify, normalise
-from bot.mta.summary import OTHER_KEY, QueueSummary, SummaryBuilder
+from bot.postfix.reasons import ReasonClass, classify, normalise
+from bot.postfix.summary import OTHER_KEY, QueueSummary, SummaryBuilder
 
 
 def summarise(queue: list[QueueMessage], now: float = NOW, top_n: int = 1000) -> QueueSummary:

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mta_samples import NOW, messages, sample_messages, synthetic_messages, to_json_lines
 
-from bot.mta import summary as summary_module
-from bot.mta.models import QueueMessage, Recipient
-from bot.mta.postfix import PostqueueJsonParser
-from bot.mta.qshape import ShapeCounter, bucket_of, qshape_domain
-from bot.mta.reasons import analyse
-from bot.mta.summary import (
+from bot.postfix import summary as summary_module
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.postfix import PostqueueJsonParser
+from bot.postfix.qshape import ShapeCounter, bucket_of, qshape_domain
+from bot.postfix.reasons import analyse
+from bot.postfix.summary import (
     NO_REASON,
     NULL_SENDER,
     BoundedCounter,
@@ -24,7 +24,7 @@ from bot.mta.summary import (
     SummaryBuilder,
     domain_of,
 )
-from bot.mta.summary_brief import BriefSummaryBuilder
+from bot.postfix.summary_brief import BriefSummaryBuilder
 
 ADDRESSES = ["a@X.com", "b@x.com", "noat", "MAILER-DAEMON", "", "c@", "@d.org", "e@f..g.",
              "h@.I.", "x\n@y.z", "q@y.z\n", "w@É.fr", "u@e@v.net", "z@Y.COM"]  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from mta_samples import VERSIONS_NOW as NOW
 from mta_samples import versions_fixture as fixture
 
-from bot.mta.maillog import (
+from bot.postfix.maillog import (
     Delivery,
     LineReader,
     LogAnalyser,

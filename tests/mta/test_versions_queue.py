@@ -14,9 +14,9 @@ from mta_samples import VERSIONS_NOW as NOW
 from mta_samples import versions_fixture as fixture
 
 from bot.errors import ParseError
-from bot.mta import postfix
-from bot.mta.models import QueueMessage, Recipient
-from bot.mta.postfix import PostqueueJsonParser, parse_postqueue_list
+from bot.postfix import postfix
+from bot.postfix.models import QueueMessage, Recipient
+from bot.postfix.postfix import PostqueueJsonParser, parse_postqueue_list
 
 
 def test_every_fixture_names_its_origin() -> None:

@@ -45,8 +45,8 @@ from standins import stand_ins, why_not
 
 from bot.diag import host as diag
 from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT
-from bot.mta import logsource
-from bot.mta.models import is_queue_id
+from bot.postfix import logsource
+from bot.postfix.models import is_queue_id
 from bot.remote.command import RemoteCommand
 
 SUDOERS = ROOT / "deploy" / "sudoers.mailqbot"

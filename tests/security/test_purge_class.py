@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from core.demo_world import World, demo_world
 
+from bot.app.pipeline import Outcome, handle
 from bot.context import Request
 from bot.inventory import Access, ActionRule, Grant
-from bot.pipeline import Outcome, handle
 
 TEAM = "T0LAB"
 ACCESS = Access(

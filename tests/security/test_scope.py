@@ -16,11 +16,11 @@ import pytest
 from core.demo_world import World, demo_world
 
 import commands
+from bot.app.pipeline import Outcome, handle
 from bot.context import Context, Identity, Request
 from bot.errors import PermissionDenied
 from bot.inventory import Access, Grant
-from bot.mta import postfix
-from bot.pipeline import Outcome, handle
+from bot.postfix import postfix
 from commands import Argument, CommandSpec, HostArg
 
 TEAM = "T0LAB"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.demo_ssh import ClientKey, Handler, ScriptedSSHServer, generate_client_key
+from bot.demo.ssh import ClientKey, Handler, ScriptedSSHServer, generate_client_key
 from bot.inventory import Host
 from bot.remote.ssh import SSHExecutor
 

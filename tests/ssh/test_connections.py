@@ -8,7 +8,7 @@ import time
 import asyncssh
 import pytest
 
-from bot.demo_ssh import Reply, ScriptedSSHServer, SilentTCPServer, static_handler, unused_port
+from bot.demo.ssh import Reply, ScriptedSSHServer, SilentTCPServer, static_handler, unused_port
 from bot.errors import AuthFailed, HostKeyMismatch, HostUnreachable
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SSHExecutor, _may_retry
@@ -140,7 +140,7 @@ async def test_missing_known_hosts_file_is_refused(make_server, host_for, execut
 
 
 async def test_wrong_client_key_is_auth_failed(make_server, host_for, executor, tmp_path):
-    from bot.demo_ssh import generate_client_key
+    from bot.demo.ssh import generate_client_key
 
     server = await make_server(static_handler())
     stranger = generate_client_key(tmp_path / "other")

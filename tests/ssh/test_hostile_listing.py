@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from bot.demo_ssh import Reply
-from bot.mta import reasons
-from bot.mta.summary_brief import BriefSummaryBuilder
-from bot.queue import read_host
+from bot.demo.ssh import Reply
+from bot.postfix import reasons
+from bot.postfix.reader import read_host
+from bot.postfix.summary_brief import BriefSummaryBuilder
 from bot.remote.audited import Remote
 
 PIECES = ["a.", "1.", "a[", "a.b[", "-.", "a@", "1.1.1.1.", "<a@"]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import commands.log as log_command
-from bot import perform
-from bot.demo_ssh import Reply
+from bot.actions import perform
+from bot.demo.ssh import Reply
 from bot.errors import CommandFailed, OutputTooLarge
 from bot.remote import ssh
 from bot.remote.command import RemoteCommand

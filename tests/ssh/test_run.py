@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bot.demo_ssh import Reply, static_handler
+from bot.demo.ssh import Reply, static_handler
 from bot.errors import CommandFailed, CommandTimeout, SudoPasswordRequired
 from bot.remote.command import RemoteCommand
 

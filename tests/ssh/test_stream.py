@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.demo_ssh import Reply, static_handler
+from bot.demo.ssh import Reply, static_handler
 from bot.errors import CommandFailed, ConnectionLost
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import CHUNK_SIZE, RemoteStream, SSHExecutor

@@ -17,19 +17,19 @@ import secrets
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import plans
-from bot.actions import TOUCHES, Action, Item, Selection
+from bot.actions import rules as plans
+from bot.actions.perform import ActionResult, perform
+from bot.actions.rules import PlanView
+from bot.actions.select import TOUCHES, Action, Item, Selection
 from bot.db.models import ActionPlan
 from bot.errors import MailqbotError, PermissionDenied, PlanClosed, UsageError
 from bot.inventory import Host
-from bot.perform import ActionResult, perform
-from bot.plans import PlanView
 from bot.stores import audit
 from bot.stores import plans as store
 
 if TYPE_CHECKING:
+    from bot.app.services import Services
     from bot.context import Context
-    from bot.services import Services
 
 
 def _audit(ctx: Context, event: str, plan: ActionPlan, **detail: Any) -> audit.AuditRecord:

@@ -10,14 +10,14 @@ at all select every message.
 - ``sender=a@b.example`` (the address, any case), ``sender=@b.example`` (that domain or
   a subdomain), ``sender=<>`` (the null sender; Postfix shows it as ``MAILER-DAEMON``,
   which is accepted too).
-- ``reason=greylisted``: a class name of ``bot.mta.reasons.ReasonClass`` (``-`` may stand
+- ``reason=greylisted``: a class name of ``bot.postfix.reasons.ReasonClass`` (``-`` may stand
   for ``_``); any other text matches reasons containing it, ignoring case
   (``reason="too many connections"``). A recipient with no recorded reason is ``other``
   in the deferred queue, as in the summary, and has no reason elsewhere.
 - ``older=2d`` / ``newer=30m``: the age ``now - arrival_time`` (never below 0) is at least /
   below the duration: ``older=X`` and ``newer=X`` split the queue in two. Units ``s m h
   d w``, combinable (``1h30m``). Each may be given once.
-- ``queue=deferred``: one of ``bot.mta.models.QUEUE_NAMES``.
+- ``queue=deferred``: one of ``bot.postfix.models.QUEUE_NAMES``.
 - ``id=9EF7716A00B``: one or several queue IDs (short or long form).
 
 A word holds at most ``MAX_WORD_LENGTH`` (2,048) characters and a value at most
@@ -41,8 +41,8 @@ from typing import TypeVar
 import idna
 
 from bot.errors import UsageError
-from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
-from bot.mta.reasons import ReasonClass, classify
+from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.postfix.reasons import ReasonClass, classify
 from bot.text import duration as human_duration
 
 KEYS: tuple[str, ...] = ("domain", "sender", "reason", "older", "newer", "queue", "id")

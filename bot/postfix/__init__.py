@@ -3,8 +3,8 @@
 Nothing in this package does I/O; ``bot.remote.ssh`` runs the ``RemoteCommand`` values built here.
 """
 
-from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
-from bot.mta.postfix import (
+from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.postfix.postfix import (
     PostqueueJsonParser,
     PostqueueListParser,
     QueueParser,
@@ -16,8 +16,8 @@ from bot.mta.postfix import (
     postqueue_list,
     queue_listing,
 )
-from bot.mta.reasons import ReasonClass, classify, normalise
-from bot.mta.summary import QueueSummary, SummaryBuilder
+from bot.postfix.reasons import ReasonClass, classify, normalise
+from bot.postfix.summary import QueueSummary, SummaryBuilder
 
 __all__ = [
     "QUEUE_NAMES",

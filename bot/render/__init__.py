@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from bot import messages, plans, tables
+from bot import messages, tables
+from bot.actions import rules as plans
 from bot.errors import MailqbotError, UsageError
 from bot.text import clean, code, duration, escape_mrkdwn, num, size, utc
 

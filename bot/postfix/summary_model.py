@@ -1,6 +1,6 @@
 """What a queue summary holds (``QueueSummary`` and its parts) and the bounded counter.
 
-``bot.mta.summary`` builds these and re-exports every name; see its doc for the rules.
+``bot.postfix.summary`` builds these and re-exports every name; see its doc for the rules.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from bot.mta.qshape import QueueShape
-from bot.mta.reasons import ReasonClass
+from bot.postfix.qshape import QueueShape
+from bot.postfix.reasons import ReasonClass
 
 ALWAYS_SHOWN = ("active", "incoming", "deferred", "hold")
 OTHER_KEY = "(other)"

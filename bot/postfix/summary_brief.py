@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.mta.summary import SummaryBuilder
+from bot.postfix.summary import SummaryBuilder
 
 PENDING_TEXT = 64 * 1024  # characters of new reasons that make a fold due
 

@@ -35,11 +35,11 @@ from datetime import timedelta, timezone
 
 from bot.errors import MailqbotError, ParseError
 from bot.inventory import Host
-from bot.mta import postfix, spool
-from bot.mta.models import QueueMessage
-from bot.mta.reasons import analyse
-from bot.mta.spool import DiskUse, HostSettings
-from bot.mta.summary import QueueSummary, SummaryBuilder
+from bot.postfix import postfix, spool
+from bot.postfix.models import QueueMessage
+from bot.postfix.reasons import analyse
+from bot.postfix.spool import DiskUse, HostSettings
+from bot.postfix.summary import QueueSummary, SummaryBuilder
 from bot.remote.audited import Remote
 from bot.remote.ssh import SUDO_NEEDS_AUTH, SSHExecutor
 

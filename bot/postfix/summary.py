@@ -28,7 +28,7 @@ Counting rules:
   returns the first after ``maximal_queue_lifetime``, the second after
   ``bounce_queue_lifetime``.
 - ``deferred_shape`` is ``qshape deferred`` and ``deferred_sender_shape`` is
-  ``qshape -s deferred``, counted as qshape counts (``bot.mta.qshape``), with the
+  ``qshape -s deferred``, counted as qshape counts (``bot.postfix.qshape``), with the
   ``shape_rows`` largest domains kept.
 - Ties in every top list are broken by key, so summaries are deterministic.
 """
@@ -38,10 +38,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping
 
-from bot.mta.models import QUEUE_NAMES, QueueMessage
-from bot.mta.qshape import ShapeCounter, qshape_domain
-from bot.mta.reasons import ReasonClass, analyse
-from bot.mta.summary_model import (
+from bot.postfix.models import QUEUE_NAMES, QueueMessage
+from bot.postfix.qshape import ShapeCounter, qshape_domain
+from bot.postfix.reasons import ReasonClass, analyse
+from bot.postfix.summary_model import (
     AGE_EDGES_MINUTES,
     AGE_LABELS,
     ALWAYS_SHOWN,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.errors import ParseError, UsageError
-from bot.mta.models import is_queue_id
+from bot.postfix.models import is_queue_id
 from bot.remote.command import RemoteCommand
 
 POSTSUPER = "/usr/sbin/postsuper"

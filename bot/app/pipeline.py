@@ -21,9 +21,9 @@ from typing import Any
 
 import commands
 from bot import render
+from bot.app.services import Services
 from bot.context import Context, Identity, Progress, Request, no_progress
 from bot.errors import AuditUnavailable, MailqbotError, PermissionDenied, UnknownHost, UsageError
-from bot.services import Services
 from bot.stores import audit, runs
 from commands import CommandSpec
 

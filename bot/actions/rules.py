@@ -20,7 +20,7 @@ from bot.stores.audit_key import AuditTrail
 from bot.text import table
 
 if TYPE_CHECKING:
-    from bot.actions import Selection
+    from bot.actions.select import Selection
     from bot.context import Identity
 
 PLAN_ID = re.compile(r"p[0-9a-f]{10}")

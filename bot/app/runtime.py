@@ -6,11 +6,11 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from bot.app.services import Services
 from bot.db.migrate import ensure_migrated
 from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Inventory, load_config
 from bot.remote.ssh import SSHExecutor
-from bot.services import Services
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
 

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.actions import TOUCHES, Action, Item
+from bot.actions.select import TOUCHES, Action, Item
 from bot.errors import AuditUnavailable, MailqbotError, ParseError, UsageError
 from bot.inventory import Host
-from bot.mta import postsuper
-from bot.mta.models import QueueMessage
-from bot.queue import shorten, stream_queue
+from bot.postfix import postsuper
+from bot.postfix.models import QueueMessage
+from bot.postfix.reader import shorten, stream_queue
 from bot.remote.audited import Remote
 
 if TYPE_CHECKING:

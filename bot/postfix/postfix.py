@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import orjson
 
 from bot.errors import ParseError, UsageError
-from bot.mta.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
 from bot.remote.command import RemoteCommand
 
 POSTQUEUE = "/usr/sbin/postqueue"

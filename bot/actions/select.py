@@ -2,7 +2,7 @@
 
 ``select`` lists the queue once and returns the selected messages as ``Item``s (queue ID,
 arrival time, sender, queue): the exact set a plan stores and a person approves, with a
-preview of them. Changing them is ``bot.perform``.
+preview of them. Changing them is ``bot.actions.perform``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bot.errors import UsageError
 from bot.inventory import Host
-from bot.mta.filter import QueueFilter, reason_class
-from bot.mta.models import QueueMessage, Recipient, is_queue_id
-from bot.queue import stream_queue
+from bot.postfix.filter import QueueFilter, reason_class
+from bot.postfix.models import QueueMessage, Recipient, is_queue_id
+from bot.postfix.reader import stream_queue
 from bot.text import code
 
 if TYPE_CHECKING:

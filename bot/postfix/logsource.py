@@ -25,7 +25,7 @@ from typing import Literal
 
 from bot.errors import ParseError, UsageError
 from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT, is_plain_path
-from bot.mta import postfix
+from bot.postfix import postfix
 from bot.remote.command import RemoteCommand
 
 TAIL, HEAD, GREP = "/usr/bin/tail", "/usr/bin/head", "/bin/grep"

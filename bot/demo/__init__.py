@@ -1,6 +1,6 @@
 """``mailqbot console --demo``: demo hosts with realistic queues, no Postfix or Slack needed.
 
-Each demo host is a real in-process SSH server (``bot.demo_ssh``) that answers the same
+Each demo host is a real in-process SSH server (``bot.demo.ssh``) that answers the same
 fixed command lines a Postfix host does, from a queue generated here with Postfix's own
 delay-reason texts. The bot reaches it through the real executor, pipeline and database.
 """
@@ -20,12 +20,12 @@ from typing import Any
 
 import orjson
 
+from bot.app.runtime import open_services
+from bot.app.services import Services
 from bot.db.migrate import upgrade_async
-from bot.demo_changes import postsuper
-from bot.demo_ssh import ScriptedSSHServer, Stdout, generate_client_key
+from bot.demo.changes import postsuper
+from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key
 from bot.inventory import Inventory, parse_config
-from bot.runtime import open_services
-from bot.services import Services
 from bot.settings import Settings
 
 MAIL_VERSION = "3.7.11"

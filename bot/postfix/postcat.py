@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.errors import ParseError, UsageError
-from bot.mta.models import QUEUE_NAMES, QueueMessage, is_queue_id
-from bot.mta.postfix import PostqueueJsonParser, QueueParser, _Lines
+from bot.postfix.models import QUEUE_NAMES, QueueMessage, is_queue_id
+from bot.postfix.postfix import PostqueueJsonParser, QueueParser, _Lines
 from bot.remote.command import RemoteCommand
 
 POSTCAT = "/usr/sbin/postcat"

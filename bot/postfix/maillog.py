@@ -1,6 +1,6 @@
 """The Postfix mail log: status lines parsed and counted with bounded memory.
 
-Where the log is and the commands that read it: ``bot.mta.logsource``.
+Where the log is and the commands that read it: ``bot.postfix.logsource``.
 
 A delivery line is ``QUEUE_ID: to=<...>, [orig_to=<...>, ]relay=..., FIELDS, status=WORD
 (reason)``, written by ``global/log_adhoc.c`` (2.1 on; 2.0 by ``sent.c``, ``defer.c`` and
@@ -54,9 +54,9 @@ from datetime import UTC, datetime
 from time import gmtime
 from typing import NamedTuple
 
-from bot.mta.models import is_queue_id
-from bot.mta.reasons import ReasonClass, analyse
-from bot.mta.summary import OTHER_KEY, BoundedCounter, domain_of
+from bot.postfix.models import is_queue_id
+from bot.postfix.reasons import ReasonClass, analyse
+from bot.postfix.summary import OTHER_KEY, BoundedCounter, domain_of
 
 MAX_LINE_BYTES = 64 * 1024  # longer lines are skipped (counted malformed), never buffered
 KNOWN_STATUSES = frozenset(

@@ -1,0 +1,1 @@
+"""Queue actions: selecting messages, the plan rules, the plan state machine, performing."""
