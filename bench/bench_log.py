@@ -343,12 +343,11 @@ def pflogsumm_totals(text: str) -> str:
 
 
 async def child(since: str, db: str) -> dict[str, Any]:
-    import commands.log as log_command
     from bot.app.pipeline import handle
     from bot.app.runtime import open_services
     from bot.context import Request
     from bot.inventory import Inventory, parse_config
-    from bot.postfix import logsource
+    from bot.postfix import logreader, logsource
     from bot.settings import Settings
 
     async def bench_source(ex: Any, host: Any) -> Any:
@@ -358,7 +357,7 @@ async def child(since: str, db: str) -> dict[str, Any]:
         size = logsource.parse_sizes(result.stdout)[str(BENCH_LOG)]
         return logsource.LogTarget("file", str(BENCH_LOG), size)
 
-    log_command.detect_source = bench_source
+    logreader.detect_source = bench_source
     config = (
         LAB_CONFIG.read_text()
         + '\n[[hosts]]\nname = "bench"\naddress = "127.0.0.1"\nsudo = false\n'

@@ -93,8 +93,9 @@ class Context:
         """The request's audited gateway to its hosts (made on first use)."""
         if self._remote is None:
             from bot.remote.audited import Remote
+            from bot.stores.audit import RequestJournal
 
-            self._remote = Remote.for_request(self)
+            self._remote = Remote.for_request(self, RequestJournal.of(self))
         return self._remote
 
     def remote_records(self) -> list[dict[str, Any]]:

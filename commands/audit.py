@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.db.models import AuditEvent
 from bot.errors import UsageError
 from bot.inventory import Inventory
 from bot.stores import audit
+from bot.stores.audit import AuditEvent
 from bot.text import code, duration, table, utc
 from commands import Argument, CommandSpec
 

@@ -12,11 +12,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.actions.rules import epoch
-from bot.db.models import AuditEvent
 from bot.errors import UsageError
 from bot.inventory import Inventory
 from bot.stores import audit
 from bot.stores import plans as store
+from bot.stores.audit import AuditEvent
 from bot.text import table
 from commands import Argument, CommandSpec
 

@@ -109,16 +109,14 @@ class Remote:
     _last_progress: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def for_request(cls, ctx: Context) -> Self:
-        from bot.stores.audit import RequestJournal
-
-        request = ctx.request
+    def for_request(cls, ctx: Context, journal: ChangeJournal) -> Self:
+        """The gateway of ``ctx``'s request: scoped by its permission, journalling its
+        changes in ``journal`` (refusing them if the delivery's repeat was not ruled out)."""
 
         def allowed(host: str) -> bool:
             return ctx.may(ctx.permission, [host])
 
-        journal: ChangeJournal = RequestJournal.of(ctx)
-        if request.replay_unchecked:
+        if ctx.request.replay_unchecked:
             journal = _Unchecked()
         return cls(ctx.services.executor, journal, allowed, ctx.progress)
 

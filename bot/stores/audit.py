@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from bot.db.models import AuditEvent
+from bot.db.models import AuditEvent as AuditEvent  # the row type readers get
 from bot.errors import UsageError
 from bot.stores.audit_key import AuditTrail
 

@@ -32,7 +32,7 @@ from bot.db.models import AuditEvent
 from bot.demo.ssh import Reply, ScriptedSSHServer, generate_client_key
 from bot.errors import ParseError, SudoPasswordRequired, UsageError
 from bot.inventory import Inventory, parse_config
-from bot.postfix import reasons
+from bot.postfix import logreader, reasons
 from bot.settings import Settings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
@@ -194,7 +194,7 @@ def test_bad_since_says_what_to_write(words: list[str], says: str) -> None:
 async def test_reads_only_the_window_and_counts_match_a_recount(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(log_command, "GRANULE", 4096)
+    monkeypatch.setattr(logreader, "GRANULE", 4096)
     fake = FakeHost(log=make_log(days=3))
     async with serve(fake, tmp_path, db_url) as services:
         report, ctx = await read(services, "log mx1 since=6h")

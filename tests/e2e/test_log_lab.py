@@ -26,6 +26,7 @@ from bot.app.services import Services
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
 from bot.inventory import Inventory, load_config
+from bot.postfix import logreader
 from bot.settings import Settings
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_up")]
@@ -99,7 +100,7 @@ async def test_window_counts_equal_a_local_recount_of_the_same_bytes(services: S
     assert report.count("sent") == expected["sent"]
     assert report.read.malformed == 0
     assert recount(0, report.read.read_from, start) == {"deferred": 0, "sent": 0}
-    if options != "since=24h" and report.read.read_to > 2 * log_command.GRANULE:
+    if options != "since=24h" and report.read.read_to > 2 * logreader.GRANULE:
         assert report.read.read_from > 0
         assert report.read.probes > 1
     assert report.count("deferred") > 0, "the lab log has no deferrals in the window"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import commands.log as log_command
 from bot.actions import perform
 from bot.demo.ssh import Reply
 from bot.errors import CommandFailed, OutputTooLarge
+from bot.postfix import logreader
 from bot.remote import ssh
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import RUN_OUTPUT_LIMIT, STDERR_LIMIT, MiB
@@ -115,6 +115,6 @@ def test_limits_leave_room_for_what_the_bot_reads() -> None:
     # postsuper names every message of a batch on stderr ("postsuper: <ID>: placed on
     # hold", under 80 bytes): a whole batch's report must fit what is kept of stderr.
     assert perform.BATCH * 80 < STDERR_LIMIT
-    assert "more than 16 MiB to stderr" in log_command._STDERR_DROPPED  # says the limit
+    assert "more than 16 MiB to stderr" in logreader._STDERR_DROPPED  # says the limit
     assert 16 * MiB == STDERR_LIMIT
     assert RUN_OUTPUT_LIMIT >= 10_240_000  # postcat of a message at message_size_limit
