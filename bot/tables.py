@@ -119,6 +119,7 @@ def _no_backticks(text: str) -> str:
 
 
 GLOBALS = {
+    "table": table,
     "reason_lines": reason_lines,
     "queue_table": queue_table,
     "class_table": class_table,

@@ -17,8 +17,8 @@ from bot.actions import rules as plans
 from bot.actions.perform import ActionResult, flush_all, perform
 from bot.actions.rules import PlanView
 from bot.actions.select import Action, Selection, parse_selection, select
+from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.errors import UsageError
-from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -48,20 +48,26 @@ class ActionReply:
         return "plan" if self.plan is not None else "report"
 
 
-def _selection(action: Action, args: argparse.Namespace, usage: str) -> Selection:
-    selection = parse_selection(action, args.words, usage)
+@dataclass(frozen=True)
+class ActArgs:
+    """One host and what to act on there."""
+
+    target: str
+    selection: Selection
+
+
+def _parse(action: Action, ns: argparse.Namespace, usage: str) -> ActArgs:
+    selection = parse_selection(action, ns.words, usage)
     if action == "purge" and not selection.reason:
         raise UsageError(
             'Say why, for the approver and the audit trail: add `why="ticket or reason"`.',
             usage,
         )
-    return selection
+    return ActArgs(ns.target, selection)
 
 
-async def run_action(
-    action: Action, args: argparse.Namespace, ctx: Context, usage: str
-) -> ActionReply:
-    selection = _selection(action, args, usage)
+async def run_action(action: Action, args: ActArgs, ctx: Context, usage: str) -> ActionReply:
+    selection = args.selection
     host = ctx.services.inventory.get(args.target)
     config = ctx.services.inventory.config
     needs_plan = plans.needs_approval(config, action)
@@ -88,14 +94,14 @@ SELECTION_HELP = "queue IDs, filter words (domain= sender= reason= older= queue=
 
 
 def action_spec(action: Action, summary: str, examples: tuple[str, ...],
-                metavar: str) -> CommandSpec:  # fmt: skip
+                metavar: str) -> CommandSpec[ActArgs]:  # fmt: skip
     usage = f"/mailq {action} HOST {metavar}"
 
-    async def run(args: argparse.Namespace, ctx: Context) -> ActionReply:
+    async def run(args: ActArgs, ctx: Context) -> ActionReply:
         return await run_action(action, args, ctx, usage)
 
-    def validate(args: argparse.Namespace) -> Selection:
-        return _selection(action, args, usage)
+    def parse(ns: argparse.Namespace) -> ActArgs:
+        return _parse(action, ns, usage)
 
     return CommandSpec(
         name=action,
@@ -103,8 +109,8 @@ def action_spec(action: Action, summary: str, examples: tuple[str, ...],
         permission="act",
         template="action",
         examples=examples,
+        parse=parse,
         run=run,
-        validate=validate,
         arguments=(
             HostArg("target", help="a host from the inventory", metavar="HOST"),
             Argument("words", help=SELECTION_HELP, metavar=metavar, nargs="*"),

@@ -6,10 +6,11 @@ When the last approval needed arrives, the plan is claimed and run at once, once
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.actions import approvals
-from commands import Argument, CommandSpec
+from bot.app.registry import Argument, CommandSpec
 from commands._act import ActionReply
 
 if TYPE_CHECKING:
@@ -18,7 +19,16 @@ if TYPE_CHECKING:
 USAGE = "/mailq approve PLAN"
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> ActionReply:
+@dataclass(frozen=True)
+class Args:
+    plan: str
+
+
+def parse(ns: argparse.Namespace) -> Args:
+    return Args(approvals.plan_id(ns.plan))
+
+
+async def run(args: Args, ctx: Context) -> ActionReply:
     plan = await approvals.decide(ctx, args.plan, "approve")
     if plan.status == "approved":
         host = ctx.services.inventory.get(plan.host)
@@ -33,6 +43,6 @@ SPEC = CommandSpec(
     template="action",
     examples=("/mailq approve p3f9a0c12de",),
     arguments=(Argument("plan", help="the plan id from the approval message", metavar="PLAN"),),
+    parse=parse,
     run=run,
-    validate=approvals.check_plan_id,
 )

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.app.registry import Argument, CommandSpec
 from bot.errors import UsageError
 from bot.inventory import Inventory
 from bot.stores import audit
 from bot.stores.audit import AuditEvent
 from bot.text import code, duration, table, utc
-from commands import Argument, CommandSpec
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -71,8 +71,8 @@ def parse_query(words: list[str]) -> AuditQuery:
     return query
 
 
-def validate(args: argparse.Namespace) -> AuditQuery:
-    return parse_query(args.words)
+def parse(ns: argparse.Namespace) -> AuditQuery:
+    return parse_query(ns.words)
 
 
 def scope(args: argparse.Namespace, inventory: Inventory) -> list[str]:
@@ -152,8 +152,7 @@ def _hosts(query: AuditQuery, ctx: Context) -> list[str] | None:
     return sorted({query.target, *members})
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> AuditPage:
-    query = validate(args)
+async def run(query: AuditQuery, ctx: Context) -> AuditPage:
     now = ctx.services.clock()
     since = datetime.fromtimestamp(now, UTC) - timedelta(seconds=query.since)
     hosts = _hosts(query, ctx)
@@ -165,7 +164,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> AuditPage:
 
 SPEC = CommandSpec(
     name="audit",
-    validate=validate,
+    parse=parse,
     summary="The newest audit events (who ran what, where, and how it ended); "
     "admins only. More than fit go into a file.",
     permission="admin",

@@ -6,19 +6,29 @@ Any approver may deny; the requester may withdraw their own plan the same way.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.actions import approvals
-from commands import Argument, CommandSpec
+from bot.app.registry import Argument, CommandSpec
 from commands._act import ActionReply
 
 if TYPE_CHECKING:
     from bot.context import Context
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> ActionReply:
-    note = " ".join(args.why)[:500]
-    return ActionReply(plan=await approvals.decide(ctx, args.plan, "deny", note))
+@dataclass(frozen=True)
+class Args:
+    plan: str
+    note: str
+
+
+def parse(ns: argparse.Namespace) -> Args:
+    return Args(approvals.plan_id(ns.plan), " ".join(ns.why)[:500])
+
+
+async def run(args: Args, ctx: Context) -> ActionReply:
+    return ActionReply(plan=await approvals.decide(ctx, args.plan, "deny", args.note))
 
 
 SPEC = CommandSpec(
@@ -33,6 +43,6 @@ SPEC = CommandSpec(
             "why", help="why, for the requester and the audit trail", metavar="[WHY]", nargs="*"
         ),
     ),
+    parse=parse,
     run=run,
-    validate=approvals.check_plan_id,
 )

@@ -10,12 +10,13 @@ a button that runs the command (as the person who clicks).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.diag.collect import Diagnoser, Diagnosis
 from bot.diag.host import checked_domain
 from bot.errors import UsageError
-from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -34,14 +35,20 @@ def domain_argument(text: str | None) -> str | None:
     return domain
 
 
-def check_words(args: argparse.Namespace) -> None:
-    domain_argument(args.domain)
+@dataclass(frozen=True)
+class Args:
+    target: str
+    domain: str | None  # IDNA ASCII
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> Diagnosis:
+def parse(ns: argparse.Namespace) -> Args:
+    return Args(ns.target, domain_argument(ns.domain))
+
+
+async def run(args: Args, ctx: Context) -> Diagnosis:
     services = ctx.services
     host = services.inventory.get(args.target)
-    domain = domain_argument(args.domain)
+    domain = args.domain
     config = services.inventory.config.diagnose
     await ctx.progress(
         f"{host.name}: checking DNS, SMTP, relay, blocklists and the queue "
@@ -61,6 +68,6 @@ SPEC = CommandSpec(
         HostArg("target", help="a host from the inventory", metavar="HOST"),
         Argument("domain", help="a recipient domain to check", metavar="[DOMAIN]", nargs="?"),
     ),
+    parse=parse,
     run=run,
-    validate=check_words,
 )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import commands
-from commands import CommandSpec
+from bot.app.registry import CommandSpec
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -28,7 +28,16 @@ class HelpModel:
     groups: list[str]
 
 
-async def run(_args: argparse.Namespace, ctx: Context) -> HelpModel:
+@dataclass(frozen=True)
+class Args:
+    """help takes no arguments."""
+
+
+def parse(_ns: argparse.Namespace) -> Args:
+    return Args()
+
+
+async def run(_args: Args, ctx: Context) -> HelpModel:
     inventory = ctx.services.inventory
     entries = [
         HelpEntry(s.name, s.usage, s.summary, s.examples)
@@ -44,5 +53,6 @@ SPEC = CommandSpec(
     permission="read",
     template="help",
     examples=("/mailq help",),
+    parse=parse,
     run=run,
 )

@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.errors import UsageError
 from bot.postfix.filter import QueueFilter, reason_class
 from bot.postfix.models import QueueMessage, Recipient
 from bot.postfix.reader import stream_queue
 from bot.text import clean, code, escape_mrkdwn, size, table, utc
 from bot.text import duration as age_text
-from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -225,16 +225,23 @@ def _chunks(header: str, lines: list[str], limit: int) -> list[str]:
     return chunks
 
 
-def parse_words(args: argparse.Namespace) -> tuple[Paging, QueueFilter]:
-    paging, words = take_paging(args.words)
+@dataclass(frozen=True)
+class Args:
+    target: str
+    paging: Paging
+    filter: QueueFilter
+
+
+def parse(ns: argparse.Namespace) -> Args:
+    paging, words = take_paging(ns.words)
     try:
-        return paging, QueueFilter.parse(words)
+        return Args(ns.target, paging, QueueFilter.parse(words))
     except UsageError as exc:
         raise UsageError(exc.user_message, SPEC.usage) from None
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> ListPage:
-    paging, queue_filter = parse_words(args)
+async def run(args: Args, ctx: Context) -> ListPage:
+    paging, queue_filter = args.paging, args.filter
     host = ctx.services.inventory.get(args.target)
     now = ctx.services.clock()
     page = PageBuilder(queue_filter, now, paging)
@@ -247,7 +254,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> ListPage:
 
 SPEC = CommandSpec(
     name="list",
-    validate=parse_words,
+    parse=parse,
     summary="The messages that match a filter (domain, sender, reason, age, queue, ID), "
     "with counts; a page at a time.",
     permission="read",

@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.errors import UsageError
 from bot.postfix import logreader, maillog
 from bot.postfix.logreader import ReadStats
 from bot.postfix.logsource import LogTarget
 from bot.postfix.maillog import LogAnalysis
 from bot.text import duration, num, table
-from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -177,8 +177,18 @@ def parse_since(words: list[str]) -> int:
 # -- reading the host -------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> LogReport:
-    since = parse_since(args.options)
+@dataclass(frozen=True)
+class Args:
+    target: str
+    since: int  # seconds
+
+
+def parse(ns: argparse.Namespace) -> Args:
+    return Args(ns.target, parse_since(ns.options))
+
+
+async def run(args: Args, ctx: Context) -> LogReport:
+    since = args.since
     host = ctx.services.inventory.get(args.target)
     now = ctx.services.clock()
     source, stats, analysis = await logreader.read_log(ctx.remote, host, now, since, ctx.progress)
@@ -187,7 +197,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> LogReport:
 
 SPEC = CommandSpec(
     name="log",
-    validate=lambda args: parse_since(args.options),
+    parse=parse,
     summary="Deferral analysis from the mail log: statuses, reasons, relays, delays, "
     "queue IDs deferred again and again.",
     permission="read",

@@ -12,13 +12,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.actions.rules import epoch
+from bot.app.registry import Argument, CommandSpec
 from bot.errors import UsageError
 from bot.inventory import Inventory
 from bot.stores import audit
 from bot.stores import plans as store
 from bot.stores.audit import AuditEvent
 from bot.text import table
-from commands import Argument, CommandSpec
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -69,24 +69,30 @@ class PlanList:
         return table(rows, ["audit seq", "host", "by", "command", "messages"], (0, 4))
 
 
-def _words(args: argparse.Namespace) -> tuple[str | None, bool]:
-    words = list(args.words)
+@dataclass(frozen=True)
+class Args:
+    host: str | None
+    finished_too: bool
+
+
+def parse(ns: argparse.Namespace) -> Args:
+    words = list(ns.words)
     finished = "all" in words  # no host may be called "all"
     rest = [w for w in words if w != "all"]
     if len(rest) > 1:
         raise UsageError("Name at most one host.", USAGE)
-    return (rest[0] if rest else None), finished
+    return Args(rest[0] if rest else None, finished)
 
 
-def scope(args: argparse.Namespace, inventory: Inventory) -> list[str]:
+def scope(ns: argparse.Namespace, inventory: Inventory) -> list[str]:
     """A named host must be one the caller may read; without one, ``run`` lists only
     plans on hosts the caller may read."""
-    host, _finished = _words(args)
+    host = parse(ns).host
     return [] if host is None else [inventory.get(host).name]
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> PlanList:
-    host, finished = _words(args)
+async def run(args: Args, ctx: Context) -> PlanList:
+    host, finished = args.host, args.finished_too
     hosts = sorted(ctx.hosts_with("read"))
     if host is not None:
         host = ctx.services.inventory.get(host).name
@@ -116,7 +122,7 @@ SPEC = CommandSpec(
     template="plans",
     examples=("/mailq plans", "/mailq plans mx1 all"),
     arguments=(Argument("words", help="a host, and `all`", metavar="[HOST] [all]", nargs="*"),),
-    validate=_words,
+    parse=parse,
     run=run,
     scope=scope,
 )

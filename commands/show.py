@@ -23,6 +23,7 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from typing import TYPE_CHECKING
 
+from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.errors import CommandFailed, NotInQueue, PermissionDenied, UsageError
 from bot.inventory import Host
 from bot.postfix import postfix
@@ -40,7 +41,6 @@ from bot.postfix.postcat import (
 from bot.postfix.reader import listing_parser, mail_version
 from bot.remote.command import RemoteCommand
 from bot.text import clean, num, size, table
-from commands import Argument, CommandSpec, HostArg
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -87,15 +87,20 @@ def not_in_queue(queue_id: str, host: str, *, just_now: bool = False) -> NotInQu
     )
 
 
-def check_words(args: argparse.Namespace) -> None:
-    queue_id_argument(args.queue_id)
-    _body_word(args.body)
+@dataclass(frozen=True)
+class Args:
+    target: str
+    queue_id: str
+    body: bool
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> ShowModel:
+def parse(ns: argparse.Namespace) -> Args:
+    return Args(ns.target, queue_id_argument(ns.queue_id), _body_word(ns.body))
+
+
+async def run(args: Args, ctx: Context) -> ShowModel:
     host = ctx.services.inventory.get(args.target)
-    queue_id = queue_id_argument(args.queue_id)
-    want_body = _body_word(args.body)
+    queue_id, want_body = args.queue_id, args.body
     if want_body:
         _check_body_allowed(ctx, host)
     listing = await _find(ctx, host, queue_id)
@@ -362,7 +367,7 @@ class ShowModel:
 
 SPEC = CommandSpec(
     name="show",
-    validate=check_words,
+    parse=parse,
     summary="One queued message: envelope, recipients with their delay reasons, headers; "
     "add `body` for the start of the body.",
     permission="read",

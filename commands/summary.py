@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.app.registry import CommandSpec, HostArg
 from bot.fleet import FleetReader, FleetSummary, totals
 from bot.postfix.reader import read_host
 from bot.postfix.spool import DiskUse, Expiry, HostSettings, first_expiry
 from bot.postfix.summary import QueueSummary
-from commands import CommandSpec, HostArg
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -59,7 +59,16 @@ class HostSummary:
         return f"Deferred queue on {self.host} by domain and age (qshape)"
 
 
-async def run(args: argparse.Namespace, ctx: Context) -> HostSummary | FleetSummary:
+@dataclass(frozen=True)
+class Args:
+    target: str  # a host, a group, or all
+
+
+def parse(ns: argparse.Namespace) -> Args:
+    return Args(ns.target)
+
+
+async def run(args: Args, ctx: Context) -> HostSummary | FleetSummary:
     services = ctx.services
     if args.target in services.inventory.names:
         host = services.inventory.get(args.target)
@@ -90,5 +99,6 @@ SPEC = CommandSpec(
             "target", help="a host, a host group, or `all`", metavar="HOST|GROUP|all", groups=True
         ),
     ),
+    parse=parse,
     run=run,
 )

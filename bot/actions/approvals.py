@@ -99,10 +99,11 @@ async def load(ctx: Context, plan_id: str) -> PlanView:
     return plans.view(plan, decisions)
 
 
-def check_plan_id(args: Any) -> None:
-    """The ``validate`` hook of approve/deny: refuse a malformed plan id before anything."""
-    if not plans.PLAN_ID.fullmatch(str(args.plan)):
+def plan_id(word: str) -> str:
+    """A plan id as approve/deny take it; a malformed one is refused before anything."""
+    if not plans.PLAN_ID.fullmatch(word):
         raise UsageError("That is not a plan id; plan ids look like `p3f9a0c12de`.")
+    return word
 
 
 def _check_decider(ctx: Context, plan: PlanView, decision: str) -> None:

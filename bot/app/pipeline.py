@@ -21,11 +21,11 @@ from typing import Any
 
 import commands
 from bot import render
+from bot.app.registry import CommandSpec
 from bot.app.services import Services
 from bot.context import Context, Identity, Progress, Request, no_progress
 from bot.errors import AuditUnavailable, MailqbotError, PermissionDenied, UnknownHost, UsageError
 from bot.stores import audit, runs
-from commands import CommandSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ def request_log(request: Request) -> RequestLog:
 
 @dataclass(frozen=True)
 class Prepared:
-    spec: CommandSpec
-    args: argparse.Namespace
+    spec: CommandSpec[Any]
+    args: Any  # the command's Args, parsed once
     context: Context
     started: float
 
@@ -74,13 +74,12 @@ async def prepare(
         request = dataclasses.replace(request, text=request.text.replace("\x00", ""))
     groups = await services.groups_of(request.user_id) if request.source == "slack" else None
     context = Context(services, request, Identity.of(request, groups or frozenset()), progress)
-    spec: CommandSpec | None = None
+    spec: CommandSpec[Any] | None = None
     try:
-        spec, args = commands.parse(request.text)
+        spec, words = commands.parse(request.text)
         context.permission = spec.permission
-        if spec.validate is not None:
-            spec.validate(args)
-        _authorise(spec, args, context)
+        args = spec.parse(words)  # once: run() gets these typed arguments
+        _authorise(spec, words, context)
     except MailqbotError as exc:
         outcome = "denied" if isinstance(exc, PermissionDenied) else "refused"
         return await record(context, spec, started, outcome, render.error(exc))
@@ -121,8 +120,8 @@ async def handle(request: Request, services: Services, progress: Progress = no_p
     return await execute(prepared)
 
 
-def _authorise(spec: CommandSpec, args: argparse.Namespace, context: Context) -> None:
-    hosts = spec.hosts(args, context.services.inventory)
+def _authorise(spec: CommandSpec[Any], words: argparse.Namespace, context: Context) -> None:
+    hosts = spec.hosts(words, context.services.inventory)
     if context.request.replay_unchecked and spec.permission in ("act", "approve"):
         raise AuditUnavailable(
             "mailqbot could not reach its database to check that Slack did not deliver this "
@@ -149,7 +148,7 @@ async def refuse(request: Request, services: Services, name: str, exc: MailqbotE
 
 async def record(
     context: Context,
-    spec: CommandSpec | None,
+    spec: CommandSpec[Any] | None,
     started: float,
     outcome: str,
     rendered: render.Rendered,
@@ -173,7 +172,7 @@ async def record(
     return Outcome(outcome == "ok", rendered, request.request_id)
 
 
-def _target(spec: CommandSpec | None, request: Request) -> str | None:
+def _target(spec: CommandSpec[Any] | None, request: Request) -> str | None:
     if spec is None or not spec.host_args:
         return None
     words = request.text.split()
@@ -183,7 +182,7 @@ def _target(spec: CommandSpec | None, request: Request) -> str | None:
 def _run(
     request: Request,
     name: str | None,
-    spec: CommandSpec | None,
+    spec: CommandSpec[Any] | None,
     started: float,
     outcome: str,
     rendered: render.Rendered,
@@ -205,7 +204,7 @@ def _run(
 
 
 def _audit_record(
-    context: Context, name: str | None, spec: CommandSpec | None, outcome: str
+    context: Context, name: str | None, spec: CommandSpec[Any] | None, outcome: str
 ) -> audit.AuditRecord:
     request = context.request
     detail: dict[str, Any] = {

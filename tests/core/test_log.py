@@ -157,7 +157,7 @@ async def read(services: Services, text: str) -> tuple[log_command.LogReport, Co
     request = Request(source="console", user_id="console:test", text=text)
     ctx = Context(services, request, Identity("console", "console:test", None))
     words = text.split()
-    args = argparse.Namespace(target=words[1], options=words[2:])
+    args = log_command.parse(argparse.Namespace(target=words[1], options=words[2:]))
     return await log_command.run(args, ctx), ctx
 
 

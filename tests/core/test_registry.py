@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 import pytest
 
 import commands
+from bot import render
+from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.errors import UsageError
-from commands import Argument, CommandSpec, HostArg
 
 
 async def _never(_args: argparse.Namespace, _ctx: object) -> None:
@@ -21,6 +23,7 @@ SPEC = CommandSpec(
     permission="read",
     template="demo",
     examples=(),
+    parse=lambda ns: ns,
     run=_never,  # type: ignore[arg-type]
     arguments=(
         HostArg("target", help="host", metavar="HOST"),
@@ -55,3 +58,29 @@ def test_every_command_is_registered_with_examples() -> None:
 def test_empty_text_is_help() -> None:
     spec, _ = commands.parse("")
     assert spec.name == "help"
+
+
+def test_every_command_has_both_templates_and_typed_args() -> None:
+    templates = render.TEMPLATES
+    for spec in commands.all_specs():
+        for kind in ("blocks", "txt"):
+            assert (templates / f"{spec.template}.{kind}.j2").exists(), (spec.name, kind)
+        module = importlib.import_module(spec.run.__module__)
+        assert spec.parse.__module__ == module.__name__, spec.name
+
+
+def test_help_lists_commands_in_the_registry_order() -> None:
+    assert [spec.name for spec in commands.all_specs()] == list(commands.COMMANDS)
+    assert commands.COMMANDS[-1] == "help"
+
+
+def test_every_command_that_names_hosts_is_scoped() -> None:
+    """A command either names its hosts in HostArgs, or gives a scope, or names none; the
+    ones that reach hosts are exactly the ones with host arguments (approve reaches the
+    plan's host and checks it in run: tests/security/test_scope.py)."""
+    reaching = {s.name for s in commands.all_specs() if s.host_args}
+    assert reaching == {
+        "summary", "show", "diagnose", "list", "log", "flush", "requeue", "hold", "release",
+        "purge",
+    }  # fmt: skip
+    assert {s.name for s in commands.all_specs() if s.scope} == {"plans", "audit"}

@@ -87,7 +87,8 @@ def half_of_the_log() -> str:
 async def read(services: Services, options: str) -> log_command.LogReport:
     request = Request(source="console", user_id="console:lab", text=f"log lab {options}")
     ctx = Context(services, request, Identity("console", "console:lab", None))
-    return await log_command.run(argparse.Namespace(target="lab", options=[options]), ctx)
+    args = log_command.parse(argparse.Namespace(target="lab", options=[options]))
+    return await log_command.run(args, ctx)
 
 
 @sqlite_only

@@ -17,11 +17,11 @@ from core.demo_world import World, demo_world
 
 import commands
 from bot.app.pipeline import Outcome, handle
+from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.context import Context, Identity, Request
 from bot.errors import PermissionDenied
 from bot.inventory import Access, Grant
 from bot.postfix import postfix
-from commands import Argument, CommandSpec, HostArg
 
 TEAM = "T0LAB"
 OPS, ELSEWHERE = "C0OPS", "C0OTHER"
@@ -86,12 +86,16 @@ async def test_the_gateway_refuses_a_host_no_argument_named() -> None:
     """A command that reaches a host its arguments do not name still cannot: the request's
     gateway checks every call."""
     with pytest.raises(ValueError, match="names a host but is not a HostArg"):
-        CommandSpec("bad", "", "read", "summary", (), _sneaky,
+        CommandSpec("bad", "", "read", "summary", (), _words, _sneaky,
                     arguments=(Argument("where", help="", metavar="HOST"),))  # fmt: skip
-    spec = CommandSpec("sneaky", "", "read", "summary", (), _sneaky,
+    spec = CommandSpec("sneaky", "", "read", "summary", (), _words, _sneaky,
                        arguments=(HostArg("target", help="", metavar="HOST"),))  # fmt: skip
     assert spec.host_args
     assert spec.host_args[0].name == "target"
+
+
+def _words(ns: argparse.Namespace) -> argparse.Namespace:
+    return ns
 
 
 async def _sneaky(args: argparse.Namespace, ctx: Context) -> object:
