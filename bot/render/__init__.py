@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from bot import messages, tables
 from bot.actions import rules as plans
 from bot.errors import MailqbotError, UsageError
+from bot.render import limits
 from bot.text import clean, code, duration, escape_mrkdwn, num, size, utc
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def render(name: str, model: Any, **extra: Any) -> Rendered:
     text = text_env.get_template(f"{name}.txt.j2").render(m=model, **extra).strip()
     raw = blocks_env.get_template(f"{name}.blocks.j2").render(m=model, **extra)
     try:
-        blocks = json.loads(raw)
+        blocks = limits.fit(json.loads(raw))
     except json.JSONDecodeError as exc:
         raise RuntimeError(f"template {name}.blocks.j2 made invalid JSON: {exc}") from exc
     private = getattr(model, "private", False) is True
@@ -170,4 +171,5 @@ def audit_failed(
         "type": "section",
         "text": {"type": "mrkdwn", "text": ":warning: " + escape_mrkdwn(warning)},
     }
-    return Rendered(f"{warning}\n\n{result.text}", [head, *result.blocks], result.attachment)
+    blocks = limits.fit([head, *result.blocks])
+    return Rendered(f"{warning}\n\n{result.text}", blocks, result.attachment)
