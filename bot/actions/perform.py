@@ -35,7 +35,7 @@ MAX_FLUSH_IDS = 200  # postqueue -i is one session per message
 MAX_PARALLEL = 8
 BATCH = 2_000  # IDs per postsuper run; a run starts as soon as its batch is full
 
-Outcome = Literal["done", "partial", "unknown", "nothing", "refused"]
+ChangeOutcome = Literal["done", "partial", "unknown", "nothing", "refused"]
 
 
 @dataclass
@@ -55,7 +55,7 @@ class ActionResult:
     flushed_all: bool = False
 
     @property
-    def outcome(self) -> Outcome:
+    def outcome(self) -> ChangeOutcome:
         if self.unknown:
             return "unknown"
         if self.flushed_all:
