@@ -295,34 +295,37 @@ MASTER_CF=( # SASL on the relay transport only
   "relay/unix/smtp_sasl_security_options=noanonymous"
 )
 
-# postconf_set -e|-P SETTING...: write only if a value differs. Postfix commands wait until
-# main.cf is more than a second old, so rewriting it on every run would slow them down.
-postconf_set() {
-  local mode=$1 kv names=() values=()
-  shift
-  for kv in "$@"; do names+=("${kv%%=*}"); values+=("${kv#*=}"); done
-  local flags=-h
-  [[ $mode == -P ]] && flags=-Ph
-  [[ $(postconf "$flags" "${names[@]}" 2>/dev/null) == "$(printf '%s\n' "${values[@]}")" ]] ||
-    postconf "$mode" "$@"
+# The package's own main.cf and master.cf, kept at the first `up`: every `up` rebuilds the
+# lab's configuration from them, so a setting or a master.cf service that something else
+# added (an older lab, a manual test) never survives into the next run.
+keep_pristine() {
+  local f
+  for f in main.cf master.cf; do
+    [[ -f $STATE/$f.pristine ]] || cp /etc/postfix/$f "$STATE/$f.pristine"
+  done
 }
 
+# postfix_settings: true if main.cf or master.cf changed. Files are replaced only when
+# their content differs: Postfix commands wait until main.cf is more than a second old.
 postfix_settings() {
-  postconf_set -e "${MAIN_CF[@]}"
-  postconf_set -P "${MASTER_CF[@]}"
-}
-
-config_sum() {
-  cat /etc/postfix/main.cf /etc/postfix/master.cf | sha256sum
+  local tmp rc=1
+  keep_pristine
+  tmp=$(mktemp -d)
+  cp "$STATE/main.cf.pristine" "$tmp/main.cf"
+  cp "$STATE/master.cf.pristine" "$tmp/master.cf"
+  postconf -c "$tmp" -e "${MAIN_CF[@]}"
+  postconf -c "$tmp" -P "${MASTER_CF[@]}"
+  changed /etc/postfix/main.cf <"$tmp/main.cf" && rc=0
+  changed /etc/postfix/master.cf <"$tmp/master.cf" && rc=0
+  rm -rf "$tmp"
+  return $rc
 }
 
 setup_postfix() {
-  local before reload= up=
+  local reload= up=
   postfix status >/dev/null 2>&1 && up=1
-  before=$(config_sum)
   postfix_maps && reload=1
-  postfix_settings
-  [[ $(config_sum) == "$before" ]] || reload=1
+  postfix_settings && reload=1
   # Debian's systemd unit normally prepares the chroot (and copies the system resolver in).
   [[ -n $up ]] || /usr/lib/postfix/configure-instance.sh -
   # The chrooted smtp client resolves through dnsmasq; /etc/resolv.conf stays as it is.
@@ -514,8 +517,19 @@ cmd_clear() {
 
 usage() { sed -n '2,8s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 
+# The daemons started here (dnsmasq, destinations.py, sshd, Postfix) must not inherit the
+# caller's descriptors: a `flock` lock on fd 3 would otherwise be held until they stop.
+close_inherited_fds() {
+  local fd n
+  for fd in /proc/$$/fd/*; do
+    n=${fd##*/}
+    if ((n > 2 && n < 255)); then eval "exec $n>&-"; fi
+  done
+}
+
 main() {
   [[ $# -ge 1 ]] || usage
+  close_inherited_fds
   local cmd=$1
   shift
   case $cmd in
