@@ -17,6 +17,14 @@ def clean(value: object) -> str:
     return _INVISIBLE.sub("", unicodedata.normalize("NFC", str(value)))
 
 
+def truncate(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, ending in "…" where it was cut (the one
+    truncation rule; ``bot.render.limits.cut`` adds Block Kit's escapes on top)."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
 def escape_mrkdwn(value: object) -> str:
     return clean(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

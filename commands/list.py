@@ -20,7 +20,7 @@ from bot.errors import UsageError
 from bot.postfix.filter import QueueFilter, reason_class
 from bot.postfix.models import QueueMessage, Recipient
 from bot.postfix.reader import stream_queue
-from bot.text import clean, code, escape_mrkdwn, size, table, utc
+from bot.text import clean, code, escape_mrkdwn, size, table, truncate, utc
 from bot.text import duration as age_text
 
 if TYPE_CHECKING:
@@ -118,11 +118,6 @@ def _row(message: QueueMessage, first: Recipient | None) -> ListRow:
     )
 
 
-def _cut(text: str, width: int) -> str:
-    text = clean(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 @dataclass(frozen=True)
 class ListPage:
     host: str
@@ -184,7 +179,7 @@ class ListPage:
 
     def _cells(self, row: ListRow, width: int | None) -> list[str]:
         def cut(text: str) -> str:
-            return _cut(text, width) if width else clean(text)
+            return truncate(clean(text), width) if width else clean(text)
 
         extra = f"+{row.recipients - 1}" if row.recipients > 1 else ""
         age = age_text(self.now - row.arrival_time)

@@ -42,6 +42,7 @@ from bot.postfix.spool import DiskUse, HostSettings
 from bot.postfix.summary import QueueSummary, SummaryBuilder
 from bot.remote.audited import Remote
 from bot.remote.ssh import SUDO_NEEDS_AUTH, SSHExecutor
+from bot.text import truncate
 
 SLICE_BYTES = 64 * 1024  # listing bytes parsed at a time; a 256 KiB read is fed in four
 BUSY_LIMIT = 0.02  # seconds of work before the event loop gets a turn
@@ -263,4 +264,4 @@ def shorten(text: str, limit: int) -> str:
     cut = line.find(". ")
     if cut > 0:
         line = line[: cut + 1]
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    return truncate(line, limit)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.text import truncate
+
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000
 FIELD_TEXT = 2000
@@ -28,10 +30,10 @@ _ESCAPE = re.compile(r"&[a-z]{0,4}$")
 
 def cut(text: str, limit: int) -> str:
     """``text`` within ``limit`` characters, with "…" at the cut, never mid-escape."""
-    if len(text) <= limit:
+    short = truncate(text, limit)
+    if short is text:
         return text
-    kept = _ESCAPE.sub("", text[: limit - 1])
-    return kept + "…"
+    return _ESCAPE.sub("", short[:-1]) + "…"
 
 
 def _text(obj: Any, limit: int) -> None:
