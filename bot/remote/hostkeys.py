@@ -42,7 +42,7 @@ class ScanResult:
 
     @property
     def status(self) -> Status:
-        if self.key is None:
+        if self.key is None or self.error:
             return "error"
         if not self.pinned:
             return "added" if self.written else "new"
