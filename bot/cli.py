@@ -120,12 +120,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_config(path: Path) -> int:
+    from bot.errors import short_list
     from bot.inventory import Inventory, load_config
 
     inventory = Inventory(load_config(path))
-    groups = ", ".join(inventory.groups) or "none"
+    groups = short_list(list(inventory.groups)) or "none"
     print(
-        f"{path}: OK: {len(inventory.names)} host(s) ({', '.join(inventory.names)}); "
+        f"{path}: OK: {len(inventory.names)} host(s) ({short_list(inventory.names)}); "
         f"groups: {groups}"
     )
     return 0
