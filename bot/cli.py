@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config file and explain errors")
     check.add_argument("path", nargs="?", type=Path, help="default: $MAILQBOT_CONFIG")
     onboard.add_parsers(sub)
+    sub.add_parser(
+        "reload", help="make the running `mailqbot serve` read its config again (SIGHUP)"
+    )
     sub.add_parser("migrate", help="bring the database (DATABASE_URL) to the current schema")
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
@@ -77,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    quiet = args.cmd in {"console", "check-config", "audit", "hosts", "doctor", "init"}
+    quiet = args.cmd in {"console", "check-config", "audit", "hosts", "doctor", "init", "reload"}
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -102,6 +105,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await onboard.doctor(args, settings.config_path)
     if args.cmd == "init":
         return onboard.init(args)
+    if args.cmd == "reload":
+        from bot.app.reload import send_reload
+
+        status, message = send_reload(settings)
+        print(message, file=sys.stderr if status else sys.stdout)
+        return status
     if args.cmd == "check-config":
         return _check_config(args.path or settings.config_path)
     if args.cmd == "migrate":
@@ -208,6 +217,7 @@ async def _console(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.reload import on_sighup
     from bot.app.runtime import open_services
     from bot.slack.serve import serve
 
@@ -218,6 +228,6 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     metrics_host = args.metrics_host or settings.metrics_host
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
-    async with open_services(settings) as services:
+    async with open_services(settings) as services, on_sighup(services):
         await serve(services, args.host, args.port, stop, metrics_at)
     return 0
