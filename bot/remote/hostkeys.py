@@ -27,7 +27,7 @@ from bot.inventory import Host
 from bot.text import table
 
 Status = Literal["new", "pinned", "changed", "added", "replaced", "error"]
-SCAN_CONCURRENCY = 32  # hosts asked at once
+SCAN_CONCURRENCY = 16  # hosts asked at once (under OpenSSH's MaxStartups 10:30:100 start)
 
 
 @dataclass(frozen=True)
@@ -125,13 +125,25 @@ def _why(host: Host, exc: BaseException) -> str:
     return f"{where}: {exc}"
 
 
+RETRY_AFTER = 0.5  # seconds before asking again a host that dropped the handshake
+
+
 async def scan_host(host: Host) -> ScanResult:
+    """The host's key; a handshake the server dropped (sshd's MaxStartups under a burst of
+    connections) is tried once more."""
     pinned = pinned_keys(host, _read(host.known_hosts))
-    try:
-        key = await fetch_key(host, _algorithms(pinned))
-    except (asyncssh.Error, OSError, TimeoutError, ValueError) as exc:
-        return ScanResult(host, None, pinned, _why(host, exc))
-    return ScanResult(host, key, pinned)
+    for attempt in (1, 2):
+        try:
+            key = await fetch_key(host, _algorithms(pinned))
+        except asyncssh.ConnectionLost as exc:
+            if attempt == 1:
+                await asyncio.sleep(RETRY_AFTER)
+                continue
+            return ScanResult(host, None, pinned, _why(host, exc))
+        except (asyncssh.Error, OSError, TimeoutError, ValueError) as exc:
+            return ScanResult(host, None, pinned, _why(host, exc))
+        return ScanResult(host, key, pinned)
+    raise AssertionError("unreachable")
 
 
 async def scan(
