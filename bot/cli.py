@@ -12,8 +12,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from bot import onboard
 from bot.errors import MailqbotError
 from bot.settings import Settings, load_settings
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailqbot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         "mailqbot serve --port 3000 | mailqbot check-config mailqbot.toml",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"mailqbot {_version()}")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN)")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: address to bind")
@@ -43,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     console.add_argument("words", nargs="*", help='one command to run, e.g. "summary mx1"')
     check = sub.add_parser("check-config", help="validate the config file and explain errors")
     check.add_argument("path", nargs="?", type=Path, help="default: $MAILQBOT_CONFIG")
+    onboard.add_parsers(sub)
+    sub.add_parser(
+        "reload", help="make the running `mailqbot serve` read its config again (SIGHUP)"
+    )
     sub.add_parser("migrate", help="bring the database (DATABASE_URL) to the current schema")
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
@@ -65,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    quiet = args.cmd in {"console", "check-config", "audit"}
+    quiet = args.cmd in {"console", "check-config", "audit", "hosts", "doctor", "init", "reload"}
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -84,6 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.cmd == "hosts":
+        return await onboard.hosts_scan(args, settings.config_path)
+    if args.cmd == "doctor":
+        return await onboard.doctor(args, settings.config_path)
+    if args.cmd == "init":
+        return onboard.init(args)
+    if args.cmd == "reload":
+        from bot.app.reload import send_reload
+
+        status, message = send_reload(settings)
+        print(message, file=sys.stderr if status else sys.stdout)
+        return status
     if args.cmd == "check-config":
         return _check_config(args.path or settings.config_path)
     if args.cmd == "migrate":
@@ -102,12 +129,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_config(path: Path) -> int:
+    from bot.errors import short_list
     from bot.inventory import Inventory, load_config
 
     inventory = Inventory(load_config(path))
-    groups = ", ".join(inventory.groups) or "none"
+    groups = short_list(list(inventory.groups)) or "none"
     print(
-        f"{path}: OK: {len(inventory.names)} host(s) ({', '.join(inventory.names)}); "
+        f"{path}: OK: {len(inventory.names)} host(s) ({short_list(inventory.names)}); "
         f"groups: {groups}"
     )
     return 0
@@ -189,6 +217,7 @@ async def _console(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app.reload import on_sighup
     from bot.app.runtime import open_services
     from bot.slack.serve import serve
 
@@ -199,6 +228,6 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     metrics_host = args.metrics_host or settings.metrics_host
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
-    async with open_services(settings) as services:
+    async with open_services(settings) as services, on_sighup(services):
         await serve(services, args.host, args.port, stop, metrics_at)
     return 0

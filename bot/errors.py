@@ -47,12 +47,31 @@ class UsageError(MailqbotError):
         self.usage = usage
 
 
+LIST_LIMIT = 25  # names shown in a message; a fleet of 1,000 stays far inside Slack's limits
+
+
+def short_list(names: list[str], limit: int = LIST_LIMIT) -> str:
+    """``a, b, c`` or, past ``limit``, the first ones and ``and N more``."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit:,} more"
+
+
 class UnknownHost(MailqbotError):
+    """A name that is no host (or group); suggests the closest names (``difflib``)."""
+
     def __init__(self, name: str, known: list[str], groups: list[str] | None = None) -> None:
-        listing = ", ".join(known) if known else "(none configured)"
-        message = f"Unknown host `{name}`. Known hosts: {listing}."
+        import difflib
+
+        candidates = [*known, *(groups or []), *(["all"] if groups is not None else [])]
+        self.suggestions = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+        message = f"Unknown host `{name}`."
+        if self.suggestions:
+            message += f" Did you mean {' or '.join(f'`{s}`' for s in self.suggestions)}?"
+        listing = short_list(known) if known else "(none configured)"
+        message += f" Known hosts: {listing}."
         if groups is not None:
-            message += f" Groups: {', '.join([*groups, 'all'])}."
+            message += f" Groups: {short_list([*groups, 'all'])}."
         super().__init__(message)
         self.name = name
         self.known = known

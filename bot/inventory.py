@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,8 +25,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SSHGroup(_Strict):
+    """``[ssh.groups.NAME]``: SSH settings for the hosts of one group, over ``[ssh]``."""
+
+    user: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    private_key: Path | None = None
+    known_hosts: Path | None = None
+    sudo: bool | None = None
+
+
 class SSHDefaults(_Strict):
-    """Defaults every host inherits; a host may override any of them."""
+    """Defaults every host inherits; a host may override any of them. ``[ssh.groups.NAME]``
+    sets user, port, private_key, known_hosts or sudo for a host group: a host takes its own
+    setting, else that of the first of its groups with a section, else ``[ssh]``'s."""
 
     user: str = "mailqbot"
     port: Annotated[int, Field(ge=1, le=65535)] = 22
@@ -37,6 +49,26 @@ class SSHDefaults(_Strict):
     login_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
     command_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     max_sessions: Annotated[int, Field(ge=1, le=10)] = 10  # OpenSSH's MaxSessions default
+    groups: dict[str, SSHGroup] = Field(default_factory=dict)
+
+    def for_host(self, entry: HostEntry) -> SSHGroup:
+        """The host's settings: its own, else its first group's with a section, else these."""
+        merged = {
+            "user": self.user,
+            "port": self.port,
+            "private_key": self.private_key,
+            "known_hosts": self.known_hosts,
+            "sudo": self.sudo,
+        }
+        group = next((self.groups[g] for g in entry.groups if g in self.groups), None)
+        for layer in (group, entry):
+            if layer is None:
+                continue
+            for name in merged:
+                value = getattr(layer, name)
+                if value is not None:
+                    merged[name] = value
+        return SSHGroup.model_validate(merged)
 
 
 class HostEntry(_Strict):
@@ -259,6 +291,7 @@ def _default_actions() -> dict[ActionClass, ActionRule]:
 
 
 class Config(_Strict):
+    include: list[str] = Field(default_factory=list)  # resolved by load_config
     ssh: SSHDefaults = Field(default_factory=SSHDefaults)
     hosts: list[HostEntry] = Field(min_length=1)
     slack: SlackSection = Field(default_factory=SlackSection)
@@ -311,8 +344,11 @@ class Config(_Strict):
         unknown = sorted(set(self.log.groups) - {g for h in self.hosts for g in h.groups})
         if unknown:
             raise ValueError(f"log.groups names no host group: {', '.join(unknown)}")
+        unknown = sorted(set(self.ssh.groups) - {g for h in self.hosts for g in h.groups})
+        if unknown:
+            raise ValueError(f"ssh.groups names no host group: {', '.join(unknown)}")
         for host in self.hosts:
-            if (host.known_hosts or self.ssh.known_hosts) is None:
+            if self.ssh.for_host(host).known_hosts is None:
                 raise ValueError(
                     f"host {host.name!r} has no known_hosts file: set ssh.known_hosts "
                     "or the host's known_hosts (host keys are always verified)"
@@ -359,16 +395,19 @@ class Inventory:
 
 def _resolve(entry: HostEntry, config: Config) -> Host:
     ssh = config.ssh
-    known_hosts = entry.known_hosts or ssh.known_hosts
-    assert known_hosts is not None  # checked by Config._unique
+    chosen = ssh.for_host(entry)
+    assert chosen.known_hosts is not None  # checked by Config._unique
+    assert chosen.user is not None
+    assert chosen.port is not None
+    assert chosen.sudo is not None
     return Host(
         name=entry.name,
         address=entry.address,
-        port=entry.port or ssh.port,
-        user=entry.user or ssh.user,
-        private_key=entry.private_key or ssh.private_key,
-        known_hosts=known_hosts,
-        sudo=ssh.sudo if entry.sudo is None else entry.sudo,
+        port=chosen.port,
+        user=chosen.user,
+        private_key=chosen.private_key,
+        known_hosts=chosen.known_hosts,
+        sudo=chosen.sudo,
         groups=tuple(entry.groups),
         connect_timeout=ssh.connect_timeout,
         login_timeout=ssh.login_timeout,
@@ -378,11 +417,15 @@ def _resolve(entry: HostEntry, config: Config) -> Host:
     )
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
+def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> Config:
+    """``text`` validated as a whole; ``include`` patterns are read relative to ``base``
+    (the config file's directory; without it, ``include`` is refused)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    if raw.get("include"):
+        raw = _with_includes(raw, source, base)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -397,7 +440,76 @@ def load_config(path: Path) -> Config:
             f"cannot read the config file {path}: {exc.strerror}. "
             "Set MAILQBOT_CONFIG to the path of your mailqbot.toml."
         ) from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), path.parent)
+
+
+# -- include = ["hosts.d/*.toml"]: hosts from more files ------------------------------------
+
+
+def _with_includes(raw: dict[str, Any], source: str, base: Path | None) -> dict[str, Any]:
+    """``raw`` with the ``[[hosts]]`` of every included file appended (files in name order,
+    each pattern relative to ``base``). An included file holds ``[[hosts]]`` only. Every
+    problem is reported at once, each naming its file."""
+    patterns = raw["include"]
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(
+            f'{source}: include: write a list of file patterns, like ["hosts.d/*.toml"]'
+        )
+    if base is None:
+        raise ConfigError(f"{source}: include needs the config to be read from a file")
+    problems: list[str] = []
+    origin = {h.get("name"): source for h in raw.get("hosts", []) if isinstance(h, dict)}
+    hosts = list(raw.get("hosts", []))
+    for pattern in patterns:
+        if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            problems.append(
+                f"include {pattern!r}: write a pattern inside {base}, like hosts.d/*.toml"
+            )
+            continue
+        files = sorted(p for p in base.glob(pattern) if p.is_file())
+        if not files:
+            problems.append(f"include {pattern!r} matches no file in {base}")
+        for path in files:
+            problems += _include_file(path, hosts, origin)
+    if problems:
+        raise ConfigError(
+            f"{source}: {len(problems)} problem(s) in included files:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+    return {**raw, "hosts": hosts}
+
+
+def _include_file(path: Path, hosts: list[Any], origin: dict[Any, str]) -> list[str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return [f"{path}: cannot read it: {exc.strerror}"]
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return [f"{path}: not valid TOML: {exc}"]
+    problems = [
+        f"{path}: {key}: an included file holds [[hosts]] only; put [{key}] in the main config"
+        for key in sorted(set(data) - {"hosts"})
+    ]
+    entries = data.get("hosts", [])
+    if not isinstance(entries, list):
+        return [*problems, f"{path}: hosts: write [[hosts]] tables"]
+    for i, entry in enumerate(entries):
+        try:
+            host = HostEntry.model_validate(entry)
+        except ValidationError as exc:
+            problems += [
+                f"{path}: hosts[{i}].{line.strip()[2:]}"
+                for line in _explain("", exc).splitlines()[1:]
+            ]
+            continue
+        if host.name in origin:
+            problems.append(
+                f"{path}: hosts[{i}]: host {host.name!r} is also defined in {origin[host.name]}"
+            )
+            continue
+        origin[host.name] = str(path)
+        hosts.append(entry)
+    return problems
 
 
 def _explain(source: str, exc: ValidationError) -> str:

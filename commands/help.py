@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import commands
 from bot.app.registry import CommandSpec
+from bot.errors import LIST_LIMIT
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -44,7 +45,14 @@ async def run(_args: Args, ctx: Context) -> HelpModel:
         for s in commands.all_specs()
         if ctx.may(s.permission)
     ]
-    return HelpModel(entries, inventory.names, list(inventory.groups))
+    return HelpModel(entries, _first(inventory.names), _first(list(inventory.groups)))
+
+
+def _first(names: list[str], limit: int = LIST_LIMIT) -> list[str]:
+    """At most ``limit`` names, then ``and N more``: help fits Slack's limits at any size."""
+    if len(names) <= limit:
+        return names
+    return [*names[:limit], f"and {len(names) - limit:,} more"]
 
 
 SPEC = CommandSpec(

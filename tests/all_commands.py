@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
+from bot import doctor
 from bot.diag import host as diag
 from bot.errors import MailqbotError
 from bot.postfix import logsource, postcat, postfix, postsuper, spool
@@ -154,6 +155,11 @@ BUILDERS: dict[Callable[..., RemoteCommand], Callable[[], Iterator[RemoteCommand
     diag.postconf_services: lambda: iter([diag.postconf_services()]),
     diag.resolv_confs: lambda: map(diag.resolv_confs, (QUEUE_DIRECTORY, "/srv/postfix-spool")),
     diag.stat_file: lambda: map(diag.stat_file, PATHS),
+}
+# Sent only to hosts with ``sudo = true`` (no forced-command wrapper there), by
+# ``mailqbot doctor``: ``sudo -n -l`` about each root command, which runs nothing.
+SUDO_HOST_BUILDERS: dict[Callable[..., RemoteCommand], Callable[[], Iterator[RemoteCommand]]] = {
+    doctor.sudo_list: lambda: (doctor.sudo_list(c.argv) for c in root_commands()),
 }
 
 

@@ -47,6 +47,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("bot.db", "sqlalchemy"): "the models and sessions",
     ("bot.stores", "sqlalchemy"): "the stores",
     ("bot.remote.ssh", "asyncssh"): "the one SSH executor",
+    ("bot.remote.hostkeys", "asyncssh"): "hosts scan: fetching host keys, no login",
     ("bot.demo", "asyncssh"): "the demo hosts' in-process SSH server",
     ("bot.app.services", "sqlalchemy"): "the session factory's type",
     ("bot.monitor", "sqlalchemy"): "the monitor's SQL moves to bot/stores with issue 15's work",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,3 +36,8 @@ class Services:
     # Slack user groups of a user (cached by the Slack front end); none elsewhere.
     groups_of: GroupResolver = no_groups
     replica: str = "mailqbot"
+
+    def for_request(self) -> Services:
+        """This request's own view: a reload (``bot.app.reload``) swaps the inventory of the
+        long-lived services, never of a request already running."""
+        return dataclasses.replace(self)

@@ -55,6 +55,7 @@ class Monitor:
         self.metrics = metrics
         self.clock = clock
         self.config = services.inventory.config.monitor
+        self._inventory = services.inventory
         self.hosts = {h.name: h for h in services.inventory.select("all")}
         intervals = {n: self.config.interval_for(h.groups) for n, h in self.hosts.items()}
         self.leases = Leases(
@@ -101,8 +102,24 @@ class Monitor:
             with contextlib.suppress(Exception):
                 await self.leases.release_all(unpolled)
 
+    async def follow_inventory(self) -> None:
+        """After a reload (``bot.app.reload``): poll the hosts the inventory has now, each at
+        its group's interval and rules. A removed host is polled no more (its entry stays
+        for the samples already taken). Start-up settings (tick, concurrency) stay."""
+        inventory = self.services.inventory
+        if inventory is self._inventory:
+            return
+        hosts = {h.name: h for h in inventory.select("all")}
+        self.config = inventory.config.monitor
+        self.hosts.update(hosts)
+        self.leases.intervals = {n: self.config.interval_for(h.groups) for n, h in hosts.items()}
+        await self.leases.ensure_rows(self.clock())
+        self._inventory = inventory
+        log.info("monitoring %d host(s) after a reload", len(hosts))
+
     async def tick(self) -> None:
         try:
+            await self.follow_inventory()
             due = await self.leases.cycle(self.clock(), set(self.inflight))
         except Exception:
             log.exception("lease cycle failed; retrying at the next tick")

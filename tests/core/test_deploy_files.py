@@ -22,7 +22,14 @@ from bot.inventory import Inventory, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-NAMES = {"mailqbot.toml", "mailqbot-wrapper", "sudoers.mailqbot", "sudoers.mailqbot-wrapper"}
+NAMES = {
+    "mailqbot.toml",
+    "mailqbot.env",
+    "mailqbot.service",
+    "mailqbot-wrapper",
+    "sudoers.mailqbot",
+    "sudoers.mailqbot-wrapper",
+}
 
 
 def test_deploy_holds_the_operator_files() -> None:

@@ -18,6 +18,9 @@ PF_LOG=/var/log/postfix.log
 LAB_USER=mailqbot       # deploy/sudoers.mailqbot; the bot sends `sudo -n ...`
 SUDO_LOG=/var/log/mailqbot-lab-sudo.log  # what sudo ran or refused for the bot's users
 WRAPPER_USER=mailqbot-fc # deploy/mailqbot-wrapper forced on its key (sudo = false)
+# deploy/sudoers.mailqbot without two of its rules (`postsuper -d - active` and du on the
+# spool), as a host set up from an older or hand-edited copy: `mailqbot doctor` names both.
+PARTIAL_USER=mailqbot-partial
 WRAPPER=/usr/local/libexec/mailqbot-wrapper
 SSH_PORT=2222
 SERVFAIL_PORT=5399
@@ -360,6 +363,7 @@ setup_users() {
   lab_user "$LAB_USER" 'restrict,from="127.0.0.1"'
   # Whatever the client asks for, sshd runs the wrapper (SSH_ORIGINAL_COMMAND holds the ask).
   lab_user "$WRAPPER_USER" "restrict,from=\"127.0.0.1\",command=\"$WRAPPER\""
+  lab_user "$PARTIAL_USER" 'restrict,from="127.0.0.1"'
 }
 
 sshd_config() {
@@ -369,7 +373,7 @@ Port $SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $STATE/ssh_host_ed25519_key
 PidFile $STATE/sshd.pid
-AllowUsers $LAB_USER $WRAPPER_USER
+AllowUsers $LAB_USER $WRAPPER_USER $PARTIAL_USER
 AuthenticationMethods publickey
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -413,16 +417,32 @@ install_sudoers() {
   changed "/etc/sudoers.d/$name" 440 <<<"$text" || true
 }
 
+# install_partial_sudoers: deploy/sudoers.mailqbot for PARTIAL_USER, its aliases renamed (they
+# may not be defined twice), without the rules for `postsuper -d - active` and du.
+install_partial_sudoers() {
+  local text
+  text=$(sed -E -e "s/^(User_Alias [A-Z_]+ = )mailqbot$/\1$PARTIAL_USER/" \
+    -e 's#, /usr/sbin/postsuper -d - active$##' \
+    -e '/^Cmnd_Alias MAILQBOT_DU = /d' -e 's/, MAILQBOT_DU$//' \
+    -e 's/MAILQBOT_/MAILQBOT_PARTIAL_/g' "$DEPLOY/sudoers.mailqbot")
+  grep -q 'MAILQBOT_PARTIAL_DU\|postsuper -d - active' <<<"$text" &&
+    die "deploy/sudoers.mailqbot changed: update install_partial_sudoers"
+  visudo -cqf - >/dev/null <<<"$text" || die "the partial sudoers file does not parse"
+  changed /etc/sudoers.d/mailqbot-partial 440 <<<"$text" || true
+}
+
 setup_sudo() {
   install -d -m 755 "$(dirname "$WRAPPER")"
   changed "$WRAPPER" 755 <"$DEPLOY/mailqbot-wrapper" || true
   install_sudoers mailqbot "$DEPLOY/sudoers.mailqbot" "$LAB_USER"
   install_sudoers mailqbot-wrapper "$DEPLOY/sudoers.mailqbot-wrapper" "$WRAPPER_USER"
+  install_partial_sudoers
   # The lab only: sudo logs every command it runs or refuses for the bot's users, so tests
   # can show that nothing ran (no syslog here).
   changed /etc/sudoers.d/mailqbot-lab-log 440 <<EOF_SUDOLOG || true
 Defaults:$LAB_USER logfile=$SUDO_LOG
 Defaults:$WRAPPER_USER logfile=$SUDO_LOG
+Defaults:$PARTIAL_USER logfile=$SUDO_LOG
 EOF_SUDOLOG
   visudo -cq >/dev/null || die "the installed sudoers files do not parse"
 }

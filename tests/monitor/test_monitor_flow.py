@@ -173,3 +173,35 @@ async def test_failed_polls_in_a_row_survive_a_takeover(tmp_path: Path, db_url: 
         assert second.failures["h00"] == by_all  # b went on from a's count: every poll failed
         assert (incident.kind, incident.state, incident.value) == ("unreachable", "open", by_all)
         assert len(roots(slack)) == 1  # the same incident, no second root
+
+
+async def test_a_reloaded_inventory_is_polled_without_a_restart(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The reload swaps services.inventory (bot.app.reload); the monitor follows it at its
+    next tick: an added host is polled, a removed one no more."""
+    async with FakeSlack() as slack, farm(tmp_path, 2) as world:
+        full = Inventory(parse_config(world.config(MONITOR), "<test>"))
+        only = {name: Inventory(full.config.model_copy(update={"hosts": [entry]}))
+                for entry in full.config.hosts for name in [entry.name]}  # fmt: skip
+        settings = Settings(DATABASE_URL=db_url, SLACK_API_URL=slack.api_url,
+                            SLACK_BOT_TOKEN="xoxb-test")  # fmt: skip
+        async with open_services(settings, only["h00"]) as services:
+            monitor = Monitor(services, SlackNotifier(make_client(settings), CHANNEL),
+                              Metrics(services.sessions))  # fmt: skip
+            stop = asyncio.Event()
+            task = asyncio.create_task(monitor.run(stop))
+            try:
+                await wait_until(lambda: len(world.polls.get("h00", [])) >= 2)
+                assert "h01" not in world.polls
+                services.inventory = full
+                await wait_until(lambda: len(world.polls.get("h01", [])) >= 2)
+                services.inventory = only["h01"]
+                await asyncio.sleep(0.5)  # a poll of h00 may have been under way
+                before = len(world.polls["h00"])
+                await asyncio.sleep(1.0)  # about three intervals
+                assert len(world.polls["h00"]) == before
+                assert len(world.polls["h01"]) >= 4
+            finally:
+                stop.set()
+                await task

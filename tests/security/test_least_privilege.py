@@ -30,6 +30,7 @@ from all_commands import (
     BUILDERS,
     NEVER_AS_ROOT,
     ROOT,
+    SUDO_HOST_BUILDERS,
     all_commands,
     built_by_the_code,
     command_lines,
@@ -59,7 +60,18 @@ Rule = tuple[str, str | re.Pattern[str]]
 
 def test_every_template_function_is_enumerated() -> None:
     """A function that builds a RemoteCommand must be in all_commands.BUILDERS."""
-    assert template_functions() == {qualified(function) for function in BUILDERS}
+    builders = [*BUILDERS, *SUDO_HOST_BUILDERS]
+    assert template_functions() == {qualified(function) for function in builders}
+
+
+def test_the_wrapper_refuses_doctors_sudo_questions() -> None:
+    """``sudo -n -l`` goes to sudo = true hosts only; the wrapper runs nothing it does not know."""
+    for builder, domain in SUDO_HOST_BUILDERS.items():
+        for command in list(domain())[:3]:
+            assert not command.sudo, qualified(builder)
+            ran = check(command.command_line())
+            assert ran.returncode == 126, command.display()
+            assert "refused" in ran.stderr
 
 
 def test_no_template_forces_sudo_on_a_host() -> None:
