@@ -62,12 +62,27 @@ EXAMPLES = [
     (
         "host gmail-smtp-in.l.google.com[142.250.1.26] said: 421-4.7.28 Our system has detected an "
         "unusual rate of unsolicited mail originating from your IP address. - gsmtp",
-        ReasonClass.rate_limited,
+        ReasonClass.blocklisted,
     ),
     (
         "host mta7.am0.yahoodns.net[67.195.204.72] said: 421 4.7.0 [TSS04] Messages from 192.0.2.1 "
         "temporarily deferred due to unexpected volume or user complaints",
+        ReasonClass.blocklisted,
+    ),
+    (
+        "host gmail-smtp-in.l.google.com[142.250.1.26] said: 421-4.7.28 Gmail has detected an "
+        "unusual rate of mail originating from your IP address.",
         ReasonClass.rate_limited,
+    ),
+    ("mail transport unavailable", ReasonClass.local_config),
+    (
+        "connect to mail.example.com[/var/run/dovecot/lmtp]: No such file or directory",
+        ReasonClass.local_config,
+    ),
+    (
+        "Host or domain name not found. Name service error for name=example.de type=MX: "
+        "Malformed or unexpected name server reply",
+        ReasonClass.dns_tempfail,
     ),
     (
         "host gmail-smtp-in.l.google.com[2a00:1450:400c:c0b::1a] said: 421-4.7.26 This mail has "
@@ -89,7 +104,10 @@ EXAMPLES = [
         "host mx.busy.test[127.0.0.6] refused to talk to me: 421 4.3.2 Service not available",
         ReasonClass.other,
     ),
-    ("connect to mx.example.com[2001:db8::1]:25: Network is unreachable", ReasonClass.other),
+    (
+        "connect to mx.example.com[2001:db8::1]:25: Network is unreachable",
+        ReasonClass.network_unreachable,
+    ),
     ("", ReasonClass.other),
 ]
 
@@ -188,7 +206,7 @@ def test_hostile_reason_is_just_text() -> None:
 
 
 def regex_only(text: str) -> ReasonClass:
-    for cls, _keywords, pattern in _RULES:
+    for cls, _check, _keywords, pattern in _RULES:
         if pattern.search(text):
             return cls
     return ReasonClass.other
@@ -203,7 +221,7 @@ words = st.sampled_from(
 @settings(max_examples=1000)
 def test_keyword_prefilter_never_changes_the_class(text: str) -> None:
     """The keywords only skip work: the answer is the one the patterns alone give."""
-    for cls, keywords, pattern in _RULES:
+    for cls, _check, keywords, pattern in _RULES:
         if pattern.search(text):
             lowered = text.lower()
             assert any(k in lowered for k in keywords), (cls, text)
