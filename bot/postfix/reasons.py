@@ -197,14 +197,19 @@ _Rule = tuple[ReasonClass, str | None, tuple[str, ...], re.Pattern[str]]
 _RULES: tuple[_Rule, ...] = tuple(
     (cls, check, keywords, re.compile(pattern, re.IGNORECASE))
     for cls, check, keywords, pattern in (
-        (ReasonClass.greylisted, None, ("grey", "gray"), r"gr[ea]y[ -]?list"),
+        # rspamd's greylisting says only "451 4.7.1 Try again later" (its default message).
+        (
+            ReasonClass.greylisted,
+            None,
+            ("grey", "gray", "4.7.1 try again later"),
+            r"gr[ea]y[ -]?list|\b4\.7\.1 Try again later\b",
+        ),
         (
             ReasonClass.mailbox_full,
             None,
-            ("mailbox", "quota", "exceeded", ".2.2", "storage space", "insufficient"),
+            ("mailbox", "quota", "exceeded", ".2.2", "storage space"),
             r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|full)|exceeded (?:its|the) "
-            r"(?:storage|quota)|\b[45]\.2\.2\b|out of storage space|"
-            r"insufficient (?:system )?storage",
+            r"(?:storage|quota)|\b[45]\.2\.2\b|out of storage space",
         ),
         # Postfix's own words for a fault on this host: a transport that master.cf lacks or
         # that cannot start, a local socket (LMTP, a content filter) that is not there, a
@@ -221,12 +226,16 @@ _RULES: tuple[_Rule, ...] = tuple(
                 "command died",
                 "resolver failure",
                 "lookup failure",
+                "output file",
+                "local configuration",
+                "cannot update mailbox",
             ),
             r"mail transport unavailable|unknown mail transport error|"
             r"no such file or directory|connect to \S+: permission denied|"
             r"loops back to myself|mail system configuration error|"
             r"command died with (?:status|signal)|address resolver failure|"
-            r"(?:table|map) lookup failure",
+            r"(?:table|map) lookup failure|can't create user output file|"
+            r"local configuration error|cannot update mailbox",
         ),
         (
             ReasonClass.network_unreachable,
@@ -238,32 +247,70 @@ _RULES: tuple[_Rule, ...] = tuple(
             ReasonClass.tls_failure,
             None,
             ("tls", "certificate", "handshake", "ssl"),
-            r"\bTLS\b|STARTTLS|certificate|handshake|\bSSL\b",
+            r"\bTLS\b|STARTTLS|certificate|(?<!HELO )(?<!EHLO )handshake|\bSSL\b",
         ),
         (
             ReasonClass.auth_failure,
             None,
-            ("sasl", "authentication", "relay", "must", "password", ".7.8"),
+            (
+                "sasl",
+                "authentication",
+                "relay",
+                "must",
+                "password",
+                ".7.8",
+                "unauthenticated senders",
+            ),
             r"SASL|authentication (?:failed|required|credentials)|relay(?:ing)? (?:access )?"
             r"denied|relay not permitted|must (?:authenticate|log ?in)|password not accepted|"
-            r"\b[45]\.7\.8\b",
+            r"\b[45]\.7\.8\b|not (?:configured|permitted|allowed) to relay|unable to relay|"
+            r"SMTP authentication|unauthenticated senders not allowed",
         ),
         # Refusals for the sending address's reverse DNS: the ``ptr`` check confirms them.
         (
             ReasonClass.blocklisted,
             "ptr",
-            ("hostname", "ptr", "rdns", "reverse", "4.7.25", "resolve"),
+            (
+                "hostname",
+                "ptr",
+                "rdns",
+                "reverse",
+                "4.7.25",
+                "resolve",
+                "name lookup failed",
+                "aup#",
+            ),
             r"cannot find your (?:reverse )?hostname|\bPTR\b|\b(?:FC)?rDNS\b|"
             r"reverse (?:DNS|host ?name|lookup|name|record|address|mapping)|"
             r"\b[45]\.7\.25\b|does not resolve to (?:your|the|an) (?:IP|address)|"
-            r"(?:did|does|could) not resolve your (?:IP|address|host)",
+            r"(?:did|does|could) not resolve your (?:IP|address|host)|IP name lookup failed|"
+            r"\bAUP#(?:CXDNS|[IO]-?11[05]0)\b",
         ),
         # Refusals for SPF/DKIM/DMARC: ``sender_auth``.
         (
             ReasonClass.blocklisted,
             "sender_auth",
-            ("spf", "dkim", "dmarc", "unauthenticated", "4.7.2", "4.7.3", "5.7.2", "5.7.3"),
-            r"\bSPF\b|DKIM|DMARC|unauthenticated|\b[45]\.7\.(?:2[4-7]|3[0-2])\b",
+            (
+                "spf",
+                "dkim",
+                "dmarc",
+                "unauthenticated",
+                "authentication level",
+                "aup#cxsndr",
+                "4.7.2",
+                "4.7.3",
+                "5.7.2",
+                "5.7.3",
+            ),
+            r"\bSPF\b|DKIM|DMARC|unauthenticated|required authentication level|\bAUP#CXSNDR\b|"
+            r"\b[45]\.7\.(?:2[4-7]|3[0-2])\b",
+        ),
+        # Rate limits in words that also say "blocked" (QQ, Cox's AUP#CXCNCT/CXMXRT).
+        (
+            ReasonClass.rate_limited,
+            None,
+            ("frequency limited", "aup#cx"),
+            r"frequency limited|\bAUP#(?:CXCNCT|CXMXRT)\b",
         ),
         # Refusals for the sending address's reputation (provider blocklists, complaint
         # rates, public DNSBLs): ``dnsbl`` confirms the public ones.
@@ -292,27 +339,56 @@ _RULES: tuple[_Rule, ...] = tuple(
                 "dial-up",
                 "s3140",
                 "s3150",
+                "ofr",
+                "lpn",
+                "aup#",
+                "network not allowed",
+                "4.7.5",
+                "4.7.6",
+                "5.7.5",
+                "5.7.6",
+                "5.7.7",
             ),
-            r"block(?:ed|list|ing)|black ?list|\blisted (?:at|on|in|by)\b|\bRBL\b|DNSBL|"
-            r"spamhaus|spamcop|barracuda|\bSORBS\b|reputation|spam|unsolicited|complaints|"
+            r"(?<!account is )block(?:ed|list|ing)|black ?list|\blisted (?:at|on|in|by)\b|"
+            r"\bRBL\b|DNSBL|spamhaus|spamcop|barracuda|\bSORBS\b|reputation|spam|unsolicited|complaints|"
             r"\[TS[S0-9]\d*\]|DT:SPM|\((?:BL|DIAL)\)|"
             r"\b(?:dynamic|dial-?up)\b[^.;]{0,40}\b(?:IP|address|range|pool)|"
-            r"\bS31[45]0\b",
+            r"\bS31[45]0\b|\b(?:OFR|LPN)[A-Z0-9]*_(?:10[123]|510|999)\b|\bAUP#(?:[A-Z]*BL|IPBL\d+|[IO]-?1(?:0[0-8]\d|2[0-5]\d))\b|"
+            r"host network not allowed|\b4\.7\.[56]\d\d\b|\b5\.7\.[5-7]\d\d\b",
         ),
         (
             ReasonClass.rate_limited,
             None,
-            ("too many", "rate", "throttl", "volume", "try again later", "4.7.28", "too fast"),
+            (
+                "too many",
+                "rate",
+                "throttl",
+                "volume",
+                "try again later",
+                "4.7.28",
+                "too fast",
+                "too quickly",
+                "exceeded",
+                "concurrent",
+            ),
             r"too many (?:connections|concurrent|messages|recipients|sessions)|\brate\b|"
             r"rate.?limit|throttl|unexpected volume|try again later, closing connection|"
-            r"\b4\.7\.28\b|too fast",
+            r"\b4\.7\.28\b|too fast|too quickly|concurrent connections|"
+            r"(?:relay|sending|connection|message|session) (?:limit|threshold) exceeded",
         ),
         (
             ReasonClass.blocklisted,
             None,
-            ("polic", "rejected", "access denied", "5.7.1", "4.7.1", "denied", "refused"),
-            r"polic(?:y|ies)|client host rejected|sender address rejected|access denied|"
-            r"\b5\.7\.1\b|service refused",
+            ("polic", "rejected", "denied", "5.7.1", "whitelist", "allowlist"),
+            r"polic(?:y|ies)|client host rejected|sender address rejected|"
+            r"(?<!recipient address rejected: )access denied|\b5\.7\.1\b|"
+            r"not in (?:the )?(?:white|allow) ?list|(?:content|connection) (?:denied|rejected)",
+        ),
+        (
+            ReasonClass.host_not_found,
+            None,
+            ("null", "no relevant answers"),
+            r"\bnull ?MX\b|no relevant answers",
         ),
         (
             ReasonClass.dns_tempfail,
@@ -320,7 +396,7 @@ _RULES: tuple[_Rule, ...] = tuple(
             ("try again", "name resolution", "dns", "servfail", "name server reply"),
             r"not found, try again|temporary failure in name resolution|"
             rf"{_then('name service error', 'try again')}|"
-            r"dns (?:lookup )?(?:error|failure|timeout)|SERVFAIL|"
+            r"dns (?:lookup |query )?(?:error|fail(?:ure|ed)|timeout)|SERVFAIL|"
             r"malformed or unexpected name server reply",
         ),
         (
@@ -335,7 +411,7 @@ _RULES: tuple[_Rule, ...] = tuple(
             ReasonClass.connection_timeout,
             None,
             ("timed out",),
-            r"connection timed out|operation timed out|timed out while|"
+            r"connection timed out|operation timed out|timed out while|timed out\]|"
             rf"{_then('conversation with ', ' timed out')}",
         ),
     )

@@ -262,3 +262,56 @@ def test_lab_reasons() -> None:
             groups.setdefault(destination, set()).add(normalise(rcpt.delay_reason))
     # Suspended or not, whatever the recipient: one normalised reason per destination.
     assert all(len(reasons) == 1 for reasons in groups.values()), groups
+
+
+@pytest.mark.parametrize(
+    ("reason", "check"),
+    [
+        (
+            "host mx00.emig.gmx.net[212.227.15.9] refused to talk to me: 554-gmx.net (mxgmx017) "
+            "Nemesis ESMTP Service not available 554-No SMTP service 554-Bad DNS PTR resource "
+            "record.",
+            "ptr",
+        ),
+        (
+            "host mx.example.com[192.0.2.1] said: 450 4.7.1 Client host rejected: cannot find your "
+            "reverse hostname, [192.0.2.7]",
+            "ptr",
+        ),
+        (
+            "host mta6.am0.yahoodns.net[67.195.204.72] said: 421 4.7.0 [TSS04] Messages from "
+            "192.0.2.192 temporarily deferred due to unexpected volume or user complaints",
+            "dnsbl",
+        ),
+        (
+            "host mx00.t-online.de[194.25.134.8] refused to talk to me: 554 IP=192.0.2.1 - A "
+            "problem occurred. (Ask your postmaster for help or to contact tosa@rx.t-online.de to "
+            "clarify.) (BL)",
+            "dnsbl",
+        ),
+        (
+            "host gmail-smtp-in.l.google.com[142.250.1.26] said: 550-5.7.1 Our system has "
+            "detected an unusual rate of unsolicited mail originating from your IP address. To "
+            "protect our users from spam, mail sent from your IP address has been blocked.",
+            "dnsbl",
+        ),
+        (
+            "host gmail-smtp-in.l.google.com[142.250.1.26] said: 421-4.7.26 This mail has been "
+            "rate limited because it is unauthenticated.",
+            "sender_auth",
+        ),
+        ("host mx.example.com[192.0.2.1] said: 550 Denied by policy", None),
+        (REASONS["greylisted"].format(rcpt="a@b.test"), None),
+    ],
+)
+def test_refusals_name_the_check_that_confirms_them(reason: str, check: str | None) -> None:
+    assert reasons.confirming_check(reason) == check
+    if check is not None:
+        assert classify(reason) is ReasonClass.blocklisted
+        assert check in ReasonClass.blocklisted.checks
+
+
+def test_new_classes_have_their_own_labels() -> None:
+    assert ReasonClass.local_config.label == "Local configuration / transport fault"
+    assert ReasonClass.network_unreachable.label == "Network unreachable / no route"
+    assert ReasonClass.other.checks == ()
