@@ -240,8 +240,9 @@ _RULES: tuple[_Rule, ...] = tuple(
         (
             ReasonClass.network_unreachable,
             None,
-            ("unreachable", "no route"),
-            r"network is unreachable|no route to host|host is unreachable",
+            ("unreachable", "no route", "cannot assign requested address"),
+            r"network is unreachable|no route to host|host is unreachable|"
+            r"cannot assign requested address",
         ),
         (
             ReasonClass.tls_failure,
