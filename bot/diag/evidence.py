@@ -9,7 +9,6 @@ bounded.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -17,7 +16,6 @@ from bot.postfix.reasons import ReasonClass, analyse, confirming_check
 from bot.postfix.summary import SummaryBuilder
 
 MAX_DOMAINS = 25  # domains remembered per class
-_SENDER_AUTH = re.compile(r"\bSPF\b|DKIM|DMARC|unauthenticated", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -98,15 +96,15 @@ class DiagBuilder(SummaryBuilder):
             if wanted and sender and len(self._dx_senders) < 1000:
                 self._dx_senders[sender] += 1
             if reason_class is ReasonClass.blocklisted:
-                self._note_check(recipient.get("delay_reason", ""), reason)
-            if reason_class is ReasonClass.blocklisted and _SENDER_AUTH.search(reason):
-                self._note_auth(reason, sender)
+                self._note_check(recipient.get("delay_reason", ""), reason, sender)
 
-    def _note_check(self, raw: str, reason: str) -> None:
+    def _note_check(self, raw: str, reason: str, sender: str) -> None:
         check = confirming_check(raw)
         if check is not None:
             self._dx_checks[check] += 1
             self._dx_check_samples.setdefault(check, reason)
+        if check == "sender_auth":
+            self._note_auth(reason, sender)
 
     def _note_auth(self, reason: str, sender: str) -> None:
         self._dx_auth_rejects += 1

@@ -294,7 +294,9 @@ def blocklisted(ev: Evidence) -> list[Verdict]:
                 reason=listing.reason or "(no TXT)",
             )
         ]
-        if ev.queue and ev.queue.by_class.get("blocklisted"):
+        if ev.queue and ev.queue.by_check.get("dnsbl"):
+            facts.append(_refusals(ev.queue, "dnsbl"))
+        elif ev.queue and ev.queue.by_class.get("blocklisted"):
             facts.append(_class_fact(ev.queue, "blocklisted"))
         found.append(
             Verdict("blocklisted", tuple(facts), {"zone": listing.zone, "address": address})

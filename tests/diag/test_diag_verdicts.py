@@ -98,6 +98,23 @@ def test_reputation_refusals_name_the_dnsbl_check() -> None:
     both = verdicts(Evidence("mx1", None, NOW, queue=queue(YAHOO), listings=listed))
     assert "blocklisted" in both
     assert "reputation" not in both
+    assert [f.key for f in both["blocklisted"].facts] == ["listed", "dnsbl_refusals"]
+
+
+def test_sender_authentication_refusals_are_the_ones_sender_auth_confirms() -> None:
+    gmail = (
+        "host gmail-smtp-in.l.google.com[142.250.1.26] said: 421-4.7.27 Your email has been rate "
+        "limited because SPF authentication didn't pass for this message."
+    )
+    microsoft = (
+        "host outlook-com.olc.protection.outlook.com[52.101.68.1] said: 550 5.7.515 Access "
+        "denied, sending domain [shop.test] does not meet the required authentication level."
+    )
+    found = queue(gmail, microsoft, GMX_PTR)
+    assert found.sender_auth_rejects == 2
+    assert found.by_check == {"sender_auth": 2, "ptr": 1}
+    assert found.sender_auth_senders == ("shop.test",)
+    assert "sender_auth" in verdicts(Evidence("mx1", None, NOW, queue=found))
 
 
 def test_local_fault_and_no_route() -> None:
