@@ -370,6 +370,8 @@ def reputation(ev: Evidence) -> Verdict | None:
         fact("dnsbl_checked", address=address, zones=", ".join(zones))
         for address, zones in checked.items()
     ]
+    if not any(listing.status == "clean" for _, listing in ev.listings):
+        facts.append(fact("dnsbl_unanswered"))  # refused, failed or not run: no "not listed"
     return Verdict("reputation", tuple(facts), button=_flush(ev, reason="blocklisted"))
 
 

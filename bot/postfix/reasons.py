@@ -277,6 +277,7 @@ _RULES: tuple[_Rule, ...] = tuple(
                 "rdns",
                 "reverse",
                 "4.7.25",
+                "5.7.25",
                 "resolve",
                 "name lookup failed",
                 "aup#",
@@ -323,6 +324,7 @@ _RULES: tuple[_Rule, ...] = tuple(
                 "black",
                 "listed",
                 "rbl",
+                "dnsbl",
                 "barracuda",
                 "sorbs",
                 "spamhaus",
@@ -332,6 +334,7 @@ _RULES: tuple[_Rule, ...] = tuple(
                 "unsolicited",
                 "complaints",
                 "[ts",
+                "[ipts",
                 "dt:spm",
                 "(bl)",
                 "(dial)",
@@ -352,7 +355,7 @@ _RULES: tuple[_Rule, ...] = tuple(
             ),
             r"(?<!account is )block(?:ed|list|ing)|black ?list|\blisted (?:at|on|in|by)\b|"
             r"\bRBL\b|DNSBL|spamhaus|spamcop|barracuda|\bSORBS\b|reputation|spam|unsolicited|complaints|"
-            r"\[TS[S0-9]\d*\]|DT:SPM|\((?:BL|DIAL)\)|"
+            r"\[(?:IP)?TS[S0-9]\d*\]|DT:SPM|\((?:BL|DIAL)\)|"
             r"\b(?:dynamic|dial-?up)\b[^.;]{0,40}\b(?:IP|address|range|pool)|"
             r"\bS31[45]0\b|\b(?:OFR|LPN)[A-Z0-9]*_(?:10[123]|510|999)\b|\bAUP#(?:[A-Z]*BL|IPBL\d+|[IO]-?1(?:0[0-8]\d|2[0-5]\d))\b|"
             r"host network not allowed|\b4\.7\.[56]\d\d\b|\b5\.7\.[5-7]\d\d\b",
@@ -380,7 +383,7 @@ _RULES: tuple[_Rule, ...] = tuple(
         (
             ReasonClass.blocklisted,
             None,
-            ("polic", "rejected", "denied", "5.7.1", "whitelist", "allowlist"),
+            ("polic", "rejected", "denied", "5.7.1", "not in"),
             r"polic(?:y|ies)|client host rejected|sender address rejected|"
             r"(?<!recipient address rejected: )access denied|\b5\.7\.1\b|"
             r"not in (?:the )?(?:white|allow) ?list|(?:content|connection) (?:denied|rejected)",

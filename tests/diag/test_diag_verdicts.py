@@ -91,7 +91,8 @@ def test_reputation_refusals_name_the_dnsbl_check() -> None:
     assert facts["dnsbl_checked"] == {"address": "192.0.2.10", "zones": "zen.spamhaus.org (clean)"}
     text = rendered(ev)
     assert "Remote sites refuse this host for its reputation" in text
-    assert "DNSBL check finds the sending address on none of the lists" in text
+    assert "Check: diagnose's DNSBL check of the sending address" in text
+    assert "no list answered" not in text
     assert "[TSS04]" in text
     # listed: the blocklisted verdict names the zone, and reputation does not repeat it
     listed = (("192.0.2.10", Listing("zen.spamhaus.org", "listed", ("127.0.0.2",), "SBL")),)
@@ -99,6 +100,10 @@ def test_reputation_refusals_name_the_dnsbl_check() -> None:
     assert "blocklisted" in both
     assert "reputation" not in both
     assert [f.key for f in both["blocklisted"].facts] == ["listed", "dnsbl_refusals"]
+    # a list that refuses to answer (Spamhaus to a public resolver) rules nothing out
+    refused = (("192.0.2.10", Listing("zen.spamhaus.org", "refused", ("127.255.255.254",))),)
+    unsure = verdicts(Evidence("mx1", None, NOW, queue=queue(YAHOO), listings=refused))
+    assert [f.key for f in unsure["reputation"].facts][-1] == "dnsbl_unanswered"
 
 
 def test_sender_authentication_refusals_are_the_ones_sender_auth_confirms() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,13 +214,24 @@ def regex_only(text: str) -> ReasonClass:
     return ReasonClass.other
 
 
+CORPUS_WORDS = {
+    w
+    for line in (Path(__file__).parent.parent / "data" / "reasons-corpus.jsonl")
+    .read_text(encoding="utf-8")
+    .splitlines()
+    for w in json.loads(line)["reason"].split()
+}
 words = st.sampled_from(
-    sorted({w for r, _ in EXAMPLES for w in r.lower().split()} | {"rate", "Grey-list", "4.2.2"})
+    sorted(
+        {w for r, _ in EXAMPLES for w in r.lower().split()}
+        | {"rate", "Grey-list", "4.2.2", "DNSBL", "5.7.25", "white", "list"}
+        | CORPUS_WORDS
+    )
 )
 
 
 @given(st.lists(words, max_size=25).map(" ".join) | st.text(max_size=80))
-@settings(max_examples=1000)
+@settings(max_examples=3000)
 def test_keyword_prefilter_never_changes_the_class(text: str) -> None:
     """The keywords only skip work: the answer is the one the patterns alone give."""
     for cls, _check, keywords, pattern in _RULES:
