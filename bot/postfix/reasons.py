@@ -267,7 +267,8 @@ _RULES: tuple[_Rule, ...] = tuple(
             r"\b[45]\.7\.8\b|not (?:configured|permitted|allowed) to relay|unable to relay|"
             r"SMTP authentication|unauthenticated senders not allowed",
         ),
-        # Refusals for the sending address's reverse DNS: the ``ptr`` check confirms them.
+        # Refusals for the sending address's reverse DNS (and the HELO name that should match
+        # it): the ``ptr`` check confirms them.
         (
             ReasonClass.blocklisted,
             "ptr",
@@ -281,12 +282,14 @@ _RULES: tuple[_Rule, ...] = tuple(
                 "resolve",
                 "name lookup failed",
                 "aup#",
+                "helo command rejected",
             ),
             r"cannot find your (?:reverse )?hostname|\bPTR\b|\b(?:FC)?rDNS\b|"
             r"reverse (?:DNS|host ?name|lookup|name|record|address|mapping)|"
             r"\b[45]\.7\.25\b|does not resolve to (?:your|the|an) (?:IP|address)|"
             r"(?:did|does|could) not resolve your (?:IP|address|host)|IP name lookup failed|"
-            r"\bAUP#(?:CXDNS|[IO]-?11[05]0)\b",
+            r"\bAUP#(?:CXDNS|[IO]-?11[05]0)\b|"
+            r"Helo command rejected: (?:Host not found|need fully-qualified hostname)",
         ),
         # Refusals for SPF/DKIM/DMARC: ``sender_auth``.
         (

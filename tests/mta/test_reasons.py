@@ -313,6 +313,11 @@ def test_lab_reasons() -> None:
             "rate limited because it is unauthenticated.",
             "sender_auth",
         ),
+        (
+            "host mx.example.com[192.0.2.1] said: 450 4.7.1 <web01>: Helo command rejected: Host "
+            "not found (in reply to RCPT TO command)",
+            "ptr",
+        ),
         ("host mx.example.com[192.0.2.1] said: 550 Denied by policy", None),
         (REASONS["greylisted"].format(rcpt="a@b.test"), None),
     ],
