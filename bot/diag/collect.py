@@ -58,6 +58,7 @@ class _Found:
     submission: list[Check[Probe]] = field(default_factory=list)
     queue_dns: list[Check[dns.MxReport]] = field(default_factory=list)
     listings: list[tuple[str, Check[dns.Listing]]] = field(default_factory=list)
+    reverse: list[Check[dns.ReverseReport]] = field(default_factory=list)
     senders: list[Check[dns.SenderAuth]] = field(default_factory=list)
 
 
@@ -190,7 +191,9 @@ class Diagnoser:
             answer = await self.lookup.query(self.host.address, "A")
             addresses = list(answer.records[:2])
         for address in addresses:
-            self.runner.start("ptr", address, partial(dns.reverse_report, self.lookup, address))
+            self.found.reverse.append(
+                self.runner.start("ptr", address, partial(dns.reverse_report, self.lookup, address))
+            )
             for zone in self.config.dnsbl_zones:
                 check = self.runner.start(
                     "dnsbl", f"{address} in {zone}", partial(dns.dnsbl, self.lookup, address, zone)
@@ -257,6 +260,7 @@ class Diagnoser:
             settings=settings.value or {},
             listings=tuple((a, c.value) for a, c in found.listings if c.value is not None),
             senders=_values(found.senders),
+            reverse=_values(found.reverse),
         )
 
 

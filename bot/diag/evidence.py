@@ -1,21 +1,21 @@
 """What the queue says, gathered while ``read_host`` streams the listing into a summary.
 
 ``DiagBuilder`` is a ``SummaryBuilder`` that also notes, for deferred recipients: the
-reason classes for the domain under diagnosis, which domains each class spans, and which
-sender domains the SPF/DKIM/DMARC refusals are about. Everything is bounded.
+reason classes for the domain under diagnosis, which domains each class spans, which
+sender domains the SPF/DKIM/DMARC refusals are about, and how many refusals each diagnose
+check confirms (``confirming_check``: ``ptr``, ``dnsbl``, ``sender_auth``). Everything is
+bounded.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bot.postfix.reasons import ReasonClass, analyse
+from bot.postfix.reasons import ReasonClass, analyse, confirming_check
 from bot.postfix.summary import SummaryBuilder
 
 MAX_DOMAINS = 25  # domains remembered per class
-_SENDER_AUTH = re.compile(r"\bSPF\b|DKIM|DMARC|unauthenticated", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class QueueEvidence:
     sender_auth_sample: str = ""
     sender_auth_senders: tuple[str, ...] = ()  # sender domains of those messages
     sender_domains: tuple[str, ...] = ()  # top sender domains of deferred mail (to target)
+    by_check: dict[str, int] = field(default_factory=dict)  # refusals per confirming check
+    check_samples: dict[str, str] = field(default_factory=dict)  # one normalised reason each
 
     def in_target(self, *classes: str) -> int:
         return sum(self.target.get(c, 0) for c in classes)
@@ -55,6 +57,8 @@ class DiagBuilder(SummaryBuilder):
         self._dx_auth_senders: Counter[str] = Counter()
         self._dx_senders: Counter[str] = Counter()
         self._dx_deferred = 0
+        self._dx_checks: Counter[str] = Counter()
+        self._dx_check_samples: dict[str, str] = {}
 
     def add_fields(
         self,
@@ -91,8 +95,16 @@ class DiagBuilder(SummaryBuilder):
                 self._dx_target_samples.setdefault(name, reason)
             if wanted and sender and len(self._dx_senders) < 1000:
                 self._dx_senders[sender] += 1
-            if reason_class is ReasonClass.blocklisted and _SENDER_AUTH.search(reason):
-                self._note_auth(reason, sender)
+            if reason_class is ReasonClass.blocklisted:
+                self._note_check(recipient.get("delay_reason", ""), reason, sender)
+
+    def _note_check(self, raw: str, reason: str, sender: str) -> None:
+        check = confirming_check(raw)
+        if check is not None:
+            self._dx_checks[check] += 1
+            self._dx_check_samples.setdefault(check, reason)
+        if check == "sender_auth":
+            self._note_auth(reason, sender)
 
     def _note_auth(self, reason: str, sender: str) -> None:
         self._dx_auth_rejects += 1
@@ -113,4 +125,6 @@ class DiagBuilder(SummaryBuilder):
             sender_auth_sample=self._dx_auth_sample,
             sender_auth_senders=tuple(d for d, _ in self._dx_auth_senders.most_common(3)),
             sender_domains=tuple(d for d, _ in self._dx_senders.most_common(3)),
+            by_check=dict(self._dx_checks),
+            check_samples=dict(self._dx_check_samples),
         )

@@ -17,13 +17,26 @@ an action fits, a button whose value is the command to run.
 - ``blocklisted``: the host's sending address is listed in a DNSBL zone (with its TXT).
 - ``sender_auth``: soft (4xx) refusals that cite SPF/DKIM/DMARC, with the sender domains'
   SPF result for the sending address and their DMARC policy.
+- ``reverse_dns``: remote sites refuse the host for its reverse DNS (``confirming_check``
+  ``ptr``), with what the ``ptr`` check found for each sending address: no PTR, a PTR whose
+  name does not resolve back (not forward-confirmed), or a good one (then the refusals are
+  older than the fix, or the mail leaves from another address).
+- ``reputation``: remote sites refuse the host for its reputation (``dnsbl``: Yahoo's
+  ``[TSS04]``, T-Online's ``(BL)``, Gmail's "unsolicited mail", Microsoft's IP reputation)
+  while the ``dnsbl`` check finds the address on none of the configured lists: the
+  provider's own data decides, and its postmaster page is the way out. With a listing, the
+  ``blocklisted`` verdict says so instead.
+- ``local_fault``: deferrals in ``local_config``: the host cannot hand mail to one of its
+  own transports (master.cf, a local socket, a delivery command).
+- ``no_route``: deferrals in ``network_unreachable``: the host has no route to the
+  destination (often IPv6 without an IPv6 route), with ``inet_protocols``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.diag.dns import Listing, MxReport, SenderAuth
+from bot.diag.dns import Listing, MxReport, ReverseReport, SenderAuth
 from bot.diag.evidence import QueueEvidence
 from bot.diag.host import ResolvConfs, SmtpProbe
 from bot.text import duration
@@ -68,6 +81,7 @@ class Evidence:
     settings: dict[str, str] = field(default_factory=dict)
     listings: tuple[tuple[str, Listing], ...] = ()  # (sending address, listing)
     senders: tuple[SenderAuth, ...] = ()
+    reverse: tuple[ReverseReport, ...] = ()  # the ptr check of each sending address
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,10 @@ def decide(ev: Evidence) -> list[Verdict]:
         site_down(ev),
         *blocklisted(ev),
         sender_auth(ev),
+        reverse_dns(ev),
+        reputation(ev),
+        local_fault(ev),
+        no_route(ev),
     ]
     return [v for v in found if v is not None]
 
@@ -276,7 +294,9 @@ def blocklisted(ev: Evidence) -> list[Verdict]:
                 reason=listing.reason or "(no TXT)",
             )
         ]
-        if ev.queue and ev.queue.by_class.get("blocklisted"):
+        if ev.queue and ev.queue.by_check.get("dnsbl"):
+            facts.append(_refusals(ev.queue, "dnsbl"))
+        elif ev.queue and ev.queue.by_class.get("blocklisted"):
             facts.append(_class_fact(ev.queue, "blocklisted"))
         found.append(
             Verdict("blocklisted", tuple(facts), {"zone": listing.zone, "address": address})
@@ -304,3 +324,74 @@ def sender_auth(ev: Evidence) -> Verdict | None:
     return Verdict(
         "sender_auth", tuple(facts), {"senders": senders or "the sender domains"}, button=button
     )
+
+
+def _refusals(queue: QueueEvidence, check: str) -> Fact:
+    return fact(
+        f"{check}_refusals",
+        count=queue.by_check.get(check, 0),
+        sample=queue.check_samples.get(check, ""),
+    )
+
+
+def reverse_dns(ev: Evidence) -> Verdict | None:
+    queue = ev.queue
+    if queue is None or not queue.by_check.get("ptr"):
+        return None
+    facts = [_refusals(queue, "ptr")]
+    for report in ev.reverse:
+        names = " ".join(report.names)
+        if report.status != "ok":
+            facts.append(fact("ptr_missing", address=report.address, status=report.status))
+        elif not report.confirmed:
+            facts.append(fact("ptr_unconfirmed", address=report.address, names=names))
+        else:
+            facts.append(fact("ptr_ok", address=report.address, names=names))
+    addresses = ", ".join(r.address for r in ev.reverse) or "the sending address"
+    return Verdict(
+        "reverse_dns",
+        tuple(facts),
+        {"addresses": addresses},
+        button=_flush(ev, reason="blocklisted"),
+    )
+
+
+def reputation(ev: Evidence) -> Verdict | None:
+    queue = ev.queue
+    if queue is None or not queue.by_check.get("dnsbl"):
+        return None
+    if any(listing.status == "listed" for _, listing in ev.listings):
+        return None  # the blocklisted verdict names the listing
+    facts = [_refusals(queue, "dnsbl")]
+    checked: dict[str, list[str]] = {}
+    for address, listing in ev.listings:
+        checked.setdefault(address, []).append(f"{listing.zone} ({listing.status})")
+    facts += [
+        fact("dnsbl_checked", address=address, zones=", ".join(zones))
+        for address, zones in checked.items()
+    ]
+    if not any(listing.status == "clean" for _, listing in ev.listings):
+        facts.append(fact("dnsbl_unanswered"))  # refused, failed or not run: no "not listed"
+    return Verdict("reputation", tuple(facts), button=_flush(ev, reason="blocklisted"))
+
+
+def local_fault(ev: Evidence) -> Verdict | None:
+    queue = ev.queue
+    if queue is None or not queue.by_class.get("local_config"):
+        return None
+    return Verdict(
+        "local_fault",
+        (_class_fact(queue, "local_config"),),
+        button=_flush(ev, reason="local_config"),
+    )
+
+
+def no_route(ev: Evidence) -> Verdict | None:
+    queue = ev.queue
+    if queue is None or not queue.by_class.get("network_unreachable"):
+        return None
+    facts = [_class_fact(queue, "network_unreachable")]
+    protocols = ev.settings.get("inet_protocols")
+    if protocols:
+        facts.append(fact("inet_protocols", value=protocols))
+    return Verdict("no_route", tuple(facts), button=_flush(ev, reason="network_unreachable"))

@@ -13,23 +13,44 @@ group with the ones that were actually tried.
 names folded as well (a host called ``spam-filter.example`` must not look like a
 blocklist). The first match wins; the order puts the most specific wording first:
 
-greylisted, mailbox_full, rate_limited, tls_failure, auth_failure, blocklisted,
-dns_tempfail, host_not_found, connection_refused, connection_timeout, else other.
+greylisted, mailbox_full, local_config, network_unreachable, tls_failure, auth_failure,
+blocklisted (reverse DNS, SPF/DKIM/DMARC, reputation), rate_limited, blocklisted (other
+policy refusals), dns_tempfail, host_not_found, connection_refused, connection_timeout,
+else other.
 
-Decisions where Postfix's wording is ambiguous:
+Each class names the diagnose checks that confirm it (``ReasonClass.checks``), and
+``confirming_check`` says which one confirms a given reason: ``ptr`` (reverse DNS,
+forward-confirmed), ``dnsbl`` (reputation and blocklists) or ``sender_auth`` (SPF, DKIM,
+DMARC) for the refusals in ``blocklisted``.
 
+Decisions where the wording is ambiguous (tests/data/reasons-corpus.jsonl holds real
+reasons from public sources, each with the class it must get; docs/ops/reasons.md has the
+measured shares):
+
+- ``local_config`` is Postfix's own wording for a fault on this host: ``mail transport
+  unavailable`` and ``unknown mail transport error`` (a master.cf service that is missing
+  or fails to start), a local socket that is not there (``connect to
+  mail.example[/var/run/dovecot/lmtp]: No such file or directory``), ``mail for ... loops
+  back to myself``, a delivery command that died, a failed table or address lookup.
+- ``Network is unreachable``, ``No route to host`` and ``Host is unreachable`` are
+  ``network_unreachable``: the path from this host (very often IPv6 without an IPv6 route).
 - A 421 greeting (``refused to talk to me: 421 ...``) is ``rate_limited`` only when it
   says so (too many connections, rate, volume, throttling); a bare 421 is ``other``.
-- ``Host not found, try again`` and ``Temporary failure in name resolution`` are
-  ``dns_tempfail`` (SERVFAIL/timeouts); ``Host not found`` without "try again" and
-  "no data record" are ``host_not_found``.
+- Refusals that give the sender's reputation as the reason are ``blocklisted`` even where
+  they say "rate limited" or "deferred": Gmail's "unusual rate of unsolicited mail",
+  Yahoo's ``[TSS04]`` ("unexpected volume or user complaints"), T-Online's ``(BL)`` and
+  ``(DIAL)``, NetEase's ``DT:SPM``, Microsoft's ``S3140``/``S3150``. So are missing or
+  unconfirmed reverse DNS (``cannot find your hostname``, ``PTR``, ``rDNS``, Gmail's
+  4.7.23/4.7.25) and SPF/DKIM/DMARC refusals (4.7.24-4.7.27, 4.7.30-4.7.32,
+  "unauthenticated"). Gmail's 4.7.28 without a reason beyond the rate is ``rate_limited``.
+- ``Host not found, try again``, ``Temporary failure in name resolution`` and ``Malformed
+  or unexpected name server reply`` are ``dns_tempfail`` (SERVFAIL, timeouts, broken
+  replies); ``Host not found`` without "try again" and "no data record" are
+  ``host_not_found``.
 - ``conversation with ... timed out while ...`` counts as ``connection_timeout``.
 - Relay refusals (``Relay access denied``) count as ``auth_failure``: the usual cause is a
   missing or wrong SASL login to the relay.
-- SPF/DKIM/DMARC and sender-reputation refusals (4.7.23-4.7.32, "unauthenticated") count as
-  ``blocklisted`` (policy reject).
-- ``lost connection with ...``, ``Network is unreachable`` and ``No route to host`` are
-  ``other``: they have no class of their own.
+- ``lost connection with ...`` has no class of its own (``other``).
 
 Reasons come from remote servers, so the work is bounded: only the first 4,096 characters
 of a reason (``MAX_EXAMINED``; Postfix reads replies in lines of at most 2,048) and the first
@@ -56,11 +77,19 @@ class ReasonClass(StrEnum):
     rate_limited = "rate_limited"
     blocklisted = "blocklisted"
     mailbox_full = "mailbox_full"
+    local_config = "local_config"
+    network_unreachable = "network_unreachable"
     other = "other"
 
     @property
     def label(self) -> str:
         return _LABELS[self]
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """The diagnose checks (``bot/diag``, by kind) whose results confirm this cause or
+        rule it out, most telling first; ``confirming_check`` narrows it for one reason."""
+        return _CHECKS.get(self, ())
 
 
 # Deferred mail of these classes is delivered on its own once the remote site lets it in,
@@ -86,7 +115,21 @@ _LABELS: dict[ReasonClass, str] = {
     ReasonClass.rate_limited: "Rate limited / too many connections",
     ReasonClass.blocklisted: "Blocklisted / policy reject",
     ReasonClass.mailbox_full: "Mailbox full / over quota",
+    ReasonClass.local_config: "Local configuration / transport fault",
+    ReasonClass.network_unreachable: "Network unreachable / no route",
     ReasonClass.other: "Other",
+}
+
+_CHECKS: dict[ReasonClass, tuple[str, ...]] = {
+    ReasonClass.connection_timeout: ("probe",),
+    ReasonClass.connection_refused: ("probe",),
+    ReasonClass.network_unreachable: ("probe", "sending_ips"),
+    ReasonClass.host_not_found: ("mx", "queue_dns"),
+    ReasonClass.dns_tempfail: ("queue_dns", "host_mx", "resolv"),
+    ReasonClass.tls_failure: ("probe",),
+    ReasonClass.auth_failure: ("relay",),
+    ReasonClass.blocklisted: ("ptr", "dnsbl", "sender_auth"),
+    ReasonClass.local_config: ("postconf_services", "postconf"),
 }
 
 MAX_REASON_LENGTH = 200
@@ -146,39 +189,139 @@ def _then(first: str, then: str) -> str:
     return rf"(?m:^)(?:(?!{first}).)*{first}.*{then}"
 
 
-# (class, keywords, pattern): the pattern decides; the lower-case keywords are a cheap
-# pre-filter, and every match of the pattern contains at least one of them.
-_RULES: tuple[tuple[ReasonClass, tuple[str, ...], re.Pattern[str]], ...] = tuple(
-    (cls, keywords, re.compile(pattern, re.IGNORECASE))
-    for cls, keywords, pattern in (
-        (ReasonClass.greylisted, ("grey", "gray"), r"gr[ea]y[ -]?list"),
+# (class, confirming check, keywords, pattern): the pattern decides; the lower-case keywords
+# are a cheap pre-filter, and every match of the pattern contains at least one of them. The
+# confirming check is the diagnose check (``bot/diag``: ``ptr``, ``dnsbl``, ``sender_auth``)
+# whose result confirms or rules out this cause; ``None`` where no one check does.
+_Rule = tuple[ReasonClass, str | None, tuple[str, ...], re.Pattern[str]]
+_RULES: tuple[_Rule, ...] = tuple(
+    (cls, check, keywords, re.compile(pattern, re.IGNORECASE))
+    for cls, check, keywords, pattern in (
+        # rspamd's greylisting says only "451 4.7.1 Try again later" (its default message).
         (
-            ReasonClass.mailbox_full,
-            ("mailbox", "quota", "exceeded", ".2.2"),
-            r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|full)|exceeded (?:its|the) "
-            r"(?:storage|quota)|\b[45]\.2\.2\b",
+            ReasonClass.greylisted,
+            None,
+            ("grey", "gray", "4.7.1 try again later"),
+            r"gr[ea]y[ -]?list|\b4\.7\.1 Try again later\b",
         ),
         (
-            ReasonClass.rate_limited,
-            ("too many", "rate", "throttl", "volume", "try again later", "4.7.28"),
-            r"too many (?:connections|concurrent|messages|recipients|sessions)|\brate\b|"
-            r"rate.?limit|throttl|unexpected volume|try again later, closing connection|"
-            r"\b4\.7\.28\b",
+            ReasonClass.mailbox_full,
+            None,
+            ("mailbox", "quota", "exceeded", ".2.2", "storage space"),
+            r"mailbox (?:is )?full|over ?quota|quota (?:exceeded|full)|exceeded (?:its|the) "
+            r"(?:storage|quota)|\b[45]\.2\.2\b|out of storage space",
+        ),
+        # Postfix's own words for a fault on this host: a transport that master.cf lacks or
+        # that cannot start, a local socket (LMTP, a content filter) that is not there, a
+        # delivery command that fails, mail to this host that it does not accept as local.
+        (
+            ReasonClass.local_config,
+            None,
+            (
+                "transport",
+                "no such file",
+                "permission denied",
+                "loops back",
+                "configuration error",
+                "command died",
+                "resolver failure",
+                "lookup failure",
+                "output file",
+                "local configuration",
+                "cannot update mailbox",
+            ),
+            r"mail transport unavailable|unknown mail transport error|"
+            r"no such file or directory|connect to \S+: permission denied|"
+            r"loops back to myself|mail system configuration error|"
+            r"command died with (?:status|signal)|address resolver failure|"
+            r"(?:table|map) lookup failure|can't create user output file|"
+            r"local configuration error|cannot update mailbox",
+        ),
+        (
+            ReasonClass.network_unreachable,
+            None,
+            ("unreachable", "no route", "cannot assign requested address"),
+            r"network is unreachable|no route to host|host is unreachable|"
+            r"cannot assign requested address",
         ),
         (
             ReasonClass.tls_failure,
+            None,
             ("tls", "certificate", "handshake", "ssl"),
-            r"\bTLS\b|STARTTLS|certificate|handshake|\bSSL\b",
+            r"\bTLS\b|STARTTLS|certificate|(?<!HELO )(?<!EHLO )handshake|\bSSL\b",
         ),
         (
             ReasonClass.auth_failure,
-            ("sasl", "authentication", "relay", "must", "password", ".7.8"),
+            None,
+            (
+                "sasl",
+                "authentication",
+                "relay",
+                "must",
+                "password",
+                ".7.8",
+                "unauthenticated senders",
+            ),
             r"SASL|authentication (?:failed|required|credentials)|relay(?:ing)? (?:access )?"
             r"denied|relay not permitted|must (?:authenticate|log ?in)|password not accepted|"
-            r"\b[45]\.7\.8\b",
+            r"\b[45]\.7\.8\b|not (?:configured|permitted|allowed) to relay|unable to relay|"
+            r"SMTP authentication|unauthenticated senders not allowed",
         ),
+        # Refusals for the sending address's reverse DNS (and the HELO name that should match
+        # it): the ``ptr`` check confirms them.
         (
             ReasonClass.blocklisted,
+            "ptr",
+            (
+                "hostname",
+                "ptr",
+                "rdns",
+                "reverse",
+                "4.7.25",
+                "5.7.25",
+                "resolve",
+                "name lookup failed",
+                "aup#",
+                "helo command rejected",
+            ),
+            r"cannot find your (?:reverse )?hostname|\bPTR\b|\b(?:FC)?rDNS\b|"
+            r"reverse (?:DNS|host ?name|lookup|name|record|address|mapping)|"
+            r"\b[45]\.7\.25\b|does not resolve to (?:your|the|an) (?:IP|address)|"
+            r"(?:did|does|could) not resolve your (?:IP|address|host)|IP name lookup failed|"
+            r"\bAUP#(?:CXDNS|[IO]-?11[05]0)\b|"
+            r"Helo command rejected: (?:Host not found|need fully-qualified hostname)",
+        ),
+        # Refusals for SPF/DKIM/DMARC: ``sender_auth``.
+        (
+            ReasonClass.blocklisted,
+            "sender_auth",
+            (
+                "spf",
+                "dkim",
+                "dmarc",
+                "unauthenticated",
+                "authentication level",
+                "aup#cxsndr",
+                "4.7.2",
+                "4.7.3",
+                "5.7.2",
+                "5.7.3",
+            ),
+            r"\bSPF\b|DKIM|DMARC|unauthenticated|required authentication level|\bAUP#CXSNDR\b|"
+            r"\b[45]\.7\.(?:2[4-7]|3[0-2])\b",
+        ),
+        # Rate limits in words that also say "blocked" (QQ, Cox's AUP#CXCNCT/CXMXRT).
+        (
+            ReasonClass.rate_limited,
+            None,
+            ("frequency limited", "aup#cx"),
+            r"frequency limited|\bAUP#(?:CXCNCT|CXMXRT)\b",
+        ),
+        # Refusals for the sending address's reputation (provider blocklists, complaint
+        # rates, public DNSBLs): ``dnsbl`` confirms the public ones.
+        (
+            ReasonClass.blocklisted,
+            "dnsbl",
             (
                 "block",
                 "black",
@@ -187,41 +330,95 @@ _RULES: tuple[tuple[ReasonClass, tuple[str, ...], re.Pattern[str]], ...] = tuple
                 "dnsbl",
                 "barracuda",
                 "sorbs",
+                "spamhaus",
+                "spamcop",
                 "reputation",
-                "polic",
-                "spf",
-                "dkim",
-                "dmarc",
                 "spam",
-                "unauthenticated",
-                "4.7.",
-                "rejected",
-                "access denied",
-                "5.7.1",
+                "unsolicited",
+                "complaints",
+                "[ts",
+                "[ipts",
+                "dt:spm",
+                "(bl)",
+                "(dial)",
+                "dynamic",
+                "dialup",
+                "dial-up",
+                "s3140",
+                "s3150",
+                "ofr",
+                "lpn",
+                "aup#",
+                "network not allowed",
+                "4.7.5",
+                "4.7.6",
+                "5.7.5",
+                "5.7.6",
+                "5.7.7",
             ),
-            r"block(?:ed|list)|black ?list|\blisted (?:at|on|in|by)\b|\bRBL\b|DNSBL|spamhaus|"
-            r"spamcop|barracuda|\bSORBS\b|reputation|polic(?:y|ies)|\bSPF\b|DKIM|DMARC|spam|"
-            r"unauthenticated|\b4\.7\.(?:2[3-9]|3[0-2])\b|client host rejected|"
-            r"sender address rejected|access denied|\b5\.7\.1\b",
+            r"(?<!account is )block(?:ed|list|ing)|black ?list|\blisted (?:at|on|in|by)\b|"
+            r"\bRBL\b|DNSBL|spamhaus|spamcop|barracuda|\bSORBS\b|reputation|spam|unsolicited|complaints|"
+            r"\[(?:IP)?TS[S0-9]\d*\]|DT:SPM|\((?:BL|DIAL)\)|"
+            r"\b(?:dynamic|dial-?up)\b[^.;]{0,40}\b(?:IP|address|range|pool)|"
+            r"\bS31[45]0\b|\b(?:OFR|LPN)[A-Z0-9]*_(?:10[123]|510|999)\b|\bAUP#(?:[A-Z]*BL|IPBL\d+|[IO]-?1(?:0[0-8]\d|2[0-5]\d))\b|"
+            r"host network not allowed|\b4\.7\.[56]\d\d\b|\b5\.7\.[5-7]\d\d\b",
         ),
         (
-            ReasonClass.dns_tempfail,
-            ("try again", "name resolution", "dns", "servfail"),
-            r"not found, try again|temporary failure in name resolution|"
-            rf"{_then('name service error', 'try again')}|"
-            r"dns (?:lookup )?(?:error|failure|timeout)|SERVFAIL",
+            ReasonClass.rate_limited,
+            None,
+            (
+                "too many",
+                "rate",
+                "throttl",
+                "volume",
+                "try again later",
+                "4.7.28",
+                "too fast",
+                "too quickly",
+                "exceeded",
+                "concurrent",
+            ),
+            r"too many (?:connections|concurrent|messages|recipients|sessions)|\brate\b|"
+            r"rate.?limit|throttl|unexpected volume|try again later, closing connection|"
+            r"\b4\.7\.28\b|too fast|too quickly|concurrent connections|"
+            r"(?:relay|sending|connection|message|session) (?:limit|threshold) exceeded",
+        ),
+        (
+            ReasonClass.blocklisted,
+            None,
+            ("polic", "rejected", "denied", "5.7.1", "not in"),
+            r"polic(?:y|ies)|client host rejected|sender address rejected|"
+            r"(?<!recipient address rejected: )access denied|\b5\.7\.1\b|"
+            r"not in (?:the )?(?:white|allow) ?list|(?:content|connection) (?:denied|rejected)",
         ),
         (
             ReasonClass.host_not_found,
+            None,
+            ("null", "no relevant answers"),
+            r"\bnull ?MX\b|no relevant answers",
+        ),
+        (
+            ReasonClass.dns_tempfail,
+            None,
+            ("try again", "name resolution", "dns", "servfail", "name server reply"),
+            r"not found, try again|temporary failure in name resolution|"
+            rf"{_then('name service error', 'try again')}|"
+            r"dns (?:lookup |query )?(?:error|fail(?:ure|ed)|timeout)|SERVFAIL|"
+            r"malformed or unexpected name server reply",
+        ),
+        (
+            ReasonClass.host_not_found,
+            None,
             ("not found", "not known", "no data record", "nxdomain", "no mx host", "nodename"),
             r"host or domain name not found|host not found|name or service not known|"
             r"no data record|NXDOMAIN|no MX host|nodename nor servname",
         ),
-        (ReasonClass.connection_refused, ("connection refused",), r"connection refused"),
+        (ReasonClass.connection_refused, None, ("connection refused",), r"connection refused"),
         (
             ReasonClass.connection_timeout,
+            None,
             ("timed out",),
-            r"connection timed out|operation timed out|timed out while|"
+            r"connection timed out|operation timed out|timed out while|timed out\]|"
             rf"{_then('conversation with ', ' timed out')}",
         ),
     )
@@ -296,17 +493,25 @@ def _host_word(word: str) -> str:
     return _HOST.sub(_host, word[:close]) + _HOST_NAME.sub("<host>", word[close:])
 
 
-def _classify_words(words: list[str]) -> ReasonClass:
+def _match_words(words: list[str]) -> tuple[ReasonClass, str | None]:
     text = " ".join(_host_word(word) for word in words)
     lowered = text.lower()
-    for cls, keywords, pattern in _RULES:
+    for cls, check, keywords, pattern in _RULES:
         if any(keyword in lowered for keyword in keywords) and pattern.search(text):
-            return cls
-    return ReasonClass.other
+            return cls, check
+    return ReasonClass.other, None
+
+
+def _classify_words(words: list[str]) -> ReasonClass:
+    return _match_words(words)[0]
+
+
+def _words(key: str) -> list[str]:
+    return [_fold_word(word[:MAX_WORD]) for word in _strip_prefix(key).split()]
 
 
 def _analyse_text(key: str) -> tuple[ReasonClass, str]:
-    words = [_fold_word(word[:MAX_WORD]) for word in _strip_prefix(key).split()]
+    words = _words(key)
     return _classify_words(words), _truncate(" ".join(words))
 
 
@@ -352,3 +557,12 @@ def normalise(reason: str) -> str:
 def classify(reason: str) -> ReasonClass:
     """The coarse class of a delay reason; an empty reason is ``other``."""
     return analyse(reason)[0]
+
+
+@lru_cache(maxsize=1024)
+def confirming_check(reason: str) -> str | None:
+    """The diagnose check that confirms this reason's cause (one of its class's ``checks``):
+    ``ptr`` for a reverse-DNS refusal, ``dnsbl`` for a reputation or blocklist one,
+    ``sender_auth`` for SPF/DKIM/DMARC; None where no single check does. Same limits and
+    work as ``analyse`` (diagnose asks only about the reasons it samples)."""
+    return _match_words(_words(_address_key(reason[:MAX_EXAMINED])))[1]

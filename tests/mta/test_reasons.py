@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,12 +64,27 @@ EXAMPLES = [
     (
         "host gmail-smtp-in.l.google.com[142.250.1.26] said: 421-4.7.28 Our system has detected an "
         "unusual rate of unsolicited mail originating from your IP address. - gsmtp",
-        ReasonClass.rate_limited,
+        ReasonClass.blocklisted,
     ),
     (
         "host mta7.am0.yahoodns.net[67.195.204.72] said: 421 4.7.0 [TSS04] Messages from 192.0.2.1 "
         "temporarily deferred due to unexpected volume or user complaints",
+        ReasonClass.blocklisted,
+    ),
+    (
+        "host gmail-smtp-in.l.google.com[142.250.1.26] said: 421-4.7.28 Gmail has detected an "
+        "unusual rate of mail originating from your IP address.",
         ReasonClass.rate_limited,
+    ),
+    ("mail transport unavailable", ReasonClass.local_config),
+    (
+        "connect to mail.example.com[/var/run/dovecot/lmtp]: No such file or directory",
+        ReasonClass.local_config,
+    ),
+    (
+        "Host or domain name not found. Name service error for name=example.de type=MX: "
+        "Malformed or unexpected name server reply",
+        ReasonClass.dns_tempfail,
     ),
     (
         "host gmail-smtp-in.l.google.com[2a00:1450:400c:c0b::1a] said: 421-4.7.26 This mail has "
@@ -89,7 +106,10 @@ EXAMPLES = [
         "host mx.busy.test[127.0.0.6] refused to talk to me: 421 4.3.2 Service not available",
         ReasonClass.other,
     ),
-    ("connect to mx.example.com[2001:db8::1]:25: Network is unreachable", ReasonClass.other),
+    (
+        "connect to mx.example.com[2001:db8::1]:25: Network is unreachable",
+        ReasonClass.network_unreachable,
+    ),
     ("", ReasonClass.other),
 ]
 
@@ -188,22 +208,33 @@ def test_hostile_reason_is_just_text() -> None:
 
 
 def regex_only(text: str) -> ReasonClass:
-    for cls, _keywords, pattern in _RULES:
+    for cls, _check, _keywords, pattern in _RULES:
         if pattern.search(text):
             return cls
     return ReasonClass.other
 
 
+CORPUS_WORDS = {
+    w
+    for line in (Path(__file__).parent.parent / "data" / "reasons-corpus.jsonl")
+    .read_text(encoding="utf-8")
+    .splitlines()
+    for w in json.loads(line)["reason"].split()
+}
 words = st.sampled_from(
-    sorted({w for r, _ in EXAMPLES for w in r.lower().split()} | {"rate", "Grey-list", "4.2.2"})
+    sorted(
+        {w for r, _ in EXAMPLES for w in r.lower().split()}
+        | {"rate", "Grey-list", "4.2.2", "DNSBL", "5.7.25", "white", "list"}
+        | CORPUS_WORDS
+    )
 )
 
 
 @given(st.lists(words, max_size=25).map(" ".join) | st.text(max_size=80))
-@settings(max_examples=1000)
+@settings(max_examples=3000)
 def test_keyword_prefilter_never_changes_the_class(text: str) -> None:
     """The keywords only skip work: the answer is the one the patterns alone give."""
-    for cls, keywords, pattern in _RULES:
+    for cls, _check, keywords, pattern in _RULES:
         if pattern.search(text):
             lowered = text.lower()
             assert any(k in lowered for k in keywords), (cls, text)
@@ -244,3 +275,61 @@ def test_lab_reasons() -> None:
             groups.setdefault(destination, set()).add(normalise(rcpt.delay_reason))
     # Suspended or not, whatever the recipient: one normalised reason per destination.
     assert all(len(reasons) == 1 for reasons in groups.values()), groups
+
+
+@pytest.mark.parametrize(
+    ("reason", "check"),
+    [
+        (
+            "host mx00.emig.gmx.net[212.227.15.9] refused to talk to me: 554-gmx.net (mxgmx017) "
+            "Nemesis ESMTP Service not available 554-No SMTP service 554-Bad DNS PTR resource "
+            "record.",
+            "ptr",
+        ),
+        (
+            "host mx.example.com[192.0.2.1] said: 450 4.7.1 Client host rejected: cannot find your "
+            "reverse hostname, [192.0.2.7]",
+            "ptr",
+        ),
+        (
+            "host mta6.am0.yahoodns.net[67.195.204.72] said: 421 4.7.0 [TSS04] Messages from "
+            "192.0.2.192 temporarily deferred due to unexpected volume or user complaints",
+            "dnsbl",
+        ),
+        (
+            "host mx00.t-online.de[194.25.134.8] refused to talk to me: 554 IP=192.0.2.1 - A "
+            "problem occurred. (Ask your postmaster for help or to contact tosa@rx.t-online.de to "
+            "clarify.) (BL)",
+            "dnsbl",
+        ),
+        (
+            "host gmail-smtp-in.l.google.com[142.250.1.26] said: 550-5.7.1 Our system has "
+            "detected an unusual rate of unsolicited mail originating from your IP address. To "
+            "protect our users from spam, mail sent from your IP address has been blocked.",
+            "dnsbl",
+        ),
+        (
+            "host gmail-smtp-in.l.google.com[142.250.1.26] said: 421-4.7.26 This mail has been "
+            "rate limited because it is unauthenticated.",
+            "sender_auth",
+        ),
+        (
+            "host mx.example.com[192.0.2.1] said: 450 4.7.1 <web01>: Helo command rejected: Host "
+            "not found (in reply to RCPT TO command)",
+            "ptr",
+        ),
+        ("host mx.example.com[192.0.2.1] said: 550 Denied by policy", None),
+        (REASONS["greylisted"].format(rcpt="a@b.test"), None),
+    ],
+)
+def test_refusals_name_the_check_that_confirms_them(reason: str, check: str | None) -> None:
+    assert reasons.confirming_check(reason) == check
+    if check is not None:
+        assert classify(reason) is ReasonClass.blocklisted
+        assert check in ReasonClass.blocklisted.checks
+
+
+def test_new_classes_have_their_own_labels() -> None:
+    assert ReasonClass.local_config.label == "Local configuration / transport fault"
+    assert ReasonClass.network_unreachable.label == "Network unreachable / no route"
+    assert ReasonClass.other.checks == ()

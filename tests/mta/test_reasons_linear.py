@@ -96,7 +96,15 @@ def test_address_folding_is_linear(piece: str, suffix: str) -> None:
 
 @pytest.mark.parametrize(
     ("head", "piece"),
-    [("timed out ", "conversation with "), ("try again ", "name service error ")],
+    [
+        ("timed out ", "conversation with "),
+        ("try again ", "name service error "),
+        ("x ", "connect to "),
+        ("x ", "dynamic dial-up "),
+        ("x ", "AUP#OFR"),
+        ("x ", "[TS"),
+        ("x ", "does not resolve to "),
+    ],
 )
 def test_classifying_is_linear(head: str, piece: str) -> None:
     def make(n: int) -> list[str]:
