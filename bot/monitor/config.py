@@ -9,7 +9,8 @@ takes the first of its groups that has a section.
 
 from __future__ import annotations
 
-from typing import Annotated
+import fnmatch
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -63,6 +64,42 @@ class GroupMonitor(_Strict):
     rules: Rules | None = None
 
 
+class Grouping(_Strict):
+    """Which rules share one incident across hosts, and by what.
+
+    A rule listed in ``rules`` (``fnmatch`` patterns) opens no root per host: its hosts join
+    the open group incident of their key (the rule, plus the host's first group and/or the
+    reason class if ``by`` names them). A key whose group resolved less than ``window``
+    seconds ago reopens it in the same thread instead of posting a new root.
+    """
+
+    rules: tuple[str, ...] = ("unreachable", "spike:*")
+    by: tuple[Literal["group", "reason_class"], ...] = ()
+    window: Annotated[float, Field(ge=0, le=86400)] = 300.0
+
+    def groups(self, kind: str) -> bool:
+        return any(fnmatch.fnmatchcase(kind, pattern) for pattern in self.rules)
+
+
+class Budget(_Strict):
+    """Every Slack post the monitor makes in a channel takes a token: ``burst`` at most,
+    refilled at ``per_minute``; posts are at least ``gap`` seconds apart (Slack: one
+    message per second per channel). A thread note with no token is folded into an edit of
+    its root (counted); an edit of a message waits ``edit_gap`` after its last one, and
+    the edits asked for meanwhile become one."""
+
+    per_minute: Annotated[float, Field(gt=0, le=600)] = 20.0
+    burst: Annotated[int, Field(ge=1, le=100)] = 5
+    gap: Annotated[float, Field(ge=1, le=60)] = 1.0
+    edit_gap: Annotated[float, Field(ge=0, le=600)] = 2.0
+
+
+class Silences(_Strict):
+    # ``/mailq silence`` needs every permission of this role on the hosts it mutes.
+    role: Literal["viewer", "operator", "approver", "admin"] = "operator"
+    longest: Annotated[float, Field(gt=0, le=90 * 86400)] = 7 * 86400.0
+
+
 class MonitorSection(_Strict):
     enabled: bool = True
     interval: Annotated[float, Field(gt=0, le=86400)] = 60.0
@@ -77,6 +114,12 @@ class MonitorSection(_Strict):
     tick: Annotated[float, Field(gt=0, le=60)] | None = None  # default: min(5, interval/5)
     lease_ttl: Annotated[float, Field(gt=0, le=3600)] | None = None  # default: 3 ticks
     chart: bool = True
+    # A thread note for growth at most this often (severity changes are always noted);
+    # between notes the root is edited with the latest numbers.
+    notes_every: Annotated[float, Field(ge=0, le=86400)] = 900.0
+    grouping: Grouping = Field(default_factory=Grouping)
+    budget: Budget = Field(default_factory=Budget)
+    silences: Silences = Field(default_factory=Silences)
     rules: Rules = Field(default_factory=Rules)
     groups: dict[str, GroupMonitor] = Field(default_factory=dict)
 
