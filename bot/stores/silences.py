@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Silence
 
@@ -67,3 +67,22 @@ async def active(session: AsyncSession, now: float) -> list[SilenceView]:
     """The silences in force at ``now``, soonest to expire first."""
     stmt = select(Silence).where(Silence.expires_at > now).order_by(Silence.expires_at, Silence.id)
     return [SilenceView.of(r) for r in (await session.scalars(stmt)).all()]
+
+
+async def create(
+    sessions: async_sessionmaker[AsyncSession],
+    target_kind: str,
+    target: str,
+    reason: str,
+    by: str,
+    now: float,
+    until: float,
+) -> SilenceView:
+    """``add`` in a transaction of its own (``/mailq silence``)."""
+    async with sessions() as session, session.begin():
+        return await add(session, target_kind, target, reason, by, now, until)
+
+
+async def in_force(sessions: async_sessionmaker[AsyncSession], now: float) -> list[SilenceView]:
+    async with sessions() as session:
+        return await active(session, now)
