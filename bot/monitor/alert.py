@@ -235,14 +235,15 @@ class GroupAlert:
     @property
     def title(self) -> str:
         name = GROUP_TITLES.get(self.kind) or label(self.kind)
-        count = len(self.members)
+        count = len(self.hosts)
         if self.resolved:
             return f"{name}: all clear ({num(int(self.peak))} hosts at most)"
         return f"{name}: {num(count)} host{'' if count == 1 else 's'}"
 
     @property
     def hosts(self) -> list[str]:
-        return [m.host for m in self.members]
+        """Each host once (a host may be in a group with several incidents), worst first."""
+        return list(dict.fromkeys(m.host for m in self.members))
 
     @property
     def shown(self) -> tuple[Alert, ...]:

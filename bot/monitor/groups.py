@@ -110,9 +110,10 @@ async def settle(session: AsyncSession, group_id: int, now: float) -> GroupAlert
     open_rows, gone = await store.members(session, row)
     worst = _worst(open_rows)
     previous = row.severity
+    hosts = float(len({r.host for r in open_rows}))
     values: dict[str, Any] = {
-        "value": float(len(open_rows)),
-        "peak": max(row.peak, float(len(open_rows))),
+        "value": hosts,
+        "peak": max(row.peak, hosts),
         "updated_at": now,
     }
     event: Event = "updated"
