@@ -20,8 +20,8 @@ from bot.app.registry import Argument, CommandSpec
 from bot.auth import ROLE_PERMISSIONS
 from bot.errors import PermissionDenied, UsageError
 from bot.inventory import Inventory
+from bot.postfix.filter import parse_duration
 from bot.postfix.reasons import ReasonClass
-from bot.stores import audit as audit_store
 from bot.stores import silences as store
 from bot.stores.silences import SilenceView
 from bot.text import code, duration
@@ -60,9 +60,9 @@ def parse(ns: argparse.Namespace) -> Args:
     unknown = sorted(set(options) - {"for", "why"})
     if unknown:
         raise UsageError(f"Unknown option `{code(unknown[0])[:40]}`: give for= and why=.", USAGE)
-    seconds = audit_store.parse_duration(options.get("for", ""))
+    seconds = parse_duration(options.get("for", ""))
     if seconds is None or seconds <= 0:
-        raise UsageError("Say how long with for=, e.g. for=30m, for=2h or for=1d.", USAGE)
+        raise UsageError("Say how long with for=, e.g. for=30m, for=2h or for=1h30m.", USAGE)
     why = options.get("why", "").strip()
     if not why:
         raise UsageError('Say why with why="...": it is shown on the muted alerts.', USAGE)
