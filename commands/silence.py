@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from bot.context import Context
 
 USAGE = '/mailq silence HOST|GROUP|RULE for=2h why="..."'
-RULES = ("unreachable", "deferred", "growth", "oldest_age", "spool_kib")
+RULES = ("unreachable", "queued", "deferred", "growth", "oldest_age", "spool_kib")
 SPIKES = tuple(f"spike:{c.value}" for c in ReasonClass)
 
 

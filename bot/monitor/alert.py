@@ -25,6 +25,7 @@ Event = Literal[
 ]
 # A group's title, by rule: "Unreachable: 37 hosts".
 GROUP_TITLES = {
+    "queued": "Queue over threshold",
     "deferred": "Deferred over threshold",
     "growth": "Deferred growing",
     "oldest_age": "Old mail queued",
@@ -33,6 +34,7 @@ GROUP_TITLES = {
 }
 SHOWN_HOSTS = 15  # a group's root lists this many hosts; the full list goes in a file
 KIND_LABELS = {
+    "queued": "Messages queued",
     "deferred": "Deferred messages",
     "growth": "Deferred growth (messages/min)",
     "oldest_age": "Age of the oldest message",

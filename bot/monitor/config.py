@@ -45,6 +45,8 @@ class Threshold(_Strict):
 class Rules(_Strict):
     """What is measured on each poll; a rule set to nothing is off."""
 
+    # Messages in all queues (incoming, active, deferred, hold).
+    queued: Threshold | None = None
     deferred: Threshold | None = Threshold(warning=1000, critical=5000, clear=800)
     # Deferred messages added per minute, over ``growth_window`` seconds.
     growth: Threshold | None = None
@@ -59,9 +61,30 @@ class Rules(_Strict):
     growth_window: Annotated[float, Field(gt=0, le=86400)] = 600
 
 
+# Ready rule sets a host group can name (``preset = "runbook"``); docs/ops/alerts.md.
+PRESETS: dict[str, Rules] = {
+    # The runbook's own rule: alert when more than 100 messages are queued.
+    "runbook": Rules(
+        queued=Threshold(warning=101, critical=500, clear=80),
+        deferred=None,
+    ),
+}
+
+
 class GroupMonitor(_Strict):
     interval: Annotated[float, Field(gt=0, le=86400)] | None = None
+    preset: Literal["runbook"] | None = None
     rules: Rules | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> GroupMonitor:
+        if self.preset is not None and self.rules is not None:
+            raise ValueError("give a preset or rules, not both")
+        return self
+
+    @property
+    def chosen(self) -> Rules | None:
+        return PRESETS[self.preset] if self.preset else self.rules
 
 
 class Grouping(_Strict):
@@ -129,7 +152,8 @@ class MonitorSection(_Strict):
 
     def rules_for(self, groups: tuple[str, ...]) -> Rules:
         group = self._group(groups)
-        return group.rules if group and group.rules else self.rules
+        chosen = group.chosen if group else None
+        return chosen if chosen is not None else self.rules
 
     def _group(self, groups: tuple[str, ...]) -> GroupMonitor | None:
         return next((self.groups[g] for g in groups if g in self.groups), None)
