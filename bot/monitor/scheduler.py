@@ -26,16 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app.services import Services
 from bot.db.models import QueueSample
 from bot.inventory import Host
-from bot.monitor import groups, incidents, samples
+from bot.monitor import groups, samples
 from bot.monitor.alert import Alert, Notifier
 from bot.monitor.herald import Herald
-from bot.monitor.incidents import Policy
 from bot.monitor.leases import Leases
 from bot.monitor.metrics import Metrics
 from bot.monitor.rules import measure, needs_disk
 from bot.monitor.samples import Sample
 from bot.remote.audited import Remote
 from bot.stores import groups as group_store
+from bot.stores import incidents
+from bot.stores.incidents import Policy
 
 log = logging.getLogger(__name__)
 BATCH_WAIT = 1.0  # seconds a finished poll may wait to be recorded with others (at most)

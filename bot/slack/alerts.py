@@ -17,7 +17,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import update
 
 from bot import render
 from bot.app.pipeline import refuse
@@ -31,7 +30,7 @@ from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack import payloads
 from bot.slack.delivery import ephemeral
-from bot.stores import audit, silences
+from bot.stores import audit, incidents, silences
 from bot.stores.groups import GROUP_HOST
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ async def _change(
     """Acknowledge or snooze an open incident and audit it, in one transaction."""
     now = services.clock()
     async with services.sessions() as session, session.begin():
-        row = await session.get(Incident, incident_id)
+        row = await incidents.load(session, incident_id)
         if row is None or row.state != "open":
             return None
         everyone = [h.name for h in services.inventory.select("all")]
@@ -155,12 +154,7 @@ async def _change(
             values: dict[str, Any] = {"acknowledged_by": identity.user_id, "acknowledged_at": now}
         else:
             values = {"snoozed_until": now + SNOOZE_SECONDS, "snoozed_by": identity.user_id}
-        stmt = (
-            update(Incident)
-            .where(Incident.id == row.id, Incident.version == row.version)
-            .values(version=row.version + 1, **values)
-        )
-        if (await session.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
+        if not await incidents.change(session, row, values):
             return None
         muted: tuple[silences.SilenceView, ...] = ()
         if event == "snoozed":  # a silence of this incident: it posts nothing until then
@@ -171,7 +165,6 @@ async def _change(
             muted = (found,)
             values = {**values, "silence": found.id}
         await audit.append(session, _audit(identity, row, event, values))
-        await session.refresh(row)
         alert = Alert.of(row, event)
     return replace(alert, actor=identity.user_id, silences=muted)
 

@@ -250,3 +250,18 @@ async def set_root(session: AsyncSession, incident_id: int, channel: str, ts: st
 
 async def load(session: AsyncSession, incident_id: int) -> Incident | None:
     return await session.get(Incident, incident_id)
+
+
+async def change(session: AsyncSession, row: Incident, values: dict[str, Any]) -> bool:
+    """A conditional update of ``row`` on its version (acknowledge, snooze); True if made.
+    ``row`` is refreshed."""
+    stmt = (
+        update(Incident)
+        .where(Incident.id == row.id, Incident.version == row.version)
+        .values(version=row.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if (await session.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await session.refresh(row)
+    return True
