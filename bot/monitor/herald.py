@@ -60,15 +60,16 @@ class Herald:
     # -- silences ---------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        """Read the silences in force; when they changed (or a while passed), sweep."""
+        """Read the silences in force; sweep when they changed (or a while passed)."""
         now = self.clock()
         async with self.services.sessions() as session:
-            found = await silences.active(session, now)
-        self.silences = tuple(found)
+            found = tuple(await silences.active(session, now))
+        changed = frozenset(found) ^ frozenset(self.silences)
+        self.silences = found
         ids = frozenset(s.id for s in found)
         if ids != self._seen or now - self._swept >= SWEEP_EVERY:
             self._seen, self._swept = ids, now
-            await self.sweep()
+            await self.sweep(changed)
 
     def muting(self, alert: Alert | GroupAlert) -> tuple[SilenceView, ...]:
         return tuple(s for s in self.silences if self._mutes(s, alert))
@@ -92,8 +93,9 @@ class Herald:
             alert = replace(alert, members=members)
         return self.courier.with_folded(alert)
 
-    async def sweep(self) -> None:
-        """Post the roots of open incidents no silence mutes any more; edit open roots."""
+    async def sweep(self, changed: frozenset[SilenceView] = frozenset()) -> None:
+        """Post the roots of open incidents no silence mutes any more (one writer claims
+        each); edit the open roots that a ``changed`` silence (begun or ended) matches."""
         async with self.services.sessions() as session, session.begin():
             claimed = []
             for row in await store.unposted(session):
@@ -101,14 +103,20 @@ class Herald:
                 free = alert is not None and not self.muting(alert)
                 if free and alert is not None and await store.claim_root(session, row.id):
                     claimed.append(alert)
-            roots = [(r.id, r.group_key is not None) for r in await store.posted(session)]
+            roots = [r.id for r in await store.posted(session)] if changed else []
         for alert in claimed:
             await self._post_root(alert)
-        for incident_id, _group in roots:
+        for incident_id in roots:
             async with self.services.sessions() as session:
                 alert = await self._view(session, incident_id)
-            if alert is not None and alert.root_ts:
+            if alert is not None and alert.root_ts and self._touched_by(changed, alert):
                 self.courier.edit(alert, self._reload(incident_id))
+
+    def _touched_by(self, changed: frozenset[SilenceView], alert: Alert | GroupAlert) -> bool:
+        shown: list[Alert | GroupAlert] = [alert]
+        if isinstance(alert, GroupAlert):
+            shown += alert.members
+        return any(self._mutes(s, a) for s in changed for a in shown)
 
     # -- views ------------------------------------------------------------------------
 

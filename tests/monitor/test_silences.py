@@ -80,3 +80,29 @@ async def test_a_silenced_rule_posts_nothing_until_it_expires(tmp_path: Path, db
                 events = (await session.scalars(select(AuditEvent))).all()
         commands = [e.detail.get("command") for e in events if e.actor == "U0OPERATOR"]
         assert sum(1 for c in commands if c == "silence") >= 2, commands
+
+
+async def test_a_silenced_grouped_rule_posts_no_group_until_it_expires(
+    tmp_path: Path, db_url: str
+) -> None:
+    rules = FAST + "unreachable = { warning = 2, critical = 100, clear = 1 }\n"
+    async with FakeSlack() as slack, farm(tmp_path, 3) as world:  # noqa: SIM117
+        async with running(world, slack, db_url, rules=rules) as monitor:
+            services = monitor.services
+            await wait_until(lambda: len(world.polls.get("h02", [])) >= 1)
+            made = await ask(services, "U0OPERATOR", 'silence unreachable for=3s why="dc move"')
+            assert made.ok, made.reply.text
+            async with services.sessions() as session:
+                (silence,) = (await session.scalars(select(Silence))).all()
+            world.down |= {"h00", "h01"}
+            await asyncio.sleep(1.5)  # five polls each: both hosts well past two failures
+            assert services.clock() < silence.expires_at
+            assert slack.calls_to("chat.postMessage") == []
+            await wait_until(lambda: len(roots(slack)) == 1, 15)
+            assert services.clock() >= silence.expires_at
+            ts = slack.messages_in(CHANNEL)[0]["ts"]
+            await wait_until(
+                lambda: "Unreachable: 2 hosts" in slack.messages[(CHANNEL, ts)]["text"]
+            )
+            assert "h00" in shown(slack, ts)
+            assert "h01" in shown(slack, ts)
