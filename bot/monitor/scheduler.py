@@ -28,6 +28,7 @@ from bot.db.models import QueueSample
 from bot.inventory import Host
 from bot.monitor import groups, samples
 from bot.monitor.alert import Alert, Notifier
+from bot.monitor.courier import Counters
 from bot.monitor.herald import Herald
 from bot.monitor.leases import Leases
 from bot.monitor.metrics import Metrics
@@ -78,6 +79,12 @@ class Monitor:
         self._flushing: asyncio.Future[None] | None = None
         self.batch_wait = min(BATCH_WAIT, self.config.tick_seconds / 2)
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
+
+    @property
+    def slack_counters(self) -> Counters:
+        """What this process's alert courier did: posts, updates folded over the channel
+        budget, edits (plain integers, for the metrics exporter)."""
+        return self.herald.courier.counters
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop``; then give the leases back so others take over at once."""
