@@ -109,12 +109,15 @@ class Budget(_Strict):
     refilled at ``per_minute``; posts are at least ``gap`` seconds apart (Slack: one
     message per second per channel). A thread note with no token is folded into an edit of
     its root (counted); an edit of a message waits ``edit_gap`` after its last one, and
-    the edits asked for meanwhile become one."""
+    the edits asked for meanwhile become one; edits in a channel keep to
+    ``edits_per_minute``."""
 
     per_minute: Annotated[float, Field(gt=0, le=600)] = 20.0
     burst: Annotated[int, Field(ge=1, le=100)] = 5
     gap: Annotated[float, Field(ge=1, le=60)] = 1.0
     edit_gap: Annotated[float, Field(ge=0, le=600)] = 2.0
+    # chat.update calls per channel (Slack's tier 3: about 50 a minute); edits wait for it.
+    edits_per_minute: Annotated[float, Field(gt=0, le=600)] = 50.0
 
 
 class Silences(_Strict):

@@ -88,7 +88,9 @@ class TokenBucket:
 @dataclass
 class _Channel:
     bucket: TokenBucket
+    edits: TokenBucket
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    edit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_post: float = float("-inf")
 
 
@@ -119,8 +121,10 @@ class Courier:
         found = self.channels.get(channel)
         if found is None:
             b = self.budget
-            bucket = TokenBucket(b.burst, b.per_minute / 60, b.burst, self.clock())
-            found = self.channels[channel] = _Channel(bucket)
+            now = self.clock()
+            bucket = TokenBucket(b.burst, b.per_minute / 60, b.burst, now)
+            edits = TokenBucket(10, b.edits_per_minute / 60, 10, now)
+            found = self.channels[channel] = _Channel(bucket, edits)
         return found
 
     async def _paced(self, channel: str, post: Callable[[], Awaitable[Any]], wait: bool) -> Any:
@@ -204,6 +208,10 @@ class Courier:
 
     async def _edit(self, key: tuple[str, str], pending: _Edit) -> None:
         await asyncio.sleep(max(0.0, pending.last + self.budget.edit_gap - self.clock()))
+        state = self._channel(key[0])
+        async with state.edit_lock:  # the channel's edit rate
+            await asyncio.sleep(state.edits.wait(self.clock()))
+            state.edits.take(self.clock())
         pending.asked = 0
         try:
             alert = await pending.refresh()
