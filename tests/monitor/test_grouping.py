@@ -123,7 +123,9 @@ async def test_two_hundred_hosts_down_make_one_incident(
     assert len(roots(slack)) == 1
     assert sum("Resolved" in n for n in notes(slack, ts)) == 1
     assert channel_posts(slack) <= 10
-    print(f"\n{replicas} replica(s): {channel_posts(slack)} posts, "
+    posted = [c.args["text"][:60] for c in slack.calls_to("chat.postMessage")]
+    posted += [f.filename for f in slack.files.values()]
+    print(f"\n{replicas} replica(s): {channel_posts(slack)} posts {posted}, "
           f"{len(slack.calls_to('chat.update'))} edits")  # fmt: skip
 
 
