@@ -54,11 +54,13 @@ class Farm:
     deferred: dict[str, int] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
     relay_failing: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)  # polls answered "down", per host
     polls: dict[str, list[float]] = field(default_factory=dict)
 
     def handler(self, name: str):  # type: ignore[no-untyped-def]
         async def handle(command_line: str, _stdin: bytes) -> tuple[int, Stdout, bytes]:
             if name in self.down:
+                self.refused[name] = self.refused.get(name, 0) + 1
                 return 1, b"", b"postqueue: fatal: Queue report unavailable - mail system is down\n"
             if "/usr/sbin/postconf" in command_line:
                 return 0, POSTCONF, b""
