@@ -20,7 +20,7 @@ from bot.errors import UsageError
 # The command modules, in help order.
 COMMANDS = (
     "summary", "show", "diagnose", "list", "log", "flush", "requeue", "hold", "release",
-    "purge", "approve", "deny", "plans", "audit", "help",
+    "purge", "approve", "deny", "plans", "silence", "silences", "audit", "help",
 )  # fmt: skip
 
 

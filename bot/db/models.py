@@ -191,6 +191,27 @@ class Incident(Base):
     acknowledged_at: Mapped[float | None] = mapped_column(Float)
     snoozed_until: Mapped[float | None] = mapped_column(Float)
     snoozed_by: Mapped[str | None] = mapped_column(String(64))
+    # A group incident (one rule on many hosts) has ``group_key`` and host ``*``; a host's
+    # incident that belongs to one (joined, or folded in by its reason class) has ``group_id``.
+    group_key: Mapped[str | None] = mapped_column(String(320), index=True)
+    group_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    reason_class: Mapped[str | None] = mapped_column(String(64))
+    noted_at: Mapped[float | None] = mapped_column(Float)  # the last note in the thread
+
+
+class Silence(Base):
+    """``/mailq silence``: alerts matching ``target`` (a host, a host group, a rule, or one
+    incident for the Snooze button) post nothing until ``expires_at``."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class HostLease(Base):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from bot.db.models import Incident
 from bot.postfix.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
 from bot.text import duration, num
+
+if TYPE_CHECKING:
+    from bot.stores.silences import SilenceView
 
 Event = Literal[
     "opened",
@@ -18,8 +21,20 @@ Event = Literal[
     "resolved",
     "acknowledged",
     "snoozed",
+    "updated",
 ]
+# A group's title, by rule: "Unreachable: 37 hosts".
+GROUP_TITLES = {
+    "queued": "Queue over threshold",
+    "deferred": "Deferred over threshold",
+    "growth": "Deferred growing",
+    "oldest_age": "Old mail queued",
+    "spool_kib": "Deferred spool large",
+    "unreachable": "Unreachable",
+}
+SHOWN_HOSTS = 15  # a group's root lists this many hosts; the full list goes in a file
 KIND_LABELS = {
+    "queued": "Messages queued",
     "deferred": "Deferred messages",
     "growth": "Deferred growth (messages/min)",
     "oldest_age": "Age of the oldest message",
@@ -60,10 +75,14 @@ class Alert:
     event: Event = "opened"
     previous_severity: str | None = None
     actor: str | None = None
+    group_id: int | None = None
+    silences: tuple[SilenceView, ...] = ()  # those muting this incident now
+    folded: int = 0  # updates folded into the root (the channel's budget was spent)
 
     @classmethod
     def of(cls, row: Incident, event: Event, previous: str | None = None) -> Alert:
         return cls(
+            group_id=row.group_id,
             id=row.id,
             host=row.host,
             kind=row.kind,
@@ -87,19 +106,11 @@ class Alert:
 
     @property
     def label(self) -> str:
-        if self.kind.startswith("spike:"):
-            name = self.kind.removeprefix("spike:")
-            known = name in ReasonClass.__members__
-            return f"Spike in “{ReasonClass(name).label if known else name}” deferrals"
-        return KIND_LABELS.get(self.kind, self.kind)
+        return label(self.kind)
 
     def show(self, value: float) -> str:
         """A rule's value in its own unit."""
-        if self.kind == "oldest_age":
-            return duration(value)
-        if self.kind == "spool_kib":
-            return f"{num(round(value / 1024, 1))} MiB"
-        return num(int(value)) if float(value).is_integer() else num(value)
+        return show(self.kind, value)
 
     @property
     def resolved(self) -> bool:
@@ -152,6 +163,116 @@ class Alert:
         return buttons
 
 
+def label(kind: str) -> str:
+    if kind.startswith("spike:"):
+        name = kind.removeprefix("spike:")
+        known = name in ReasonClass.__members__
+        return f"Spike in “{ReasonClass(name).label if known else name}” deferrals"
+    return KIND_LABELS.get(kind, kind)
+
+
+def show(kind: str, value: float) -> str:
+    if kind == "oldest_age":
+        return duration(value)
+    if kind == "spool_kib":
+        return f"{num(round(value / 1024, 1))} MiB"
+    return num(int(value)) if float(value).is_integer() else num(value)
+
+
+@dataclass(frozen=True)
+class GroupAlert:
+    """One rule on many hosts: the group incident and its open members, worst first."""
+
+    id: int
+    kind: str
+    key: str
+    reason_class: str | None
+    state: str
+    severity: str
+    peak: float  # most hosts at once
+    opened_at: float
+    updated_at: float
+    resolved_at: float | None
+    channel_id: str | None
+    root_ts: str | None
+    members: tuple[Alert, ...]
+    recovered: tuple[str, ...]  # hosts that were in the group and cleared
+    event: Event = "opened"
+    previous_severity: str | None = None
+    silences: tuple[SilenceView, ...] = ()
+    folded: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        row: Incident,
+        members: list[Alert],
+        recovered: list[str],
+        event: Event = "opened",
+        previous: str | None = None,
+    ) -> GroupAlert:
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            key=row.group_key or row.kind,
+            reason_class=row.reason_class,
+            state=row.state,
+            severity=row.severity,
+            peak=row.peak,
+            opened_at=row.opened_at,
+            updated_at=row.updated_at,
+            resolved_at=row.resolved_at,
+            channel_id=row.channel_id,
+            root_ts=row.root_ts,
+            members=tuple(sorted(members, key=worst_first)),
+            recovered=tuple(sorted(recovered)),
+            event=event,
+            previous_severity=previous,
+        )
+
+    @property
+    def resolved(self) -> bool:
+        return self.state == "resolved"
+
+    @property
+    def title(self) -> str:
+        name = GROUP_TITLES.get(self.kind) or label(self.kind)
+        count = len(self.hosts)
+        if self.resolved:
+            return f"{name}: all clear ({num(int(self.peak))} hosts at most)"
+        return f"{name}: {num(count)} host{'' if count == 1 else 's'}"
+
+    @property
+    def hosts(self) -> list[str]:
+        """Each host once (a host may be in a group with several incidents), worst first."""
+        return list(dict.fromkeys(m.host for m in self.members))
+
+    @property
+    def shown(self) -> tuple[Alert, ...]:
+        return self.members[:SHOWN_HOSTS]
+
+    @property
+    def more(self) -> int:
+        return max(0, len(self.members) - SHOWN_HOSTS)
+
+    @property
+    def lasted(self) -> str:
+        return duration((self.resolved_at or self.updated_at) - self.opened_at)
+
+    def listing(self) -> str:
+        """Every host in the group, worst first, one a line (the file in the thread)."""
+        lines = [f"{self.title} (incident {self.id})", ""]
+        for m in self.members:
+            lines.append(f"{m.host}\t{m.severity}\t{m.label}: {m.show(m.value)}")
+        if self.recovered:
+            lines += ["", f"Recovered: {', '.join(self.recovered)}"]
+        return "\n".join(lines) + "\n"
+
+
+def worst_first(alert: Alert) -> tuple[int, float, str]:
+    return (0 if alert.severity == "critical" else 1, -alert.value, alert.host)
+
+
 def _purgeable(name: str) -> bool:
     return name in ReasonClass.__members__ and ReasonClass(name) not in DELIVERS_ON_ITS_OWN
 
@@ -159,10 +280,14 @@ def _purgeable(name: str) -> bool:
 class Notifier(Protocol):
     """Where alerts go (Slack in ``bot.slack.alerts``); the monitor never sees Slack."""
 
-    async def post_root(self, alert: Alert) -> tuple[str, str] | None: ...
+    channel: str
 
-    async def edit_root(self, alert: Alert) -> None: ...
+    async def post_root(self, alert: Alert | GroupAlert) -> tuple[str, str] | None: ...
 
-    async def post_thread(self, alert: Alert) -> None: ...
+    async def edit_root(self, alert: Alert | GroupAlert) -> None: ...
+
+    async def post_thread(self, alert: Alert | GroupAlert) -> None: ...
 
     async def post_chart(self, alert: Alert, png: bytes) -> None: ...
+
+    async def post_file(self, alert: Any, filename: str, title: str, content: bytes) -> None: ...

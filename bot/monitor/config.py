@@ -9,7 +9,8 @@ takes the first of its groups that has a section.
 
 from __future__ import annotations
 
-from typing import Annotated
+import fnmatch
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -44,6 +45,8 @@ class Threshold(_Strict):
 class Rules(_Strict):
     """What is measured on each poll; a rule set to nothing is off."""
 
+    # Messages in all queues (incoming, active, deferred, hold).
+    queued: Threshold | None = None
     deferred: Threshold | None = Threshold(warning=1000, critical=5000, clear=800)
     # Deferred messages added per minute, over ``growth_window`` seconds.
     growth: Threshold | None = None
@@ -58,9 +61,69 @@ class Rules(_Strict):
     growth_window: Annotated[float, Field(gt=0, le=86400)] = 600
 
 
+# Ready rule sets a host group can name (``preset = "runbook"``); docs/ops/alerts.md.
+PRESETS: dict[str, Rules] = {
+    # The runbook's own rule: alert when more than 100 messages are queued.
+    "runbook": Rules(
+        queued=Threshold(warning=101, critical=500, clear=80),
+        deferred=None,
+    ),
+}
+
+
 class GroupMonitor(_Strict):
     interval: Annotated[float, Field(gt=0, le=86400)] | None = None
+    preset: Literal["runbook"] | None = None
     rules: Rules | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> GroupMonitor:
+        if self.preset is not None and self.rules is not None:
+            raise ValueError("give a preset or rules, not both")
+        return self
+
+    @property
+    def chosen(self) -> Rules | None:
+        return PRESETS[self.preset] if self.preset else self.rules
+
+
+class Grouping(_Strict):
+    """Which rules share one incident across hosts, and by what.
+
+    A rule listed in ``rules`` (``fnmatch`` patterns) opens no root per host: its hosts join
+    the open group incident of their key (the rule, plus the host's first group and/or the
+    reason class if ``by`` names them). A key whose group resolved less than ``window``
+    seconds ago reopens it in the same thread instead of posting a new root.
+    """
+
+    rules: tuple[str, ...] = ("unreachable", "spike:*")
+    by: tuple[Literal["group", "reason_class"], ...] = ()
+    window: Annotated[float, Field(ge=0, le=86400)] = 300.0
+
+    def groups(self, kind: str) -> bool:
+        return any(fnmatch.fnmatchcase(kind, pattern) for pattern in self.rules)
+
+
+class Budget(_Strict):
+    """Every Slack post the monitor makes in a channel takes a token: ``burst`` at most,
+    refilled at ``per_minute``; posts are at least ``gap`` seconds apart (Slack: one
+    message per second per channel). A thread note with no token is folded into an edit of
+    its root (counted); an edit of a message waits ``edit_gap`` after its last one, and
+    the edits asked for meanwhile become one; edits in a channel keep to
+    ``edits_per_minute``."""
+
+    per_minute: Annotated[float, Field(gt=0, le=600)] = 20.0
+    burst: Annotated[int, Field(ge=1, le=100)] = 5
+    gap: Annotated[float, Field(ge=1, le=60)] = 1.0
+    edit_gap: Annotated[float, Field(ge=0, le=600)] = 2.0
+    # chat.update calls per channel (Slack's tier 3: about 50 a minute); edits wait for it.
+    edits_per_minute: Annotated[float, Field(gt=0, le=600)] = 50.0
+
+
+class Silences(_Strict):
+    # ``/mailq silence`` needs every permission of this role on the hosts it mutes.
+    role: Literal["viewer", "operator", "approver", "admin"] = "operator"
+    longest: Annotated[float, Field(gt=0, le=90 * 86400)] = 7 * 86400.0
 
 
 class MonitorSection(_Strict):
@@ -77,6 +140,12 @@ class MonitorSection(_Strict):
     tick: Annotated[float, Field(gt=0, le=60)] | None = None  # default: min(5, interval/5)
     lease_ttl: Annotated[float, Field(gt=0, le=3600)] | None = None  # default: 3 ticks
     chart: bool = True
+    # A thread note for growth at most this often (severity changes are always noted);
+    # between notes the root is edited with the latest numbers.
+    notes_every: Annotated[float, Field(ge=0, le=86400)] = 900.0
+    grouping: Grouping = Field(default_factory=Grouping)
+    budget: Budget = Field(default_factory=Budget)
+    silences: Silences = Field(default_factory=Silences)
     rules: Rules = Field(default_factory=Rules)
     groups: dict[str, GroupMonitor] = Field(default_factory=dict)
 
@@ -86,7 +155,8 @@ class MonitorSection(_Strict):
 
     def rules_for(self, groups: tuple[str, ...]) -> Rules:
         group = self._group(groups)
-        return group.rules if group and group.rules else self.rules
+        chosen = group.chosen if group else None
+        return chosen if chosen is not None else self.rules
 
     def _group(self, groups: tuple[str, ...]) -> GroupMonitor | None:
         return next((self.groups[g] for g in groups if g in self.groups), None)

@@ -52,6 +52,8 @@ def measure(rules: Rules, sample: Sample, base: QueueSample | None, failures: in
         readings.append(Reading(UNREACHABLE, float(failures), rules.unreachable))
     if not sample.ok:
         return readings
+    if rules.queued is not None:
+        readings.append(Reading("queued", float(sum(sample.queues.values())), rules.queued))
     if rules.deferred is not None:
         readings.append(Reading("deferred", float(sample.deferred), rules.deferred))
     if rules.oldest_age is not None:

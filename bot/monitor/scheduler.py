@@ -15,29 +15,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app.services import Services
 from bot.db.models import QueueSample
 from bot.inventory import Host
-from bot.monitor import chart, incidents, samples
+from bot.monitor import groups, samples
 from bot.monitor.alert import Alert, Notifier
-from bot.monitor.incidents import Policy
+from bot.monitor.courier import Counters
+from bot.monitor.herald import Herald
 from bot.monitor.leases import Leases
 from bot.monitor.metrics import Metrics
 from bot.monitor.rules import measure, needs_disk
 from bot.monitor.samples import Sample
 from bot.remote.audited import Remote
+from bot.stores import groups as group_store
+from bot.stores import incidents
+from bot.stores.incidents import Policy
 
 log = logging.getLogger(__name__)
 BATCH_WAIT = 1.0  # seconds a finished poll may wait to be recorded with others (at most)
-CHART_BEFORE = 1800.0  # the chart starts this long before the incident opened
-QUIET_WHEN_SNOOZED = {"grew", "escalated", "deescalated"}
 
 
 class Monitor:
@@ -66,7 +69,8 @@ class Monitor:
             ahead=self.config.tick_seconds,
             jitter=self.config.jitter,
         )
-        self.policy = Policy(self.config.cooldown, services.replica)
+        self.policy = Policy(self.config.cooldown, services.replica, self.config.notes_every)
+        self.herald = Herald(services, notifier, notifier.channel, self.config, clock)
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.waiting: set[str] = set()  # claimed, not started yet
         self.posting: set[asyncio.Task[None]] = set()
@@ -76,6 +80,12 @@ class Monitor:
         self._flushing: asyncio.Future[None] | None = None
         self.batch_wait = min(BATCH_WAIT, self.config.tick_seconds / 2)
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
+
+    @property
+    def slack_counters(self) -> Counters:
+        """What this process's alert courier did: posts, updates folded over the channel
+        budget, edits (plain integers, for the metrics exporter)."""
+        return self.herald.courier.counters
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop``; then give the leases back so others take over at once."""
@@ -99,6 +109,7 @@ class Monitor:
             while self.pending:  # what finished polls saw is kept
                 await self._flush()
             await asyncio.gather(*self.posting, return_exceptions=True)
+            await self.herald.courier.drain()
             with contextlib.suppress(Exception):
                 await self.leases.release_all(unpolled)
 
@@ -173,38 +184,64 @@ class Monitor:
         if later:
             self._arrived.set()
         try:
-            changes = await self._record(list(batch.values()))
+            await self.herald.refresh()
+            changes, placer = await self._record(list(batch.values()))
         except Exception:
             log.exception("could not record %d poll(s)", len(batch))
             return
         by_host: dict[str, list[Alert]] = {}
         for alert in changes:
             by_host.setdefault(alert.host, []).append(alert)
+            if alert.group_id is not None:
+                placer.touched.add(alert.group_id)
         for host, alerts in by_host.items():  # posting (and charts) must not hold up polls
-            task = asyncio.create_task(self._notify_all(host, alerts))
-            self.posting.add(task)
-            task.add_done_callback(self.posting.discard)
+            self._post(self._notify_all(host, alerts))
+        for group_id in sorted(placer.touched):
+            self._post(self._settle(group_id, group_id in placer.created))
+
+    def _post(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.posting.add(task)
+        task.add_done_callback(self.posting.discard)
 
     async def _notify_all(self, host: str, changes: list[Alert]) -> None:
         for alert in changes:
             try:
-                await self._notify(alert)
+                await self.herald.host(alert)
             except Exception:
                 log.exception("%s: could not post alert %s (%s)", host, alert.id, alert.event)
 
-    async def _record(self, batch: list[Sample]) -> list[Alert]:
+    async def _settle(self, group_id: int, created: bool) -> None:
+        """Settle a group whose members moved (after they are committed), then post."""
+        try:
+            async with self.services.sessions() as session, session.begin():
+                view = await groups.settle(session, group_id, self.clock())
+            if view is not None:
+                await self.herald.group(view, created)
+        except Exception:
+            log.exception("could not settle group incident %s", group_id)
+
+    async def _record(self, batch: list[Sample]) -> tuple[list[Alert], groups.Placer]:
         """Store ``batch`` and move its hosts' incidents, in one transaction."""
         changes: list[Alert] = []
+        grouping = self.config.grouping
         async with self.services.sessions() as session, session.begin():
             current = await incidents.open_incidents(session, [s.host for s in batch])
             failures = {s.host: await self._failures(session, s) for s in batch}
             bases = {s.host: await self._baseline(session, s) for s in batch}
             await samples.store(session, batch, self.services.replica)
+            open_groups = await group_store.open_groups(session) if batch else []
+            now = max((s.at for s in batch), default=self.clock())
+            placer = groups.Placer(session, grouping, open_groups, now, self.services.replica)
             for sample in batch:
-                rules = self.config.rules_for(self.hosts[sample.host].groups)
+                host = self.hosts[sample.host]
+                rules = self.config.rules_for(host.groups)
                 readings = measure(rules, sample, bases[sample.host], failures[sample.host])
                 if not readings:
                     continue
+                # grouped rules first: a group opened by this poll takes the host's other
+                # incidents of its reason class in (inhibition)
+                readings.sort(key=lambda r: not grouping.groups(r.kind))
                 changes += await incidents.apply(
                     session,
                     sample.host,
@@ -213,9 +250,28 @@ class Monitor:
                     sample.at,
                     self.policy,
                     current.get(sample.host, {}),
+                    placer.for_sample(host, sample),
                 )
+            await group_store.mark_pending(session, self._own_roots(changes, placer))
         self.failures.update(failures)
-        return changes
+        return changes, placer
+
+    def _own_roots(self, changes: list[Alert], placer: groups.Placer) -> list[int]:
+        """The roots this writer posts: incidents it opened (not in a group) and groups it
+        made, unless a silence mutes them (then nobody posts until it ends)."""
+        mine = [
+            a.id
+            for a in changes
+            if a.event == "opened" and a.group_id is None and not self.herald.muting(a)
+        ]
+        for group_id in placer.created:
+            row = placer.by_id(group_id)
+            if row is not None and not any(
+                s.target_kind == "rule" and fnmatch.fnmatchcase(row.kind, s.target)
+                for s in self.herald.silences
+            ):
+                mine.append(group_id)
+        return mine
 
     async def _failures(self, session: AsyncSession, sample: Sample) -> int:
         """Failed polls in a row up to this one (the history says, if we have no count)."""
@@ -231,36 +287,3 @@ class Monitor:
         if not sample.ok or not (rules.growth or rules.reason_spike):
             return None
         return await samples.baseline(session, sample.host, sample.at - rules.growth_window)
-
-    async def _notify(self, alert: Alert) -> None:
-        if alert.event == "opened" or alert.root_ts is None:
-            await self._open(alert)
-            return
-        await self.notifier.edit_root(alert)
-        snoozed = alert.snoozed_until is not None and alert.snoozed_until > self.clock()
-        quiet = snoozed and alert.event in QUIET_WHEN_SNOOZED
-        if alert.acknowledged_by and alert.event == "grew":
-            quiet = True
-        if not quiet:
-            await self.notifier.post_thread(alert)
-        if alert.event == "resolved":
-            await self._chart(alert)
-
-    async def _open(self, alert: Alert) -> None:
-        ref = await self.notifier.post_root(alert)
-        if ref is None:
-            return
-        async with self.services.sessions() as session, session.begin():
-            await incidents.set_root(session, alert.id, *ref)
-        await self._chart(replace(alert, channel_id=ref[0], root_ts=ref[1]))
-
-    async def _chart(self, alert: Alert) -> None:
-        if not self.config.chart or alert.root_ts is None:
-            return
-        async with self.services.sessions() as session:
-            rows = await samples.history(session, alert.host, alert.opened_at - CHART_BEFORE)
-        if len(rows) < 2:
-            return
-        title = f"{alert.host}: deferred messages by reason ({alert.label})"
-        png = await asyncio.to_thread(chart.render_png, rows, title, alert.opened_at)
-        await self.notifier.post_chart(alert, png)

@@ -17,7 +17,6 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import update
 
 from bot import render
 from bot.app.pipeline import refuse
@@ -26,12 +25,13 @@ from bot.auth import permitted
 from bot.context import Identity
 from bot.db.models import Incident
 from bot.errors import PermissionDenied
-from bot.monitor.alert import Alert, Event
+from bot.monitor.alert import Alert, Event, GroupAlert
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack import payloads
 from bot.slack.delivery import ephemeral
-from bot.stores import audit
+from bot.stores import audit, incidents, silences
+from bot.stores.groups import GROUP_HOST
 
 log = logging.getLogger(__name__)
 SNOOZE_SECONDS = 3600
@@ -46,25 +46,25 @@ class SlackNotifier:
         self.client = client
         self.channel = channel
 
-    async def post_root(self, alert: Alert) -> tuple[str, str] | None:
-        reply = render.render("alert", alert)
+    async def post_root(self, alert: Alert | GroupAlert) -> tuple[str, str] | None:
+        reply = render.render(_template(alert), alert)
         response = await self.client.chat_postMessage(
             channel=self.channel, text=reply.fallback, blocks=reply.blocks
         )
         return str(response["channel"]), str(response["ts"])
 
-    async def edit_root(self, alert: Alert) -> None:
-        if alert.channel_id is None or alert.root_ts is None:
+    async def edit_root(self, alert: Alert | GroupAlert) -> None:
+        if not alert.channel_id or not alert.root_ts:
             return
-        reply = render.render("alert", alert)
+        reply = render.render(_template(alert), alert)
         await self.client.chat_update(
             channel=alert.channel_id, ts=alert.root_ts, text=reply.fallback, blocks=reply.blocks
         )
 
-    async def post_thread(self, alert: Alert) -> None:
-        if alert.channel_id is None or alert.root_ts is None:
+    async def post_thread(self, alert: Alert | GroupAlert) -> None:
+        if not alert.channel_id or not alert.root_ts:
             return
-        reply = render.render("alert_note", alert)
+        reply = render.render(_template(alert) + "_note", alert)
         await self.client.chat_postMessage(
             channel=alert.channel_id,
             thread_ts=alert.root_ts,
@@ -73,16 +73,26 @@ class SlackNotifier:
         )
 
     async def post_chart(self, alert: Alert, png: bytes) -> None:
-        if alert.channel_id is None or alert.root_ts is None:
-            return
         stamp = time.strftime("%Y%m%d-%H%M", time.gmtime())
+        title = f"{alert.host}: deferred messages by reason class"
+        await self.post_file(alert, f"trend-{alert.host}-{stamp}.png", title, png)
+
+    async def post_file(
+        self, alert: Alert | GroupAlert, filename: str, title: str, content: bytes
+    ) -> None:
+        if not alert.channel_id or not alert.root_ts:
+            return
         await self.client.files_upload_v2(
             channel=alert.channel_id,
             thread_ts=alert.root_ts,
-            content=png,
-            filename=f"trend-{alert.host}-{stamp}.png",
-            title=f"{alert.host}: deferred messages by reason class",
+            content=content,
+            filename=filename,
+            title=title,
         )
+
+
+def _template(alert: Alert | GroupAlert) -> str:
+    return "alert_group" if isinstance(alert, GroupAlert) else "alert"
 
 
 def monitor_for(services: Services, client: AsyncWebClient, metrics: Metrics) -> Monitor | None:
@@ -123,7 +133,8 @@ async def on_alert_button(
     if alert is None:
         return  # resolved meanwhile, or unknown: nothing to change
     notifier = SlackNotifier(client, alert.channel_id or "")
-    await notifier.edit_root(alert)
+    if alert.host != GROUP_HOST:  # a group's root is redrawn by the monitor
+        await notifier.edit_root(alert)
     await notifier.post_thread(alert)
 
 
@@ -133,32 +144,37 @@ async def _change(
     """Acknowledge or snooze an open incident and audit it, in one transaction."""
     now = services.clock()
     async with services.sessions() as session, session.begin():
-        row = await session.get(Incident, incident_id)
+        row = await incidents.load(session, incident_id)
         if row is None or row.state != "open":
             return None
-        _authorise(services, identity, row.host)
+        everyone = [h.name for h in services.inventory.select("all")]
+        hosts = [row.host] if row.group_key is None else everyone
+        _authorise(services, identity, hosts)
         if event == "acknowledged":
             values: dict[str, Any] = {"acknowledged_by": identity.user_id, "acknowledged_at": now}
         else:
             values = {"snoozed_until": now + SNOOZE_SECONDS, "snoozed_by": identity.user_id}
-        stmt = (
-            update(Incident)
-            .where(Incident.id == row.id, Incident.version == row.version)
-            .values(version=row.version + 1, **values)
-        )
-        if (await session.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
+        if not await incidents.change(session, row, values):
             return None
+        muted: tuple[silences.SilenceView, ...] = ()
+        if event == "snoozed":  # a silence of this incident: it posts nothing until then
+            why = f"Snooze button on incident {row.id}"
+            found = await silences.add(
+                session, "incident", str(row.id), why, identity.user_id, now, now + SNOOZE_SECONDS
+            )
+            muted = (found,)
+            values = {**values, "silence": found.id}
         await audit.append(session, _audit(identity, row, event, values))
-        await session.refresh(row)
         alert = Alert.of(row, event)
-    return replace(alert, actor=identity.user_id)
+    return replace(alert, actor=identity.user_id, silences=muted)
 
 
-def _authorise(services: Services, identity: Identity, host: str) -> None:
-    ok = permitted(identity, "act", [host], services.inventory, services.allowed_teams)
+def _authorise(services: Services, identity: Identity, hosts: list[str]) -> None:
+    ok = permitted(identity, "act", hosts, services.inventory, services.allowed_teams)
     if not ok:
+        where = hosts[0] if len(hosts) == 1 else "every host of this group"
         raise PermissionDenied(
-            f"You may not snooze or acknowledge alerts on {host}: that needs the operator "
+            f"You may not snooze or acknowledge alerts on {where}: that needs the operator "
             "role on the host. Ask a mailqbot admin."
         )
 

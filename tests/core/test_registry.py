@@ -83,4 +83,4 @@ def test_every_command_that_names_hosts_is_scoped() -> None:
         "summary", "show", "diagnose", "list", "log", "flush", "requeue", "hold", "release",
         "purge",
     }  # fmt: skip
-    assert {s.name for s in commands.all_specs() if s.scope} == {"plans", "audit"}
+    assert {s.name for s in commands.all_specs() if s.scope} == {"plans", "audit", "silence"}

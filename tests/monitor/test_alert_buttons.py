@@ -8,6 +8,7 @@ limits: ``DELIVERS_ON_ITS_OWN``); it proposes the next largest class, or is left
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
 from bot import render
-from bot.db.models import CommandRun, Incident
+from bot.db.models import CommandRun, Incident, Silence
 from bot.inventory import Access, Grant
 from bot.monitor.alert import Alert
 from bot.postfix.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
@@ -121,9 +122,9 @@ async def test_the_flush_click_is_authorised_for_the_clicker(world: SlackWorld) 
 async def _open_incident(world: SlackWorld) -> int:
     async with world.sessions() as session, session.begin():
         row = Incident(host="mx1", kind="deferred", open_key="mx1|deferred", state="open",
-                       severity="warning", value=120, peak=120, threshold=100, detail={},
-                       opened_at=1.0, updated_at=1.0, created_by="test", channel_id=CHANNEL,
-                       root_ts="1.0")  # fmt: skip
+                       severity="warning", value=120, peak=120, threshold=100,
+                       detail={"error": None}, opened_at=1.0, updated_at=1.0,
+                       created_by="test", channel_id=CHANNEL, root_ts="1.0")  # fmt: skip
         session.add(row)
     return row.id
 
@@ -146,3 +147,26 @@ async def test_a_refused_acknowledge_or_snooze_is_recorded_like_a_command(
     async with world.sessions() as session:
         (run,) = (await session.scalars(select(CommandRun))).all()
     assert (run.command, run.outcome, run.channel_id) == (verb, "denied", CHANNEL)
+
+
+async def test_snooze_is_a_silence_of_the_incident(world: SlackWorld) -> None:
+    """Snooze 1h makes a silence of that one incident (audited with it), listed in its root
+    and by ``/mailq silences``; the monitor posts nothing about it until it ends."""
+    incident = await _open_incident(world)
+    ts = world.slack.seed_message(CHANNEL, "WARNING mx1: Deferred messages 120")
+    async with world.sessions() as session, session.begin():
+        (await session.get(Incident, incident)).root_ts = ts  # type: ignore[union-attr]
+    button = {"action_id": "mailq_alert_snooze", "value": str(incident)}
+    await click(world, button, "U0OPS", ts)
+    (update,) = await world.slack.wait_for("chat.update", timeout=20)
+    assert f"Silenced (incident {incident}) until" in json.dumps(update.args["blocks"])
+    async with world.sessions() as session:
+        (silence,) = (await session.scalars(select(Silence))).all()
+    assert (silence.target_kind, silence.target, silence.created_by) == (
+        "incident",
+        str(incident),
+        "U0OPS",
+    )
+    assert silence.expires_at - silence.created_at == 3600
+    (row,) = [r for r in await world.audit_rows() if r.action == "incident.snoozed"]
+    assert row.detail["silence"] == silence.id

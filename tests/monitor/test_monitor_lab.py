@@ -98,6 +98,7 @@ def config(base: int) -> str:
     text = (LAB_DIR / "mailqbot.toml").read_text(encoding="utf-8").split("[monitor]")[0]
     return text + (
         "\n[monitor]\ninterval = 1.0\njitter = 0\ntick = 0.2\ncooldown = 4\n"
+        "[monitor.budget]\nper_minute = 600\nburst = 20\nedit_gap = 0.2\n"
         "[monitor.rules]\n"
         f"deferred = {{ warning = {base + 3}, critical = {base + 6}, clear = {base + 2} }}\n"
     )

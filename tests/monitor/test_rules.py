@@ -75,3 +75,42 @@ def test_purge_button_plans_the_top_reason_class() -> None:
     hostile = alert("deferred", {"x; rm -rf /": 500})
     assert hostile.purge_class is None
     assert "Purge…" not in {b.text for b in alert("unreachable", {}).buttons}
+
+
+def test_the_runbook_preset_alerts_past_100_queued_messages() -> None:
+    """The runbook's rule: more than 100 messages queued, in all queues together."""
+    config = parse_config(
+        '[ssh]\nknown_hosts = "/k"\n[[hosts]]\nname = "a"\naddress = "h"\ngroups = ["small"]\n'
+        '[[hosts]]\nname = "b"\naddress = "h2"\n'
+        '[monitor.groups.small]\npreset = "runbook"\n',
+        "<test>",
+    )
+    small = config.monitor.rules_for(("small",))
+    assert small.deferred is None
+    assert small.queued is not None
+    queues = {"incoming": 1, "active": 20, "deferred": 70, "hold": 9}  # 100: not more than 100
+    (reading,) = [r for r in measure(small, Sample("a", 0.0, True, 0.1, queues=queues), None, 0)
+                  if r.kind == "queued"]  # fmt: skip
+    assert level(reading.value, reading.threshold, None) is None
+    queues["active"] += 1
+    (reading,) = [r for r in measure(small, Sample("a", 0.0, True, 0.1, queues=queues), None, 0)
+                  if r.kind == "queued"]  # fmt: skip
+    assert level(reading.value, reading.threshold, None) == "warning"
+    large = config.monitor.rules_for(())  # the defaults: for larger hosts
+    assert large.queued is None
+    assert large.deferred is not None
+    assert large.deferred.warning == 1000
+
+
+def test_an_unreachable_host_has_no_queue_readings() -> None:
+    """Inhibition: while polls fail, only the unreachable rule speaks for the host."""
+    down = Threshold(warning=2, critical=5, clear=1)
+    rules = Rules(queued=T, deferred=None, oldest_age=T, unreachable=down)
+    failed = Sample("a", 0.0, False, 3.0, error="connect timed out")
+    assert [r.kind for r in measure(rules, failed, None, 3)] == ["unreachable"]
+    good = Sample("a", 0.0, True, 0.1, queues={"deferred": 150})
+    assert {r.kind for r in measure(rules, good, None, 0)} == {
+        "unreachable",
+        "queued",
+        "oldest_age",
+    }

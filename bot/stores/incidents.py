@@ -8,6 +8,7 @@ change posts about it, so no incident ever gets two root messages.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,15 @@ GREW_BY = 0.25  # a note in the thread when the value grew 25 % since the last n
 class Policy:
     cooldown: float
     replica: str
+    notes_every: float = 0.0  # a growth note in the thread at most this often
+
+
+# Where a new incident goes: the id of the group incident it joins or folds into, or None.
+Place = Callable[[Reading], Awaitable[int | None]]
+
+
+async def _nowhere(_reading: Reading) -> int | None:
+    return None
 
 
 def open_key(host: str, kind: str) -> str:
@@ -57,16 +67,17 @@ async def apply(
     now: float,
     policy: Policy,
     current: dict[str, Incident],
+    place: Place = _nowhere,
 ) -> list[Alert]:
     """Move each rule's incident on ``host`` (``current``: its open ones) as its reading
-    says; the changes won."""
+    says; the changes won. A new incident is put where ``place`` says (a group)."""
     changes: list[Alert] = []
     for reading in readings:
         row = current.get(reading.kind)
         if row is None:
-            change = await _maybe_open(session, host, reading, detail, now, policy)
+            change = await _maybe_open(session, host, reading, detail, now, policy, place)
         else:
-            change = await _move(session, row, reading, detail, now)
+            change = await _move(session, row, reading, detail, now, policy)
         if change is not None:
             changes.append(change)
     return changes
@@ -79,15 +90,18 @@ async def _maybe_open(
     detail: dict[str, Any],
     now: float,
     policy: Policy,
+    place: Place,
 ) -> Alert | None:
     severity = level(reading.value, reading.threshold, None)
     if severity is None:
         return None
     recent = await _recently_resolved(session, host, reading.kind, now - policy.cooldown)
     threshold = _threshold(reading, severity)
+    group_id = await place(reading)
     if recent is not None:
         values = _open_values(host, reading, severity, threshold, detail, now)
         values["peak"] = max(recent.peak, reading.value)
+        values["group_id"] = group_id
         return await _write(session, recent, values, "reopened", None)
     row = Incident(
         host=host,
@@ -105,6 +119,8 @@ async def _maybe_open(
         notified_value=reading.value,
         notified_severity=severity,
         open_key=open_key(host, reading.kind),
+        group_id=group_id,
+        noted_at=now,
     )
     try:
         async with session.begin_nested():
@@ -133,6 +149,7 @@ def _open_values(
         "resolved_at": None,
         "notified_value": reading.value,
         "notified_severity": severity,
+        "noted_at": now,
     }
 
 
@@ -154,7 +171,12 @@ async def _recently_resolved(
 
 
 async def _move(
-    session: AsyncSession, row: Incident, reading: Reading, detail: dict[str, Any], now: float
+    session: AsyncSession,
+    row: Incident,
+    reading: Reading,
+    detail: dict[str, Any],
+    now: float,
+    policy: Policy,
 ) -> Alert | None:
     severity = level(reading.value, reading.threshold, row.severity)
     values: dict[str, Any] = {
@@ -171,9 +193,13 @@ async def _move(
         event = "escalated" if severity == "critical" else "deescalated"
         values |= {"severity": severity, "threshold": _threshold(reading, severity)}
     elif _grew(row, reading.value):
-        event = "grew"
+        # a note at most every ``notes_every``; between notes the root shows the numbers
+        due = now - (row.noted_at or row.opened_at) >= policy.notes_every
+        event = "grew" if due else "updated"
     if event is not None:
         values |= {"notified_value": reading.value, "notified_severity": severity}
+        if event != "updated":
+            values["noted_at"] = now
     return await _write(session, row, values, event, row.severity)
 
 
@@ -224,3 +250,18 @@ async def set_root(session: AsyncSession, incident_id: int, channel: str, ts: st
 
 async def load(session: AsyncSession, incident_id: int) -> Incident | None:
     return await session.get(Incident, incident_id)
+
+
+async def change(session: AsyncSession, row: Incident, values: dict[str, Any]) -> bool:
+    """A conditional update of ``row`` on its version (acknowledge, snooze); True if made.
+    ``row`` is refreshed."""
+    stmt = (
+        update(Incident)
+        .where(Incident.id == row.id, Incident.version == row.version)
+        .values(version=row.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if (await session.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    await session.refresh(row)
+    return True

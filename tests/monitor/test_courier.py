@@ -1,0 +1,64 @@
+"""The per-channel budget, through the real Slack notifier and the fake Web API server:
+posts at most one a second, notes past the budget folded into an edit of their root (and
+counted, never dropped silently), a resolve waits for its token, edits coalesced."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from fakes import FakeSlack
+
+from bot.monitor.alert import Alert
+from bot.monitor.config import Budget
+from bot.monitor.courier import Courier
+from bot.settings import Settings
+from bot.slack.alerts import SlackNotifier
+from bot.slack.client import make_client
+
+CHANNEL = "C0ALERTS"
+
+
+def an_alert() -> Alert:
+    return Alert(
+        7, "mx1", "deferred", "open", "warning", 120.0, 120.0, 100.0,
+        {"by_class": {}, "error": None}, 0.0, 0.0, None, None, None, None, None, None,
+    )  # fmt: skip
+
+
+async def test_the_budget_folds_notes_into_the_root_and_counts_them(tmp_path: Path) -> None:
+    async with FakeSlack() as slack:
+        settings = Settings(
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+            SLACK_API_URL=slack.api_url,
+            SLACK_BOT_TOKEN="xoxb-test",
+        )
+        notifier = SlackNotifier(make_client(settings), CHANNEL)
+        courier = Courier(notifier, Budget(per_minute=12, burst=3, gap=1.0, edit_gap=0.5))
+        ref = await courier.root(CHANNEL, an_alert())
+        assert ref is not None
+        posted = replace(an_alert(), channel_id=ref[0], root_ts=ref[1], event="grew")
+
+        async def latest() -> Alert:
+            return replace(posted, value=300.0, peak=300.0)
+
+        sent = [await courier.note(posted, latest) for _ in range(6)]
+        assert sent.count(True) == 2  # the root took the first of 3 tokens
+        assert courier.counters.folded == 4
+        await courier.drain()
+        root = slack.messages[(CHANNEL, ref[1])]
+        assert "300" in root["text"]  # the latest numbers, in the root
+        assert "4 update(s) folded into this message" in json.dumps(root["blocks"])
+        assert 1 <= len(slack.calls_to("chat.update")) <= 2  # four folds, coalesced
+
+        started = time.monotonic()
+        resolved = replace(posted, event="resolved", state="resolved", resolved_at=1.0)
+        assert await courier.note(resolved, latest, wait=True)  # waits for its token
+        assert time.monotonic() - started >= 0.5
+        posts = [c.time for c in slack.calls_to("chat.postMessage")]
+        assert len(posts) == 4
+        assert all(b - a >= 0.99 for a, b in itertools.pairwise(posts))  # 1 a second at most
+        assert courier.counters.posted == 4
