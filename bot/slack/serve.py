@@ -15,10 +15,13 @@ from aiohttp import web
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app.services import Services
 from bot.errors import ConfigError
+from bot.monitor.alert import Alert
 from bot.monitor.metrics import Metrics
+from bot.monitor.scheduler import Monitor
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
 from bot.slack.recovery import recover_forever
@@ -54,10 +57,11 @@ async def serve(
     await learn_own_team(app.client, services)
     web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
     web_app.router.add_get("/healthz", healthz)
-    metrics = Metrics(services.sessions)
-    monitor = monitor_for(services, app.client, metrics)
+    metrics = services.metrics
+    monitor = _monitor(services, app.client, metrics)
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
     recovering = asyncio.create_task(recover_forever(services, app.client, stop))
+    watching = asyncio.create_task(metrics.watch(stop)) if metrics_at else None
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of every later garbage collection, which then only walks per-request objects.
     gc.freeze()
@@ -77,9 +81,38 @@ async def serve(
         stop.set()
         if polling is not None:
             await polling
+        if watching is not None:
+            await watching
         await recovering
         for runner in runners:
             await runner.cleanup()
+
+
+class _NoAlerts:
+    """The notifier when there is no alert channel: the monitor still polls, records and
+    exports its metrics; incidents are kept, and nothing is posted."""
+
+    async def post_root(self, alert: Alert) -> tuple[str, str] | None:
+        return None
+
+    async def edit_root(self, alert: Alert) -> None:
+        return None
+
+    async def post_thread(self, alert: Alert) -> None:
+        return None
+
+    async def post_chart(self, alert: Alert, png: bytes) -> None:
+        return None
+
+
+def _monitor(services: Services, client: AsyncWebClient, metrics: Metrics) -> Monitor | None:
+    """The monitor whenever monitoring is on: alerting in Slack if there is an alert
+    channel, else metrics only (queue and poll metrics never depend on Slack alerting)."""
+    config = services.inventory.config
+    if config.monitor.enabled and config.slack.alert_channel is None:
+        log.info("monitoring without Slack alerts (no [slack] alert_channel): metrics only")
+        return Monitor(services, _NoAlerts(), metrics)
+    return monitor_for(services, client, metrics)
 
 
 async def _listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:

@@ -43,8 +43,10 @@ def environment(slack: FakeSlack, db_url: str, tmp_path: Path, **extra: str) -> 
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("", encoding="ascii")
     config = tmp_path / "mailqbot.toml"
+    # monitored without an alert channel (metrics only); nothing listens on its port
     config.write_text(
-        f'[ssh]\nknown_hosts = "{known_hosts}"\n[[hosts]]\nname = "mx1"\naddress = "192.0.2.9"\n',
+        f'[ssh]\nknown_hosts = "{known_hosts}"\n[[hosts]]\nname = "mx1"\naddress = "127.0.0.1"\n'
+        f"port = {free_port()}\n",
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MAILQBOT_"))}
@@ -101,8 +103,8 @@ async def test_metrics_only_on_their_own_loopback_listener(
             async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
                 assert response.status == 200
                 scraped = await response.text()
-            assert "mailqbot_command_runs" in scraped
             assert "# TYPE mailqbot_polls_total counter" in scraped
+            assert "# TYPE mailqbot_commands_total counter" in scraped
             async with http.get(f"http://127.0.0.1:{metrics_port}/healthz") as response:
                 assert response.status == 404  # health stays on the Slack listener
         outside = outside_address()
