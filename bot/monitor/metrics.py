@@ -25,7 +25,14 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -39,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 30.0  # cluster-wide gauges are read from the database this often
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# No ``*_created`` series beside every counter (prometheus_client's switch is process-wide).
+disable_created_metrics()
 
 
 class _Cluster(Collector):
