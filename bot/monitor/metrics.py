@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 30.0  # cluster-wide gauges are read from the database this often
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # No ``*_created`` series beside every counter (prometheus_client's switch is process-wide).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class _Cluster(Collector):
