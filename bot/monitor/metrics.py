@@ -240,5 +240,8 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def handler(self, _request: web.Request) -> web.Response:
-        """Render what is in memory: no database read, no wait on polls."""
-        return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        """Render what is in memory: no database read, no wait on polls. The render (tens
+        of milliseconds for hundreds of hosts) runs in a thread, so the event loop (polls,
+        Slack's acks) keeps its turns meanwhile."""
+        body = await asyncio.to_thread(self.render)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

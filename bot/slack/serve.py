@@ -24,6 +24,7 @@ from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
+from bot.slack.http import Endpoint
 from bot.slack.recovery import recover_forever
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ async def serve(
         )
     app = build_app(services)
     await learn_own_team(app.client, services)
-    web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
+    endpoint = None
+    if settings.slack_signing_secret is not None and not socket_mode:
+        endpoint = Endpoint(app, settings.slack_signing_secret.get_secret_value())
+    web_app = endpoint.web_app() if endpoint is not None else web.Application()
     web_app.router.add_get("/healthz", healthz)
     metrics = services.metrics
     monitor = _monitor(services, app.client, metrics)
@@ -84,6 +88,8 @@ async def serve(
         if watching is not None:
             await watching
         await recovering
+        if endpoint is not None:
+            await endpoint.drain()
         for runner in runners:
             await runner.cleanup()
 
