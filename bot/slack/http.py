@@ -15,8 +15,10 @@ view submissions, options) goes through Bolt as before, and Bolt's answer is sen
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import threading
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
@@ -33,11 +35,15 @@ FORM = "application/x-www-form-urlencoded"
 
 
 class Endpoint:
-    """``/slack/events`` for ``app``, acknowledging slash commands and clicks first."""
+    """``/slack/events`` for ``app``, acknowledging slash commands and clicks first.
+
+    Made on the main event loop, where Bolt and everything it calls run; ``handle`` may run
+    on another loop (``ThreadedSite``) and hands each request to the main one."""
 
     def __init__(self, app: AsyncApp, signing_secret: str) -> None:
         self.app = app
         self.verifier = SignatureVerifier(signing_secret)
+        self.main = asyncio.get_running_loop()
         self.running: set[asyncio.Task[None]] = set()
 
     def web_app(self) -> web.Application:
@@ -53,11 +59,17 @@ class Endpoint:
             headers=request.headers,  # type: ignore[arg-type]
         )
         if self.acknowledged_first(body, request.headers):
-            task = asyncio.create_task(self._dispatch(bolt_request))
-            self.running.add(task)
-            task.add_done_callback(self.running.discard)
+            self.main.call_soon_threadsafe(self._start, bolt_request)
             return web.Response(status=200)
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        dispatched = asyncio.run_coroutine_threadsafe(
+            self.app.async_dispatch(bolt_request), self.main
+        )
+        return await to_aiohttp_response(await asyncio.wrap_future(dispatched))
+
+    def _start(self, request: AsyncBoltRequest) -> None:
+        task = self.main.create_task(self._dispatch(request))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
 
     def acknowledged_first(self, body: str, headers: Mapping[str, str]) -> bool:
         """A signed slash command or ``block_actions`` click (form-encoded, as Slack
@@ -97,3 +109,57 @@ class Endpoint:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+class ThreadedSite:
+    """Serve an aiohttp application from a thread with an event loop of its own.
+
+    The Slack listener runs this way: however busy the main loop is (polls, alert posts,
+    commands, renders), a request is read, its signature checked and its ack sent on this
+    thread's loop, which needs the interpreter only for a fraction of a millisecond per
+    request (the main thread hands it over at least every ``sys.getswitchinterval()``).
+    """
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        """Listen (raising what binding raised) and serve until ``cleanup``."""
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._serve(started),), name="slack-listener", daemon=True
+        )
+        self._thread.start()
+        await asyncio.wrap_future(started)
+
+    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException as exc:
+            await runner.cleanup()
+            started.set_exception(exc)
+            return
+        self.port = int(runner.addresses[0][1])
+        started.set_result(None)
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    async def cleanup(self) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has ended already
+                self._loop.call_soon_threadsafe(self._stop.set)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None

@@ -24,7 +24,7 @@ from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
-from bot.slack.http import Endpoint
+from bot.slack.http import Endpoint, ThreadedSite
 from bot.slack.recovery import recover_forever
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,10 @@ async def serve(
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of every later garbage collection, which then only walks per-request objects.
     gc.freeze()
-    runners: list[web.AppRunner] = []
+    runners: list[web.AppRunner | ThreadedSite] = []
     try:
         what = "health only; Slack via Socket Mode" if socket_mode else "/slack/events"
-        runners.append(await _listen(web_app, host, port, what))
+        runners.append(await _listen(web_app, host, port, what, threaded=True))
         if metrics_at is not None:
             metrics_app = web.Application()
             metrics_app.router.add_get("/metrics", metrics.handler)
@@ -121,13 +121,25 @@ def _monitor(services: Services, client: AsyncWebClient, metrics: Metrics) -> Mo
     return monitor_for(services, client, metrics)
 
 
-async def _listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+async def _listen(
+    app: web.Application, host: str, port: int, what: str, *, threaded: bool = False
+) -> web.AppRunner | ThreadedSite:
+    """Serve ``app`` at ``host:port``; ``threaded``: from a thread of its own (the Slack
+    listener, whose acks must not wait for the main loop)."""
+    runner: web.AppRunner | ThreadedSite
     try:
-        await web.TCPSite(runner, host, port).start()
+        if threaded:
+            runner = ThreadedSite(app, host, port)
+            await runner.start()
+        else:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except BaseException:
+                await runner.cleanup()
+                raise
     except (OSError, OverflowError) as exc:
-        await runner.cleanup()
         raise ConfigError(
             f"Cannot listen on {host}:{port} for {what}: {exc}. Choose another address or "
             "port (`mailqbot serve --host/--port`; for /metrics `--metrics-host/--metrics-port` "
