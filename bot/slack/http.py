@@ -53,21 +53,17 @@ class Endpoint:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
-        bolt_request = AsyncBoltRequest(
-            body=body,
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]
-        )
+        query, headers = request.query_string, dict(request.headers)
         if self.acknowledged_first(body, request.headers):
-            self.main.call_soon_threadsafe(self._start, bolt_request)
+            self.main.call_soon_threadsafe(self._start, body, query, headers)
             return web.Response(status=200)
         dispatched = asyncio.run_coroutine_threadsafe(
-            self.app.async_dispatch(bolt_request), self.main
+            self.app.async_dispatch(_bolt_request(body, query, headers)), self.main
         )
         return await to_aiohttp_response(await asyncio.wrap_future(dispatched))
 
-    def _start(self, request: AsyncBoltRequest) -> None:
-        task = self.main.create_task(self._dispatch(request))
+    def _start(self, body: str, query: str, headers: dict[str, str]) -> None:
+        task = self.main.create_task(self._dispatch(_bolt_request(body, query, headers)))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
@@ -109,6 +105,10 @@ class Endpoint:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _bolt_request(body: str, query: str, headers: dict[str, str]) -> AsyncBoltRequest:
+    return AsyncBoltRequest(body=body, query=query, headers=headers)  # type: ignore[arg-type]
 
 
 class ThreadedSite:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -28,6 +29,7 @@ from bot.slack.http import Endpoint, ThreadedSite
 from bot.slack.recovery import recover_forever
 
 log = logging.getLogger(__name__)
+ACK_SWITCH_INTERVAL = 0.001  # seconds
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -69,6 +71,9 @@ async def serve(
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of every later garbage collection, which then only walks per-request objects.
     gc.freeze()
+    # The Slack listener's thread asks for the interpreter to ack; the main thread hands it
+    # over after at most this long (Python's default is 5 ms).
+    sys.setswitchinterval(ACK_SWITCH_INTERVAL)
     runners: list[web.AppRunner | ThreadedSite] = []
     try:
         what = "health only; Slack via Socket Mode" if socket_mode else "/slack/events"
