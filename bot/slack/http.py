@@ -1,4 +1,5 @@
-"""HTTP mode's ``/slack/events``: a slash command or a click is acknowledged before any work.
+"""A slash command or a click is acknowledged before any work: HTTP mode's ``/slack/events``
+(and, by the same rule, Socket Mode's envelopes).
 
 Slack waits 3 seconds for the answer to a slash command or a button click, then shows the
 user a timeout. Our listeners answer both with an empty 200 (``ack()`` with no content)
@@ -25,9 +26,14 @@ from urllib.parse import parse_qs
 import orjson
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 log = logging.getLogger(__name__)
 PATH = "/slack/events"
@@ -163,3 +169,27 @@ class ThreadedSite:
                 self._loop.call_soon_threadsafe(self._stop.set)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
+
+
+class AckFirstSocketModeHandler(AsyncSocketModeHandler):
+    """Socket Mode with the same rule as ``Endpoint``: a slash command or ``block_actions``
+    click is acknowledged (its envelope) before Bolt sees it, so its ack never waits for
+    the de-duplication write or anything after it; other envelopes go through Bolt as
+    before, Bolt's answer being sent."""
+
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        payload = req.payload if isinstance(req.payload, dict) else {}
+        first = req.type == "slash_commands" or (
+            req.type == "interactive" and payload.get("type") == "block_actions"
+        )
+        if not first:
+            await super().handle(client, req)  # type: ignore[arg-type]
+            return
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        try:
+            response = await run_async_bolt_app(self.app, req)
+        except Exception:
+            log.exception("a Slack request failed after it was acknowledged")
+            return
+        if response.status >= 400:
+            log.warning("a Slack request acknowledged first ended with %d", response.status)

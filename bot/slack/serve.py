@@ -14,7 +14,6 @@ import sys
 
 from aiohttp import web
 from pydantic import SecretStr
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -25,7 +24,7 @@ from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
-from bot.slack.http import Endpoint, ThreadedSite
+from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
 from bot.slack.recovery import recover_forever
 
 log = logging.getLogger(__name__)
@@ -155,7 +154,7 @@ async def _listen(
 
 
 async def _socket_mode(app: AsyncApp, token: SecretStr, stop: asyncio.Event) -> None:
-    handler = AsyncSocketModeHandler(app, token.get_secret_value())
+    handler = AckFirstSocketModeHandler(app, token.get_secret_value())
     await handler.connect_async()  # type: ignore[no-untyped-call]
     log.info("connected to Slack in Socket Mode")
     try:

@@ -7,17 +7,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
-from fakes import FakeSlack, slash_command_body
+from fakes import FakeSlack, slash_command_body, slash_command_payload
 from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 from sqlalchemy import func, select, text
 
 from bot.db.models import CommandRun
 from bot.db.session import make_engine
 from bot.inventory import Access, Grant
+from bot.slack.http import AckFirstSocketModeHandler
 
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="viewer", members=["U0VIEWER"])])
 
@@ -59,6 +61,44 @@ async def test_acknowledged_while_the_database_is_held(
     await slack.wait_for("chat.update", timeout=30, predicate=lambda c: "blocks" in c.args)
     await asyncio.sleep(0.3)
     assert len(slack.calls_to("chat.postMessage")) == 1
+    assert await runs(world) == 1
+
+
+@asynccontextmanager
+async def held(db_url: str) -> AsyncIterator[None]:
+    """Another transaction holds the deliveries table (SQLite: the write lock) meanwhile."""
+    engine = make_engine(db_url)
+    try:
+        async with engine.connect() as holder:
+            transaction = await holder.begin()  # SQLite: BEGIN IMMEDIATE
+            if engine.dialect.name == "postgresql":
+                await holder.execute(text("LOCK TABLE slack_deliveries IN ACCESS EXCLUSIVE MODE"))
+            yield
+            await transaction.rollback()
+    finally:
+        await engine.dispose()
+
+
+async def test_socket_mode_envelope_acknowledged_while_the_database_is_held(
+    world: SlackWorld, slack: FakeSlack, db_url: str
+) -> None:
+    handler = AckFirstSocketModeHandler(world.app, "xapp-ack")
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    try:
+        payload = slash_command_payload(
+            "summary mx1", team_id=TEAM, channel_id=CHANNEL, response_url=slack.response_url("s")
+        )
+        async with held(db_url):
+            started = time.monotonic()
+            envelope = await slack.socket_send("slash_commands", payload)
+            await slack.socket_ack(envelope, timeout=3)
+            took = time.monotonic() - started
+            await asyncio.sleep(0.3)
+            assert slack.calls_to("chat.postMessage") == []
+        assert took < 0.5, f"the envelope's ack took {took:.3f} s"
+        await slack.wait_for("chat.update", timeout=30, predicate=lambda c: "blocks" in c.args)
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
     assert await runs(world) == 1
 
 
