@@ -16,8 +16,10 @@ of its own; the time measured is from sending a request to its HTTP response (th
 Bursts start once the outage is under way (alerts are being posted) and are a second
 apart; a first burst, not measured, warms the bot's caches.
 
-Reference in the same run: the same bursts against the same bot with monitoring off (no
-polls, no alerts). Target (issue 15): p99 < 150 ms during the outage.
+References in the same run: the same bursts against the same bot with monitoring off (no
+polls, no alerts); and, during the outage, interleaved with the bot's bursts, the same
+bursts against a floor process that only checks the signature and answers (what an ack
+costs on this machine at that moment). Target (issue 15): p99 < 150 ms during the outage.
 Needs PostgreSQL (``MAILQBOT_TEST_PG``, as the tests) or ``--sqlite``.
 """
 
@@ -38,8 +40,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
 from fakes import FakeSlack  # noqa: E402
 from fakes.signing import sign, slash_command_body  # noqa: E402
+from slack_sdk.signature import SignatureVerifier  # noqa: E402
 
 from bot.db.migrate import upgrade_async  # noqa: E402
 
@@ -184,6 +188,26 @@ async def bursts(url: str, slack: FakeSlack, count: int, concurrent: int) -> lis
     return [float(x) for x in out.split()]
 
 
+async def floor_server(port: int) -> None:
+    """The floor: a process that only checks the signature and answers 200 (what any ack
+    costs on this machine now: aiohttp, HMAC, the sockets), until stdin closes."""
+    verifier = SignatureVerifier(SECRET)
+
+    async def ack(request: web.Request) -> web.Response:
+        body = await request.text()
+        ok = verifier.is_valid_request(body, dict(request.headers))
+        return web.Response(status=200 if ok else 401)
+
+    app = web.Application()
+    app.router.add_post("/slack/events", ack)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("READY", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+
+
 def roots(slack: FakeSlack) -> int:
     return sum(
         1
@@ -213,6 +237,21 @@ def summary(name: str, times: list[float]) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace, directory: Path) -> None:
+    floor_port = free_port()
+    floor_server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--floor-server", str(floor_port),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert floor_server.stdout is not None
+    await floor_server.stdout.readline()  # READY
+    floor_url = f"http://127.0.0.1:{floor_port}"
+    try:
+        await measure(args, directory, floor_url)
+    finally:
+        await stop(floor_server)
+
+
+async def measure(args: argparse.Namespace, directory: Path, floor_url: str) -> None:
     async with FakeSlack() as slack:
         quiet_db = await database(args.sqlite, directory, "quiet")
         process, url = await start_bot(
@@ -234,7 +273,12 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                 while roots(slack) - before < min(20, args.hosts):
                     await asyncio.sleep(0.2)
             posted = len(slack.calls_to("chat.postMessage")) + len(slack.calls_to("chat.update"))
-            loud = await bursts(url, slack, args.bursts, args.concurrent)
+            loud: list[float] = []
+            floor: list[float] = []
+            half = max(1, args.bursts // 2)
+            for _ in range(2):  # interleaved: the bot, then the floor, twice
+                loud += await bursts(url, slack, half, args.concurrent)
+                floor += await bursts(floor_url, slack, half, args.concurrent)
             posted = (
                 len(slack.calls_to("chat.postMessage"))
                 + len(slack.calls_to("chat.update"))
@@ -249,7 +293,12 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     )
     ref = summary("monitoring off (reference)", quiet)
     out = summary(f"outage: {args.hosts} hosts, {args.interval:g} s", loud)
+    bare = summary("floor, during the outage", floor)
     print(f"during the outage: {opened} alert roots so far, {posted} posts/edits while measuring")
+    print(
+        f"ratio outage/floor (same conditions): p50 {out['p50'] / bare['p50']:.2f}x, "
+        f"p99 {out['p99'] / bare['p99']:.2f}x"
+    )
     print(
         f"ratio outage/reference: p50 {out['p50'] / ref['p50']:.2f}x, "
         f"p99 {out['p99'] / ref['p99']:.2f}x; target p99 < 150 ms: "
@@ -266,7 +315,11 @@ def main() -> int:
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--drive", help=argparse.SUPPRESS)  # the driver process: this URL
     parser.add_argument("--response-base", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)  # its port
     args = parser.parse_args()
+    if args.floor_server:
+        asyncio.run(floor_server(args.floor_server))
+        return 0
     if args.drive:
         times = asyncio.run(drive(args.drive, args.response_base, args.bursts, args.concurrent))
         print(" ".join(f"{t:.6f}" for t in times))
