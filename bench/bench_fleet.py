@@ -15,6 +15,8 @@ Timed, interleaved ``--repeat`` times: ONE = ``summary one`` (a group holding on
 ALL = ``summary farm`` (every host). Targets: ALL < 2 s (200 hosts) and < 5 s (1,000);
 ALL within 1.5x the bare-SSH floor of the same run (issue 15; needs ``--floor``); the
 older ALL/ONE <= 3 is still printed. ``--profile FILE``: cProfile stats of the ALL runs.
+After the warm-up the bench calls ``gc.freeze()``, as ``mailqbot serve`` does after
+start-up (``--no-freeze``: not).
 Results on stdout, progress on stderr.
 
 ``--floor`` also times, in the same interleaved rounds and over the same hosts and bytes,
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import statistics
 import subprocess
@@ -171,6 +174,8 @@ async def measure(directory: Path, args: argparse.Namespace) -> dict[str, list[f
         }
         for kind in kinds[1:]:  # warm the floors' paths once, untimed
             await runs[kind]("farm")
+        if not args.no_freeze:
+            gc.freeze()  # as `mailqbot serve` does once it has started
         try:
             for i in range(args.repeat):
                 order = [(k, t) for k in kinds for t in ("one", "farm")]
@@ -251,6 +256,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=FLEET_CONCURRENCY)
     parser.add_argument(
         "--floor", action="store_true", help="also time the bare transport and the executor"
+    )
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="skip gc.freeze() after the warm-up"
     )
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the ALL runs here")
     args = parser.parse_args()
