@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
-from fakes import FakeSlack, slash_command_body, slash_command_payload
-from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
+from fakes import FakeSlack, sign, slash_command_body, slash_command_payload
+from refusal_cases import CHANNEL, SECRET, TEAM, SlackWorld, slack_world
 from sqlalchemy import func, select, text
 
 from bot.db.models import CommandRun
 from bot.db.session import make_engine
 from bot.inventory import Access, Grant
-from bot.slack.http import AckFirstSocketModeHandler
+from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
 
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="viewer", members=["U0VIEWER"])])
 
@@ -99,6 +100,39 @@ async def test_socket_mode_envelope_acknowledged_while_the_database_is_held(
         await slack.wait_for("chat.update", timeout=30, predicate=lambda c: "blocks" in c.args)
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
+    assert await runs(world) == 1
+
+
+def timed_post(url: str, body: bytes) -> tuple[int, float]:
+    """POST signed ``body`` from this (separate) thread; the status and the time taken."""
+    request = urllib.request.Request(url, data=body, headers=sign(SECRET, body), method="POST")
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+        return response.status, time.monotonic() - started
+
+
+async def test_acknowledged_while_the_main_loop_is_busy(
+    world: SlackWorld, slack: FakeSlack
+) -> None:
+    """The Slack listener's own thread answers while the main loop (where Bolt, polls and
+    alerts run) is stuck in one long step; the command runs once the loop is free."""
+    site = ThreadedSite(Endpoint(world.app, SECRET).web_app(), "127.0.0.1", 0)
+    await site.start()
+    try:
+        body = slash_command_body(
+            "summary mx1", user_id="U0VIEWER", team_id=TEAM, channel_id=CHANNEL,
+            response_url=slack.response_url("busy"),
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{site.port}/slack/events"
+        posting = asyncio.get_running_loop().run_in_executor(None, timed_post, url, body)
+        time.sleep(1.0)  # the main loop does nothing else for a second
+        status, took = await posting
+        assert status == 200
+        assert took < 0.5, f"the ack took {took:.3f} s"
+        await slack.wait_for("chat.update", timeout=30, predicate=lambda c: "blocks" in c.args)
+    finally:
+        await site.cleanup()
     assert await runs(world) == 1
 
 
