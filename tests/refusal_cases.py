@@ -40,6 +40,7 @@ from bot.demo.ssh import ScriptedSSHServer
 from bot.inventory import Access, Inventory
 from bot.settings import Settings
 from bot.slack.app import build_app, learn_own_team
+from bot.slack.http import Endpoint
 from bot.slack.payloads import slack_text
 
 SECRET = "refusal-tests-signing-secret"
@@ -166,7 +167,8 @@ async def slack_world(
         async with open_services(settings, Inventory(config)) as services:
             app = build_app(services)
             await learn_own_team(app.client, services)
-            runner = web.AppRunner(app.web_app(path="/slack/events"), access_log=None)
+            endpoint = Endpoint(app, SECRET)  # /slack/events as `mailqbot serve` has it
+            runner = web.AppRunner(endpoint.web_app(), access_log=None)
             await runner.setup()
             try:
                 await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -176,6 +178,7 @@ async def slack_world(
                     itertools.count(1),
                 )  # fmt: skip
             finally:
+                await endpoint.drain()
                 await runner.cleanup()
 
 

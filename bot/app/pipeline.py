@@ -168,9 +168,11 @@ async def record(
         )
     except Exception as exc:
         request_log(request).error("audit write failed (%s)", exc.__class__.__name__)
+        context.services.metrics.audit_failures.inc()
         ran = context.changes_made()
         reply = render.audit_failed(request.request_id, ran, rendered if ran else None)
         return Outcome(False, reply, request.request_id)
+    context.services.metrics.command_ran(run.command, outcome)
     return Outcome(outcome == "ok", rendered, request.request_id)
 
 

@@ -10,6 +10,7 @@ from bot.app.services import Services
 from bot.db.migrate import ensure_migrated
 from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Inventory, load_config
+from bot.monitor.metrics import Metrics
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
@@ -26,13 +27,15 @@ async def open_services(
     try:
         await ensure_migrated(engine, settings.database_url)
         async with SSHExecutor() as executor:
+            sessions = make_sessionmaker(engine, trail)
             yield Services(
                 settings=settings,
                 inventory=inventory,
                 executor=executor,
-                sessions=make_sessionmaker(engine, trail),
+                sessions=sessions,
                 audit=trail,
                 replica=settings.replica_id or socket.gethostname(),
+                metrics=Metrics(sessions),
             )
     finally:
         await engine.dispose()

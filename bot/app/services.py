@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.inventory import Inventory
+from bot.monitor.metrics import Metrics
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
@@ -36,6 +37,8 @@ class Services:
     # Slack user groups of a user (cached by the Slack front end); none elsewhere.
     groups_of: GroupResolver = no_groups
     replica: str = "mailqbot"
+    # This process's Prometheus metrics (the monitor and the pipeline count into them).
+    metrics: Metrics = field(default_factory=Metrics)
 
     def for_request(self) -> Services:
         """This request's own view: a reload (``bot.app.reload``) swaps the inventory of the

@@ -10,20 +10,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
+from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app.services import Services
 from bot.errors import ConfigError
+from bot.monitor.alert import Alert, GroupAlert
 from bot.monitor.metrics import Metrics
+from bot.monitor.scheduler import Monitor
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, learn_own_team
+from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
 from bot.slack.recovery import recover_forever
 
 log = logging.getLogger(__name__)
+ACK_SWITCH_INTERVAL = 0.001  # seconds
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -52,19 +58,26 @@ async def serve(
         )
     app = build_app(services)
     await learn_own_team(app.client, services)
-    web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
+    endpoint = None
+    if settings.slack_signing_secret is not None and not socket_mode:
+        endpoint = Endpoint(app, settings.slack_signing_secret.get_secret_value())
+    web_app = endpoint.web_app() if endpoint is not None else web.Application()
     web_app.router.add_get("/healthz", healthz)
-    metrics = Metrics(services.sessions)
-    monitor = monitor_for(services, app.client, metrics)
+    metrics = services.metrics
+    monitor = _monitor(services, app.client, metrics)
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
     recovering = asyncio.create_task(recover_forever(services, app.client, stop))
+    watching = asyncio.create_task(metrics.watch(stop)) if metrics_at else None
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of every later garbage collection, which then only walks per-request objects.
     gc.freeze()
-    runners: list[web.AppRunner] = []
+    # The Slack listener's thread asks for the interpreter to ack; the main thread hands it
+    # over after at most this long (Python's default is 5 ms).
+    sys.setswitchinterval(ACK_SWITCH_INTERVAL)
+    runners: list[web.AppRunner | ThreadedSite] = []
     try:
         what = "health only; Slack via Socket Mode" if socket_mode else "/slack/events"
-        runners.append(await _listen(web_app, host, port, what))
+        runners.append(await _listen(web_app, host, port, what, threaded=True))
         if metrics_at is not None:
             metrics_app = web.Application()
             metrics_app.router.add_get("/metrics", metrics.handler)
@@ -77,18 +90,66 @@ async def serve(
         stop.set()
         if polling is not None:
             await polling
+        if watching is not None:
+            await watching
         await recovering
+        if endpoint is not None:
+            await endpoint.drain()
         for runner in runners:
             await runner.cleanup()
 
 
-async def _listen(app: web.Application, host: str, port: int, what: str) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+class _NoAlerts:
+    """The notifier when there is no alert channel: the monitor still polls, records and
+    exports its metrics; incidents are kept, and nothing is posted."""
+
+    channel = ""
+
+    async def post_root(self, alert: Alert | GroupAlert) -> tuple[str, str] | None:
+        return None
+
+    async def edit_root(self, alert: Alert | GroupAlert) -> None:
+        return None
+
+    async def post_thread(self, alert: Alert | GroupAlert) -> None:
+        return None
+
+    async def post_chart(self, alert: Alert, png: bytes) -> None:
+        return None
+
+    async def post_file(self, alert: Any, filename: str, title: str, content: bytes) -> None:
+        return None
+
+
+def _monitor(services: Services, client: AsyncWebClient, metrics: Metrics) -> Monitor | None:
+    """The monitor whenever monitoring is on: alerting in Slack if there is an alert
+    channel, else metrics only (queue and poll metrics never depend on Slack alerting)."""
+    config = services.inventory.config
+    if config.monitor.enabled and config.slack.alert_channel is None:
+        log.info("monitoring without Slack alerts (no [slack] alert_channel): metrics only")
+        return Monitor(services, _NoAlerts(), metrics)
+    return monitor_for(services, client, metrics)
+
+
+async def _listen(
+    app: web.Application, host: str, port: int, what: str, *, threaded: bool = False
+) -> web.AppRunner | ThreadedSite:
+    """Serve ``app`` at ``host:port``; ``threaded``: from a thread of its own (the Slack
+    listener, whose acks must not wait for the main loop)."""
+    runner: web.AppRunner | ThreadedSite
     try:
-        await web.TCPSite(runner, host, port).start()
+        if threaded:
+            runner = ThreadedSite(app, host, port)
+            await runner.start()
+        else:
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except BaseException:
+                await runner.cleanup()
+                raise
     except (OSError, OverflowError) as exc:
-        await runner.cleanup()
         raise ConfigError(
             f"Cannot listen on {host}:{port} for {what}: {exc}. Choose another address or "
             "port (`mailqbot serve --host/--port`; for /metrics `--metrics-host/--metrics-port` "
@@ -99,7 +160,7 @@ async def _listen(app: web.Application, host: str, port: int, what: str) -> web.
 
 
 async def _socket_mode(app: AsyncApp, token: SecretStr, stop: asyncio.Event) -> None:
-    handler = AsyncSocketModeHandler(app, token.get_secret_value())
+    handler = AckFirstSocketModeHandler(app, token.get_secret_value())
     await handler.connect_async()  # type: ignore[no-untyped-call]
     log.info("connected to Slack in Socket Mode")
     try:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from fakes import FakeSlack, block_actions_body, slash_command_body, slash_command_payload
 from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +22,7 @@ from bot.db.models import AuditEvent, CommandRun, SlackDelivery
 from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Access, Grant
 from bot.slack.dedup import Deduplicator, delivery_key
+from bot.slack.http import AckFirstSocketModeHandler
 
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="viewer", members=["U0VIEWER"])])
 TRIGGER = "1764300000.4242.0123456789abcdef0123456789abcdef"
@@ -128,7 +128,7 @@ async def test_events_api_retry_is_dropped(world: SlackWorld) -> None:
 
 
 async def test_socket_mode_redelivery_runs_once(world: SlackWorld, slack: FakeSlack) -> None:
-    handler = AsyncSocketModeHandler(world.app, "xapp-dedup")
+    handler = AckFirstSocketModeHandler(world.app, "xapp-dedup")  # as `mailqbot serve` has it
     await handler.connect_async()  # type: ignore[no-untyped-call]
     try:
         payload = slash_command_payload(

@@ -43,8 +43,10 @@ def environment(slack: FakeSlack, db_url: str, tmp_path: Path, **extra: str) -> 
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("", encoding="ascii")
     config = tmp_path / "mailqbot.toml"
+    # monitored without an alert channel (metrics only); nothing listens on its port
     config.write_text(
-        f'[ssh]\nknown_hosts = "{known_hosts}"\n[[hosts]]\nname = "mx1"\naddress = "192.0.2.9"\n',
+        f'[ssh]\nknown_hosts = "{known_hosts}"\n[[hosts]]\nname = "mx1"\naddress = "127.0.0.1"\n'
+        f"port = {free_port()}\n[monitor]\ninterval = 1\njitter = 0\n",
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MAILQBOT_"))}
@@ -101,8 +103,16 @@ async def test_metrics_only_on_their_own_loopback_listener(
             async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
                 assert response.status == 200
                 scraped = await response.text()
-            assert "mailqbot_command_runs" in scraped
             assert "# TYPE mailqbot_polls_total counter" in scraped
+            assert "# TYPE mailqbot_commands_total counter" in scraped
+            # monitored with no alert channel: its metrics are there all the same
+            async with asyncio.timeout(20):
+                while 'mailqbot_host_up{host="mx1"} 0.0' not in scraped:
+                    await asyncio.sleep(0.2)
+                    async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                        scraped = await response.text()
+            assert 'mailqbot_poll_errors_total{host="mx1"} ' in scraped
+            assert "mailqbot_queue_messages{" not in scraped
             async with http.get(f"http://127.0.0.1:{metrics_port}/healthz") as response:
                 assert response.status == 404  # health stays on the Slack listener
         outside = outside_address()
@@ -117,6 +127,7 @@ async def test_metrics_only_on_their_own_loopback_listener(
         _, stderr = await process.communicate()
     assert b"Traceback" not in stderr, stderr.decode(errors="replace")
     assert f"listening on http://127.0.0.1:{metrics_port} (/metrics)".encode() in stderr
+    assert b"monitoring without Slack alerts" in stderr
 
 
 async def test_a_taken_metrics_port_is_a_clear_error(
