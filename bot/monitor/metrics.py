@@ -33,10 +33,11 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from bot.monitor.courier import Counters
 from bot.monitor.samples import Sample
 from bot.stores import status
 
@@ -79,6 +80,30 @@ class _Cluster(Collector):
             "When the cluster-wide gauges (incidents, plans) were last read from the database.",
             value=self.read_at,
         )
+
+
+class _AlertPosts(Collector):
+    """What the alert courier did with Slack (``bot.monitor.courier.Counters``): nothing is
+    dropped silently, so what went over a channel's budget is counted here."""
+
+    KINDS = ("posted", "folded", "edits", "edits_coalesced", "failed")
+
+    def __init__(self) -> None:
+        self.counters: Counters | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.counters is None:
+            return
+        family = CounterMetricFamily(
+            "mailqbot_alert_slack_calls",
+            "Alert posts and edits of this process: posted; folded (over the channel's budget, "
+            "carried by an edit of their root); edits made; edits coalesced into a later one; "
+            "failed Slack calls.",
+            labels=["kind"],
+        )
+        for kind in self.KINDS:
+            family.add_metric([kind], getattr(self.counters, kind))
+        yield family
 
 
 def _family(
@@ -160,10 +185,16 @@ class Metrics:
         )
         self._cluster = _Cluster()
         r.register(self._cluster)
+        self._alert_posts = _AlertPosts()
+        r.register(self._alert_posts)
         # host -> the gauges (and their label values) it has a series in
         self._series: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = {}
 
     # -- the monitor --------------------------------------------------------------------
+
+    def follow_alerts(self, counters: Counters) -> None:
+        """Export what the monitor's alert courier counts."""
+        self._alert_posts.counters = counters
 
     def observe(self, sample: Sample) -> None:
         """Record one poll: counters, duration, ``host_up``; the queue gauges of a good

@@ -71,6 +71,7 @@ class Monitor:
         )
         self.policy = Policy(self.config.cooldown, services.replica, self.config.notes_every)
         self.herald = Herald(services, notifier, notifier.channel, self.config, clock)
+        metrics.follow_alerts(self.herald.courier.counters)
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.waiting: set[str] = set()  # claimed, not started yet
         self.posting: set[asyncio.Task[None]] = set()

@@ -25,6 +25,7 @@ from bot.app.pipeline import handle
 from bot.app.runtime import open_services
 from bot.context import Request
 from bot.inventory import Inventory, parse_config
+from bot.monitor.courier import Counters
 from bot.monitor.metrics import Metrics
 from bot.monitor.samples import Sample
 from bot.monitor.scheduler import Monitor
@@ -202,6 +203,7 @@ BAD_SUFFIXES = re.compile(
 
 async def test_names_follow_the_prometheus_conventions(db_url: str, tmp_path: Path) -> None:
     metrics = await populated(db_url, tmp_path)
+    metrics.follow_alerts(Counters(posted=4, folded=3, edits=5))
     text = metrics.render().decode()
     families = list(text_string_to_metric_families(text))
     names = {f.name: f for f in families}
@@ -221,6 +223,7 @@ async def test_names_follow_the_prometheus_conventions(db_url: str, tmp_path: Pa
         "mailqbot_incidents_open",
         "mailqbot_action_plans_unfinished",
         "mailqbot_cluster_read_timestamp_seconds",
+        "mailqbot_alert_slack_calls",
     } <= set(names)
     for family in families:
         name = family.name
@@ -246,6 +249,8 @@ async def test_names_follow_the_prometheus_conventions(db_url: str, tmp_path: Pa
     assert by_host(names["mailqbot_spool_bytes"].samples, "mailqbot_spool_bytes") == {
         "mx1": 65536.0
     }
+    calls = {s.labels["kind"]: s.value for s in names["mailqbot_alert_slack_calls"].samples}
+    assert calls == {"posted": 4, "folded": 3, "edits": 5, "edits_coalesced": 0, "failed": 0}
     ran = {tuple(s.labels.values()): s.value for s in names["mailqbot_commands"].samples}
     assert ran == {("help", "ok"): 1.0}
     # The OpenMetrics parser is stricter still (counters, units, the EOF marker).
