@@ -4,24 +4,31 @@ Every lookup returns an ``Answer`` (records or a status: nxdomain, nodata, servf
 timeout, error) instead of raising, so a check can report exactly what DNS said. The
 resolver is the one in ``[diagnose] nameservers`` (the lab's dnsmasq in tests), or the
 system's when none is configured; ``lifetime`` bounds each lookup.
+
+SPF is evaluated by pyspf (RFC 7208, including macros, ``exists``, ``ptr``, CIDR lengths
+on ``a``/``mx`` and the lookup limits) in a worker thread, over a blocking dnspython resolver
+with the same settings: the RFC 7208 test suite runs against it in the tests. DNSBL answers
+are read by return code (``dnsbl``): a refusal such as Spamhaus's 127.255.255.x is not a listing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import threading
 from dataclasses import dataclass
-from typing import ClassVar
 
 import dns.asyncresolver
 import dns.exception
+import dns.message
+import dns.name
 import dns.resolver
 import dns.reversename
+import spf
 
 from bot.diag.config import DiagnoseSection
 
 MAX_MX = 4
-MAX_SPF_LOOKUPS = 10  # RFC 7208 4.6.4
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,17 @@ class Lookup:
         self.resolver.lifetime = lifetime
         self.resolver.timeout = min(2.0, lifetime)
         self.resolver.cache = None
+        self.config = config
+
+    def sync_resolver(self) -> dns.resolver.Resolver:
+        """A blocking resolver with the same settings (for pyspf, in a worker thread)."""
+        resolver = dns.resolver.Resolver(configure=not self.config.nameservers)
+        if self.config.nameservers:
+            resolver.nameservers = list(self.config.nameservers)
+            resolver.port = self.config.nameserver_port
+        resolver.lifetime = self.resolver.lifetime
+        resolver.timeout = self.resolver.timeout
+        return resolver
 
     async def query(self, name: str, rdtype: str) -> Answer:
         try:
@@ -167,15 +185,15 @@ async def sender_auth(lookup: Lookup, domain: str, address: str | None) -> Sende
     spf_answer, dmarc_answer = await asyncio.gather(
         lookup.query(domain, "TXT"), lookup.query(f"_dmarc.{domain}", "TXT")
     )
-    spf = _record(spf_answer, "v=spf1")
-    result = "none" if spf is None else "neutral"
+    record = _record(spf_answer, "v=spf1")
+    result = "none" if record is None else "neutral"
     if spf_answer.status in ("servfail", "timeout", "error"):
         result = "temperror"
-    elif spf is not None and address is not None:
-        result = await SpfCheck(lookup, address).evaluate(spf, domain)
+    elif record is not None and address is not None:
+        result = (await spf_check(lookup, address, f"postmaster@{domain}", domain)).result
     dmarc = _record(dmarc_answer, "v=DMARC1")
     policy = _tag(dmarc, "p") if dmarc else None
-    return SenderAuth(domain, spf, result, dmarc, policy)
+    return SenderAuth(domain, record, result, dmarc, policy)
 
 
 def _record(answer: Answer, prefix: str) -> str | None:
@@ -191,72 +209,77 @@ def _tag(record: str, name: str) -> str | None:
     return None
 
 
-class SpfCheck:
-    """A small SPF evaluator (RFC 7208): ip4, ip6, a, mx, include, redirect and all, with the
-    ten-lookup limit. Macros, exists and ptr are not evaluated (they give ``neutral``)."""
+def _spf_lookup(
+    name: str, qtype: str, strict: object = True, timeout: float = 20.0
+) -> list[tuple[tuple[str, str], object]]:
+    """pyspf's DNS driver (``spf.DNSLookup``), over the resolver of the calling thread's
+    evaluation: answers as pyspf's own dnspython driver gives them, errors as ``TempError``."""
+    resolver: dns.resolver.Resolver = _spf_local.resolver
+    try:
+        answer = resolver.resolve(
+            name,
+            qtype,
+            search=False,
+            raise_on_no_answer=False,
+            lifetime=min(float(timeout), resolver.lifetime),
+        )
+    except dns.resolver.NXDOMAIN:
+        return []
+    except (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong):
+        return []  # a name DNS cannot carry (from a macro): nothing to find
+    except dns.resolver.NoNameservers as exc:
+        if _cname_loop(exc):
+            return []  # a CNAME loop: an error in the data, not a temporary one (RFC 7208 5.5)
+        raise spf.TempError(f"DNS {exc}") from exc
+    except dns.exception.DNSException as exc:  # timeout, ...
+        raise spf.TempError(f"DNS {exc}") from exc
+    key = (name, qtype)
+    return [(key, _spf_value(qtype, rdata)) for rdata in answer]
 
-    QUALIFIERS: ClassVar[dict[str, str]] = {
-        "+": "pass",
-        "-": "fail",
-        "~": "softfail",
-        "?": "neutral",
-    }
 
-    def __init__(self, lookup: Lookup, address: str) -> None:
-        self.lookup = lookup
-        self.address = ipaddress.ip_address(address)
-        self.lookups = 0
+def _cname_loop(exc: dns.resolver.NoNameservers) -> bool:
+    errors = exc.kwargs.get("errors") or []
+    return bool(errors) and all(isinstance(e[3], dns.message.ChainTooLong) for e in errors)
 
-    async def evaluate(self, record: str, domain: str) -> str:
-        redirect = None
-        for term in record.split()[1:]:
-            if term.lower().startswith("redirect="):
-                redirect = term.split("=", 1)[1]
-                continue
-            qualifier = self.QUALIFIERS.get(term[0], "pass")
-            mechanism = term[1:] if term[0] in self.QUALIFIERS else term
-            matched = await self._matches(mechanism, domain)
-            if matched is None:
-                return "permerror"
-            if matched:
-                return qualifier
-        if redirect is not None:
-            return await self._include(redirect, redirect=True)
-        return "neutral"
 
-    async def _matches(self, mechanism: str, domain: str) -> bool | None:
-        name, _, value = mechanism.partition(":")
-        name = name.split("/")[0].lower()
-        value = value.split("/")[0] if name in ("a", "mx") else value
-        if name == "all":
-            return True
-        if name in ("ip4", "ip6"):
-            try:
-                return self.address in ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                return None
-        if name == "include":
-            return await self._include(value) == "pass"
-        if name in ("a", "mx"):
-            return await self._host_match(name, value or domain)
-        return False
+def _spf_value(qtype: str, rdata: object) -> object:
+    if qtype in ("A", "AAAA"):
+        return rdata.address  # type: ignore[attr-defined]
+    if qtype == "MX":
+        return (rdata.preference, rdata.exchange.to_text(True))  # type: ignore[attr-defined]
+    if qtype == "PTR":
+        return rdata.target.to_text(True)  # type: ignore[attr-defined]
+    return rdata.strings  # type: ignore[attr-defined]  # TXT, SPF
 
-    async def _include(self, domain: str, redirect: bool = False) -> str:
-        self.lookups += 1
-        if self.lookups > MAX_SPF_LOOKUPS or not domain:
-            return "permerror"
-        record = _record(await self.lookup.query(domain, "TXT"), "v=spf1")
-        if record is None:
-            return "permerror" if not redirect else "none"
-        return await self.evaluate(record, domain)
 
-    async def _host_match(self, kind: str, domain: str) -> bool | None:
-        self.lookups += 1
-        if self.lookups > MAX_SPF_LOOKUPS or not domain:
-            return None
-        rdtype = "AAAA" if self.address.version == 6 else "A"
-        names = [domain]
-        if kind == "mx":
-            names = [r.split()[-1] for r in (await self.lookup.query(domain, "MX")).records]
-        answers = await asyncio.gather(*(self.lookup.query(n, rdtype) for n in names[:10]))
-        return any(str(self.address) in a.records for a in answers)
+_spf_local = threading.local()
+spf.DNSLookup = _spf_lookup  # pyspf's documented seam for its DNS driver
+
+
+@dataclass(frozen=True)
+class SpfResult:
+    result: str  # pass, fail, softfail, neutral, none, permerror, temperror
+    explanation: str
+
+
+def spf_check_sync(
+    resolver: dns.resolver.Resolver, address: str, sender: str, helo: str, querytime: float
+) -> SpfResult:
+    """RFC 7208 ``check_host`` for ``address`` sending as ``sender`` (empty: the null sender,
+    checked as ``postmaster@helo``), by pyspf over ``resolver``. Blocking."""
+    _spf_local.resolver = resolver
+    try:
+        query = spf.query(i=address, s=sender, h=helo, querytime=querytime)
+        query.set_default_explanation("DEFAULT")
+        result, _code, explanation = query.check()
+    finally:
+        del _spf_local.resolver
+    result = {"unknown": "permerror", "error": "temperror"}.get(result, result)
+    return SpfResult(str(result), str(explanation or ""))
+
+
+async def spf_check(lookup: Lookup, address: str, sender: str, helo: str) -> SpfResult:
+    """``spf_check_sync`` in a worker thread, over ``lookup``'s resolver settings."""
+    return await asyncio.to_thread(
+        spf_check_sync, lookup.sync_resolver(), address, sender, helo, lookup.resolver.lifetime
+    )
