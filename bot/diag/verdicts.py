@@ -14,7 +14,11 @@ an action fits, a button whose value is the command to run.
 - ``greylisting``: recipients deferred with a greylisting reply: wait, do not flush.
 - ``site_down``: the diagnosed domain's MX addresses refuse, time out or turn us away while
   other destinations answer.
-- ``blocklisted``: the host's sending address is listed in a DNSBL zone (with its TXT).
+- ``blocklisted``: the host's sending address is listed in a DNSBL zone (with its TXT);
+  ``policy_listed`` when the only listing is Spamhaus's PBL (an address range that should
+  not send mail directly).
+- ``dnsbl_refused``: a DNSBL answered with a refusal code (Spamhaus 127.255.255.x: a public
+  resolver, too many queries, an unknown zone name): the address could not be checked there.
 - ``sender_auth``: soft (4xx) refusals that cite SPF/DKIM/DMARC, with the sender domains'
   SPF result for the sending address and their DMARC policy.
 """
@@ -96,6 +100,7 @@ def decide(ev: Evidence) -> list[Verdict]:
         greylisting(ev),
         site_down(ev),
         *blocklisted(ev),
+        *dnsbl_refused(ev),
         sender_auth(ev),
     ]
     return [v for v in found if v is not None]
@@ -267,21 +272,42 @@ def blocklisted(ev: Evidence) -> list[Verdict]:
     for address, listing in ev.listings:
         if listing.status != "listed":
             continue
+        lists = " ".join(listing.lists)
         facts = [
             fact(
                 "listed",
                 address=address,
                 zone=listing.zone,
-                codes=" ".join(listing.codes),
+                codes=" ".join(listing.codes) + (f": {lists}" if lists else ""),
                 reason=listing.reason or "(no TXT)",
             )
         ]
         if ev.queue and ev.queue.by_class.get("blocklisted"):
             facts.append(_class_fact(ev.queue, "blocklisted"))
-        found.append(
-            Verdict("blocklisted", tuple(facts), {"zone": listing.zone, "address": address})
-        )
+        kind = "policy_listed" if listing.lists and set(listing.lists) == {"PBL"} else "blocklisted"
+        found.append(Verdict(kind, tuple(facts), {"zone": listing.zone, "address": address}))
     return found
+
+
+def dnsbl_refused(ev: Evidence) -> list[Verdict]:
+    """A list that refused the bot's queries (127.255.255.x): not a listing, and not checked."""
+    zones: dict[str, list[Fact]] = {}
+    for address, listing in ev.listings:
+        if listing.status == "refused":
+            zones.setdefault(listing.zone, []).append(
+                fact(
+                    f"dnsbl_refused_{listing.refusal}",
+                    zone=listing.zone,
+                    address=address,
+                    codes=" ".join(listing.codes),
+                )
+            )
+    return [
+        Verdict(
+            "dnsbl_refused", tuple(facts), {"zone": zone, "address": facts[0].values["address"]}
+        )
+        for zone, facts in zones.items()
+    ]
 
 
 def sender_auth(ev: Evidence) -> Verdict | None:
