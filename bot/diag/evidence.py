@@ -1,8 +1,9 @@
 """What the queue says, gathered while ``read_host`` streams the listing into a summary.
 
 ``DiagBuilder`` is a ``SummaryBuilder`` that also notes, for deferred recipients: the
-reason classes for the domain under diagnosis, which domains each class spans, and which
-sender domains the SPF/DKIM/DMARC refusals are about. Everything is bounded.
+reason classes for the domain under diagnosis, which domains each class spans, which
+sender domains the SPF/DKIM/DMARC refusals are about, and relay providers' refusals
+(``bot.diag.relays``). Everything is bounded.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from bot.diag.relays import RefusalTally
 from bot.postfix.reasons import ReasonClass, analyse
 from bot.postfix.summary import SummaryBuilder
 
@@ -31,6 +33,7 @@ class QueueEvidence:
     sender_auth_sample: str = ""
     sender_auth_senders: tuple[str, ...] = ()  # sender domains of those messages
     sender_domains: tuple[str, ...] = ()  # top sender domains of deferred mail (to target)
+    relay_refusals: RefusalTally = field(default_factory=RefusalTally)  # relay providers'
 
     def in_target(self, *classes: str) -> int:
         return sum(self.target.get(c, 0) for c in classes)
@@ -42,9 +45,13 @@ def _domain(address: str) -> str:
 
 
 class DiagBuilder(SummaryBuilder):
-    def __init__(self, now: float, domain: str | None) -> None:
+    def __init__(
+        self, now: float, domain: str | None, relay_aliases: dict[str, str] | None = None
+    ) -> None:
         super().__init__(now)
         self.domain = domain
+        self._dx_aliases = relay_aliases or {}
+        self._dx_relays = RefusalTally()
         self._dx_classes: Counter[str] = Counter()
         self._dx_domains: dict[str, set[str]] = {}
         self._dx_samples: dict[str, str] = {}
@@ -75,7 +82,9 @@ class DiagBuilder(SummaryBuilder):
             return
         sender = _domain(sender_address)
         for recipient in recipients:
-            reason_class, reason = analyse(recipient.get("delay_reason", ""))
+            raw = recipient.get("delay_reason", "")
+            self._dx_relays.add(raw, recipient["address"], self._dx_aliases)
+            reason_class, reason = analyse(raw)
             name = reason_class.value
             domain = _domain(recipient["address"])
             self._dx_deferred += 1
@@ -113,4 +122,5 @@ class DiagBuilder(SummaryBuilder):
             sender_auth_sample=self._dx_auth_sample,
             sender_auth_senders=tuple(d for d, _ in self._dx_auth_senders.most_common(3)),
             sender_domains=tuple(d for d, _ in self._dx_senders.most_common(3)),
+            relay_refusals=self._dx_relays,
         )

@@ -11,6 +11,10 @@ an action fits, a button whose value is the command to run.
   the bot resolves, or ``posttls-finger`` on the host fails where the bot resolves and it
   uses the same resolver as Postfix.
 - ``relay_auth``: the queue holds SASL/authentication refusals from the relay.
+- Relay providers (``relay_verdicts``): a SendGrid, Amazon SES, Mailgun or Postmark refusal
+  (``PROVIDER_KIND``, e.g. ``ses_sender_unverified``, or ``relay_auth_missing``), with the
+  provider's own next step; ``PROVIDER_setup`` when relayhost names a provider in a way
+  that fails or leaks (port 25, no brackets, no STARTTLS, SASL off for smtp).
 - ``greylisting``: recipients deferred with a greylisting reply: wait, do not flush.
 - ``site_down``: the diagnosed domain's MX addresses refuse, time out or turn us away while
   other destinations answer.
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from bot.diag.dns import Listing, MxReport, SenderAuth
 from bot.diag.evidence import QueueEvidence
 from bot.diag.host import ResolvConfs, SmtpProbe
+from bot.diag.relays import Provider, RefusalTally, Relayhost
 from bot.text import duration
 
 DOWN = ("refused", "timeout", "greeting_timeout", "rejected")
@@ -53,6 +58,8 @@ class Relay:
     password_map: str  # the map spec, redacted (bot.postfix.redact); "" if none
     map_path: str | None  # its database file; None: not a file map (in-line, or other type)
     map_file: tuple[int, int] | None  # (size, mtime) of that file; None: missing
+    target: Relayhost | None = None  # relayhost's first destination, parsed
+    provider: Provider | None = None  # the relay provider it is (bot.diag.relays)
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class Evidence:
     settings: dict[str, str] = field(default_factory=dict)
     listings: tuple[tuple[str, Listing], ...] = ()  # (sending address, listing)
     senders: tuple[SenderAuth, ...] = ()
+    relay_log: RefusalTally | None = None  # relay providers' refusals that bounced (mail log)
 
 
 @dataclass(frozen=True)
@@ -93,10 +101,18 @@ def fact(key: str, **values: Value) -> Fact:
 
 
 def decide(ev: Evidence) -> list[Verdict]:
+    from bot.diag.relay_verdicts import relay_refusals, relay_setup  # they build on this module
+
+    providers = relay_refusals(ev)
+    deferred = sum(int(v.facts[0].values["deferred"]) for v in providers)
+    auth = ev.queue.by_class.get("auth_failure", 0) if ev.queue else 0
+    explained = auth <= deferred  # the providers' verdicts say more than relay_auth
     found = [
         port25_blocked(ev),
         resolver_broken(ev),
-        relay_auth(ev),
+        *providers,
+        None if explained else relay_auth(ev),
+        relay_setup(ev),
         greylisting(ev),
         site_down(ev),
         *blocklisted(ev),
@@ -183,35 +199,42 @@ def relay_auth(ev: Evidence) -> Verdict | None:
     queue = ev.queue
     if queue is None or not queue.by_class.get("auth_failure"):
         return None
-    facts = [_class_fact(queue, "auth_failure")]
-    relay = ev.relay
-    if relay is not None:
-        facts.append(
-            fact(
-                "sasl",
-                where=", ".join(relay.sasl) or "nowhere",
-                relayhost=relay.relayhost or "(none: transport_maps decide)",
-            )
-        )
-        if relay.password_map and relay.map_file is not None:
-            age = duration(ev.now - relay.map_file[1])
-            facts.append(fact("password_map", map=relay.password_map, age=age))
-        elif relay.password_map and relay.map_path is not None:
-            facts.append(fact("password_map_missing", map=relay.password_map))
-        elif relay.password_map:
-            facts.append(fact("password_map_unchecked", map=relay.password_map))
+    facts = [_class_fact(queue, "auth_failure"), *sasl_facts(ev)]
     offering = [p for p in (*ev.submission, *ev.probes) if p.result.auth]
     if offering:
         p = offering[0]
         facts.append(
             fact("relay_offers_auth", host=p.name, port=p.port, mechanisms=" ".join(p.result.auth))
         )
+    relay = ev.relay
     return Verdict(
         "relay_auth",
         tuple(facts),
         {"map": relay.password_map if relay else ""},
         button=_flush(ev, reason="auth_failure"),
     )
+
+
+def sasl_facts(ev: Evidence) -> list[Fact]:
+    """Where SASL is on, and the password map's state."""
+    relay = ev.relay
+    if relay is None:
+        return []
+    facts = [
+        fact(
+            "sasl",
+            where=", ".join(relay.sasl) or "nowhere",
+            relayhost=relay.relayhost or "(none: transport_maps decide)",
+        )
+    ]
+    if relay.password_map and relay.map_file is not None:
+        age = duration(ev.now - relay.map_file[1])
+        facts.append(fact("password_map", map=relay.password_map, age=age))
+    elif relay.password_map and relay.map_path is not None:
+        facts.append(fact("password_map_missing", map=relay.password_map))
+    elif relay.password_map:
+        facts.append(fact("password_map_unchecked", map=relay.password_map))
+    return facts
 
 
 def greylisting(ev: Evidence) -> Verdict | None:
