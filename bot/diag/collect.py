@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from bot.diag import dns, relays
+from bot.diag import dns, dnsbl, relays, senderauth
 from bot.diag import host as remote
 from bot.diag.config import DiagnoseSection
 from bot.diag.evidence import DiagBuilder, QueueEvidence
 from bot.diag.lint import Finding, lint
+from bot.diag.model import Evidence, Probe, Relay, Verdict
 from bot.diag.relaylog import bounced_refusals
 from bot.diag.runner import Check, Outcome, Runner
-from bot.diag.verdicts import Evidence, Probe, Relay, Verdict, decide
+from bot.diag.verdicts import decide
 from bot.inventory import Host
 from bot.postfix.reader import read_host
 from bot.postfix.redact import redact_text
@@ -56,8 +57,8 @@ class _Found:
     canaries: list[Check[Probe]] = field(default_factory=list)
     submission: list[Check[Probe]] = field(default_factory=list)
     queue_dns: list[Check[dns.MxReport]] = field(default_factory=list)
-    listings: list[tuple[str, Check[dns.Listing]]] = field(default_factory=list)
-    senders: list[Check[dns.SenderAuth]] = field(default_factory=list)
+    listings: list[tuple[str, Check[dnsbl.Listing]]] = field(default_factory=list)
+    senders: list[Check[senderauth.SenderAuth]] = field(default_factory=list)
     relay_log: Check[relays.RefusalTally] | None = None
 
 
@@ -200,7 +201,9 @@ class Diagnoser:
             self.runner.start("ptr", address, partial(dns.reverse_report, self.lookup, address))
             for zone in self.config.dnsbl_zones:
                 check = self.runner.start(
-                    "dnsbl", f"{address} in {zone}", partial(dns.dnsbl, self.lookup, address, zone)
+                    "dnsbl",
+                    f"{address} in {zone}",
+                    partial(dnsbl.dnsbl, self.lookup, address, zone),
                 )
                 self.found.listings.append((address, check))
         return addresses
@@ -232,7 +235,7 @@ class Diagnoser:
                 self.runner.start(
                     "sender_auth",
                     sender,
-                    partial(dns.sender_auth, self.lookup, sender, ips[0] if ips else None),
+                    partial(senderauth.sender_auth, self.lookup, sender, ips[0] if ips else None),
                 )
             )
         return len(failing)

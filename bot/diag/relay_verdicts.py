@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
+from bot.diag.model import Evidence, Fact, Value, Verdict, fact, sasl_facts
 from bot.diag.relays import PROVIDERS, RefusalTally
-from bot.diag.verdicts import Evidence, Fact, Value, Verdict, fact, sasl_facts
 
 GENERIC = ("auth_missing", "tls_missing")  # the same step whoever the provider is
 LOGIN = ("credentials", "auth_missing")

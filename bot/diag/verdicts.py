@@ -29,80 +29,25 @@ an action fits, a button whose value is the command to run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from bot.diag.dns import Listing, MxReport, SenderAuth
-from bot.diag.evidence import QueueEvidence
-from bot.diag.host import ResolvConfs, SmtpProbe
-from bot.diag.relays import Provider, RefusalTally, Relayhost
-from bot.text import duration
+from bot.diag.dns import MxReport
+from bot.diag.dns_verdicts import blocklisted, dnsbl_refused, sender_auth
+from bot.diag.model import (
+    Evidence,
+    Fact,
+    Verdict,
+    class_fact,
+    fact,
+    flush_button,
+    sasl_facts,
+)
+from bot.diag.relay_verdicts import relay_refusals, relay_setup
 
 DOWN = ("refused", "timeout", "greeting_timeout", "rejected")
 DNS_CLASSES = ("dns_tempfail", "host_not_found")
 SITE_CLASSES = ("connection_refused", "connection_timeout", "rate_limited")
-Value = str | int
-
-
-@dataclass(frozen=True)
-class Probe:
-    address: str
-    port: int
-    name: str  # the MX (or relay) host name it belongs to
-    result: SmtpProbe
-
-
-@dataclass(frozen=True)
-class Relay:
-    relayhost: str
-    sasl: tuple[str, ...]  # where SASL is on: "main.cf", "relay/unix", ...
-    password_map: str  # the map spec, redacted (bot.postfix.redact); "" if none
-    map_path: str | None  # its database file; None: not a file map (in-line, or other type)
-    map_file: tuple[int, int] | None  # (size, mtime) of that file; None: missing
-    target: Relayhost | None = None  # relayhost's first destination, parsed
-    provider: Provider | None = None  # the relay provider it is (bot.diag.relays)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    host: str
-    domain: str | None
-    now: float
-    queue: QueueEvidence | None = None
-    mx: MxReport | None = None
-    host_lookup: SmtpProbe | None = None
-    probes: tuple[Probe, ...] = ()  # port 25 of the domain's MX addresses
-    canaries: tuple[Probe, ...] = ()  # port 25 of the probe domains' MX addresses
-    submission: tuple[Probe, ...] = ()  # 587/465 (relay, or hosts that timed out on 25)
-    queue_dns: tuple[MxReport, ...] = ()  # the bot's view of domains Postfix failed to resolve
-    resolv: ResolvConfs | None = None
-    relay: Relay | None = None
-    settings: dict[str, str] = field(default_factory=dict)
-    listings: tuple[tuple[str, Listing], ...] = ()  # (sending address, listing)
-    senders: tuple[SenderAuth, ...] = ()
-    relay_log: RefusalTally | None = None  # relay providers' refusals that bounced (mail log)
-
-
-@dataclass(frozen=True)
-class Fact:
-    key: str
-    values: dict[str, Value] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: str
-    facts: tuple[Fact, ...]
-    values: dict[str, Value] = field(default_factory=dict)  # for the next-step wording
-    button: str | None = None  # the command a button runs
-
-
-def fact(key: str, **values: Value) -> Fact:
-    return Fact(key, values)
 
 
 def decide(ev: Evidence) -> list[Verdict]:
-    from bot.diag.relay_verdicts import relay_refusals, relay_setup  # they build on this module
-
     providers = relay_refusals(ev)
     deferred = sum(int(v.facts[0].values["deferred"]) for v in providers)
     auth = ev.queue.by_class.get("auth_failure", 0) if ev.queue else 0
@@ -120,11 +65,6 @@ def decide(ev: Evidence) -> list[Verdict]:
         sender_auth(ev),
     ]
     return [v for v in found if v is not None]
-
-
-def _flush(ev: Evidence, **filters: str) -> str:
-    words = " ".join(f"{k}={v}" for k, v in filters.items())
-    return f"flush {ev.host} {words}".strip()
 
 
 def port25_blocked(ev: Evidence) -> Verdict | None:
@@ -150,18 +90,8 @@ def port25_blocked(ev: Evidence) -> Verdict | None:
         ),
     ]
     if ev.queue and ev.queue.by_class.get("connection_timeout"):
-        facts.append(_class_fact(ev.queue, "connection_timeout"))
+        facts.append(class_fact(ev.queue, "connection_timeout"))
     return Verdict("port25_blocked", tuple(facts))
-
-
-def _class_fact(queue: QueueEvidence, name: str) -> Fact:
-    return fact(
-        "queue_class",
-        cls=name,
-        count=queue.by_class.get(name, 0),
-        domains=queue.class_domain_counts.get(name, 0),
-        sample=queue.samples.get(name, ""),
-    )
 
 
 def resolver_broken(ev: Evidence) -> Verdict | None:
@@ -170,7 +100,7 @@ def resolver_broken(ev: Evidence) -> Verdict | None:
     if ev.queue and resolved:
         for name in DNS_CLASSES:
             if ev.queue.by_class.get(name):
-                facts.append(_class_fact(ev.queue, name))
+                facts.append(class_fact(ev.queue, name))
         facts += [fact("bot_resolves", domain=mx.domain, mx=_mx_text(mx)) for mx in resolved]
     same_resolver = ev.resolv is not None and not ev.resolv.differ
     lookup = ev.host_lookup
@@ -188,7 +118,7 @@ def resolver_broken(ev: Evidence) -> Verdict | None:
                 chroot=" ".join(ev.resolv.chroot or ()) or "-",
             )
         )
-    return Verdict("resolver_broken", tuple(facts), button=_flush(ev, reason="dns_tempfail"))
+    return Verdict("resolver_broken", tuple(facts), button=flush_button(ev, reason="dns_tempfail"))
 
 
 def _mx_text(mx: MxReport) -> str:
@@ -199,7 +129,7 @@ def relay_auth(ev: Evidence) -> Verdict | None:
     queue = ev.queue
     if queue is None or not queue.by_class.get("auth_failure"):
         return None
-    facts = [_class_fact(queue, "auth_failure"), *sasl_facts(ev)]
+    facts = [class_fact(queue, "auth_failure"), *sasl_facts(ev)]
     offering = [p for p in (*ev.submission, *ev.probes) if p.result.auth]
     if offering:
         p = offering[0]
@@ -211,30 +141,8 @@ def relay_auth(ev: Evidence) -> Verdict | None:
         "relay_auth",
         tuple(facts),
         {"map": relay.password_map if relay else ""},
-        button=_flush(ev, reason="auth_failure"),
+        button=flush_button(ev, reason="auth_failure"),
     )
-
-
-def sasl_facts(ev: Evidence) -> list[Fact]:
-    """Where SASL is on, and the password map's state."""
-    relay = ev.relay
-    if relay is None:
-        return []
-    facts = [
-        fact(
-            "sasl",
-            where=", ".join(relay.sasl) or "nowhere",
-            relayhost=relay.relayhost or "(none: transport_maps decide)",
-        )
-    ]
-    if relay.password_map and relay.map_file is not None:
-        age = duration(ev.now - relay.map_file[1])
-        facts.append(fact("password_map", map=relay.password_map, age=age))
-    elif relay.password_map and relay.map_path is not None:
-        facts.append(fact("password_map_missing", map=relay.password_map))
-    elif relay.password_map:
-        facts.append(fact("password_map_unchecked", map=relay.password_map))
-    return facts
 
 
 def greylisting(ev: Evidence) -> Verdict | None:
@@ -286,70 +194,5 @@ def site_down(ev: Evidence) -> Verdict | None:
         "site_down",
         tuple(facts),
         {"domain": ev.domain, "lifetime": lifetime},
-        button=_flush(ev, domain=ev.domain),
-    )
-
-
-def blocklisted(ev: Evidence) -> list[Verdict]:
-    found = []
-    for address, listing in ev.listings:
-        if listing.status != "listed":
-            continue
-        lists = " ".join(listing.lists)
-        facts = [
-            fact(
-                "listed",
-                address=address,
-                zone=listing.zone,
-                codes=" ".join(listing.codes) + (f": {lists}" if lists else ""),
-                reason=listing.reason or "(no TXT)",
-            )
-        ]
-        if ev.queue and ev.queue.by_class.get("blocklisted"):
-            facts.append(_class_fact(ev.queue, "blocklisted"))
-        kind = "policy_listed" if listing.lists and set(listing.lists) == {"PBL"} else "blocklisted"
-        found.append(Verdict(kind, tuple(facts), {"zone": listing.zone, "address": address}))
-    return found
-
-
-def dnsbl_refused(ev: Evidence) -> list[Verdict]:
-    """A list that refused the bot's queries (127.255.255.x): not a listing, and not checked."""
-    zones: dict[str, list[Fact]] = {}
-    for address, listing in ev.listings:
-        if listing.status == "refused":
-            zones.setdefault(listing.zone, []).append(
-                fact(
-                    f"dnsbl_refused_{listing.refusal}",
-                    zone=listing.zone,
-                    address=address,
-                    codes=" ".join(listing.codes),
-                )
-            )
-    return [
-        Verdict(
-            "dnsbl_refused", tuple(facts), {"zone": zone, "address": facts[0].values["address"]}
-        )
-        for zone, facts in zones.items()
-    ]
-
-
-def sender_auth(ev: Evidence) -> Verdict | None:
-    queue = ev.queue
-    if queue is None or not queue.sender_auth_rejects:
-        return None
-    facts = [fact("auth_rejects", count=queue.sender_auth_rejects, sample=queue.sender_auth_sample)]
-    for sender in ev.senders:
-        facts.append(
-            fact(
-                "spf",
-                domain=sender.domain,
-                record=sender.spf or "(none)",
-                result=sender.spf_result,
-                dmarc=sender.dmarc_policy or "(none)",
-            )
-        )
-    button = _flush(ev, domain=ev.domain) if ev.domain else _flush(ev, reason="blocklisted")
-    senders = ", ".join(s.domain for s in ev.senders) or ", ".join(queue.sender_auth_senders)
-    return Verdict(
-        "sender_auth", tuple(facts), {"senders": senders or "the sender domains"}, button=button
+        button=flush_button(ev, domain=ev.domain),
     )

@@ -11,8 +11,11 @@ from dnsserver import dns_server
 from bot import render
 from bot.diag.collect import Diagnosis
 from bot.diag.config import DiagnoseSection
-from bot.diag.dns import Listing, Lookup, dnsbl, sender_auth
-from bot.diag.verdicts import Evidence, decide
+from bot.diag.dns import Lookup
+from bot.diag.dnsbl import Listing, dnsbl
+from bot.diag.model import Evidence
+from bot.diag.senderauth import sender_auth
+from bot.diag.verdicts import decide
 
 ZONE = {
     # Spamhaus ZEN, as it answers a resolver it serves

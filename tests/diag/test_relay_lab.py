@@ -18,7 +18,7 @@ import pytest
 from diaglab import delete, inject, lab_config, postfix_settings, wait_deferred
 
 from bot.diag.collect import Diagnoser, Diagnosis
-from bot.diag.verdicts import Verdict
+from bot.diag.model import Verdict
 from bot.inventory import Inventory
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor

@@ -10,8 +10,9 @@ from bot import render
 from bot.diag.collect import Diagnosis
 from bot.diag.evidence import DiagBuilder
 from bot.diag.host import SmtpProbe
+from bot.diag.model import Evidence, Probe, Relay
 from bot.diag.relays import RefusalTally, parse_relayhost, recognise
-from bot.diag.verdicts import Evidence, Probe, Relay, decide
+from bot.diag.verdicts import decide
 
 NOW = 1_800_000_000.0
 MAP = "hash:/etc/postfix/sasl_passwd"
@@ -155,3 +156,29 @@ def test_a_relayhost_set_up_well_gives_no_verdict() -> None:
         settings={"smtp_tls_security_level": "may"},
     )
     assert decide(unknown) == []  # not a provider: none of this applies
+
+
+@pytest.mark.parametrize(
+    ("relayhost", "kind", "words"),
+    [
+        (
+            "email-smtp.eu-west-1.amazonaws.com:25",
+            "ses_setup",
+            "SES SMTP credentials made for that region",
+        ),
+        ("smtp.eu.mailgun.org", "mailgun_setup", "postmaster@DOMAIN"),
+        (
+            "[smtp.postmarkapp.com]:465",
+            "postmark_setup",
+            "Server API token as both user name and password",
+        ),
+        ("smtp.sendgrid.net:25", "sendgrid_setup", "apikey:API_KEY"),
+    ],
+)
+def test_every_provider_has_its_settings(relayhost: str, kind: str, words: str) -> None:
+    evidence = Evidence(
+        "mx1", None, NOW, relay=relay(relayhost), settings={"smtp_tls_security_level": "encrypt"}
+    )
+    kinds, text = rendered(evidence)
+    assert kinds == [kind]
+    assert words in text

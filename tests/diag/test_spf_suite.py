@@ -17,7 +17,8 @@ import yaml
 from dnsserver import Answerer, Zone, dns_server
 
 from bot.diag.config import DiagnoseSection
-from bot.diag.dns import Lookup, spf_check
+from bot.diag.dns import Lookup
+from bot.diag.senderauth import spf_check
 
 SUITE = Path(__file__).resolve().parents[1] / "data" / "rfc7208" / "rfc7208-tests.yml"
 
