@@ -31,6 +31,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.postfix.reasons import normalise
+
 PROVIDERS = {
     "sendgrid": "SendGrid",
     "ses": "Amazon SES",
@@ -226,7 +228,8 @@ class RefusalTally:
         if key not in self.counts and len(self.counts) >= self.limit:
             return
         self.counts[key] = self.counts.get(key, 0) + 1
-        self.samples.setdefault(key, reason[:500])
+        if key not in self.samples:  # addresses and IPs folded, as every queue sample
+            self.samples[key] = normalise(reason)[:500]
         if refusal.region or (provider and provider.region):
             self.regions.setdefault(key, refusal.region or (provider.region if provider else ""))
         if bounced:
