@@ -27,10 +27,12 @@ pytestmark = pytest.mark.lab
 
 ALIASES = {
     "smtp.sendgrid.test": "sendgrid",
+    "user.sendgrid.test": "sendgrid",
     "email-smtp.eu-west-1.ses.test": "ses:eu-west-1",
     "email-smtp.us-east-1.ses.test": "ses:us-east-1",
     "smtp.mailgun.test": "mailgun",
     "smtp.postmarkapp.test": "postmark",
+    "token.postmarkapp.test": "postmark",
 }
 
 
@@ -132,6 +134,15 @@ async def test_sendgrid_sender_identity(executor: SSHExecutor) -> None:
     assert int(found["bounced"]) >= 1  # type: ignore[call-overload]
 
 
+async def test_sendgrid_wants_the_apikey_user(executor: SSHExecutor) -> None:
+    with sent(("billing@invoices.test", "orders@sendgrid-user.relay.test")) as (queue_id,):
+        assert "535 Authentication failed: Bad username / password" in wait_deferred(queue_id)
+        result = await diagnose(executor, "[user.sendgrid.test]:587")
+    found = verdict(result, "sendgrid_credentials")
+    assert refused(found)["host"] == "user.sendgrid.test"
+    assert found.button == "flush lab reason=auth_failure"
+
+
 async def test_mailgun_sandbox_and_unverified_domain(executor: SSHExecutor) -> None:
     with sent(
         ("sandbox@invoices.test", "orders@mailgun.relay.test"),
@@ -150,6 +161,15 @@ async def test_postmark_wants_the_server_token(executor: SSHExecutor) -> None:
         result = await diagnose(executor, "[smtp.postmarkapp.test]:587")
     found = verdict(result, "postmark_credentials")
     assert refused(found)["host"] == "smtp.postmarkapp.test"
+
+
+async def test_postmark_sender_signature(executor: SSHExecutor) -> None:
+    with sent(("unverified@invoices.test", "orders@postmark-token.relay.test")) as (queue_id,):
+        assert "is not a Sender Signature on your account" in wait_bounced(queue_id)
+        result = await diagnose(executor, "[token.postmarkapp.test]:587")
+    found = refused(verdict(result, "postmark_sender_unverified"))
+    assert found["host"] == "token.postmarkapp.test"
+    assert int(found["bounced"]) >= 1  # type: ignore[call-overload]
 
 
 async def test_a_provider_relayhost_set_up_badly(executor: SSHExecutor) -> None:

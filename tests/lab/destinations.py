@@ -279,7 +279,9 @@ async def relay_session(
         verb = verb.upper()
         if verb == "AUTH":
             await writer.drain()
-            reply = relay_login(cls, *await read_auth(arg, reader, send))
+            user, password = await read_auth(arg, reader, send)
+            reply = relay_login(cls, user, password)
+            print(f"{cls}: AUTH {arg.split(' ')[0]} as {user!r}: {reply[:3]}", flush=True)
             logged_in = reply.startswith("235")
             send([reply])
             continue

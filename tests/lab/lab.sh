@@ -54,20 +54,25 @@ policy_softfail     policy.test     127.0.0.17
 # class          relay host name                 address     domain routed through it
 RELAYS="
 relay_sendgrid   smtp.sendgrid.test              127.0.0.40  sendgrid.relay.test
+relay_sendgrid   user.sendgrid.test              127.0.0.40  sendgrid-user.relay.test
 relay_ses        email-smtp.eu-west-1.ses.test   127.0.0.41  ses.relay.test
 relay_ses        email-smtp.us-east-1.ses.test   127.0.0.41  ses-iam.relay.test
 relay_mailgun    smtp.mailgun.test               127.0.0.42  mailgun.relay.test
 relay_postmark   smtp.postmarkapp.test           127.0.0.43  postmark.relay.test
+relay_postmark   token.postmarkapp.test          127.0.0.43  postmark-token.relay.test
 "
-# The logins (not secrets): SendGrid's is right (user apikey); SES eu-west-1 has SMTP
-# credentials (a 44-character password), us-east-1 an IAM key pair (a 40-character secret,
-# which SES refuses); Mailgun's is right; Postmark's user is not its server token.
+# The logins (not secrets): SendGrid's is right (user apikey), user.sendgrid.test's user is
+# an account name; SES eu-west-1 has SMTP credentials (a 44-character password), us-east-1 an
+# IAM key pair (a 40-character secret, which SES refuses); Mailgun's is right; Postmark's
+# user is not its server token, token.postmarkapp.test's is (the token as user and password).
 RELAY_LOGINS="
 [smtp.sendgrid.test]:587 apikey:SG.lab-key-not-a-secret
+[user.sendgrid.test]:587 lab-account:SG.lab-key-not-a-secret
 [email-smtp.eu-west-1.ses.test]:587 AKIALABSMTPNOTASECRET:BLabSmtpPasswordNotASecretAbcdefghijklmnopqr
 [email-smtp.us-east-1.ses.test]:587 AKIALABIAMNOTASECRET:labIamSecretAccessKeyNotASecret012345678
 [smtp.mailgun.test]:587 postmaster@mg.lab.test:lab-password-not-a-secret
 [smtp.postmarkapp.test]:587 lab-user:lab-server-token-not-a-secret
+[token.postmarkapp.test]:587 lab-server-token:lab-server-token
 "
 PUBLIC_DNS_PORT=5354 # the "public view" resolver the bot's diagnose uses in the lab
 
