@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from bot.diag import dns
+from bot.diag import dns, dnsbl, relays, senderauth
 from bot.diag import host as remote
 from bot.diag.config import DiagnoseSection
 from bot.diag.evidence import DiagBuilder, QueueEvidence
 from bot.diag.lint import Finding, lint
+from bot.diag.model import Evidence, Probe, Relay, Verdict
+from bot.diag.relaylog import bounced_refusals
 from bot.diag.runner import Check, Outcome, Runner
-from bot.diag.verdicts import Evidence, Probe, Relay, Verdict, decide
+from bot.diag.verdicts import decide
 from bot.inventory import Host
 from bot.postfix.reader import read_host
 from bot.postfix.redact import redact_text
@@ -31,7 +32,6 @@ from bot.remote.ssh import REMOTE_TIMEOUT_EXIT
 T = TypeVar("T")
 MAX_QUEUE_DNS = 3
 MAX_SENDERS = 2
-_RELAYHOST = re.compile(r"\[?([A-Za-z0-9.:-]+?)\]?(?::(\d{1,5}))?")
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,10 @@ class _Found:
     canaries: list[Check[Probe]] = field(default_factory=list)
     submission: list[Check[Probe]] = field(default_factory=list)
     queue_dns: list[Check[dns.MxReport]] = field(default_factory=list)
-    listings: list[tuple[str, Check[dns.Listing]]] = field(default_factory=list)
+    listings: list[tuple[str, Check[dnsbl.Listing]]] = field(default_factory=list)
     reverse: list[Check[dns.ReverseReport]] = field(default_factory=list)
-    senders: list[Check[dns.SenderAuth]] = field(default_factory=list)
+    senders: list[Check[senderauth.SenderAuth]] = field(default_factory=list)
+    relay_log: Check[relays.RefusalTally] | None = None
 
 
 class Diagnoser:
@@ -128,7 +129,7 @@ class Diagnoser:
         return remote.parse_settings(await self._run(remote.postconf_services()))
 
     async def _queue(self, domain: str | None) -> QueueEvidence:
-        builder = DiagBuilder(self.now, domain)
+        builder = DiagBuilder(self.now, domain, self.config.relay_providers)
         await read_host(self.gateway, self.host, self.now, builder=builder)
         return builder.evidence()
 
@@ -162,10 +163,20 @@ class Diagnoser:
         main, overrides = settings.value or {}, services.value or {}
         sasl, password_map = sasl_settings(main, overrides)
         relayhost = main.get("relayhost", "")
-        if relayhost:
-            await self._probe_relayhost(relayhost)
+        target = relays.parse_relayhost(relayhost)
+        provider = relays.recognise(target.host, self.config.relay_providers) if target else None
+        if target is not None:
+            await self._probe_relayhost(target)
+        if provider is not None:  # its permanent refusals bounced: only the log has them
+            self.found.relay_log = self.runner.start(
+                "relay_log",
+                self.host.name,
+                lambda: bounced_refusals(
+                    self.gateway, self.host, self.now, self.config.relay_providers
+                ),
+            )
         path = remote.map_file(password_map)
-        return Relay(relayhost, sasl, password_map, path, await self._stat(path))
+        return Relay(relayhost, sasl, password_map, path, await self._stat(path), target, provider)
 
     async def _stat(self, path: str | None) -> tuple[int, int] | None:
         if path is None:  # no map, or not a database file (an in-line map is never stat'ed)
@@ -173,11 +184,8 @@ class Diagnoser:
         result = await self.gateway.run(self.host, remote.stat_file(path), check=False)
         return remote.parse_stat(result.stdout) if result.exit_status == 0 else None
 
-    async def _probe_relayhost(self, relayhost: str) -> None:
-        match = _RELAYHOST.fullmatch(relayhost.split(",")[0].strip())
-        if match is None:
-            return
-        name, port = match.group(1), int(match.group(2) or 25)
+    async def _probe_relayhost(self, target: relays.Relayhost) -> None:
+        name, port = target.host, target.port or 25
         addresses = [name] if _is_ip(name) else []
         if not addresses:
             report = await dns.mx_report(self.lookup, name)
@@ -196,7 +204,9 @@ class Diagnoser:
             )
             for zone in self.config.dnsbl_zones:
                 check = self.runner.start(
-                    "dnsbl", f"{address} in {zone}", partial(dns.dnsbl, self.lookup, address, zone)
+                    "dnsbl",
+                    f"{address} in {zone}",
+                    partial(dnsbl.dnsbl, self.lookup, address, zone),
                 )
                 self.found.listings.append((address, check))
         return addresses
@@ -228,7 +238,7 @@ class Diagnoser:
                 self.runner.start(
                     "sender_auth",
                     sender,
-                    partial(dns.sender_auth, self.lookup, sender, ips[0] if ips else None),
+                    partial(senderauth.sender_auth, self.lookup, sender, ips[0] if ips else None),
                 )
             )
         return len(failing)
@@ -261,6 +271,7 @@ class Diagnoser:
             listings=tuple((a, c.value) for a, c in found.listings if c.value is not None),
             senders=_values(found.senders),
             reverse=_values(found.reverse),
+            relay_log=found.relay_log.value if found.relay_log else None,
         )
 
 

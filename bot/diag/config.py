@@ -10,6 +10,8 @@ check_timeout = 8.0           # seconds each check may take
 budget = 20.0                 # seconds the whole diagnosis may take
 [diagnose.sending_ips]        # a host's public sending address, when NAT hides it
 mx1 = ["203.0.113.25"]
+[diagnose.relay_providers]    # relay hosts known by another name (bot/diag/relays.py)
+"relay.example.net" = "sendgrid"   # or "ses:eu-west-1", "mailgun", "postmark"
 ```
 """
 
@@ -20,6 +22,8 @@ import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.diag.relays import valid_alias
 
 # Public DNSBLs that answer queries from ordinary resolvers for low volumes. Spamhaus
 # refuses queries that come through large public resolvers (it answers 127.255.255.x).
@@ -38,6 +42,7 @@ class DiagnoseSection(BaseModel):
     check_timeout: Annotated[float, Field(gt=0, le=120)] = 8.0
     budget: Annotated[float, Field(gt=0, le=300)] = 20.0
     sending_ips: dict[str, list[str]] = Field(default_factory=dict)
+    relay_providers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("dnsbl_zones", "probe_domains")
     @classmethod
@@ -60,6 +65,18 @@ class DiagnoseSection(BaseModel):
         for addresses in value.values():
             for address in addresses:
                 ipaddress.ip_address(address)
+        return value
+
+    @field_validator("relay_providers")
+    @classmethod
+    def _relay_providers(cls, value: dict[str, str]) -> dict[str, str]:
+        for host, spec in value.items():
+            if not _ZONE.fullmatch(host):
+                raise ValueError(f"{host!r} is not a lower-case DNS name")
+            if not valid_alias(spec):
+                raise ValueError(
+                    f"{spec!r}: want sendgrid, ses, ses:REGION (ses:eu-west-1), mailgun or postmark"
+                )
         return value
 
     @model_validator(mode="after")

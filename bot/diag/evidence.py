@@ -2,9 +2,9 @@
 
 ``DiagBuilder`` is a ``SummaryBuilder`` that also notes, for deferred recipients: the
 reason classes for the domain under diagnosis, which domains each class spans, which
-sender domains the SPF/DKIM/DMARC refusals are about, and how many refusals each diagnose
-check confirms (``confirming_check``: ``ptr``, ``dnsbl``, ``sender_auth``). Everything is
-bounded.
+sender domains the SPF/DKIM/DMARC refusals are about, how many refusals each diagnose
+check confirms (``confirming_check``: ``ptr``, ``dnsbl``, ``sender_auth``), and relay
+providers' refusals (``bot.diag.relays``). Everything is bounded.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from bot.diag.relays import RefusalTally
 from bot.postfix.reasons import ReasonClass, analyse, confirming_check
 from bot.postfix.summary import SummaryBuilder
 
@@ -33,6 +34,7 @@ class QueueEvidence:
     sender_domains: tuple[str, ...] = ()  # top sender domains of deferred mail (to target)
     by_check: dict[str, int] = field(default_factory=dict)  # refusals per confirming check
     check_samples: dict[str, str] = field(default_factory=dict)  # one normalised reason each
+    relay_refusals: RefusalTally = field(default_factory=RefusalTally)  # relay providers'
 
     def in_target(self, *classes: str) -> int:
         return sum(self.target.get(c, 0) for c in classes)
@@ -44,9 +46,13 @@ def _domain(address: str) -> str:
 
 
 class DiagBuilder(SummaryBuilder):
-    def __init__(self, now: float, domain: str | None) -> None:
+    def __init__(
+        self, now: float, domain: str | None, relay_aliases: dict[str, str] | None = None
+    ) -> None:
         super().__init__(now)
         self.domain = domain
+        self._dx_aliases = relay_aliases or {}
+        self._dx_relays = RefusalTally()
         self._dx_classes: Counter[str] = Counter()
         self._dx_domains: dict[str, set[str]] = {}
         self._dx_samples: dict[str, str] = {}
@@ -79,7 +85,9 @@ class DiagBuilder(SummaryBuilder):
             return
         sender = _domain(sender_address)
         for recipient in recipients:
-            reason_class, reason = analyse(recipient.get("delay_reason", ""))
+            raw = recipient.get("delay_reason", "")
+            self._dx_relays.add(raw, recipient["address"], self._dx_aliases)
+            reason_class, reason = analyse(raw)
             name = reason_class.value
             domain = _domain(recipient["address"])
             self._dx_deferred += 1
@@ -127,4 +135,5 @@ class DiagBuilder(SummaryBuilder):
             sender_domains=tuple(d for d, _ in self._dx_senders.most_common(3)),
             by_check=dict(self._dx_checks),
             check_samples=dict(self._dx_check_samples),
+            relay_refusals=self._dx_relays,
         )

@@ -11,10 +11,18 @@ an action fits, a button whose value is the command to run.
   the bot resolves, or ``posttls-finger`` on the host fails where the bot resolves and it
   uses the same resolver as Postfix.
 - ``relay_auth``: the queue holds SASL/authentication refusals from the relay.
+- Relay providers (``relay_verdicts``): a SendGrid, Amazon SES, Mailgun or Postmark refusal
+  (``PROVIDER_KIND``, e.g. ``ses_sender_unverified``, or ``relay_auth_missing``), with the
+  provider's own next step; ``PROVIDER_setup`` when relayhost names a provider in a way
+  that fails or leaks (port 25, no brackets, no STARTTLS, SASL off for smtp).
 - ``greylisting``: recipients deferred with a greylisting reply: wait, do not flush.
 - ``site_down``: the diagnosed domain's MX addresses refuse, time out or turn us away while
   other destinations answer.
-- ``blocklisted``: the host's sending address is listed in a DNSBL zone (with its TXT).
+- ``blocklisted``: the host's sending address is listed in a DNSBL zone (with its TXT);
+  ``policy_listed`` when the only listing is Spamhaus's PBL (an address range that should
+  not send mail directly).
+- ``dnsbl_refused``: a DNSBL answered with a refusal code (Spamhaus 127.255.255.x: a public
+  resolver, too many queries, an unknown zone name): the address could not be checked there.
 - ``sender_auth``: soft (4xx) refusals that cite SPF/DKIM/DMARC, with the sender domains'
   SPF result for the sending address and their DMARC policy.
 - ``reverse_dns``: remote sites refuse the host for its reverse DNS (``confirming_check``
@@ -34,82 +42,40 @@ an action fits, a button whose value is the command to run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from bot.diag.dns import Listing, MxReport, ReverseReport, SenderAuth
+from bot.diag.dns import MxReport
+from bot.diag.dns_verdicts import blocklisted, dnsbl_refused, sender_auth
 from bot.diag.evidence import QueueEvidence
-from bot.diag.host import ResolvConfs, SmtpProbe
-from bot.text import duration
+from bot.diag.model import (
+    Evidence,
+    Fact,
+    Verdict,
+    class_fact,
+    fact,
+    flush_button,
+    sasl_facts,
+)
+from bot.diag.relay_verdicts import relay_refusals, relay_setup
 
 DOWN = ("refused", "timeout", "greeting_timeout", "rejected")
 DNS_CLASSES = ("dns_tempfail", "host_not_found")
 SITE_CLASSES = ("connection_refused", "connection_timeout", "rate_limited")
-Value = str | int
-
-
-@dataclass(frozen=True)
-class Probe:
-    address: str
-    port: int
-    name: str  # the MX (or relay) host name it belongs to
-    result: SmtpProbe
-
-
-@dataclass(frozen=True)
-class Relay:
-    relayhost: str
-    sasl: tuple[str, ...]  # where SASL is on: "main.cf", "relay/unix", ...
-    password_map: str  # the map spec, redacted (bot.postfix.redact); "" if none
-    map_path: str | None  # its database file; None: not a file map (in-line, or other type)
-    map_file: tuple[int, int] | None  # (size, mtime) of that file; None: missing
-
-
-@dataclass(frozen=True)
-class Evidence:
-    host: str
-    domain: str | None
-    now: float
-    queue: QueueEvidence | None = None
-    mx: MxReport | None = None
-    host_lookup: SmtpProbe | None = None
-    probes: tuple[Probe, ...] = ()  # port 25 of the domain's MX addresses
-    canaries: tuple[Probe, ...] = ()  # port 25 of the probe domains' MX addresses
-    submission: tuple[Probe, ...] = ()  # 587/465 (relay, or hosts that timed out on 25)
-    queue_dns: tuple[MxReport, ...] = ()  # the bot's view of domains Postfix failed to resolve
-    resolv: ResolvConfs | None = None
-    relay: Relay | None = None
-    settings: dict[str, str] = field(default_factory=dict)
-    listings: tuple[tuple[str, Listing], ...] = ()  # (sending address, listing)
-    senders: tuple[SenderAuth, ...] = ()
-    reverse: tuple[ReverseReport, ...] = ()  # the ptr check of each sending address
-
-
-@dataclass(frozen=True)
-class Fact:
-    key: str
-    values: dict[str, Value] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: str
-    facts: tuple[Fact, ...]
-    values: dict[str, Value] = field(default_factory=dict)  # for the next-step wording
-    button: str | None = None  # the command a button runs
-
-
-def fact(key: str, **values: Value) -> Fact:
-    return Fact(key, values)
 
 
 def decide(ev: Evidence) -> list[Verdict]:
+    providers = relay_refusals(ev)
+    deferred = sum(int(v.facts[0].values["deferred"]) for v in providers)
+    auth = ev.queue.by_class.get("auth_failure", 0) if ev.queue else 0
+    explained = auth <= deferred  # the providers' verdicts say more than relay_auth
     found = [
         port25_blocked(ev),
         resolver_broken(ev),
-        relay_auth(ev),
+        *providers,
+        None if explained else relay_auth(ev),
+        relay_setup(ev),
         greylisting(ev),
         site_down(ev),
         *blocklisted(ev),
+        *dnsbl_refused(ev),
         sender_auth(ev),
         reverse_dns(ev),
         reputation(ev),
@@ -117,11 +83,6 @@ def decide(ev: Evidence) -> list[Verdict]:
         no_route(ev),
     ]
     return [v for v in found if v is not None]
-
-
-def _flush(ev: Evidence, **filters: str) -> str:
-    words = " ".join(f"{k}={v}" for k, v in filters.items())
-    return f"flush {ev.host} {words}".strip()
 
 
 def port25_blocked(ev: Evidence) -> Verdict | None:
@@ -147,18 +108,8 @@ def port25_blocked(ev: Evidence) -> Verdict | None:
         ),
     ]
     if ev.queue and ev.queue.by_class.get("connection_timeout"):
-        facts.append(_class_fact(ev.queue, "connection_timeout"))
+        facts.append(class_fact(ev.queue, "connection_timeout"))
     return Verdict("port25_blocked", tuple(facts))
-
-
-def _class_fact(queue: QueueEvidence, name: str) -> Fact:
-    return fact(
-        "queue_class",
-        cls=name,
-        count=queue.by_class.get(name, 0),
-        domains=queue.class_domain_counts.get(name, 0),
-        sample=queue.samples.get(name, ""),
-    )
 
 
 def resolver_broken(ev: Evidence) -> Verdict | None:
@@ -167,7 +118,7 @@ def resolver_broken(ev: Evidence) -> Verdict | None:
     if ev.queue and resolved:
         for name in DNS_CLASSES:
             if ev.queue.by_class.get(name):
-                facts.append(_class_fact(ev.queue, name))
+                facts.append(class_fact(ev.queue, name))
         facts += [fact("bot_resolves", domain=mx.domain, mx=_mx_text(mx)) for mx in resolved]
     same_resolver = ev.resolv is not None and not ev.resolv.differ
     lookup = ev.host_lookup
@@ -185,7 +136,7 @@ def resolver_broken(ev: Evidence) -> Verdict | None:
                 chroot=" ".join(ev.resolv.chroot or ()) or "-",
             )
         )
-    return Verdict("resolver_broken", tuple(facts), button=_flush(ev, reason="dns_tempfail"))
+    return Verdict("resolver_broken", tuple(facts), button=flush_button(ev, reason="dns_tempfail"))
 
 
 def _mx_text(mx: MxReport) -> str:
@@ -196,34 +147,19 @@ def relay_auth(ev: Evidence) -> Verdict | None:
     queue = ev.queue
     if queue is None or not queue.by_class.get("auth_failure"):
         return None
-    facts = [_class_fact(queue, "auth_failure")]
-    relay = ev.relay
-    if relay is not None:
-        facts.append(
-            fact(
-                "sasl",
-                where=", ".join(relay.sasl) or "nowhere",
-                relayhost=relay.relayhost or "(none: transport_maps decide)",
-            )
-        )
-        if relay.password_map and relay.map_file is not None:
-            age = duration(ev.now - relay.map_file[1])
-            facts.append(fact("password_map", map=relay.password_map, age=age))
-        elif relay.password_map and relay.map_path is not None:
-            facts.append(fact("password_map_missing", map=relay.password_map))
-        elif relay.password_map:
-            facts.append(fact("password_map_unchecked", map=relay.password_map))
+    facts = [class_fact(queue, "auth_failure"), *sasl_facts(ev)]
     offering = [p for p in (*ev.submission, *ev.probes) if p.result.auth]
     if offering:
         p = offering[0]
         facts.append(
             fact("relay_offers_auth", host=p.name, port=p.port, mechanisms=" ".join(p.result.auth))
         )
+    relay = ev.relay
     return Verdict(
         "relay_auth",
         tuple(facts),
         {"map": relay.password_map if relay else ""},
-        button=_flush(ev, reason="auth_failure"),
+        button=flush_button(ev, reason="auth_failure"),
     )
 
 
@@ -276,53 +212,7 @@ def site_down(ev: Evidence) -> Verdict | None:
         "site_down",
         tuple(facts),
         {"domain": ev.domain, "lifetime": lifetime},
-        button=_flush(ev, domain=ev.domain),
-    )
-
-
-def blocklisted(ev: Evidence) -> list[Verdict]:
-    found = []
-    for address, listing in ev.listings:
-        if listing.status != "listed":
-            continue
-        facts = [
-            fact(
-                "listed",
-                address=address,
-                zone=listing.zone,
-                codes=" ".join(listing.codes),
-                reason=listing.reason or "(no TXT)",
-            )
-        ]
-        if ev.queue and ev.queue.by_check.get("dnsbl"):
-            facts.append(_refusals(ev.queue, "dnsbl"))
-        elif ev.queue and ev.queue.by_class.get("blocklisted"):
-            facts.append(_class_fact(ev.queue, "blocklisted"))
-        found.append(
-            Verdict("blocklisted", tuple(facts), {"zone": listing.zone, "address": address})
-        )
-    return found
-
-
-def sender_auth(ev: Evidence) -> Verdict | None:
-    queue = ev.queue
-    if queue is None or not queue.sender_auth_rejects:
-        return None
-    facts = [fact("auth_rejects", count=queue.sender_auth_rejects, sample=queue.sender_auth_sample)]
-    for sender in ev.senders:
-        facts.append(
-            fact(
-                "spf",
-                domain=sender.domain,
-                record=sender.spf or "(none)",
-                result=sender.spf_result,
-                dmarc=sender.dmarc_policy or "(none)",
-            )
-        )
-    button = _flush(ev, domain=ev.domain) if ev.domain else _flush(ev, reason="blocklisted")
-    senders = ", ".join(s.domain for s in ev.senders) or ", ".join(queue.sender_auth_senders)
-    return Verdict(
-        "sender_auth", tuple(facts), {"senders": senders or "the sender domains"}, button=button
+        button=flush_button(ev, domain=ev.domain),
     )
 
 
@@ -352,7 +242,7 @@ def reverse_dns(ev: Evidence) -> Verdict | None:
         "reverse_dns",
         tuple(facts),
         {"addresses": addresses},
-        button=_flush(ev, reason="blocklisted"),
+        button=flush_button(ev, reason="blocklisted"),
     )
 
 
@@ -372,7 +262,7 @@ def reputation(ev: Evidence) -> Verdict | None:
     ]
     if not any(listing.status == "clean" for _, listing in ev.listings):
         facts.append(fact("dnsbl_unanswered"))  # refused, failed or not run: no "not listed"
-    return Verdict("reputation", tuple(facts), button=_flush(ev, reason="blocklisted"))
+    return Verdict("reputation", tuple(facts), button=flush_button(ev, reason="blocklisted"))
 
 
 def local_fault(ev: Evidence) -> Verdict | None:
@@ -381,8 +271,8 @@ def local_fault(ev: Evidence) -> Verdict | None:
         return None
     return Verdict(
         "local_fault",
-        (_class_fact(queue, "local_config"),),
-        button=_flush(ev, reason="local_config"),
+        (class_fact(queue, "local_config"),),
+        button=flush_button(ev, reason="local_config"),
     )
 
 
@@ -390,8 +280,8 @@ def no_route(ev: Evidence) -> Verdict | None:
     queue = ev.queue
     if queue is None or not queue.by_class.get("network_unreachable"):
         return None
-    facts = [_class_fact(queue, "network_unreachable")]
+    facts = [class_fact(queue, "network_unreachable")]
     protocols = ev.settings.get("inet_protocols")
     if protocols:
         facts.append(fact("inet_protocols", value=protocols))
-    return Verdict("no_route", tuple(facts), button=_flush(ev, reason="network_unreachable"))
+    return Verdict("no_route", tuple(facts), button=flush_button(ev, reason="network_unreachable"))

@@ -218,12 +218,18 @@ async def read_deliveries(
 
 
 async def read_log(
-    ex: Remote, host: Host, now: float, since: int, progress: Progress
+    ex: Remote,
+    host: Host,
+    now: float,
+    since: int,
+    progress: Progress,
+    analyser: LogAnalyser | None = None,
 ) -> tuple[LogTarget, ReadStats, LogAnalysis]:
-    """Where the host logs, then the status lines of the last ``since`` seconds, analysed."""
+    """Where the host logs, then the status lines of the last ``since`` seconds, analysed
+    (by ``analyser`` when given: one whose window starts at ``now - since``)."""
     started = time.monotonic()
     source, clock = await asyncio.gather(detect_source(ex, host), host_clock(ex, host, now))
-    analyser = LogAnalyser(now - since)
+    analyser = analyser or LogAnalyser(now - since)
     read_from, probes, log_starts = 0, 0, None
     window = (int(now - since), int(now) + 1)
     if source.kind == "file":

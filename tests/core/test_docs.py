@@ -67,7 +67,7 @@ def named_documents() -> set[str]:
     sources = [*ROOT.glob("bot/**/*.py"), *ROOT.glob("bot/**/*.j2"), *ROOT.glob("commands/*.py")]
     sources += [p for p in ROOT.glob("tests/**/*.py") if p.name != "test_docs.py"]
     for source in sources:
-        named.update(re.findall(r"\b((?:docs|deploy)/[\w./-]*\w)", source.read_text()))
+        named.update(re.findall(r"(?<![\w/.:-])((?:docs|deploy)/[\w./-]*\w)", source.read_text()))
     return named
 
 

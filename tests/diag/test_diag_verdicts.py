@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from bot.diag.collect import Diagnosis
-from bot.diag.dns import Listing, ReverseReport
+from bot.diag.dns import ReverseReport
+from bot.diag.dnsbl import Listing
 from bot.diag.evidence import DiagBuilder, QueueEvidence
 from bot.diag.runner import Outcome
 from bot.diag.verdicts import Evidence, Verdict, decide

@@ -19,6 +19,10 @@ Each ADDR=CLASS serves CLASS on ADDR port 25. Classes:
   tls_refused       offers STARTTLS, answers it with 454
   port25_filtered   port 25 drops SYNs like connect_timeout; port 587 answers (submission)
   policy_softfail   takes the message, then answers the final dot with 451 4.7.26 (SPF/DKIM)
+  relay_sendgrid    a relay like SendGrid, relay_ses like Amazon SES, relay_mailgun like
+  relay_ses         Mailgun, relay_postmark like Postmark, on ports 25 and 587 (no STARTTLS):
+  relay_mailgun     each checks the login the way the provider does, then refuses with the
+  relay_postmark    provider's own words as the sender's local part asks (see RELAY_SCENARIOS)
 
 --servfail also answers every DNS query on ADDR:PORT (UDP) with SERVFAIL.
 Everything binds to the addresses given: pass loopback addresses only.
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import itertools
 import os
 import signal
@@ -54,7 +60,55 @@ CLASSES = (
     "tls_refused",
     "port25_filtered",
     "policy_softfail",
+    "relay_sendgrid",
+    "relay_ses",
+    "relay_mailgun",
+    "relay_postmark",
 )
+RELAYS = ("relay_sendgrid", "relay_ses", "relay_mailgun", "relay_postmark")
+# Each relay's banner and replies, in the provider's words (origins: tests/diag/relay_refusals.py).
+# Scenarios by the sender's local part: unverified, sandbox, quota, rate; anything else: 250.
+RELAY_BANNERS = {
+    "relay_sendgrid": "220 SG ESMTP service ready at ismtpd-lab-0",
+    "relay_ses": "220 email-smtp.amazonaws.com ESMTP SimpleEmailService-d-LAB0000001",
+}
+RELAY_SCENARIOS: dict[tuple[str, str], tuple[str, str]] = {  # (class, scenario): (stage, reply)
+    ("relay_sendgrid", "unverified"): (
+        "DATA",
+        "550 The from address does not match a verified Sender Identity. Mail cannot be sent "
+        "until this error is resolved. Visit https://sendgrid.com/docs/for-developers/"
+        "sending-email/sender-identity/ to see the Sender Identity requirements",
+    ),
+    ("relay_ses", "unverified"): (
+        "DATA",
+        "554 Message rejected: Email address is not verified. The following identities failed "
+        "the check in region EU-WEST-1: {sender}",
+    ),
+    ("relay_ses", "sandbox"): (
+        "DATA",
+        "554 Message rejected: Email address is not verified. The following identities failed "
+        "the check in region EU-WEST-1: {recipient}",
+    ),
+    ("relay_ses", "quota"): ("DATA", "454 Throttling failure: Daily message quota exceeded."),
+    ("relay_ses", "rate"): ("DATA", "454 Throttling failure: Maximum sending rate exceeded."),
+    ("relay_mailgun", "unverified"): ("RCPT", "550 5.7.1 Relaying denied"),
+    ("relay_mailgun", "sandbox"): (
+        "DATA",
+        "421 Domain sandbox0lab.mailgun.test is not allowed to send: Sandbox subdomains are for "
+        "test purposes only. Please add your own domain or add the address to authorized "
+        "recipients in Account Settings.",
+    ),
+    ("relay_postmark", "unverified"): (
+        "DATA",
+        "550 The 'From' address you supplied ({sender}) is not a Sender Signature on your "
+        "account. Please add and confirm this address in order to be able to use it in the "
+        "'From' field of your messages.",
+    ),
+}
+NO_LOGIN = {
+    "relay_sendgrid": "550 Unauthenticated senders not allowed",
+    "relay_ses": "530 Authentication required",
+}
 SOFTFAIL_REPLY = (
     "451 4.7.26 This message is unauthenticated and was temporarily rejected: SPF did not "
     "pass for the sender domain and no DKIM signature was found; try again later"
@@ -86,7 +140,7 @@ def ehlo_reply(cls: str, host: str) -> list[str]:
     lines = [host, "PIPELINING", "SIZE 10240000", "ENHANCEDSTATUSCODES"]
     if cls in ("tls_ok", "tls_refused"):
         lines.append("STARTTLS")
-    if cls in ("sasl_failed", "submission"):
+    if cls in ("sasl_failed", "submission", *RELAYS):
         lines.append("AUTH PLAIN LOGIN")
     lines.append("8BITMIME")
     return [f"250-{line}" for line in lines[:-1]] + [f"250 {lines[-1]}"]
@@ -172,9 +226,98 @@ async def smtp_session(
             send([f"250 2.0.0 Ok: {size} bytes queued as LAB{next(_queue_ids):08X}"])
 
 
+def relay_login(cls: str, user: str, password: str) -> str:
+    """The reply to AUTH, checking the login the way the provider does."""
+    if cls == "relay_sendgrid" and user != "apikey":  # the user name is the word apikey
+        return "535 Authentication failed: Bad username / password"
+    if cls == "relay_ses" and len(password) == 40:  # an IAM secret key, not SMTP credentials
+        return "535 Authentication Credentials Invalid"
+    if cls == "relay_postmark" and user != password:  # the server token is both
+        return "535 5.7.8 Authentication credentials invalid"
+    return "235 2.7.0 Authentication successful"
+
+
+def decode_b64(text: str) -> str:
+    try:
+        return base64.b64decode(text.strip(), validate=True).decode("utf-8", "replace")
+    except (ValueError, binascii.Error):
+        return ""
+
+
+async def read_auth(arg: str, reader: asyncio.StreamReader, send) -> tuple[str, str]:
+    """AUTH PLAIN (with or without an initial response) or LOGIN: (user, password)."""
+    mechanism, _, initial = arg.partition(" ")
+    if mechanism.upper() == "LOGIN":
+        send(["334 VXNlcm5hbWU6"])
+        user = decode_b64((await reader.readline()).decode())
+        send(["334 UGFzc3dvcmQ6"])
+        return user, decode_b64((await reader.readline()).decode())
+    if not initial:
+        send(["334 "])
+        initial = (await reader.readline()).decode()
+    _authzid, _, rest = decode_b64(initial).partition("\0")
+    user, _, password = rest.partition("\0")
+    return user, password
+
+
+async def relay_session(
+    cls: str, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A relay provider's SMTP service: login, then the scenario the sender asks for."""
+
+    def send(lines: list[str]) -> None:
+        writer.write("".join(f"{line}\r\n" for line in lines).encode())
+
+    send([RELAY_BANNERS.get(cls, f"220 {host} ESMTP lab {cls}")])
+    logged_in, sender, recipient, scenario = False, "", "", ""
+    while True:
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
+        if not line:
+            return
+        verb, _, arg = line.decode("utf-8", "replace").strip().partition(" ")
+        verb = verb.upper()
+        if verb == "AUTH":
+            await writer.drain()
+            user, password = await read_auth(arg, reader, send)
+            reply = relay_login(cls, user, password)
+            print(f"{cls}: AUTH {arg.split(' ')[0]} as {user!r}: {reply[:3]}", flush=True)
+            logged_in = reply.startswith("235")
+            send([reply])
+            continue
+        if verb == "MAIL":
+            sender = arg.partition(":")[2].strip().split(" ")[0].strip("<>")
+            scenario = sender.split("@")[0].lower()
+            if not logged_in:
+                send([NO_LOGIN.get(cls, "530 5.7.0 Authentication required")])
+                continue
+        elif verb == "RCPT":
+            recipient = arg.partition(":")[2].strip().split(" ")[0].strip("<>")
+            stage, reply = RELAY_SCENARIOS.get((cls, scenario), ("", ""))
+            if stage == "RCPT":
+                send([reply])
+                continue
+        reply_lines = answer(cls, host, verb, arg)
+        send(reply_lines)
+        if verb == "QUIT":
+            await writer.drain()
+            return
+        if verb == "DATA":
+            await writer.drain()
+            size = await read_data(reader)
+            stage, reply = RELAY_SCENARIOS.get((cls, scenario), ("", ""))
+            if stage == "DATA":
+                send([reply.format(sender=sender, recipient=recipient)])
+                continue
+            send([f"250 Ok: {size} bytes queued as LAB{next(_queue_ids):08X}"])
+
+
 def smtp_handler(cls: str, host: str, tls: ssl.SSLContext | None = None):
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            if cls in RELAYS:
+                await relay_session(cls, host, reader, writer)
+                return
             await smtp_session(cls, host, reader, writer, tls)
         except (TimeoutError, Hangup, ConnectionError, ssl.SSLError):
             pass
@@ -232,6 +375,8 @@ def bind_all(targets: list[tuple[str, str]], servfail: tuple[str, int] | None):
             if cls == "port25_filtered":  # only port 25 is filtered: submission answers
                 smtp.append(("submission", addr, listening_socket(addr, SUBMISSION_PORT, 128)))
             continue
+        if cls in RELAYS:  # relay providers take mail on 587 (and 25)
+            smtp.append((cls, addr, listening_socket(addr, SUBMISSION_PORT, 128)))
         smtp.append((cls, addr, listening_socket(addr, SMTP_PORT, 128)))
     udp = None
     if servfail:

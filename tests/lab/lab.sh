@@ -50,6 +50,33 @@ port25_filtered     walled-b.test   127.0.0.15
 port25_filtered     walled-c.test   127.0.0.16
 policy_softfail     policy.test     127.0.0.17
 "
+# Fake relay providers for /mailq diagnose, each answering on 25 and 587 like the provider
+# (destinations.py relay_*). diagnose knows these .test names through [diagnose]
+# relay_providers (tests/diag/test_relay_lab.py); transport_maps sends the last column's
+# domain through each with the relay transport (SASL on), logging in with RELAY_LOGINS.
+# class          relay host name                 address     domain routed through it
+RELAYS="
+relay_sendgrid   smtp.sendgrid.test              127.0.0.40  sendgrid.relay.test
+relay_sendgrid   user.sendgrid.test              127.0.0.40  sendgrid-user.relay.test
+relay_ses        email-smtp.eu-west-1.ses.test   127.0.0.41  ses.relay.test
+relay_ses        email-smtp.us-east-1.ses.test   127.0.0.41  ses-iam.relay.test
+relay_mailgun    smtp.mailgun.test               127.0.0.42  mailgun.relay.test
+relay_postmark   smtp.postmarkapp.test           127.0.0.43  postmark.relay.test
+relay_postmark   token.postmarkapp.test          127.0.0.43  postmark-token.relay.test
+"
+# The logins (not secrets): SendGrid's is right (user apikey), user.sendgrid.test's user is
+# an account name; SES eu-west-1 has SMTP credentials (a 44-character password), us-east-1 an
+# IAM key pair (a 40-character secret, which SES refuses); Mailgun's is right; Postmark's
+# user is not its server token, token.postmarkapp.test's is (the token as user and password).
+RELAY_LOGINS="
+[smtp.sendgrid.test]:587 apikey:SG.lab-key-not-a-secret
+[user.sendgrid.test]:587 lab-account:SG.lab-key-not-a-secret
+[email-smtp.eu-west-1.ses.test]:587 AKIALABSMTPNOTASECRET:BLabSmtpPasswordNotASecretAbcdefghijklmnopqr
+[email-smtp.us-east-1.ses.test]:587 AKIALABIAMNOTASECRET:labIamSecretAccessKeyNotASecret012345678
+[smtp.mailgun.test]:587 postmaster@mg.lab.test:lab-password-not-a-secret
+[smtp.postmarkapp.test]:587 lab-user:lab-server-token-not-a-secret
+[token.postmarkapp.test]:587 lab-server-token:lab-server-token
+"
 PUBLIC_DNS_PORT=5354 # the "public view" resolver the bot's diagnose uses in the lab
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -61,6 +88,10 @@ destinations() { # class domain addr, one line each
 
 diag_endpoints() { # class domain addr, one line each
   awk 'NF == 3' <<<"$DIAG_ENDPOINTS"
+}
+
+relays() { # class relay-host addr routed-domain, one line each
+  awk 'NF == 4' <<<"$RELAYS"
 }
 
 # changed FILE [MODE] < content: install the content if it differs; true if it did.
@@ -178,6 +209,9 @@ txt-record=2.0.0.127.dnsbl.test,"127.0.0.2 is listed in the lab DNSBL, see https
 # A second DNSBL zone that lists the lab host's own sending address, 127.0.0.1.
 address=/1.0.0.127.bl.test/127.0.0.2
 txt-record=1.0.0.127.bl.test,"127.0.0.1 listed in bl.test: spam trap hits, delist at https://bl.test/remove"
+# A DNSBL that refuses this resolver, as Spamhaus answers queries from public resolvers:
+# 127.255.255.254 is an error code, not a listing.
+address=/1.0.0.127.refusing.test/127.255.255.254
 # The lab host's sending address has forward-confirmed reverse DNS.
 ptr-record=1.0.0.127.in-addr.arpa,mail.lab.test
 address=/mail.lab.test/127.0.0.1
@@ -192,11 +226,14 @@ EOF
   else
     printf 'server=/hostdns.test/127.0.0.1#%s\n' "$SERVFAIL_PORT"
   fi
-  local class domain addr
+  local class domain addr routed
   while read -r class domain addr; do
     [[ $addr == - ]] && continue
     printf 'mx-host=%s,mx.%s,10\nhost-record=mx.%s,%s\n' "$domain" "$domain" "$domain" "$addr"
   done < <(destinations; diag_endpoints)
+  while read -r class domain addr routed; do
+    printf 'host-record=%s,%s\n' "$domain" "$addr"
+  done < <(relays)
 }
 
 start_dns() {
@@ -222,6 +259,7 @@ destination_args() {
     [[ $addr == - ]] && continue
     printf '%s=%s\n--name=%s=mx.%s\n' "$addr" "$class" "$addr" "$domain"
   done < <(destinations; diag_endpoints)
+  relays | awk '!seen[$3]++ { printf "%s=%s\n--name=%s=%s\n", $3, $1, $3, $2 }'
   printf -- '--servfail=127.0.0.1:%s\n' "$SERVFAIL_PORT"
   printf -- '--tls-cert=%s\n--tls-key=%s\n' "$STATE/tls.crt" "$STATE/tls.key"
 }
@@ -246,7 +284,7 @@ start_destinations() {
     stop_pid "$STATE/destinations.pid" destinations.py
     "$(system_python)" "$script" --daemon --pidfile "$STATE/destinations.pid" \
       --log "$STATE/destinations.log" "${args[@]}"
-    log "destinations started on 127.0.0.2-127.0.0.11"
+    log "destinations started on 127.0.0.2-127.0.0.17, relays on 127.0.0.40-127.0.0.43"
   fi
 }
 
@@ -259,12 +297,15 @@ postfix_maps() {
     case $class in
       dns_servfail) transport="smtp:" ;;                   # MX lookup -> SERVFAIL
       sasl_failed) transport="relay:[mx.$domain]" ;;       # SASL is on for relay only
+      relay) transport="relay:[$addr]:587" ;;              # a provider: addr is its host name
       *) transport="smtp:[mx.$domain]" ;;
     esac
     printf '%-16s %s\n' "$domain" "$transport"
-  done < <(destinations) | changed "$PF_LAB/transport" && rc=0
+  done < <(destinations; relays | awk '{ print "relay", $4, $2 }') |
+    changed "$PF_LAB/transport" && rc=0
   echo "[mx.notls.test] encrypt" | changed "$PF_LAB/tls_policy" && rc=0
-  echo "[mx.authfail.test] lab-user:not-a-secret" | changed "$PF_LAB/sasl_passwd" 600 && rc=0
+  { echo "[mx.authfail.test] lab-user:not-a-secret"; awk 'NF' <<<"$RELAY_LOGINS"; } |
+    changed "$PF_LAB/sasl_passwd" 600 && rc=0
   local map
   for map in transport tls_policy sasl_passwd; do
     if [[ $PF_LAB/$map -nt $PF_LAB/$map.db || ! -f $PF_LAB/$map.db ]]; then

@@ -1,0 +1,207 @@
+"""Relay-provider verdicts against the lab's fake relays (tests/lab/README.md, "Relay
+providers"): real Postfix relays real messages through them with SASL, and diagnose reads
+what they answered from the queue (deferred) and from the mail log (bounced).
+
+relayhost is set to the relay for each test (main.cf is restored afterwards; Postfix is not
+reloaded: the mail goes through transport_maps). Messages a test injects are deleted again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import pytest
+from diaglab import delete, inject, lab_config, postfix_settings, wait_deferred
+
+from bot.diag.collect import Diagnoser, Diagnosis
+from bot.diag.model import Verdict
+from bot.inventory import Inventory
+from bot.remote.audited import Remote
+from bot.remote.ssh import SSHExecutor
+
+pytestmark = pytest.mark.lab
+
+ALIASES = {
+    "smtp.sendgrid.test": "sendgrid",
+    "user.sendgrid.test": "sendgrid",
+    "email-smtp.eu-west-1.ses.test": "ses:eu-west-1",
+    "email-smtp.us-east-1.ses.test": "ses:us-east-1",
+    "smtp.mailgun.test": "mailgun",
+    "smtp.postmarkapp.test": "postmark",
+    "token.postmarkapp.test": "postmark",
+}
+
+
+@pytest.fixture
+async def executor(lab: object) -> AsyncIterator[SSHExecutor]:
+    async with SSHExecutor() as ex:
+        yield ex
+
+
+def queue_ids() -> set[str]:
+    out = subprocess.run(["/usr/sbin/postqueue", "-j"], capture_output=True, text=True).stdout
+    return {json.loads(line)["queue_id"] for line in out.splitlines()}
+
+
+def wait_bounced(queue_id: str, timeout: float = 30) -> str:
+    """Wait until the relay's refusal bounced the message; return the logged reason."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if queue_id not in queue_ids():
+            with open("/var/log/postfix.log", encoding="utf-8", errors="replace") as log:
+                for line in log:
+                    if f" {queue_id}: " in line and "status=bounced" in line:
+                        return line.split("status=bounced ", 1)[1]
+        time.sleep(0.3)
+    raise AssertionError(f"{queue_id} did not bounce within {timeout} s")
+
+
+@contextmanager
+def sent(*pairs: tuple[str, str]) -> Iterator[list[str]]:
+    ids = [inject(sender, recipient) for sender, recipient in pairs]
+    try:
+        yield ids
+    finally:
+        for queue_id in ids:
+            delete(queue_id)
+
+
+async def diagnose(executor: SSHExecutor, relayhost: str) -> Diagnosis:
+    config = lab_config(relay_providers=ALIASES)
+    with postfix_settings(("-e", f"relayhost={relayhost}")):
+        diagnoser = Diagnoser(
+            Remote.reader(executor), Inventory(config).get("lab"), config.diagnose, time.time()
+        )
+        return await diagnoser.run(None)
+
+
+def verdict(diagnosis: Diagnosis, kind: str) -> Verdict:
+    found = {v.kind: v for v in diagnosis.verdicts}
+    assert kind in found, [v.kind for v in diagnosis.verdicts]
+    return found[kind]
+
+
+def refused(found: Verdict) -> dict[str, object]:
+    assert found.facts[0].key == "relay_refused"
+    return found.facts[0].values
+
+
+async def test_ses_sandbox_unverified_quota_and_rate(executor: SSHExecutor) -> None:
+    with sent(
+        ("quota@invoices.test", "orders@ses.relay.test"),
+        ("rate@invoices.test", "orders@ses.relay.test"),
+        ("unverified@invoices.test", "orders@ses.relay.test"),
+        ("sandbox@invoices.test", "tester@ses.relay.test"),
+    ) as (quota, rate, unverified, sandbox):
+        assert "Daily message quota exceeded" in wait_deferred(quota)
+        assert "Maximum sending rate exceeded" in wait_deferred(rate)
+        assert "Email address is not verified" in wait_bounced(unverified)
+        assert "tester@ses.relay.test" in wait_bounced(sandbox)
+        result = await diagnose(executor, "[email-smtp.eu-west-1.ses.test]:587")
+    for kind in ("ses_quota", "ses_rate"):
+        found = refused(verdict(result, kind))
+        assert found["host"] == "email-smtp.eu-west-1.ses.test"
+        assert int(found["deferred"]) >= 1  # type: ignore[call-overload]
+    for kind in ("ses_sender_unverified", "ses_recipient_unverified"):
+        found = refused(verdict(result, kind))
+        assert int(found["bounced"]) >= 1, found  # type: ignore[call-overload]
+    assert verdict(result, "ses_sender_unverified").values["region"] == "eu-west-1"
+    log = next(c for c in result.checks if c.kind == "relay_log")
+    assert log.status == "ok", log
+
+
+async def test_ses_refuses_iam_keys(executor: SSHExecutor) -> None:
+    with sent(("billing@invoices.test", "orders@ses-iam.relay.test")) as (queue_id,):
+        assert "535 Authentication Credentials Invalid" in wait_deferred(queue_id)
+        result = await diagnose(executor, "[email-smtp.us-east-1.ses.test]:587")
+    found = verdict(result, "ses_credentials")
+    assert found.values["region"] == "us-east-1"
+    assert found.values["map"] == "hash:/etc/postfix/mailqbot-lab/sasl_passwd"
+    assert found.button == "flush lab reason=auth_failure"
+    assert {f.key for f in found.facts} >= {"relay_refused", "sasl", "password_map"}
+
+
+async def test_sendgrid_sender_identity(executor: SSHExecutor) -> None:
+    with sent(("unverified@invoices.test", "orders@sendgrid.relay.test")) as (queue_id,):
+        assert "verified Sender Identity" in wait_bounced(queue_id)
+        result = await diagnose(executor, "[smtp.sendgrid.test]:587")
+    found = refused(verdict(result, "sendgrid_sender_unverified"))
+    assert found["host"] == "smtp.sendgrid.test"
+    assert int(found["bounced"]) >= 1  # type: ignore[call-overload]
+
+
+async def test_sendgrid_wants_the_apikey_user(executor: SSHExecutor) -> None:
+    with sent(("billing@invoices.test", "orders@sendgrid-user.relay.test")) as (queue_id,):
+        assert "535 Authentication failed: Bad username / password" in wait_deferred(queue_id)
+        result = await diagnose(executor, "[user.sendgrid.test]:587")
+    found = verdict(result, "sendgrid_credentials")
+    assert refused(found)["host"] == "user.sendgrid.test"
+    assert found.button == "flush lab reason=auth_failure"
+
+
+async def test_mailgun_sandbox_and_unverified_domain(executor: SSHExecutor) -> None:
+    with sent(
+        ("sandbox@invoices.test", "orders@mailgun.relay.test"),
+        ("unverified@invoices.test", "orders@mailgun.relay.test"),
+    ) as (sandbox, unverified):
+        assert "Sandbox subdomains are for test purposes only" in wait_deferred(sandbox)
+        assert "Relaying denied" in wait_bounced(unverified)
+        result = await diagnose(executor, "[smtp.mailgun.test]:587")
+    assert int(refused(verdict(result, "mailgun_recipient_unverified"))["deferred"]) >= 1  # type: ignore[call-overload]
+    assert int(refused(verdict(result, "mailgun_sender_unverified"))["bounced"]) >= 1  # type: ignore[call-overload]
+
+
+async def test_postmark_wants_the_server_token(executor: SSHExecutor) -> None:
+    with sent(("billing@invoices.test", "orders@postmark.relay.test")) as (queue_id,):
+        assert "535 5.7.8 Authentication credentials invalid" in wait_deferred(queue_id)
+        result = await diagnose(executor, "[smtp.postmarkapp.test]:587")
+    found = verdict(result, "postmark_credentials")
+    assert refused(found)["host"] == "smtp.postmarkapp.test"
+
+
+async def test_postmark_sender_signature(executor: SSHExecutor) -> None:
+    with sent(("unverified@invoices.test", "orders@postmark-token.relay.test")) as (queue_id,):
+        assert "is not a Sender Signature on your account" in wait_bounced(queue_id)
+        result = await diagnose(executor, "[token.postmarkapp.test]:587")
+    found = refused(verdict(result, "postmark_sender_unverified"))
+    assert found["host"] == "token.postmarkapp.test"
+    assert int(found["bounced"]) >= 1  # type: ignore[call-overload]
+
+
+async def test_a_provider_relayhost_set_up_badly(executor: SSHExecutor) -> None:
+    result = await diagnose(executor, "smtp.sendgrid.test")  # no brackets, port 25
+    found = verdict(result, "sendgrid_setup")
+    facts = {f.key: f.values for f in found.facts}
+    assert facts["relay_provider"] == {
+        "relayhost": "smtp.sendgrid.test",
+        "provider": "SendGrid",
+        "region": "-",
+    }
+    assert facts["relay_port"] == {"port": 25}
+    assert facts["relay_mx_lookup"] == {"host": "smtp.sendgrid.test"}
+    assert facts["relay_no_starttls"] == {"host": "smtp.sendgrid.test", "port": 25}
+    assert facts["relay_no_sasl"] == {"where": "relay/unix"}
+    assert facts["relay_tls_level"] == {"level": "(empty)"}
+    # the same relay named the way the provider asks, as the lab's transport does it
+    good = await diagnose(executor, "[smtp.sendgrid.test]:587")
+    assert {"relay_port", "relay_mx_lookup"}.isdisjoint(
+        {f.key for v in good.verdicts if v.kind == "sendgrid_setup" for f in v.facts}
+    )
+
+
+async def test_a_dnsbl_that_refuses_the_resolver(executor: SSHExecutor) -> None:
+    config = lab_config(dnsbl_zones=["refusing.test", "bl.test"])
+    diagnoser = Diagnoser(
+        Remote.reader(executor), Inventory(config).get("lab"), config.diagnose, time.time()
+    )
+    result = await diagnoser.run(None)
+    kinds = [v.kind for v in result.verdicts]
+    assert "dnsbl_refused" in kinds
+    assert [v.values["zone"] for v in result.verdicts if v.kind == "blocklisted"] == ["bl.test"]
+    found = verdict(result, "dnsbl_refused")
+    assert found.facts[0].key == "dnsbl_refused_public_resolver"
+    assert found.facts[0].values["codes"] == "127.255.255.254"
