@@ -3,15 +3,20 @@
 Every rule has a ``warning`` and a ``critical`` level and a ``clear`` level below
 ``warning``: an incident opens when a value reaches ``warning`` and resolves only when it
 falls below ``clear``, so a value hovering at a threshold does not flap. A host group may
-override the interval and any rule (``[monitor.groups.NAME]``); a host in several groups
-takes the first of its groups that has a section.
+override the interval and any rule (``[monitor.groups.NAME]``): the rules it names replace
+those of ``[monitor.rules]``, the others stay as there; a host in several groups takes the
+first of its groups that has a section. ``enabled = false`` in a rule's table switches it
+off (``[monitor.rules.deferred]`` ``enabled = false``). Intervals are durations (``"60s"``,
+``"1h30m"``).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.config_checks import Seconds
 
 
 class _Strict(BaseModel):
@@ -19,6 +24,7 @@ class _Strict(BaseModel):
 
 
 class Threshold(_Strict):
+    enabled: Literal[True] = True  # enabled = false turns the rule off (see Rules)
     warning: Annotated[float, Field(ge=0)]
     critical: Annotated[float, Field(ge=0)]
     clear: Annotated[float, Field(ge=0)] | None = None  # default: 80 % of warning
@@ -41,6 +47,9 @@ class Threshold(_Strict):
         return self.critical - (self.warning - self.clear_level)
 
 
+RULE_NAMES = ("deferred", "growth", "oldest_age", "spool_kib", "reason_spike", "unreachable")
+
+
 class Rules(_Strict):
     """What is measured on each poll; a rule set to nothing is off."""
 
@@ -55,27 +64,40 @@ class Rules(_Strict):
     reason_spike: Threshold | None = None
     # Polls failed in a row.
     unreachable: Threshold | None = Threshold(warning=2, critical=5, clear=1)
-    growth_window: Annotated[float, Field(gt=0, le=86400)] = 600
+    growth_window: Annotated[Seconds, Field(gt=0, le=86400)] = 600
+
+    @field_validator(*RULE_NAMES, mode="before")
+    @classmethod
+    def _switched_off(cls, value: Any) -> Any:
+        """``enabled = false`` in a rule's table: the rule is off (None)."""
+        if isinstance(value, dict) and value.get("enabled") is False:
+            return None
+        return value
+
+    def merged(self, override: Rules) -> Rules:
+        """These rules with those ``override`` names (including ones it turns off)."""
+        changed = {name: getattr(override, name) for name in override.model_fields_set}
+        return self.model_copy(update=changed)
 
 
 class GroupMonitor(_Strict):
-    interval: Annotated[float, Field(gt=0, le=86400)] | None = None
+    interval: Annotated[Seconds, Field(gt=0, le=86400)] | None = None
     rules: Rules | None = None
 
 
 class MonitorSection(_Strict):
     enabled: bool = True
-    interval: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    interval: Annotated[Seconds, Field(gt=0, le=86400)] = 60.0
     # Each host gets a random phase in its interval and is polled on it; a poll found
     # overdue (a lease just taken over, a stalled process) starts within ``jitter`` x
     # interval, at random, so such a burst is spread out.
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 64
     # After a resolve, a new crossing within this many seconds reopens the same incident.
-    cooldown: Annotated[float, Field(ge=0, le=7 * 86400)] = 900.0
+    cooldown: Annotated[Seconds, Field(ge=0, le=7 * 86400)] = 900.0
     # How often a process renews its leases and looks for due hosts; lease lifetime.
-    tick: Annotated[float, Field(gt=0, le=60)] | None = None  # default: min(5, interval/5)
-    lease_ttl: Annotated[float, Field(gt=0, le=3600)] | None = None  # default: 3 ticks
+    tick: Annotated[Seconds, Field(gt=0, le=60)] | None = None  # default: min(5, interval/5)
+    lease_ttl: Annotated[Seconds, Field(gt=0, le=3600)] | None = None  # default: 3 ticks
     chart: bool = True
     rules: Rules = Field(default_factory=Rules)
     groups: dict[str, GroupMonitor] = Field(default_factory=dict)
@@ -86,7 +108,7 @@ class MonitorSection(_Strict):
 
     def rules_for(self, groups: tuple[str, ...]) -> Rules:
         group = self._group(groups)
-        return group.rules if group and group.rules else self.rules
+        return self.rules.merged(group.rules) if group and group.rules else self.rules
 
     def _group(self, groups: tuple[str, ...]) -> GroupMonitor | None:
         return next((self.groups[g] for g in groups if g in self.groups), None)

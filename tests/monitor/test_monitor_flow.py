@@ -31,10 +31,10 @@ from bot.slack.client import make_client
 
 CHANNEL = "C0ALERTS"
 MONITOR = """[monitor]
-interval = 0.3
+interval = "300ms"
 jitter = 0
-tick = 0.1
-cooldown = 1.5
+tick = "100ms"
+cooldown = "1500ms"
 [monitor.rules]
 deferred = { warning = 100, critical = 200, clear = 80 }
 """
