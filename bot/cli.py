@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from bot import logs
 from bot.errors import MailqbotError
 from bot.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
         "mailqbot serve --port 3000 | mailqbot check-config mailqbot.toml",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log JSON lines (default: $MAILQBOT_LOG_FORMAT, text unless it says json)",
+    )
+    parser.add_argument(
+        "--log-levels",
+        metavar="LOGGER=LEVEL,...",
+        help="levels per logger, e.g. bot=debug,asyncssh=warning (default: $MAILQBOT_LOG_LEVELS)",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN)")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: address to bind")
@@ -66,16 +80,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet = args.cmd in {"console", "check-config", "audit"}
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        for noisy in ("asyncssh", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return asyncio.run(_dispatch(args, load_settings()))
+        settings = load_settings()
+        logs.setup(
+            logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
+            json_lines=args.log_json or settings.log_format == "json",
+            levels=settings.log_levels if args.log_levels is None else args.log_levels,
+        )
+        return asyncio.run(_dispatch(args, settings))
     except MailqbotError as exc:
         print(f"mailqbot: {exc.user_message}", file=sys.stderr)
         return 2
@@ -101,10 +113,37 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return await _serve(args, settings)
 
 
+STOP_WITHIN = 10.0  # seconds a stop signal leaves for a clean shutdown
+
+
+def _stopper(
+    sig: signal.Signals, stop: asyncio.Event, loop: asyncio.AbstractEventLoop
+) -> Callable[[], None]:
+    """The first signal asks for a clean stop; a second one, or ``STOP_WITHIN`` seconds
+    later, ends the process at once (work in flight is lost, the leases expire)."""
+
+    def handle() -> None:
+        if stop.is_set():
+            _exit_now(sig)
+        log.info("%s: stopping", sig.name)
+        stop.set()
+        loop.call_later(STOP_WITHIN, _exit_now, sig)
+
+    return handle
+
+
+def _exit_now(sig: signal.Signals) -> None:
+    print(
+        f"mailqbot: {sig.name}: not stopped within {STOP_WITHIN:g}s, exiting now", file=sys.stderr
+    )
+    sys.stderr.flush()
+    os._exit(128 + sig.value)
+
+
 def _check_config(path: Path) -> int:
     from bot.inventory import Inventory, load_config
 
-    inventory = Inventory(load_config(path))
+    inventory = Inventory(load_config(path, deployed=True))
     groups = ", ".join(inventory.groups) or "none"
     print(
         f"{path}: OK: {len(inventory.names)} host(s) ({', '.join(inventory.names)}); "
@@ -195,7 +234,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stopper(sig, stop, loop))
     metrics_host = args.metrics_host or settings.metrics_host
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_at = (metrics_host, metrics_port) if metrics_port else None

@@ -163,8 +163,7 @@ def parse_since(words: list[str]) -> int:
         seconds = parse_duration(value)
         if seconds is None:
             raise UsageError(
-                f"`log`: since=`{value[:40]}` is not a duration; write one like "
-                f"{DURATION_FORMS}.",
+                f"`log`: since=`{value[:40]}` is not a duration; write one like {DURATION_FORMS}.",
                 SPEC.usage,
             )
         since = seconds

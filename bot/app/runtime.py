@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from bot.app.services import Services
 from bot.db.migrate import ensure_migrated
-from bot.db.session import make_engine, make_sessionmaker
+from bot.db.session import check_reachable, make_engine, make_sessionmaker
 from bot.inventory import Inventory, load_config
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
@@ -20,10 +20,11 @@ async def open_services(
     settings: Settings, inventory: Inventory | None = None
 ) -> AsyncIterator[Services]:
     """Load the config, check the database is migrated, open the SSH executor."""
-    inventory = inventory or Inventory(load_config(settings.config_path))
+    inventory = inventory or Inventory(load_config(settings.config_path, deployed=True))
     trail = AuditTrail.from_settings(settings)
     engine = make_engine(settings.database_url)
     try:
+        await check_reachable(engine, settings.database_url)
         await ensure_migrated(engine, settings.database_url)
         async with SSHExecutor() as executor:
             yield Services(

@@ -67,10 +67,10 @@ core = ["203.0.113.26"]
 
 CASES = [
     # (what changes, the location and words the error must show)
-    (("[monitor.groups.edge]", "[monitor.groups.egde]"), "monitor.groups.egde: no host is in group"),
+    (("[monitor.groups.edge]", "[monitor.groups.egde]"), "monitor.groups.egde: no host is in"),
     (("core = [", "cor = ["), "diagnose.sending_ips.cor: names no host or group"),
     (('approvers = ["role:approver"]', "approvers = []"), "actions.flush.approvers: is empty"),
-    (("approvals = 2", "approvals = 3"), "actions.flush.approvals: needs 3 approval(s), but only 2"),
+    (("approvals = 2", "approvals = 3"), "actions.flush.approvals: needs 3 approval(s), but"),
     (("approval = true\n", ""), "actions.flush.approvals: has no effect without approval = true"),
     (('"C0ALERTS"', '"#alerts"'), "slack.alert_channel: '#alerts' is not a channel ID"),
     (('"T0123"', '"acme"'), "access.team_ids[0]: 'acme' is not a team ID"),
@@ -80,7 +80,7 @@ CASES = [
     (('"10.0.0.5"', '"10.0.0.500"'), "hosts[1].address: '10.0.0.500' is neither"),
     (('"mx1.example.com"', '"10.0.0.5"\nport = 2200'), "hosts[1].address: 10.0.0.5 (port 2200)"),
     (('user = "mailqbot"', 'user = ""'), "ssh.user: is empty"),
-    (('port = 2200\n', 'port = 2200\nuser = ""\n'), "hosts[1].user: is empty"),
+    (("port = 2200\n", 'port = 2200\nuser = ""\n'), "hosts[1].user: is empty"),
     (("DIR/known_hosts", "DIR/nothing"), "ssh.known_hosts: DIR/nothing does not exist"),
     (("DIR/id_ed25519", "DIR/locked"), "ssh.private_key: DIR/locked cannot be read"),
     (("DIR/id_ed25519", "DIR"), "ssh.private_key: DIR is not a file"),
@@ -181,11 +181,15 @@ def _monitor(text: str) -> MonitorSection:
 def test_group_rules_merge_with_the_defaults() -> None:
     monitor = _monitor(RULES)
     edge, other = monitor.rules_for(("edge",)), monitor.rules_for(("core",))
-    assert edge.deferred is not None and edge.deferred.warning == 5000  # the group's own
-    assert edge.growth is not None and edge.growth.warning == 50  # kept from [monitor.rules]
-    assert edge.oldest_age is not None and edge.oldest_age.critical == 86400
+    assert edge.deferred is not None
+    assert edge.deferred.warning == 5000
+    assert edge.growth is not None
+    assert edge.growth.warning == 50
+    assert edge.oldest_age is not None
+    assert edge.oldest_age.critical == 86400
     assert edge.unreachable is None  # switched off for the group only
-    assert other.unreachable is not None and other.deferred is not None
+    assert other.unreachable is not None
+    assert other.deferred is not None
     assert other.deferred.warning == 1000
 
 

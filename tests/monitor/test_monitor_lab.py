@@ -97,7 +97,7 @@ def lab_queue() -> Iterator[int]:
 def config(base: int) -> str:
     text = (LAB_DIR / "mailqbot.toml").read_text(encoding="utf-8").split("[monitor]")[0]
     return text + (
-        "\n[monitor]\ninterval = \"1s\"\njitter = 0\ntick = \"200ms\"\ncooldown = \"4s\"\n"
+        '\n[monitor]\ninterval = "1s"\njitter = 0\ntick = "200ms"\ncooldown = "4s"\n'
         "[monitor.rules]\n"
         f"deferred = {{ warning = {base + 3}, critical = {base + 6}, clear = {base + 2} }}\n"
     )
