@@ -139,7 +139,7 @@ class Monitor:
             log.warning(
                 "poll failed: host=%s request_id=%s reason=%s",
                 host.name,
-                f"poll-{host.name}-{int(sample.at)}",
+                f"poll-{host.name}-{int(sample.at * 1000)}",
                 sample.error,
                 extra={"host": host.name, "reason": sample.error},
             )
