@@ -36,6 +36,7 @@ from bot.stores.audit_key import AuditTrail
 
 pytestmark = pytest.mark.lab
 LAB_DIR = Path("/var/lib/mailqbot-lab")
+LAB_TOML = Path(__file__).resolve().parents[1] / "lab" / "mailqbot.toml"  # this checkout's grammar
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 SECRET = "lab-signing-secret"
 CHANNEL = "C0LABALERT"
@@ -95,7 +96,7 @@ def lab_queue() -> Iterator[int]:
 
 
 def config(base: int) -> str:
-    text = (LAB_DIR / "mailqbot.toml").read_text(encoding="utf-8").split("[monitor]")[0]
+    text = LAB_TOML.read_text(encoding="utf-8").split("[monitor]")[0]
     return text + (
         '\n[monitor]\ninterval = "1s"\njitter = 0\ntick = "200ms"\ncooldown = "4s"\n'
         "[monitor.rules]\n"

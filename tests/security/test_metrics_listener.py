@@ -44,7 +44,8 @@ def environment(slack: FakeSlack, db_url: str, tmp_path: Path, **extra: str) -> 
     known_hosts.write_text("", encoding="ascii")
     config = tmp_path / "mailqbot.toml"
     config.write_text(
-        f'[ssh]\nknown_hosts = "{known_hosts}"\n[[hosts]]\nname = "mx1"\naddress = "192.0.2.9"\n',
+        f'[ssh]\nknown_hosts = "{known_hosts}"\n[[hosts]]\nname = "mx1"\naddress = "192.0.2.9"\n'
+        '[[access.grants]]\nrole = "viewer"\nmembers = ["U0VIEWER"]\n',
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MAILQBOT_"))}
