@@ -47,11 +47,11 @@ async def check_bot_token(client: AsyncWebClient, settings: Settings) -> AsyncSl
     return identity
 
 
-async def check_app_token(client: AsyncWebClient, app_token: str, settings: Settings) -> None:
-    """``apps.connections.open`` with the app token (Socket Mode): refused means stop now,
-    not retry forever."""
+async def check_app_token(client: AsyncWebClient, app_token: str, settings: Settings) -> str:
+    """``apps.connections.open`` with the app token (Socket Mode): the websocket URL to
+    connect to, or (refused) the line to stop with, instead of retrying forever."""
     try:
-        await client.apps_connections_open(app_token=app_token)
+        opened = await client.apps_connections_open(app_token=app_token)
     except SlackApiError as exc:
         error = str(exc.response.get("error"))
         if error in startup.REJECTED or error == "not_allowed_token_type":
@@ -61,6 +61,7 @@ async def check_app_token(client: AsyncWebClient, app_token: str, settings: Sett
         ) from None
     except _UNREACHABLE as exc:
         raise startup.slack_unreachable(settings.api_url, startup.reason(exc)) from None
+    return str(opened["url"])
 
 
 def _header(headers: Any, name: str) -> str | None:

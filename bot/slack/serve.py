@@ -99,11 +99,11 @@ async def serve(
         )
     app = build_app(services)
     identity = await preflight.check_bot_token(app.client, settings)
+    socket = SocketState()
     if settings.slack_app_token is not None:
         token = settings.slack_app_token.get_secret_value()
-        await preflight.check_app_token(app.client, token, settings)
+        socket.first_url = await preflight.check_app_token(app.client, token, settings)
     remember_team(identity, services)
-    socket = SocketState()
     engine = services.sessions.kw["bind"]
     health = Health(lambda: is_reachable(engine), socket.connected, started=time.monotonic())
     web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
@@ -170,6 +170,7 @@ class SocketState:
 
     up: bool = False
     handler: AsyncSocketModeHandler | None = None
+    first_url: str | None = None  # from the start-up check: the first connection uses it
 
     async def connected(self) -> bool:
         if self.handler is None:
@@ -186,6 +187,7 @@ async def _socket_mode(
     socket_log.addFilter(_one_line)
     handler = AsyncSocketModeHandler(app, token.get_secret_value(), logger=socket_log)
     state.handler = handler
+    handler.client.wss_uri = state.first_url
     connecting = asyncio.create_task(handler.connect_async())  # type: ignore[no-untyped-call]
     down_since: float | None = time.monotonic()
     try:
