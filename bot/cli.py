@@ -100,7 +100,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _check_config(args.path or settings.config_path)
     if args.cmd == "migrate":
         from bot.db.migrate import upgrade_async
+        from bot.db.session import check_reachable, make_engine
 
+        engine = make_engine(settings.database_url)
+        try:
+            await check_reachable(engine, settings.database_url)  # one line if it is not
+        finally:
+            await engine.dispose()
         await upgrade_async(settings.database_url)
         print("database is at the current schema")
         return 0
