@@ -99,6 +99,21 @@ def test_the_environment_and_flags_choose_the_format(tmp_path: Path) -> None:
     )
 
 
+def test_a_real_process_logs_json_lines_with_our_debug_and_not_the_drivers(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "MAILQBOT_STATE_DIR": str(tmp_path / "state")}
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "--log-json", "--log-levels", "bot=debug,asyncssh=warning",
+         "console", "--demo", "summary mx1"],
+        capture_output=True, text=True, check=False, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stderr.splitlines()]
+    assert any(line["level"] == "debug" and line["logger"].startswith("bot.") for line in lines)
+    assert not [line for line in lines if line["logger"].startswith("asyncssh")]
+
+
 # -- failed commands and refused requests: logged once, with host, request id and reason -----
 
 
