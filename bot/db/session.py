@@ -34,8 +34,9 @@ async def check_reachable(engine: AsyncEngine, url: str) -> None:
         raise startup.database_unreachable(url, startup.reason(exc)) from None
 
 
-async def is_reachable(engine: AsyncEngine) -> bool:
-    """For /healthz: the database answers ``SELECT 1`` within a few seconds."""
+async def is_reachable(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """For /healthz: the sessions' database answers ``SELECT 1`` within a few seconds."""
+    engine: AsyncEngine = sessions.kw["bind"]
     try:
         async with asyncio.timeout(3), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
@@ -104,8 +105,8 @@ async def serve(
         token = settings.slack_app_token.get_secret_value()
         socket.first_url = await preflight.check_app_token(app.client, token, settings)
     remember_team(identity, services)
-    engine = services.sessions.kw["bind"]
-    health = Health(lambda: is_reachable(engine), socket.connected, started=time.monotonic())
+    database = functools.partial(is_reachable, services.sessions)
+    health = Health(database, socket.connected, started=time.monotonic())
     web_app = app.web_app(path="/slack/events") if not socket_mode else web.Application()
     web_app.router.add_get("/healthz", health.handler)
     metrics = Metrics(services.sessions)
