@@ -149,7 +149,7 @@ def _exit_now(sig: signal.Signals) -> None:
 def _check_config(path: Path) -> int:
     from bot.inventory import Inventory, load_config
 
-    inventory = Inventory(load_config(path, deployed=True))
+    inventory = Inventory(load_config(path, deployed=True, slack=True))
     groups = ", ".join(inventory.groups) or "none"
     print(
         f"{path}: OK: {len(inventory.names)} host(s) ({', '.join(inventory.names)}); "
@@ -244,6 +244,6 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     metrics_host = args.metrics_host or settings.metrics_host
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
-    async with open_services(settings) as services:
+    async with open_services(settings, slack=True) as services:
         await serve(services, args.host, args.port, stop, metrics_at)
     return 0

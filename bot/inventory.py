@@ -379,14 +379,17 @@ def _resolve(entry: HostEntry, config: Config) -> Host:
     )
 
 
-def parse_config(text: str, source: str = "<config>", *, deployed: bool = False) -> Config:
+def parse_config(
+    text: str, source: str = "<config>", *, deployed: bool = False, slack: bool = False
+) -> Config:
     """The config in ``text``; ``deployed``: also check what must hold where the bot runs
-    (its files readable, some grant given), as ``check-config`` and start-up do."""
+    (its files readable), ``slack``: and that some grant is given, as ``check-config`` and
+    start-up do (``bot.config_checks``)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    found = config_checks.problems(raw, deployed=deployed)
+    found = config_checks.problems(raw, deployed=deployed, slack=slack)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
@@ -396,7 +399,7 @@ def parse_config(text: str, source: str = "<config>", *, deployed: bool = False)
     return config
 
 
-def load_config(path: Path, *, deployed: bool = False) -> Config:
+def load_config(path: Path, *, deployed: bool = False, slack: bool = False) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -404,7 +407,7 @@ def load_config(path: Path, *, deployed: bool = False) -> Config:
             f"cannot read the config file {path}: {exc.strerror}. "
             "Set MAILQBOT_CONFIG to the path of your mailqbot.toml."
         ) from None
-    return parse_config(text, str(path), deployed=deployed)
+    return parse_config(text, str(path), deployed=deployed, slack=slack)
 
 
 def _schema_problems(exc: ValidationError) -> list[str]:

@@ -17,10 +17,12 @@ from bot.stores.audit_key import AuditTrail
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, inventory: Inventory | None = None
+    settings: Settings, inventory: Inventory | None = None, *, slack: bool = False
 ) -> AsyncIterator[Services]:
-    """Load the config, check the database is migrated, open the SSH executor."""
-    inventory = inventory or Inventory(load_config(settings.config_path, deployed=True))
+    """Load the config (``slack``: for serving Slack, so with grants), check the database is
+    reachable and migrated, open the SSH executor."""
+    if inventory is None:
+        inventory = Inventory(load_config(settings.config_path, deployed=True, slack=slack))
     trail = AuditTrail.from_settings(settings)
     engine = make_engine(settings.database_url)
     try:

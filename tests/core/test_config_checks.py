@@ -102,7 +102,7 @@ def good(tmp_path: Path) -> str:
 
 
 def test_the_good_config_loads(good: str) -> None:
-    inventory = Inventory(parse_config(good, deployed=True))
+    inventory = Inventory(parse_config(good, deployed=True, slack=True))
     assert inventory.names == ["mx1", "relay1"]
     assert inventory.config.monitor.interval_for(("edge",)) == 30.0
     assert inventory.config.ssh.connect_timeout == 10.0
@@ -120,7 +120,7 @@ def test_each_mistake_is_an_error_with_its_location(
         bad = good.replace(*(part.replace("DIR", str(tmp_path)) for part in change))
     assert bad != good
     with pytest.raises(ConfigError) as caught:
-        parse_config(bad, "mailqbot.toml", deployed=True)
+        parse_config(bad, "mailqbot.toml", deployed=True, slack=True)
     assert says.replace("DIR", str(tmp_path)) in caught.value.user_message
 
 
@@ -147,9 +147,12 @@ def test_all_mistakes_are_reported_in_one_pass(good: str, tmp_path: Path) -> Non
 
 
 def test_files_and_grants_are_checked_only_where_the_bot_runs(good: str) -> None:
-    """A config written elsewhere (another machine's paths, no grants yet) still parses."""
+    """A config written elsewhere (another machine's paths, no grants yet) still parses;
+    the terminal console (trusted as admin) needs no grants."""
     elsewhere = good.replace("/known_hosts", "/absent").split("[[access.grants]]")[0]
     assert parse_config(elsewhere + "[monitor]\n").access.grants == []
+    console = good.split("[[access.grants]]")[0] + "[monitor]\n"
+    assert parse_config(console, deployed=True).access.grants == []
 
 
 # -- monitor rules: a group's rules merge with the defaults; every rule can be switched off --
