@@ -254,13 +254,18 @@ def _files(raw: Mapping[str, Any]) -> Iterator[str]:
     for where, table in tables:
         for key in ("private_key", "known_hosts"):
             path = table.get(key)
-            if isinstance(path, str) and (why := _unreadable(Path(path))) is not None:
+            if isinstance(path, str) and (why := _unreadable(Path(path), key)) is not None:
                 yield f"{where}.{key}: {path} {why}"
 
 
-def _unreadable(path: Path) -> str | None:
+def _unreadable(path: Path, key: str) -> str | None:
     if not path.exists():
-        return "does not exist; create it (mailqbot hosts scan writes known_hosts) or fix the path"
+        make = (
+            f"ssh-keygen -t ed25519 -f {path}"
+            if key == "private_key"
+            else "mailqbot hosts scan all --accept"
+        )
+        return f"does not exist; create it ({make}) or fix the path"
     if not path.is_file():
         return "is not a file; give the path of the file itself"
     if not os.access(path, os.R_OK):
