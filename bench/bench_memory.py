@@ -121,7 +121,7 @@ async def child(count: int, variety: str) -> dict[str, Any]:
             known = server.write_known_hosts(Path(tmp) / "known_hosts")
             config = (
                 f'[ssh]\nuser = "b"\nprivate_key = "{key.private_key}"\nknown_hosts = '
-                f'"{known}"\ncommand_timeout = 3600\n\n[[hosts]]\nname = "sim"\n'
+                f'"{known}"\ncommand_timeout = "1h"\n\n[[hosts]]\nname = "sim"\n'
                 f'address = "{server.address}"\nport = {server.port}\n'
             )
             host = Inventory(parse_config(config)).get("sim")

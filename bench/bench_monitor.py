@@ -134,7 +134,8 @@ async def all_polled(
 async def run(args: argparse.Namespace, directory: Path) -> None:
     url = await database(args.sqlite, directory)
     text = (directory / "mailqbot.toml").read_text(encoding="utf-8")
-    text += f'\n[slack]\nalert_channel = "{CHANNEL}"\n\n[monitor]\ninterval = {args.interval}\n'
+    text += f'\n[slack]\nalert_channel = "{CHANNEL}"\n\n'
+    text += f'[monitor]\ninterval = "{args.interval:g}s"\n'
     text += "[monitor.rules]\ndeferred = { warning = 100000, critical = 200000 }\n"
     config = parse_config(text, "<bench>")
     hot = sorted(entry.name for entry in config.hosts)[: args.hot]

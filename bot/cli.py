@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from bot import onboard
+from bot import logs, onboard
 from bot.errors import MailqbotError
 from bot.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def _version() -> str:
@@ -35,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"mailqbot {_version()}")
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log JSON lines (default: $MAILQBOT_LOG_FORMAT, text unless it says json)",
+    )
+    parser.add_argument(
+        "--log-levels",
+        metavar="LOGGER=LEVEL,...",
+        help="levels per logger, e.g. bot=debug,asyncssh=warning (default: $MAILQBOT_LOG_LEVELS)",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN)")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP mode: address to bind")
@@ -81,16 +94,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     quiet = args.cmd in {"console", "check-config", "audit", "hosts", "doctor", "init", "reload"}
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.verbose:
-        for noisy in ("asyncssh", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return asyncio.run(_dispatch(args, load_settings()))
+        settings = load_settings()
+        logs.setup(
+            logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
+            json_lines=args.log_json or settings.log_format == "json",
+            levels=settings.log_levels if args.log_levels is None else args.log_levels,
+        )
+        return asyncio.run(_dispatch(args, settings))
     except MailqbotError as exc:
         print(f"mailqbot: {exc.user_message}", file=sys.stderr)
         return 2
@@ -115,7 +126,13 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _check_config(args.path or settings.config_path)
     if args.cmd == "migrate":
         from bot.db.migrate import upgrade_async
+        from bot.db.session import check_reachable, make_engine
 
+        engine = make_engine(settings.database_url)
+        try:
+            await check_reachable(engine, settings.database_url)  # one line if it is not
+        finally:
+            await engine.dispose()
         await upgrade_async(settings.database_url)
         print("database is at the current schema")
         return 0
@@ -128,11 +145,38 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return await _serve(args, settings)
 
 
+STOP_WITHIN = 10.0  # seconds a stop signal leaves for a clean shutdown
+
+
+def _stopper(
+    sig: signal.Signals, stop: asyncio.Event, loop: asyncio.AbstractEventLoop
+) -> Callable[[], None]:
+    """The first signal asks for a clean stop; a second one, or ``STOP_WITHIN`` seconds
+    later, ends the process at once (work in flight is lost, the leases expire)."""
+
+    def handle() -> None:
+        if stop.is_set():
+            _exit_now(sig)
+        log.info("%s: stopping", sig.name)
+        stop.set()
+        loop.call_later(STOP_WITHIN, _exit_now, sig)
+
+    return handle
+
+
+def _exit_now(sig: signal.Signals) -> None:
+    print(
+        f"mailqbot: {sig.name}: not stopped within {STOP_WITHIN:g}s, exiting now", file=sys.stderr
+    )
+    sys.stderr.flush()
+    os._exit(128 + sig.value)
+
+
 def _check_config(path: Path) -> int:
     from bot.errors import short_list
     from bot.inventory import Inventory, load_config
 
-    inventory = Inventory(load_config(path))
+    inventory = Inventory(load_config(path, deployed=True, slack=True))
     groups = short_list(list(inventory.groups)) or "none"
     print(
         f"{path}: OK: {len(inventory.names)} host(s) ({short_list(inventory.names)}); "
@@ -224,10 +268,10 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stopper(sig, stop, loop))
     metrics_host = args.metrics_host or settings.metrics_host
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
-    async with open_services(settings) as services, on_sighup(services):
+    async with open_services(settings, slack=True) as services, on_sighup(services):
         await serve(services, args.host, args.port, stop, metrics_at)
     return 0

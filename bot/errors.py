@@ -9,6 +9,7 @@ and what to do next, and is safe to show in Slack or the terminal.
     ├── UnknownHost                 a host name that is not in the inventory
     ├── PermissionDenied            the caller may not run this command
     ├── DatabaseNotMigrated         the database schema is behind the code
+    ├── ServiceUnavailable          Slack or the database could not be used at start
     ├── AuditUnavailable            the audit trail could not be written: a change was not made
     ├── PlanClosed                  the plan is no longer waiting for this step
     ├── NotInQueue                  a queue ID that names no queued message
@@ -83,6 +84,11 @@ class PermissionDenied(MailqbotError):
 
 class DatabaseNotMigrated(MailqbotError):
     pass
+
+
+class ServiceUnavailable(MailqbotError):
+    """Slack or the database could not be reached, or refused the bot, at start: the
+    message is one line naming the problem and what to do."""
 
 
 class AuditUnavailable(MailqbotError):

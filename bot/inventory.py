@@ -13,9 +13,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot import config_checks
+from bot.config_checks import Seconds
 from bot.diag.config import DiagnoseSection
 from bot.errors import ConfigError, UnknownHost
 from bot.monitor.config import MonitorSection
+from bot.text import DURATION_FORMS, parse_duration
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 Role = Literal["viewer", "operator", "approver", "admin"]
@@ -45,9 +48,9 @@ class SSHDefaults(_Strict):
     private_key: Path | None = None
     known_hosts: Path | None = None
     sudo: bool = True
-    connect_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
-    login_timeout: Annotated[float, Field(gt=0, le=300)] = 10.0
-    command_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    connect_timeout: Annotated[Seconds, Field(gt=0, le=300)] = 10.0
+    login_timeout: Annotated[Seconds, Field(gt=0, le=300)] = 10.0
+    command_timeout: Annotated[Seconds, Field(gt=0, le=3600)] = 60.0
     max_sessions: Annotated[int, Field(ge=1, le=10)] = 10  # OpenSSH's MaxSessions default
     groups: dict[str, SSHGroup] = Field(default_factory=dict)
 
@@ -229,7 +232,6 @@ ActionClass = Literal["flush", "requeue", "hold", "release", "purge", "purge_all
 # Deleting mail always needs a second person.
 APPROVAL_ALWAYS: tuple[ActionClass, ...] = ("purge", "purge_all")
 MAX_PLAN_LIFETIME = 24 * 3600
-_DURATION = re.compile(r"([1-9][0-9]{0,5})([smhd])")
 
 
 class ActionRule(_Strict):
@@ -263,17 +265,16 @@ class ActionRule(_Strict):
     @field_validator("expires")
     @classmethod
     def _expires(cls, value: str) -> str:
-        match = _DURATION.fullmatch(value)
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-        if match is None or int(match[1]) * unit[match[2]] > MAX_PLAN_LIFETIME:
-            raise ValueError("write a duration like 30m or 2h, at most 24h")
+        seconds = parse_duration(value)
+        if seconds is None or seconds > MAX_PLAN_LIFETIME:
+            raise ValueError(f"write a duration like {DURATION_FORMS}, at most 24h")
         return value
 
     @property
     def lifetime(self) -> int:
-        match = _DURATION.fullmatch(self.expires)
-        assert match is not None
-        return int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+        seconds = parse_duration(self.expires)
+        assert seconds is not None
+        return seconds
 
 
 # What an ordinary purge may delete before it counts as wiping the queue (purge_all).
@@ -417,22 +418,35 @@ def _resolve(entry: HostEntry, config: Config) -> Host:
     )
 
 
-def parse_config(text: str, source: str = "<config>", base: Path | None = None) -> Config:
-    """``text`` validated as a whole; ``include`` patterns are read relative to ``base``
-    (the config file's directory; without it, ``include`` is refused)."""
+def parse_config(
+    text: str,
+    source: str = "<config>",
+    base: Path | None = None,
+    *,
+    deployed: bool = False,
+    slack: bool = False,
+) -> Config:
+    """The config in ``text``; ``include`` patterns are read relative to ``base`` (the config
+    file's directory; without it, ``include`` is refused). ``deployed``: also check what must
+    hold where the bot runs (its files readable), ``slack``: and that some grant is given, as
+    ``check-config`` and start-up do (``bot.config_checks``)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     if raw.get("include"):
         raw = _with_includes(raw, source, base)
+    found = config_checks.problems(raw, deployed=deployed, slack=slack)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_explain(source, exc)) from None
+        raise ConfigError(_explain(source, _schema_problems(exc) + found)) from None
+    if found:
+        raise ConfigError(_explain(source, found))
+    return config
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, *, deployed: bool = False, slack: bool = False) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -440,7 +454,7 @@ def load_config(path: Path) -> Config:
             f"cannot read the config file {path}: {exc.strerror}. "
             "Set MAILQBOT_CONFIG to the path of your mailqbot.toml."
         ) from None
-    return parse_config(text, str(path), path.parent)
+    return parse_config(text, str(path), path.parent, deployed=deployed, slack=slack)
 
 
 # -- include = ["hosts.d/*.toml"]: hosts from more files ------------------------------------
@@ -499,7 +513,7 @@ def _include_file(path: Path, hosts: list[Any], origin: dict[Any, str]) -> list[
         except ValidationError as exc:
             problems += [
                 f"{path}: hosts[{i}].{line.strip()[2:]}"
-                for line in _explain("", exc).splitlines()[1:]
+                for line in _explain("", _schema_problems(exc)).splitlines()[1:]
             ]
             continue
         if host.name in origin:
@@ -512,11 +526,15 @@ def _include_file(path: Path, hosts: list[Any], origin: dict[Any, str]) -> list[
     return problems
 
 
-def _explain(source: str, exc: ValidationError) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s):"]
+def _schema_problems(exc: ValidationError) -> list[str]:
+    found = []
     for err in exc.errors():
         where = "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]
         ).lstrip(".")
-        lines.append(f"  - {where or '(top level)'}: {err['msg']}")
-    return "\n".join(lines)
+        found.append(f"{where or '(top level)'}: {err['msg']}")
+    return found
+
+
+def _explain(source: str, found: list[str]) -> str:
+    return "\n".join([f"{source}: {len(found)} problem(s):", *(f"  - {p}" for p in found)])

@@ -33,3 +33,8 @@ PRIVATE_FILE_NOT_SENT = (
     "shared anywhere. Ask whoever runs mailqbot to enable the app's Messages tab, then try "
     "again."
 )
+MISSING_SCOPE = (
+    "Slack refused mailqbot's {method} call: the app lacks the `{scope}` scope (reference "
+    "`{ref}`). Ask whoever runs mailqbot to add it under OAuth & Permissions and reinstall "
+    "the app."
+)

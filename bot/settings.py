@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot import startup
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///mailqbot.sqlite3"
@@ -39,6 +41,21 @@ class Settings(BaseSettings):
     # so rows removed from its end are found); default: audit.head in the state directory.
     audit_checkpoint: Path | None = Field(default=None, alias="MAILQBOT_AUDIT_CHECKPOINT")
     state_dir: Path = Field(default=Path("mailqbot-state"), alias="MAILQBOT_STATE_DIR")
+
+    # How long Socket Mode may stay disconnected (its retries included) before the process
+    # gives up and exits, for the service manager to restart it.
+    slack_give_up: float = Field(default=120.0, alias="MAILQBOT_SLACK_GIVE_UP", gt=0)
+    # Logs: "text" or "json" (one JSON object a line); levels per logger, e.g.
+    # "bot=debug,asyncssh=warning" (``bot.logs``).
+    log_format: str = Field(default="text", alias="MAILQBOT_LOG_FORMAT", pattern="^(text|json)$")
+    log_levels: str = Field(default="", alias="MAILQBOT_LOG_LEVELS")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """``postgres://``, ``postgresql://`` and ``sqlite:///`` as people write them, run
+        on the drivers mailqbot uses (a ``ConfigError`` explains any other)."""
+        return startup.database_url(value)
 
     @property
     def api_url(self) -> str:

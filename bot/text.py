@@ -76,3 +76,51 @@ def table(
         ]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+# -- the one duration grammar: 90s, 30m, 1h30m, 2d, 1w -------------------------------------
+
+DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+DURATION_FORMS = "90s, 30m, 1h30m, 2d or 1w"
+_DURATION = re.compile(r"(?:\d{1,7}(?:ms|[wdhms]))+")
+_DURATION_PART = re.compile(r"(\d{1,7})(ms|[wdhms])")
+
+
+def parse_seconds(text: str) -> float | None:
+    """Seconds in a duration of numbers each with a unit (``90s``, ``1h30m``, ``1w``,
+    ``250ms``); None unless it is one above zero. A plain number is not a duration: its
+    unit is unknown."""
+    text = text.strip().lower()
+    if not _DURATION.fullmatch(text):
+        return None
+    millis = sum(
+        int(n) * (1 if unit == "ms" else 1000 * DURATION_UNITS[unit])
+        for n, unit in _DURATION_PART.findall(text)
+    )
+    return millis / 1000 if millis else None
+
+
+def parse_duration(text: str) -> int | None:
+    """Whole seconds in a duration (``parse_seconds``); None if it is not one, or has a
+    fraction of a second."""
+    seconds = parse_seconds(text)
+    return int(seconds) if seconds is not None and seconds.is_integer() else None
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest ``parse_duration`` text for ``seconds`` (``5400`` -> ``1h30m``)."""
+    parts = []
+    for unit, span in DURATION_UNITS.items():
+        if unit != "w" and seconds >= span:
+            parts.append(f"{seconds // span}{unit}")
+            seconds %= span
+    return "".join(parts) or "0s"
+
+
+def duration_problem(value: object) -> str | None:
+    """Why ``value`` (from a config file) is not a duration, or None if it is one."""
+    if isinstance(value, str) and parse_seconds(value) is not None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value!r} has no unit; write a duration with one, like {DURATION_FORMS}"
+    return f"{str(value)[:40]!r} is not a duration; write one like {DURATION_FORMS}"

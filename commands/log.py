@@ -14,7 +14,6 @@ window by time. Status lines that could not be read are counted, with a few exam
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,14 +24,13 @@ from bot.postfix import logreader, maillog
 from bot.postfix.logreader import ReadStats
 from bot.postfix.logsource import LogTarget
 from bot.postfix.maillog import LogAnalysis
-from bot.text import duration, num, table
+from bot.text import DURATION_FORMS, duration, num, parse_duration, table
 
 if TYPE_CHECKING:
     from bot.context import Context
 
 DEFAULT_SINCE = 24 * 3600
 MAX_SINCE = 31 * 24 * 3600
-_SINCE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 
 
@@ -154,7 +152,7 @@ def _hm(epoch: float) -> str:
 
 
 def parse_since(words: list[str]) -> int:
-    """``since=`` in minutes, hours or days (``30m``, ``6h``, ``7d``); at most 31 days."""
+    """``since=`` as a duration (``bot.text``: ``30m``, ``6h``, ``1d12h``); at most 31 days."""
     since = DEFAULT_SINCE
     for word in words:
         key, eq, value = word.partition("=")
@@ -162,13 +160,13 @@ def parse_since(words: list[str]) -> int:
             raise UsageError(
                 f"`log`: unknown option `{word[:40]}`; use since=30m, 6h, 24h or 7d.", SPEC.usage
             )
-        match = _SINCE.fullmatch(value)
-        if match is None:
+        seconds = parse_duration(value)
+        if seconds is None:
             raise UsageError(
-                f"`log`: since=`{value[:40]}` is not a duration like 30m, 6h, 24h or 7d.",
+                f"`log`: since=`{value[:40]}` is not a duration; write one like {DURATION_FORMS}.",
                 SPEC.usage,
             )
-        since = int(match[1]) * _UNITS[match[2]]
+        since = seconds
     if not 60 <= since <= MAX_SINCE:
         raise UsageError("`log`: since= must be between 1m and 31d.", SPEC.usage)
     return since

@@ -34,7 +34,8 @@ class RequestLog(logging.LoggerAdapter[logging.Logger]):
     """Prefixes every line with the request id, user, command and target."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        extra = self.extra or {}
+        extra = dict(self.extra or {})
+        kwargs["extra"] = extra | dict(kwargs.get("extra") or {})  # JSON lines show them
         return (
             f"[{extra.get('request_id')} {extra.get('user')} {extra.get('command')}] {msg}",
             kwargs,
@@ -83,8 +84,23 @@ async def prepare(
         _authorise(spec, words, context)
     except MailqbotError as exc:
         outcome = "denied" if isinstance(exc, PermissionDenied) else "refused"
+        log_failure(context.request, spec, outcome, exc)
         return await record(context, spec, started, outcome, render.error(exc))
     return Prepared(spec, args, context, started)
+
+
+def log_failure(
+    request: Request, spec: CommandSpec[Any] | None, outcome: str, exc: MailqbotError
+) -> None:
+    """One warning for a refused request or a failed command: host, request id, reason."""
+    host = getattr(exc, "host", None) or _target(spec, request) or "-"
+    reason = " ".join(exc.user_message.split())[:300]
+    what = "command failed" if outcome == "error" else f"request {outcome}"
+    request_log(request).warning(
+        "%s: host=%s request_id=%s reason=%s",
+        what, host, request.request_id, reason,
+        extra={"host": host, "reason": reason},
+    )  # fmt: skip
 
 
 def _failure(exc: MailqbotError) -> str:
@@ -104,10 +120,15 @@ async def execute(prepared: Prepared) -> Outcome:
         model = await spec.run(prepared.args, context)
         rendered = render.render(spec.template, model)
     except MailqbotError as exc:
+        log_failure(context.request, spec, _failure(exc), exc)
         return await record(context, spec, prepared.started, _failure(exc), render.error(exc))
     except Exception:
         ref = context.request.request_id
-        request_log(context.request).exception("failed unexpectedly (reference %s)", ref)
+        host = _target(spec, context.request) or "-"
+        request_log(context.request).exception(
+            "command crashed: host=%s request_id=%s reason=unexpected error (reference %s)",
+            host, ref, ref, extra={"host": host, "reason": "unexpected error"},
+        )  # fmt: skip
         return await record(context, spec, prepared.started, "crashed", render.crash(ref))
     request_log(context.request).info("ok in %.2fs", time.time() - prepared.started)
     return await record(context, spec, prepared.started, "ok", rendered)
@@ -145,6 +166,7 @@ async def refuse(request: Request, services: Services, name: str, exc: MailqbotE
     services = services.for_request()  # a reload meanwhile leaves this request's hosts alone
     groups = await services.groups_of(request.user_id) if request.source == "slack" else None
     context = Context(services, request, Identity.of(request, groups or frozenset()))
+    log_failure(request, None, _failure(exc), exc)
     return await record(context, None, time.time(), _failure(exc), render.error(exc), name)
 
 

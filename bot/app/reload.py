@@ -35,7 +35,9 @@ async def reload_inventory(services: Services) -> bool:
     path = services.settings.config_path
     old = services.inventory
     try:
-        new = await asyncio.to_thread(lambda: Inventory(load_config(path)))
+        new = await asyncio.to_thread(
+            lambda: Inventory(load_config(path, deployed=True, slack=True))
+        )
     except MailqbotError as exc:
         log.error(
             "reload of %s refused, keeping the inventory of %d host(s): %s",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from bot import startup
 from bot.stores.audit_key import AuditTrail
+
+CONNECT_TIMEOUT = 15.0
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -17,6 +22,27 @@ def make_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+async def check_reachable(engine: AsyncEngine, url: str) -> None:
+    """Connect once and run ``SELECT 1``; ``ServiceUnavailable`` (one line, no password)
+    says why not."""
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        raise startup.database_unreachable(url, startup.reason(exc)) from None
+
+
+async def is_reachable(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """For /healthz: the sessions' database answers ``SELECT 1`` within a few seconds."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    try:
+        async with asyncio.timeout(3), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (OSError, TimeoutError, SQLAlchemyError):
+        return False
+    return True
 
 
 def make_sessionmaker(

@@ -282,7 +282,7 @@ def _config(workdir: Path, servers: dict[str, ScriptedSSHServer]) -> str:
     )
     return (
         f'[ssh]\nuser = "demo"\nprivate_key = "{workdir / "id_ed25519"}"\n'
-        f'known_hosts = "{known}"\nsudo = false\nconnect_timeout = 5\n\n{hosts}'
+        f'known_hosts = "{known}"\nsudo = false\nconnect_timeout = "5s"\n\n{hosts}'
     )
 
 

@@ -6,8 +6,8 @@ dnsbl_zones = ["zen.spamhaus.org", "bl.spamcop.net"]
 nameservers = ["127.0.0.1"]   # the bot's resolver for diagnose; empty: the system's
 nameserver_port = 53
 probe_domains = ["gmail.com", "outlook.com", "yahoo.com"]
-check_timeout = 8.0           # seconds each check may take
-budget = 20.0                 # seconds the whole diagnosis may take
+check_timeout = "8s"          # how long each check may take
+budget = "20s"                # how long the whole diagnosis may take
 [diagnose.sending_ips]        # a host's public sending address, when NAT hides it
 mx1 = ["203.0.113.25"]
 [diagnose.relay_providers]    # relay hosts known by another name (bot/diag/relays.py)
@@ -23,6 +23,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.config_checks import Seconds
 from bot.diag.relays import valid_alias
 
 # Public DNSBLs that answer queries from ordinary resolvers for low volumes. Spamhaus
@@ -39,8 +40,8 @@ class DiagnoseSection(BaseModel):
     nameservers: list[str] = Field(default_factory=list)
     nameserver_port: Annotated[int, Field(ge=1, le=65535)] = 53
     probe_domains: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBES), max_length=5)
-    check_timeout: Annotated[float, Field(gt=0, le=120)] = 8.0
-    budget: Annotated[float, Field(gt=0, le=300)] = 20.0
+    check_timeout: Annotated[Seconds, Field(gt=0, le=120)] = 8.0
+    budget: Annotated[Seconds, Field(gt=0, le=300)] = 20.0
     sending_ips: dict[str, list[str]] = Field(default_factory=dict)
     relay_providers: dict[str, str] = Field(default_factory=dict)
 

@@ -3,16 +3,21 @@
 Every rule has a ``warning`` and a ``critical`` level and a ``clear`` level below
 ``warning``: an incident opens when a value reaches ``warning`` and resolves only when it
 falls below ``clear``, so a value hovering at a threshold does not flap. A host group may
-override the interval and any rule (``[monitor.groups.NAME]``); a host in several groups
-takes the first of its groups that has a section.
+override the interval and any rule (``[monitor.groups.NAME]``): the rules it names replace
+those of ``[monitor.rules]``, the others stay as there; a host in several groups takes the
+first of its groups that has a section. ``enabled = false`` in a rule's table switches it
+off (``[monitor.rules.deferred]`` ``enabled = false``). Intervals are durations (``"60s"``,
+``"1h30m"``).
 """
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot.config_checks import Seconds
 
 
 class _Strict(BaseModel):
@@ -20,6 +25,7 @@ class _Strict(BaseModel):
 
 
 class Threshold(_Strict):
+    enabled: Literal[True] = True  # enabled = false turns the rule off (see Rules)
     warning: Annotated[float, Field(ge=0)]
     critical: Annotated[float, Field(ge=0)]
     clear: Annotated[float, Field(ge=0)] | None = None  # default: 80 % of warning
@@ -42,6 +48,9 @@ class Threshold(_Strict):
         return self.critical - (self.warning - self.clear_level)
 
 
+RULE_NAMES = ("deferred", "growth", "oldest_age", "spool_kib", "reason_spike", "unreachable")
+
+
 class Rules(_Strict):
     """What is measured on each poll; a rule set to nothing is off."""
 
@@ -58,7 +67,20 @@ class Rules(_Strict):
     reason_spike: Threshold | None = None
     # Polls failed in a row.
     unreachable: Threshold | None = Threshold(warning=2, critical=5, clear=1)
-    growth_window: Annotated[float, Field(gt=0, le=86400)] = 600
+    growth_window: Annotated[Seconds, Field(gt=0, le=86400)] = 600
+
+    @field_validator(*RULE_NAMES, mode="before")
+    @classmethod
+    def _switched_off(cls, value: Any) -> Any:
+        """``enabled = false`` in a rule's table: the rule is off (None)."""
+        if isinstance(value, dict) and value.get("enabled") is False:
+            return None
+        return value
+
+    def merged(self, override: Rules) -> Rules:
+        """These rules with those ``override`` names (including ones it turns off)."""
+        changed = {name: getattr(override, name) for name in override.model_fields_set}
+        return self.model_copy(update=changed)
 
 
 # Ready rule sets a host group can name (``preset = "runbook"``); docs/ops/alerts.md.
@@ -72,7 +94,7 @@ PRESETS: dict[str, Rules] = {
 
 
 class GroupMonitor(_Strict):
-    interval: Annotated[float, Field(gt=0, le=86400)] | None = None
+    interval: Annotated[Seconds, Field(gt=0, le=86400)] | None = None
     preset: Literal["runbook"] | None = None
     rules: Rules | None = None
 
@@ -98,7 +120,7 @@ class Grouping(_Strict):
 
     rules: tuple[str, ...] = ("unreachable", "spike:*")
     by: tuple[Literal["group", "reason_class"], ...] = ()
-    window: Annotated[float, Field(ge=0, le=86400)] = 300.0
+    window: Annotated[Seconds, Field(ge=0, le=86400)] = 300.0
 
     def groups(self, kind: str) -> bool:
         return any(fnmatch.fnmatchcase(kind, pattern) for pattern in self.rules)
@@ -114,8 +136,8 @@ class Budget(_Strict):
 
     per_minute: Annotated[float, Field(gt=0, le=600)] = 20.0
     burst: Annotated[int, Field(ge=1, le=100)] = 5
-    gap: Annotated[float, Field(ge=1, le=60)] = 1.0
-    edit_gap: Annotated[float, Field(ge=0, le=600)] = 2.0
+    gap: Annotated[Seconds, Field(ge=1, le=60)] = 1.0
+    edit_gap: Annotated[Seconds, Field(ge=0, le=600)] = 2.0
     # chat.update calls per channel (Slack's tier 3: about 50 a minute); edits wait for it.
     edits_per_minute: Annotated[float, Field(gt=0, le=600)] = 50.0
 
@@ -123,26 +145,26 @@ class Budget(_Strict):
 class Silences(_Strict):
     # ``/mailq silence`` needs every permission of this role on the hosts it mutes.
     role: Literal["viewer", "operator", "approver", "admin"] = "operator"
-    longest: Annotated[float, Field(gt=0, le=90 * 86400)] = 7 * 86400.0
+    longest: Annotated[Seconds, Field(gt=0, le=90 * 86400)] = 7 * 86400.0
 
 
 class MonitorSection(_Strict):
     enabled: bool = True
-    interval: Annotated[float, Field(gt=0, le=86400)] = 60.0
+    interval: Annotated[Seconds, Field(gt=0, le=86400)] = 60.0
     # Each host gets a random phase in its interval and is polled on it; a poll found
     # overdue (a lease just taken over, a stalled process) starts within ``jitter`` x
     # interval, at random, so such a burst is spread out.
     jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     concurrency: Annotated[int, Field(ge=1, le=1024)] = 64
     # After a resolve, a new crossing within this many seconds reopens the same incident.
-    cooldown: Annotated[float, Field(ge=0, le=7 * 86400)] = 900.0
+    cooldown: Annotated[Seconds, Field(ge=0, le=7 * 86400)] = 900.0
     # How often a process renews its leases and looks for due hosts; lease lifetime.
-    tick: Annotated[float, Field(gt=0, le=60)] | None = None  # default: min(5, interval/5)
-    lease_ttl: Annotated[float, Field(gt=0, le=3600)] | None = None  # default: 3 ticks
+    tick: Annotated[Seconds, Field(gt=0, le=60)] | None = None  # default: min(5, interval/5)
+    lease_ttl: Annotated[Seconds, Field(gt=0, le=3600)] | None = None  # default: 3 ticks
     chart: bool = True
     # A thread note for growth at most this often (severity changes are always noted);
     # between notes the root is edited with the latest numbers.
-    notes_every: Annotated[float, Field(ge=0, le=86400)] = 900.0
+    notes_every: Annotated[Seconds, Field(ge=0, le=86400)] = 900.0
     grouping: Grouping = Field(default_factory=Grouping)
     budget: Budget = Field(default_factory=Budget)
     silences: Silences = Field(default_factory=Silences)
@@ -156,7 +178,7 @@ class MonitorSection(_Strict):
     def rules_for(self, groups: tuple[str, ...]) -> Rules:
         group = self._group(groups)
         chosen = group.chosen if group else None
-        return chosen if chosen is not None else self.rules
+        return self.rules.merged(chosen) if chosen is not None else self.rules
 
     def _group(self, groups: tuple[str, ...]) -> GroupMonitor | None:
         return next((self.groups[g] for g in groups if g in self.groups), None)

@@ -77,6 +77,7 @@ class Monitor:
         self.posting: set[asyncio.Task[None]] = set()
         self.failures: dict[str, int] = {}  # failed polls in a row, per host we keep
         self.pending: list[Sample] = []  # polled, not yet recorded
+        self.last_success: float | None = None  # time.monotonic() of the last good poll
         self._arrived = asyncio.Event()
         self._flushing: asyncio.Future[None] | None = None
         self.batch_wait = min(BATCH_WAIT, self.config.tick_seconds / 2)
@@ -161,6 +162,16 @@ class Monitor:
         async with self._semaphore:
             sample = await samples.poll(self.remote, host, self.clock(), needs_disk(rules))
         self.metrics.observe(sample)
+        if sample.ok:
+            self.last_success = time.monotonic()
+        else:
+            log.warning(
+                "poll failed: host=%s request_id=%s reason=%s",
+                host.name,
+                f"poll-{host.name}-{int(sample.at * 1000)}",
+                sample.error,
+                extra={"host": host.name, "reason": sample.error},
+            )
         self.pending.append(sample)
         self._arrived.set()
 

@@ -43,7 +43,9 @@ import idna
 from bot.errors import UsageError
 from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
 from bot.postfix.reasons import ReasonClass, classify
+from bot.text import DURATION_FORMS, format_duration
 from bot.text import duration as human_duration
+from bot.text import parse_duration as text_duration
 
 KEYS: tuple[str, ...] = ("domain", "sender", "reason", "older", "newer", "queue", "id")
 EXAMPLES: dict[str, str] = {
@@ -60,9 +62,6 @@ NULL_SENDER_SHOWN = "MAILER-DAEMON"
 MAX_VALUE_LENGTH = 512  # characters in one value (longer than any address or domain)
 MAX_WORD_LENGTH = 2048  # characters in one word (about 150 queue IDs joined by commas)
 MAX_DURATION = 3650 * 86400
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile(r"(?:\d{1,7}[smhdw])+")
-_DURATION_PART = re.compile(r"(\d{1,7})([smhdw])")
 _COMMA_KEYS = frozenset({"domain", "sender", "queue", "id"})
 _ONCE_KEYS = frozenset({"older", "newer"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -129,22 +128,9 @@ def _normal_address(address: str) -> str:
 
 
 def parse_duration(text: str) -> int | None:
-    """Seconds in ``30m``, ``2h``, ``1d12h``...; None unless it is a duration above zero."""
-    text = text.strip().lower()
-    if not _DURATION.fullmatch(text):
-        return None
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(text))
-    return seconds if 0 < seconds <= MAX_DURATION else None
-
-
-def format_duration(seconds: int) -> str:
-    """The shortest ``parse_duration`` text for ``seconds`` (``5400`` -> ``1h30m``)."""
-    parts = []
-    for unit, span in _UNITS.items():
-        if unit != "w" and seconds >= span:
-            parts.append(f"{seconds // span}{unit}")
-            seconds %= span
-    return "".join(parts)
+    """Seconds in ``30m``, ``2h``, ``1d12h``... (``bot.text``'s grammar), at most ten years."""
+    seconds = text_duration(text)
+    return seconds if seconds is not None and seconds <= MAX_DURATION else None
 
 
 # -- values, one parser per key -------------------------------------------------------------
@@ -186,7 +172,7 @@ def _id_value(word: str, value: str) -> str:
 def _duration_value(word: str, value: str, key: str) -> int:
     seconds = parse_duration(value)
     if seconds is None:
-        raise _bad(word, "give a duration above zero with a unit: 30m, 2h, 2d, 1w or 1h30m", key)
+        raise _bad(word, f"give a duration above zero with a unit: {DURATION_FORMS}", key)
     return seconds
 
 

@@ -11,15 +11,17 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render
+from bot import messages, render
 from bot.app.pipeline import Outcome, execute, prepare
 from bot.app.services import Services
 from bot.context import Request
+from bot.errors import MailqbotError
 from bot.slack import alerts, payloads
 from bot.slack.client import make_client
 from bot.slack.dedup import Deduplicator
 from bot.slack.delivery import Message, ProgressUpdater, deliver, ephemeral, post_working, restore
 from bot.slack.guests import GuestCache, marking_guests
+from bot.slack.preflight import missing_scope
 from bot.slack.usergroups import UserGroupCache
 
 log = logging.getLogger(__name__)
@@ -129,14 +131,36 @@ async def _run(
 async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
     """The funnel for anything a listener did not handle: log it, give the user a reference."""
     ref = f"{int(time.time()):x}"
+    scope = missing_scope(error)
+    if scope is not None:  # the app was installed without a scope this call needs
+        method = _api_method(error)
+        log.error(
+            "Slack refused %s: missing scope %s (reference %s); add it under OAuth & "
+            "Permissions and reinstall the app",
+            method, scope, ref, extra={"scope": scope, "reason": "missing_scope"},
+        )  # fmt: skip
+        if body.get("response_url"):
+            text = messages.MISSING_SCOPE.format(method=method, scope=scope, ref=ref)
+            await ephemeral(respond, render.error(MailqbotError(text)))
+        return
     log.error("unhandled error (reference %s)", ref, exc_info=error)
     if body.get("response_url"):
         await ephemeral(respond, render.crash(ref))
 
 
+def _api_method(error: Exception) -> str:
+    """The Web API method a ``SlackApiError`` came from (``chat.postMessage``)."""
+    url = str(getattr(getattr(error, "response", None), "api_url", "") or "")
+    return url.rstrip("/").rsplit("/", 1)[-1] or "a Web API"
+
+
 async def learn_own_team(client: AsyncWebClient, services: Services) -> None:
     """Trust the workspace the bot is installed in (besides ``access.team_ids``)."""
-    identity = await client.auth_test()
+    remember_team(await client.auth_test(), services)
+
+
+def remember_team(identity: Any, services: Services) -> None:
+    """From ``auth.test``'s answer: the bot's own team, and the workspace's address."""
     services.allowed_teams.add(str(identity["team_id"]))
     services.slack_url = str(identity.get("url") or "") or None
 

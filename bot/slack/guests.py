@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app.services import GroupResolver
 from bot.auth import GUEST
+from bot.slack.preflight import api_error
 
 log = logging.getLogger(__name__)
 MAX_CACHED = 10_000
@@ -35,7 +36,7 @@ class GuestCache:
         try:
             response = await self._client.users_info(user=user_id)
         except SlackApiError as exc:
-            log.warning("users.info failed (%s): treated as a guest", exc.response.get("error"))
+            log.warning("users.info failed (%s): treated as a guest", api_error(exc))
             return True
         user = response.get("user") or {}
         guest = bool(

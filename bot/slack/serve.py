@@ -8,9 +8,14 @@ counts), on loopback unless configured otherwise. ``/metrics`` is never on the S
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import gc
 import logging
 import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -18,13 +23,16 @@ from pydantic import SecretStr
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import startup
 from bot.app.services import Services
+from bot.db.session import is_reachable
 from bot.errors import ConfigError
 from bot.monitor.alert import Alert, GroupAlert
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
+from bot.slack import preflight
 from bot.slack.alerts import monitor_for
-from bot.slack.app import build_app, learn_own_team
+from bot.slack.app import build_app, remember_team
 from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
 from bot.slack.recovery import recover_forever
 
@@ -32,8 +40,57 @@ log = logging.getLogger(__name__)
 ACK_SWITCH_INTERVAL = 0.001  # seconds
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+@dataclass
+class Health:
+    """What ``/healthz`` reports: ready (200) only if the database answers, Slack is
+    connected, and (when this process polls hosts) a poll succeeded recently."""
+
+    database: Callable[[], Awaitable[bool]]
+    slack: Callable[[], Awaitable[bool]]
+    monitor: Monitor | None = None
+    started: float = 0.0
+    # The loop that owns the database engine and the Slack clients: /healthz is served from
+    # the Slack listener's own thread, and asks this loop to run the checks.
+    loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+
+    def poll_age(self) -> float | None:
+        """Seconds since the last successful poll (since start, if none yet)."""
+        if self.monitor is None:
+            return None
+        return time.monotonic() - (self.monitor.last_success or self.started)
+
+    def poll_limit(self) -> float:
+        """A last good poll older than this is stale: three of the longest intervals."""
+        assert self.monitor is not None
+        config = self.monitor.config
+        longest = max([config.interval, *(g.interval or 0 for g in config.groups.values())])
+        return 3 * longest + 30
+
+    async def checks(self) -> tuple[bool, bool]:
+        return await self.database(), await self.slack()
+
+    async def handler(self, _request: web.Request) -> web.Response:
+        if self.loop is None or self.loop is asyncio.get_running_loop():
+            database, slack = await self.checks()
+        else:
+            asked = asyncio.run_coroutine_threadsafe(self.checks(), self.loop)
+            database, slack = await asyncio.wrap_future(asked)
+        age = self.poll_age()
+        polling = (
+            age is None
+            or not self.monitor
+            or not self.monitor.leases.held
+            or age <= self.poll_limit()
+        )
+        ready = database and slack and polling
+        body = {
+            "ok": ready,
+            "database": database,
+            "slack": slack,
+            "last_poll_age": None if age is None else round(age, 1),
+            "polling": polling,
+        }
+        return web.json_response(body, status=200 if ready else 503)
 
 
 async def serve(
@@ -57,14 +114,24 @@ async def serve(
             "HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)."
         )
     app = build_app(services)
-    await learn_own_team(app.client, services)
+    identity = await preflight.check_bot_token(app.client, settings)
+    socket = SocketState()
+    if settings.slack_app_token is not None:
+        token = settings.slack_app_token.get_secret_value()
+        socket.first_url = await preflight.check_app_token(app.client, token, settings)
+    remember_team(identity, services)
+    database = functools.partial(is_reachable, services.sessions)
+    health = Health(
+        database, socket.connected, started=time.monotonic(), loop=asyncio.get_running_loop()
+    )
     endpoint = None
     if settings.slack_signing_secret is not None and not socket_mode:
         endpoint = Endpoint(app, settings.slack_signing_secret.get_secret_value())
     web_app = endpoint.web_app() if endpoint is not None else web.Application()
-    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/healthz", health.handler)
     metrics = services.metrics
     monitor = _monitor(services, app.client, metrics)
+    health.monitor = monitor
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
     recovering = asyncio.create_task(recover_forever(services, app.client, stop))
     watching = asyncio.create_task(metrics.watch(stop)) if metrics_at else None
@@ -83,8 +150,11 @@ async def serve(
             metrics_app.router.add_get("/metrics", metrics.handler)
             runners.append(await _listen(metrics_app, *metrics_at, "/metrics"))
         if socket_mode:
-            await _socket_mode(app, settings.slack_app_token, stop)  # type: ignore[arg-type]
+            app_token = settings.slack_app_token
+            assert app_token is not None
+            await _socket_mode(app, app_token, stop, socket, settings.slack_give_up)
         else:
+            socket.up = True  # HTTP mode: Slack calls us; auth.test answered
             await stop.wait()
     finally:
         stop.set()
@@ -159,11 +229,54 @@ async def _listen(
     return runner
 
 
-async def _socket_mode(app: AsyncApp, token: SecretStr, stop: asyncio.Event) -> None:
-    handler = AckFirstSocketModeHandler(app, token.get_secret_value())
-    await handler.connect_async()  # type: ignore[no-untyped-call]
-    log.info("connected to Slack in Socket Mode")
+def _one_line(record: logging.LogRecord) -> bool:
+    """The Socket Mode client logs each failed reconnect with a traceback: keep the line."""
+    if record.exc_info and record.levelno >= logging.ERROR:
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
+@dataclass
+class SocketState:
+    """Whether Slack is connected: Socket Mode's live connection, or HTTP mode started."""
+
+    up: bool = False
+    handler: AckFirstSocketModeHandler | None = None
+    first_url: str | None = None  # from the start-up check: the first connection uses it
+
+    async def connected(self) -> bool:
+        if self.handler is None:
+            return self.up
+        return bool(await self.handler.client.is_connected())
+
+
+async def _socket_mode(
+    app: AsyncApp, token: SecretStr, stop: asyncio.Event, state: SocketState, give_up: float
+) -> None:
+    """Stay connected until ``stop``; after ``give_up`` seconds without a connection (the
+    client's own retries included), stop the process with one line."""
+    socket_log = logging.getLogger("bot.slack.socket_mode")
+    socket_log.addFilter(_one_line)
+    handler = AckFirstSocketModeHandler(app, token.get_secret_value(), logger=socket_log)
+    state.handler = handler
+    handler.client.wss_uri = state.first_url
+    connecting = asyncio.create_task(handler.connect_async())  # type: ignore[no-untyped-call]
+    down_since: float | None = time.monotonic()
     try:
-        await stop.wait()
+        while not stop.is_set():
+            if connecting.done() and await state.connected():
+                if down_since is not None:
+                    log.info("connected to Slack in Socket Mode")
+                down_since = None
+            elif down_since is None:
+                down_since = time.monotonic()
+                log.warning("Socket Mode connection lost; reconnecting for up to %gs", give_up)
+            elif time.monotonic() - down_since > give_up:
+                raise startup.socket_mode_gave_up(give_up)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
     finally:
+        connecting.cancel()
+        await asyncio.gather(connecting, return_exceptions=True)
         await handler.close_async()  # type: ignore[no-untyped-call]

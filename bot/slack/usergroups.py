@@ -8,6 +8,8 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.preflight import api_error
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,7 @@ class UserGroupCache:
                 response = await self._client.usergroups_users_list(usergroup=group)
                 members[group] = set(response.get("users") or [])
         except SlackApiError as exc:
-            log.warning("usergroups.users.list failed: %s", exc.response.get("error"))
+            log.warning("usergroups.users.list failed: %s", api_error(exc))
             self._members, self._fetched = {}, 0.0
             return
         self._members, self._fetched = members, time.monotonic()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,8 @@ from sqlalchemy.orm import Session
 from bot.db.models import AuditEvent as AuditEvent  # the row type readers get
 from bot.errors import UsageError
 from bot.stores.audit_key import AuditTrail
+from bot.text import DURATION_FORMS
+from bot.text import parse_duration as text_duration
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -363,18 +364,14 @@ async def unsettled_intents(
     return [i for i in intents if i.seq not in settled][:limit]
 
 
-_DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_WINDOW = 366 * 86400
 
 
 def parse_duration(text: str) -> int | None:
-    """``30m``, ``6h``, ``7d`` in seconds (at most a year); None if it is not one."""
-    match = _DURATION.fullmatch(text)
-    if match is None:
-        return None
-    seconds = int(match[1]) * _UNITS[match[2]]
-    return seconds if seconds <= MAX_WINDOW else None
+    """``30m``, ``6h``, ``7d`` (``bot.text``'s grammar) in seconds, at most a year; None if
+    it is not one."""
+    seconds = text_duration(text)
+    return seconds if seconds is not None and seconds <= MAX_WINDOW else None
 
 
 def since_start(text: str, now: datetime) -> datetime:
@@ -386,6 +383,6 @@ def since_start(text: str, now: datetime) -> datetime:
         return _utc(datetime.fromisoformat(text))
     except ValueError:
         raise UsageError(
-            f"since `{text[:40]}` is neither a duration (30m, 24h, 7d; at most 366d) "
+            f"since `{text[:40]}` is neither a duration ({DURATION_FORMS}; at most 366d) "
             "nor an ISO date/time (2025-01-31 or 2025-01-31T08:00)."
         ) from None

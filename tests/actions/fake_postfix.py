@@ -73,7 +73,7 @@ user = "race"
 private_key = "{workdir / "id_ed25519"}"
 known_hosts = "{known}"
 sudo = false
-connect_timeout = 5
+connect_timeout = "5s"
 
 [[hosts]]
 name = "mx1"

@@ -98,7 +98,7 @@ def fleet_config(
     )
     config = (
         f'[ssh]\nuser = "t"\nprivate_key = "{key}"\nknown_hosts = "{tmp_path / "known_hosts"}"\n'
-        f"sudo = false\nconnect_timeout = 1\nlogin_timeout = 1\n{ssh}\n{entries}"
+        f'sudo = false\nconnect_timeout = "1s"\nlogin_timeout = "1s"\n{ssh}\n{entries}'
     )
     return Inventory(parse_config(config))
 
@@ -252,7 +252,7 @@ async def test_two_hundred_hosts_some_hung_take_about_one_timeout(tmp_path: Path
         hosts |= {f"b-silent{n:02}": (silent.address, silent.port) for n in range(30)}
         hosts |= {f"c-ok{n:03}": (good.address, good.port) for n in range(120)}
         known = good.known_hosts_line() + stuck.known_hosts_line()
-        inventory = fleet_config(tmp_path, hosts, known, "command_timeout = 1\n")
+        inventory = fleet_config(tmp_path, hosts, known, 'command_timeout = "1s"\n')
         selected = inventory.select("f")
         async with SSHExecutor(timeout_margin=0.5) as executor:
             # Warm: every reachable host connected and its postconf answer cached, as in a

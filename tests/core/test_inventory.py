@@ -71,8 +71,11 @@ def test_mistakes_are_explained_with_their_location(change: tuple[str, str], exp
 
 def test_check_config_command(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
-    good.write_text(GOOD)
-    bad.write_text(GOOD.replace("port = 2200", "port = -1"))
+    for name in ("known_hosts", "id_ed25519"):
+        (tmp_path / name).write_text("")
+    deployed = GOOD.replace("/etc/mailqbot", str(tmp_path))
+    good.write_text(deployed)
+    bad.write_text(deployed.replace("port = 2200", "port = -1"))
     run = [sys.executable, "-m", "bot", "check-config"]
     ok = subprocess.run([*run, str(good)], capture_output=True, text=True, check=False)
     assert ok.returncode == 0

@@ -157,7 +157,7 @@ async def test_console_text_lists_the_page_and_the_next_command(world: World) ->
     [
         ("list mx1 domian=gmail.example", "Did you mean `domain=`?"),
         ("list mx1 greylisted", "Did you mean `reason=greylisted`?"),
-        ("list mx1 older=2", "with a unit: 30m, 2h, 2d"),
+        ("list mx1 older=2", "with a unit: 90s, 30m, 1h30m, 2d or 1w"),
         ("list mx1 domain=bad_domain.example", "is not a valid domain name"),
         ("list mx1 id=ALL", "is not a Postfix queue ID"),
         ("list mx1 limit=0", "from 1 to 200"),

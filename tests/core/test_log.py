@@ -144,7 +144,7 @@ async def serve(fake: FakeHost, tmp_path: Path, db_url: str) -> AsyncIterator[Se
         known = server.write_known_hosts(tmp_path / "known_hosts")
         config = (
             f'[ssh]\nuser = "mailqbot"\nprivate_key = "{key.private_key}"\n'
-            f'known_hosts = "{known}"\nsudo = true\nconnect_timeout = 5\n\n'
+            f'known_hosts = "{known}"\nsudo = true\nconnect_timeout = "5s"\n\n'
             f'[[hosts]]\nname = "mx1"\naddress = "{server.address}"\nport = {server.port}\n'
         )
         inventory = Inventory(parse_config(config, "<test>"))
@@ -176,9 +176,9 @@ def test_since(words: list[str], seconds: int) -> None:
     ("words", "says"),
     [
         (["since=32d"], "between 1m and 31d"),
-        (["since=0m"], "between 1m and 31d"),
+        (["since=0m"], "is not a duration; write one like 90s"),
         (["since=24"], "not a duration"),
-        (["since=1w"], "not a duration"),
+        (["since=1y"], "not a duration"),
         (["until=1h"], "unknown option"),
         (["6h"], "unknown option"),
     ],

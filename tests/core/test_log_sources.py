@@ -64,7 +64,7 @@ async def serve(fake: FakeHost, tmp_path: Path, db_url: str, log: str) -> AsyncI
         known = server.write_known_hosts(tmp_path / "known_hosts")
         config = (
             f'[ssh]\nuser = "mailqbot"\nprivate_key = "{key.private_key}"\n'
-            f'known_hosts = "{known}"\nsudo = true\nconnect_timeout = 5\n\n'
+            f'known_hosts = "{known}"\nsudo = true\nconnect_timeout = "5s"\n\n'
             f'[[hosts]]\nname = "mx1"\naddress = "{server.address}"\nport = {server.port}\n'
             f'groups = ["edge", "containers"]\n\n{log}'
         )

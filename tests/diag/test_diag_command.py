@@ -70,8 +70,8 @@ async def test_a_viewer_may_diagnose_and_bad_domains_are_refused(db_url: str, la
 async def test_black_holed_host_finishes_within_budget(
     db_url: str, lab: object, tmp_path: Path
 ) -> None:
-    text = LAB_TOML.read_text().replace("check_timeout = 6.0", "check_timeout = 2.0")
-    text = text.replace("budget = 15.0", "budget = 5.0") + BLACKHOLE_HOST
+    text = LAB_TOML.read_text().replace('check_timeout = "6s"', 'check_timeout = "2s"')
+    text = text.replace('budget = "15s"', 'budget = "5s"') + BLACKHOLE_HOST
     config = config_file(tmp_path, text)
     started = time.monotonic()
     outcome = await run(config, db_url, "diagnose hole blackhole.test")

@@ -91,7 +91,8 @@ async def scripted_config(tmp_path: Path, main: str, services: str) -> AsyncIter
             f'\n[[hosts]]\nname = "mx1"\naddress = "{server.address}"\nport = {server.port}\n'
             # no DNS answers (nothing listens on port 9): the bot's own checks end quickly
             '\n[diagnose]\nnameservers = ["127.0.0.1"]\nnameserver_port = 9\n'
-            "dnsbl_zones = []\nprobe_domains = []\ncheck_timeout = 1.0\nbudget = 3.0\n"
+            'dnsbl_zones = []\nprobe_domains = []\ncheck_timeout = "1s"\nbudget = "3s"\n'
+            '\n[[access.grants]]\nrole = "viewer"\nmembers = ["U0VIEWER"]\n'
         )
         yield config
 

@@ -41,6 +41,7 @@ class Fault:
     retry_after: int
     error: str | None
     times: int
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,6 +78,11 @@ class FakeSlack:
         self.app_id = "A0LAB"
         self.usergroups: dict[str, list[str]] = {}
         self.users: dict[str, dict[str, Any]] = {}  # extra fields merged into users.info
+        self.refuse_sockets = False  # True: the Socket Mode link answers 503 (Slack is down)
+        # The bot token's scopes, sent as x-oauth-scopes on every Web API answer (as Slack
+        # does); the manifest's by default.
+        self.scopes: list[str] = ["commands", "chat:write", "files:write", "users:read",
+                                  "usergroups:read"]  # fmt: skip
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.files: dict[str, FakeFile] = {}
@@ -184,14 +190,17 @@ class FakeSlack:
         retry_after: int = 1,
         times: int = 1,
         error: str | None = None,
+        **extra: Any,
     ) -> None:
         """Make the next `times` calls to `method` fail.
 
         429 answers with Retry-After and error "ratelimited"; 5xx with "internal_error";
         status=200 with `error` gives Slack's usual `{"ok": false, "error": ...}`.
-        `method` can also be "upload" or "response_url:<name>".
+        `method` can also be "upload" or "response_url:<name>". Keyword arguments are
+        added to the answer (``needed="users:read"`` with ``error="missing_scope"``).
         """
-        self._faults.setdefault(method, []).append(Fault(status, retry_after, error, times))
+        fault = Fault(status, retry_after, error, times, extra)
+        self._faults.setdefault(method, []).append(fault)
 
     def _take_fault(self, method: str) -> Fault | None:
         faults = self._faults.get(method)
@@ -207,7 +216,7 @@ class FakeSlack:
     def _fault_response(fault: Fault) -> web.Response:
         default = "ratelimited" if fault.status == 429 else "internal_error"
         headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else {}
-        body = {"ok": False, "error": fault.error or default}
+        body = {"ok": False, "error": fault.error or default, **fault.extra}
         return web.json_response(body, status=fault.status, headers=headers)
 
     # ---- HTTP plumbing ---------------------------------------------------------------
@@ -245,7 +254,10 @@ class FakeSlack:
         wants_app_token = call.method == "apps.connections.open"
         if call.method != "auth.test" and call.token.startswith("xapp-") != wants_app_token:
             return web.json_response({"ok": False, "error": "not_allowed_token_type"})
-        return web.json_response(handler(call))
+        headers = (
+            {} if call.token.startswith("xapp-") else {"x-oauth-scopes": ",".join(self.scopes)}
+        )
+        return web.json_response(handler(call), headers=headers)
 
     async def _response_url(self, request: web.Request) -> web.Response:
         method = f"response_url:{request.match_info['name']}"
@@ -391,7 +403,10 @@ class FakeSlack:
 
     # ---- Socket Mode -----------------------------------------------------------------
 
-    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+    async def _link(self, request: web.Request) -> web.StreamResponse:
+        if self.refuse_sockets:
+            self._record(Call("link", {}, None, time.monotonic(), 503))
+            return web.Response(status=503, text="socket mode is down")
         ws = web.WebSocketResponse()  # autoping: answers the SDK's pings
         await ws.prepare(request)
         self._socket.connections.append(ws)

@@ -81,7 +81,7 @@ class Farm:
         return (
             f'[ssh]\nuser = "sim"\nprivate_key = "{self.directory / "id_ed25519"}"\n'
             f'known_hosts = "{self.directory / "known_hosts"}"\nsudo = false\n'
-            f"connect_timeout = 3\n\n{hosts}"
+            f'connect_timeout = "3s"\n\n{hosts}'
             f'[slack]\nalert_channel = "{alert_channel}"\n\n'
             '[access]\nteam_ids = ["T0LAB"]\n\n'
             '[[access.grants]]\nrole = "operator"\nmembers = ["U0OPERATOR"]\n\n'

@@ -31,14 +31,14 @@ from bot.slack.client import make_client
 
 CHANNEL = "C0ALERTS"
 MONITOR = """[monitor]
-interval = 0.3
+interval = "300ms"
 jitter = 0
-tick = 0.1
-cooldown = 1.5
+tick = "100ms"
+cooldown = "1500ms"
 [monitor.budget]
 per_minute = 600
 burst = 20
-edit_gap = 0.2
+edit_gap = "200ms"
 [monitor.rules]
 deferred = { warning = 100, critical = 200, clear = 80 }
 """

@@ -36,6 +36,7 @@ from bot.stores.audit_key import AuditTrail
 
 pytestmark = pytest.mark.lab
 LAB_DIR = Path("/var/lib/mailqbot-lab")
+LAB_TOML = Path(__file__).resolve().parents[1] / "lab" / "mailqbot.toml"  # this checkout's grammar
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 SECRET = "lab-signing-secret"
 CHANNEL = "C0LABALERT"
@@ -95,10 +96,10 @@ def lab_queue() -> Iterator[int]:
 
 
 def config(base: int) -> str:
-    text = (LAB_DIR / "mailqbot.toml").read_text(encoding="utf-8").split("[monitor]")[0]
+    text = LAB_TOML.read_text(encoding="utf-8").split("[monitor]")[0]
     return text + (
-        "\n[monitor]\ninterval = 1.0\njitter = 0\ntick = 0.2\ncooldown = 4\n"
-        "[monitor.budget]\nper_minute = 600\nburst = 20\nedit_gap = 0.2\n"
+        '\n[monitor]\ninterval = "1s"\njitter = 0\ntick = "200ms"\ncooldown = "4s"\n'
+        '[monitor.budget]\nper_minute = 600\nburst = 20\nedit_gap = "200ms"\n'
         "[monitor.rules]\n"
         f"deferred = {{ warning = {base + 3}, critical = {base + 6}, clear = {base + 2} }}\n"
     )

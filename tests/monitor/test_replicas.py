@@ -32,7 +32,7 @@ INTERVAL = 3.0  # seconds: long enough that scheduling delays on a loaded 2-core
 HOSTS = 50
 HOT = 5  # hosts over the threshold
 MONITOR = f"""[monitor]
-interval = {INTERVAL}
+interval = "{INTERVAL:g}s"
 jitter = 0
 [monitor.rules]
 deferred = {{ warning = 100, critical = 1000, clear = 80 }}

@@ -285,7 +285,7 @@ def test_parsed_values_are_normalised() -> None:
         (["sender=bob"], "give an address, `@domain` or `<>`"),
         (["sender=bob@"], "give an address"),
         (["sender=bob@bad_domain.test"], "give an address"),
-        (["older=5"], "with a unit: 30m, 2h, 2d"),
+        (["older=5"], "with a unit: 90s, 30m, 1h30m, 2d or 1w"),
         (["older=0m"], "above zero"),
         (["older=99999w"], "above zero"),
         (["newer=soon"], "Example: `newer=30m`"),

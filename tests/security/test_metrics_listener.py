@@ -46,7 +46,8 @@ def environment(slack: FakeSlack, db_url: str, tmp_path: Path, **extra: str) -> 
     # monitored without an alert channel (metrics only); nothing listens on its port
     config.write_text(
         f'[ssh]\nknown_hosts = "{known_hosts}"\n[[hosts]]\nname = "mx1"\naddress = "127.0.0.1"\n'
-        f"port = {free_port()}\n[monitor]\ninterval = 1\njitter = 0\n",
+        f'port = {free_port()}\n[monitor]\ninterval = "1s"\njitter = 0\n'
+        '[[access.grants]]\nrole = "viewer"\nmembers = ["U0VIEWER"]\n',
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MAILQBOT_"))}
