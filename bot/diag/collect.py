@@ -2,7 +2,7 @@
 
 Checks start at once where they can and as soon as what they need is known (the MX
 addresses before the SMTP probes, ``postconf`` before the relay and blocklist checks).
-Every check runs under the ``Runner``: ``check_timeout`` each, ``budget`` for the whole.
+Every check runs under the ``CheckRunner``: ``check_timeout`` each, ``budget`` for the whole.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bot.diag.evidence import DiagBuilder, QueueEvidence
 from bot.diag.lint import Finding, lint
 from bot.diag.model import Evidence, Probe, Relay, Verdict
 from bot.diag.relaylog import bounced_refusals
-from bot.diag.runner import Check, Outcome, Runner
+from bot.diag.runner import Check, CheckResult, CheckRunner
 from bot.diag.verdicts import decide
 from bot.inventory import Host
 from bot.postfix.reader import read_host
@@ -40,14 +40,14 @@ class Diagnosis:
     domain: str | None
     evidence: Evidence
     verdicts: list[Verdict]
-    checks: list[Outcome]
+    checks: list[CheckResult]
     findings: list[Finding]
     budget: float
     check_timeout: float
     elapsed: float
 
     @property
-    def timed_out(self) -> list[Outcome]:
+    def timed_out(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status in ("timeout", "over_budget")]
 
 
@@ -76,7 +76,7 @@ class Diagnoser:
 
     async def run(self, domain: str | None) -> Diagnosis:
         started = asyncio.get_running_loop().time()
-        self.runner = r = Runner(self.config.check_timeout, self.config.budget)
+        self.runner = r = CheckRunner(self.config.check_timeout, self.config.budget)
         settings = r.start("postconf", self.host.name, self._settings)
         services = r.start("postconf_services", self.host.name, self._services)
         queue = r.start(

@@ -1,9 +1,9 @@
 """Run checks concurrently, each with its own timeout, inside one overall budget.
 
-``Runner.start(kind, subject, work, after=...)`` starts a check at once; one that needs
+``CheckRunner.start(kind, subject, work, after=...)`` starts a check at once; one that needs
 another's result names it in ``after`` and reads it with ``Check.value`` (None if that
 check failed or timed out). Waiting for those does not count against a check's own
-timeout. ``Runner.finish`` waits until the budget is spent, cancels whatever still runs,
+timeout. ``CheckRunner.finish`` waits until the budget is spent, cancels whatever still runs,
 and returns every check's outcome: ok, failed (with the error), timeout (its own limit),
 or over_budget (cancelled when the budget ran out). Nothing outlives ``finish``.
 """
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CheckResult:
     kind: str  # what was checked (the template words it): mx, probe, postconf, dnsbl, ...
     subject: str  # of what: a domain, an address, a zone
     status: str  # ok, failed, timeout, over_budget
@@ -47,7 +47,7 @@ class Check(Generic[T]):
         return task.result()
 
 
-class Runner:
+class CheckRunner:
     def __init__(self, timeout: float, budget: float) -> None:
         self.timeout = timeout
         self.budget = budget
@@ -82,7 +82,7 @@ class Runner:
         self._checks.append(check)
         return check
 
-    async def finish(self) -> list[Outcome]:
+    async def finish(self) -> list[CheckResult]:
         """Wait for every check (including ones started meanwhile) within the budget."""
         while True:
             pending = [c.task for c in self._checks if not c.task.done()]
@@ -96,16 +96,16 @@ class Runner:
         await asyncio.gather(*late, return_exceptions=True)
         return [self._outcome(check, check.task in late) for check in self._checks]
 
-    def _outcome(self, check: Check[Any], late: bool) -> Outcome:
+    def _outcome(self, check: Check[Any], late: bool) -> CheckResult:
         elapsed = round(check.elapsed, 2)
         if late:
-            return Outcome(check.kind, check.subject, "over_budget", elapsed)
+            return CheckResult(check.kind, check.subject, "over_budget", elapsed)
         exc = check.task.exception()
         if exc is None:
-            return Outcome(check.kind, check.subject, "ok", elapsed)
+            return CheckResult(check.kind, check.subject, "ok", elapsed)
         if isinstance(exc, TimeoutError):
-            return Outcome(check.kind, check.subject, "timeout", elapsed)
+            return CheckResult(check.kind, check.subject, "timeout", elapsed)
         if not isinstance(exc, MailqbotError | OSError | ValueError):
             log.warning("check %s %s failed", check.kind, check.subject, exc_info=exc)
         message = exc.user_message if isinstance(exc, MailqbotError) else str(exc)
-        return Outcome(check.kind, check.subject, "failed", elapsed, message[:300])
+        return CheckResult(check.kind, check.subject, "failed", elapsed, message[:300])

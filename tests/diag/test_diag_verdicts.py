@@ -15,7 +15,7 @@ from bot.diag.collect import Diagnosis
 from bot.diag.dns import ReverseReport
 from bot.diag.dnsbl import Listing
 from bot.diag.evidence import DiagBuilder, QueueEvidence
-from bot.diag.runner import Outcome
+from bot.diag.runner import CheckResult
 from bot.diag.verdicts import Evidence, Verdict, decide
 from bot.postfix.reasons import ReasonClass
 from bot.render import render
@@ -49,8 +49,8 @@ def verdicts(ev: Evidence) -> dict[str, Verdict]:
 
 def rendered(ev: Evidence) -> str:
     checks = [
-        Outcome("ptr", "192.0.2.10", "ok", 0.1),
-        Outcome("dnsbl", "192.0.2.10 in x", "ok", 0.1),
+        CheckResult("ptr", "192.0.2.10", "ok", 0.1),
+        CheckResult("dnsbl", "192.0.2.10 in x", "ok", 0.1),
     ]
     diagnosis = Diagnosis("mx1", None, ev, decide(ev), checks, [], 20.0, 5.0, 1.0)
     return render("diagnose", diagnosis).text
