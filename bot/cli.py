@@ -1,4 +1,4 @@
-"""``mailqbot``: serve, console, check-config, migrate, audit."""
+"""``mailqbot``: serve, console, check-config, migrate, prune, audit."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config file and explain errors")
     check.add_argument("path", nargs="?", type=Path, help="default: $MAILQBOT_CONFIG")
     sub.add_parser("migrate", help="bring the database (DATABASE_URL) to the current schema")
+    prune = sub.add_parser(
+        "prune", help="apply [retention]: downsample old queue samples, delete old runs and plans"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
+    prune.add_argument(
+        "--full", action="store_true", help="re-read every sample tier (after [retention] changed)"
+    )
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
     verify = audit_sub.add_parser(
@@ -65,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    quiet = args.cmd in {"console", "check-config", "audit"}
+    quiet = args.cmd in {"console", "check-config", "audit", "prune"}
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -92,6 +99,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         await upgrade_async(settings.database_url)
         print("database is at the current schema")
         return 0
+    if args.cmd == "prune":
+        from bot.maintenance import prune_command
+
+        return await prune_command(settings, args.dry_run, args.full)
     if args.cmd == "audit" and args.audit_cmd == "export":
         return await _audit_export(args, settings)
     if args.cmd == "audit":

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.diag.config import DiagnoseSection
 from bot.errors import ConfigError, UnknownHost
 from bot.monitor.config import MonitorSection
+from bot.retention import RetentionSection
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 Role = Literal["viewer", "operator", "approver", "admin"]
@@ -267,6 +268,7 @@ class Config(_Strict):
     access: Access = Field(default_factory=Access)
     actions: dict[ActionClass, ActionRule] = Field(default_factory=_default_actions)
     log: LogSection = Field(default_factory=LogSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
 
     @model_validator(mode="after")
     def _approval_for_deletes(self) -> Config:
