@@ -10,10 +10,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.errors import MailqbotError
-from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         for noisy in ("asyncssh", "alembic"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bot.settings import load_settings  # after --help: pydantic-settings costs ~0.1 s
+
     try:
         return asyncio.run(_dispatch(args, load_settings()))
     except MailqbotError as exc:
