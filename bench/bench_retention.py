@@ -98,6 +98,10 @@ async def simulate(url: str, path: Path | None, hosts: int, days: int, step: flo
             prunes.append(time.perf_counter() - started)
             if path is None:  # what autovacuum does in a real day, done at once here
                 await vacuum(sessions)
+            if (day + 1) % 5 == 0 and day + 1 < days:
+                rows_now = await count(sessions, "queue_samples")
+                used_now, _ = await size(sessions, path)
+                print(f"  day {day + 1:>3}: {rows_now:>9,} rows, {used_now / MiB:7.1f} MiB")
         rows = await count(sessions, "queue_samples")
         used, file_bytes = await size(sessions, path)
     finally:
