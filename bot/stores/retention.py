@@ -13,7 +13,7 @@ The policy (what is kept how long, and why) is ``bot.retention``'s. Here:
   day its own transaction, so a writer never waits long for SQLite's lock.
 * a bucket keeps one row, chosen by ``ROW_NUMBER() OVER (PARTITION BY host, bucket ORDER
   BY ok DESC, deferred DESC, at DESC)``: the keepers of a slice are copied, then all its
-  old rows deleted, so pages empty out whole and are reused (``_merge_slice``).
+  old rows deleted, so the table's pages empty out whole and are reused (``_merge_slice``).
 * audit events are never touched. A run that deleted anything appends one
   ``retention.pruned`` audit event with its counts.
 """
@@ -222,9 +222,11 @@ async def _merge_slice(
     """Leave one sample per host and bucket in [lo, hi); the number of samples removed.
 
     The keepers are copied and every old row of the slice is deleted, rather than the
-    others deleted around the keepers: whole pages (and index pages, whose keys only grow)
-    empty out and are reused. Deleting nine rows in ten in place leaves every page a tenth
-    full, and PostgreSQL's indexes never reuse that space for new, larger keys.
+    others deleted around the keepers: the slice's table pages and its pages of the id
+    index empty out whole and are reused (measured: 767 instead of 862 MiB on PostgreSQL
+    for 200 hosts over 30 days). The time indexes still keep the space: the copies land in
+    the same key range, so no page there empties until the rows expire (bench/README.md;
+    the fix is a table of its own for the downsampled tiers).
     """
     doomed = _ranked(session, lo, hi, width, keepers=False)
     surplus = select(func.count()).select_from(doomed.subquery())
