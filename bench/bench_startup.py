@@ -26,7 +26,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MAILQBOT = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())"]
+ENTRY = """
+import sys
+try:
+    from bot.entry import entry  # the console script (leaves without interpreter teardown)
+except ImportError:  # a checkout from before bot/entry.py
+    from bot.cli import main
+    sys.exit(main())
+entry()
+"""
+MAILQBOT = [sys.executable, "-c", ENTRY]
 TARGET = 0.5
 COMMANDS = {
     "--help": ["--help"],
@@ -61,7 +70,12 @@ def environment(tmp: Path, source: Path | None) -> dict[str, str]:
     )
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    # As installed (pip compiles bytecode at install): with PYTHONDONTWRITEBYTECODE set,
+    # every run would compile the bot's modules from source, which no installation does.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([*MAILQBOT, "migrate"], env=env, check=True, capture_output=True, cwd=tmp)
+    for argv in COMMANDS.values():  # a first run writes the bytecode, as pip would
+        subprocess.run([*MAILQBOT, *argv], env=env, capture_output=True, check=False, cwd=tmp)
     return env
 
 

@@ -60,3 +60,21 @@ def test_console_help_loads_neither_alembic_nor_ssh_nor_slack(env: dict[str, str
     assert "commands.help" in modules  # it did run
     assert _top(modules).isdisjoint(HEAVY)
     assert "sqlalchemy.dialects.postgresql" not in modules
+
+
+@pytest.mark.parametrize("empty_db_url", ["sqlite"], indirect=True)
+def test_the_console_script_flushes_its_output_and_keeps_the_exit_code(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """``mailqbot`` (``bot.entry``) ends with ``os._exit``: nothing written may be lost, and
+    the exit status is ``main``'s."""
+    entry = [sys.executable, "-m", "bot"]
+    done = subprocess.run([*entry, "console", "help"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0
+    assert done.stdout.rstrip().endswith("Hosts: mx1")
+    missing = tmp_path / "nope.toml"
+    done = subprocess.run(
+        [*entry, "check-config", str(missing)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("mailqbot: ")
