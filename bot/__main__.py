@@ -1,3 +1,3 @@
-from bot.cli import main
+from bot.entry import entry
 
-raise SystemExit(main())
+entry()

@@ -1,4 +1,4 @@
-"""``mailqbot``: serve, console, check-config, migrate, audit."""
+"""``mailqbot``: serve, console, check-config, migrate, prune, audit."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot import logs, onboard
 from bot.errors import MailqbotError
-from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         "reload", help="make the running `mailqbot serve` read its config again (SIGHUP)"
     )
     sub.add_parser("migrate", help="bring the database (DATABASE_URL) to the current schema")
+    prune = sub.add_parser(
+        "prune", help="apply [retention]: downsample old queue samples, delete old runs and plans"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
+    prune.add_argument(
+        "--full", action="store_true", help="re-read every sample tier (after [retention] changed)"
+    )
     audit = sub.add_parser("audit", help="the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="ACTION")
     verify = audit_sub.add_parser(
@@ -93,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    quiet = args.cmd in {"console", "check-config", "audit", "hosts", "doctor", "init", "reload"}
+    quiet = args.cmd in {
+        "console", "check-config", "audit", "hosts", "doctor", "init", "reload", "prune",
+    }  # fmt: skip
+    from bot.settings import load_settings  # after --help: reading settings costs time
+
     try:
         settings = load_settings()
         logs.setup(
@@ -136,6 +149,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         await upgrade_async(settings.database_url)
         print("database is at the current schema")
         return 0
+    if args.cmd == "prune":
+        from bot.maintenance import prune_command
+
+        return await prune_command(settings, args.dry_run, args.full)
     if args.cmd == "audit" and args.audit_cmd == "export":
         return await _audit_export(args, settings)
     if args.cmd == "audit":

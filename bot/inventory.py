@@ -18,6 +18,7 @@ from bot.config_checks import Seconds
 from bot.diag.config import DiagnoseSection
 from bot.errors import ConfigError, UnknownHost
 from bot.monitor.config import MonitorSection
+from bot.retention import RetentionSection
 from bot.text import DURATION_FORMS, parse_duration
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
@@ -301,6 +302,7 @@ class Config(_Strict):
     access: Access = Field(default_factory=Access)
     actions: dict[ActionClass, ActionRule] = Field(default_factory=_default_actions)
     log: LogSection = Field(default_factory=LogSection)
+    retention: RetentionSection = Field(default_factory=RetentionSection)
 
     @model_validator(mode="after")
     def _approval_for_deletes(self) -> Config:

@@ -11,8 +11,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.inventory import Host, Inventory, load_config
+if TYPE_CHECKING:
+    from bot.inventory import Host
 
 PROGRESS_FROM = 10  # hosts: a progress bar on a terminal from this many
 
@@ -49,6 +51,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _hosts(args: argparse.Namespace, default_config: Path) -> list[Host]:
+    from bot.inventory import Inventory, load_config  # not for --help
+
     return Inventory(load_config(args.config or default_config)).select(args.target)
 
 

@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.app.registry import Argument, CommandSpec, HostArg
-from bot.diag.collect import Diagnoser, Diagnosis
-from bot.diag.host import checked_domain
 from bot.errors import UsageError
 
 if TYPE_CHECKING:
     from bot.context import Context
+    from bot.diag.collect import Diagnosis
 
 
 def domain_argument(text: str | None) -> str | None:
     if text is None:
         return None
+    from bot.diag.host import checked_domain  # the diagnosis (DNS, TLS) loads when used
+
     domain = checked_domain(text.strip().removeprefix("@"))
     if domain is None:
         shown = text[:60].replace("`", "'")
@@ -46,6 +47,8 @@ def parse(ns: argparse.Namespace) -> Args:
 
 
 async def run(args: Args, ctx: Context) -> Diagnosis:
+    from bot.diag.collect import Diagnoser
+
     services = ctx.services
     host = services.inventory.get(args.target)
     domain = args.domain

@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING
 
 from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.errors import UsageError
-from bot.postfix import logreader, maillog
-from bot.postfix.logreader import ReadStats
-from bot.postfix.logsource import LogTarget
-from bot.postfix.maillog import LogAnalysis
 from bot.text import DURATION_FORMS, duration, num, parse_duration, table
 
 if TYPE_CHECKING:
     from bot.context import Context
+    from bot.postfix.logreader import ReadStats
+    from bot.postfix.logsource import LogTarget
+    from bot.postfix.maillog import LogAnalysis
 
 DEFAULT_SINCE = 24 * 3600
 MAX_SINCE = 31 * 24 * 3600
@@ -62,7 +61,9 @@ class LogReport:
 
     def unknown_statuses(self) -> list[tuple[str, int]]:
         """Status words this version of mailqbot does not know (format drift), with counts."""
-        return [(s, n) for s, n in self.a.statuses if s not in maillog.KNOWN_STATUSES]
+        from bot.postfix.maillog import KNOWN_STATUSES  # loaded with the log, not for help
+
+        return [(s, n) for s, n in self.a.statuses if s not in KNOWN_STATUSES]
 
     def unknown_status_text(self) -> str:
         return ", ".join(f"{status} ({num(n)})" for status, n in self.unknown_statuses())
@@ -95,9 +96,11 @@ class LogReport:
         return table([[key, num(k)] for key, k in pairs[:n]], [which, "deferrals"], right=(1,))
 
     def delay_table(self) -> str:
+        from bot.postfix.maillog import DELAY_PARTS
+
         rows = []
         for status, (count, parts) in self.a.delays.items():
-            for i, (name, part) in enumerate(zip(maillog.DELAY_PARTS, parts, strict=True)):
+            for i, (name, part) in enumerate(zip(DELAY_PARTS, parts, strict=True)):
                 label = f"{status} ({num(count)})" if i == 0 else ""
                 rows.append([label, f"{'abcd'[i]}: {name}", *map(_secs, (part.mean, part.max))])
                 rows[-1].insert(3, "≤" + _secs(part.p95))
@@ -189,6 +192,8 @@ async def run(args: Args, ctx: Context) -> LogReport:
     since = args.since
     host = ctx.services.inventory.get(args.target)
     now = ctx.services.clock()
+    from bot.postfix import logreader  # the log's parsers load when a log is read
+
     source, stats, analysis = await logreader.read_log(ctx.remote, host, now, since, ctx.progress)
     return LogReport(host.name, since, now, source, stats, analysis)
 

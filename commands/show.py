@@ -28,22 +28,13 @@ from bot.errors import CommandFailed, NotInQueue, PermissionDenied, UsageError
 from bot.inventory import Host
 from bot.postfix import postfix
 from bot.postfix.models import QueueMessage, is_queue_id
-from bot.postfix.postcat import (
-    BodyExcerpt,
-    ListingSearch,
-    MessageRecipient,
-    PostcatOutput,
-    body_excerpt,
-    merge_recipients,
-    parse_postcat,
-    postcat,
-)
 from bot.postfix.reader import listing_parser, mail_version
 from bot.remote.command import RemoteCommand
 from bot.text import clean, num, size, table
 
 if TYPE_CHECKING:
     from bot.context import Context
+    from bot.postfix.postcat import BodyExcerpt, MessageRecipient, PostcatOutput
 
 ENVELOPE_CAP = 1024 * 1024  # bytes of `postcat -eh` output read at most
 BODY_BYTES = 4096
@@ -99,6 +90,9 @@ def parse(ns: argparse.Namespace) -> Args:
 
 
 async def run(args: Args, ctx: Context) -> ShowModel:
+    # postcat's parsers load when a message is shown, not for every command line (~20 ms)
+    from bot.postfix.postcat import merge_recipients
+
     host = ctx.services.inventory.get(args.target)
     queue_id, want_body = args.queue_id, args.body
     if want_body:
@@ -130,6 +124,8 @@ def _check_body_allowed(ctx: Context, host: Host) -> None:
 
 
 async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
+    from bot.postfix.postcat import ListingSearch
+
     services = ctx.services
     version = await mail_version(ctx.remote, host)
     parser = await listing_parser(ctx.remote, host, version, services.clock())
@@ -149,18 +145,23 @@ async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
 
 
 async def _envelope(ctx: Context, host: Host, queue_id: str) -> tuple[PostcatOutput, bool]:
+    from bot.postfix.postcat import parse_postcat, postcat
+
     data = bytearray()
 
     async def take(chunk: bytes) -> bool:
         data.extend(chunk)
         return len(data) > ENVELOPE_CAP
 
-    whole = await _postcat(ctx, host, postcat(queue_id, "eh", sudo=host.sudo), take)
+    command = postcat(queue_id, "eh", sudo=host.sudo)
+    whole = await _postcat(ctx, host, command, take)
     text = bytes(data[:ENVELOPE_CAP]).decode("utf-8", errors="replace")
     return parse_postcat(text, queue_id, truncated=not whole), not whole
 
 
 async def _body(ctx: Context, host: Host, queue_id: str) -> BodyExcerpt:
+    from bot.postfix.postcat import body_excerpt, postcat
+
     data = bytearray()
 
     async def take(chunk: bytes) -> bool:

@@ -51,6 +51,8 @@ class CommandRun(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
 
+    __table_args__ = (Index("ix_command_runs_started_at", "started_at"),)
+
 
 class AuditEvent(Base):
     """Append-only and hash-chained: ``hash`` covers the row and the previous row's hash.
@@ -142,7 +144,10 @@ class QueueSample(Base):
     """One poll of one host: counts by queue and deferred messages by reason class."""
 
     __tablename__ = "queue_samples"
-    __table_args__ = (Index("ix_queue_samples_host_at", "host", "at"),)
+    __table_args__ = (
+        Index("ix_queue_samples_host_at", "host", "at"),
+        Index("ix_queue_samples_at", "at"),  # retention works on time ranges of all hosts
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     host: Mapped[str] = mapped_column(String(255))
@@ -233,3 +238,15 @@ class MonitorReplica(Base):
 
     replica: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[float] = mapped_column(Float)
+
+
+class MaintenanceLease(Base):
+    """A periodic job (``prune``) that one process at a time runs: who holds it, until when,
+    and the time the last finished run worked up to (its next run starts there)."""
+
+    __tablename__ = "maintenance_leases"
+
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[float] = mapped_column(Float)
+    done_until: Mapped[float | None] = mapped_column(Float)

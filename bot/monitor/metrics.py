@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -42,6 +41,7 @@ from bot.monitor.samples import Sample
 from bot.stores import status
 
 if TYPE_CHECKING:
+    from aiohttp import web
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
@@ -275,4 +275,6 @@ class Metrics:
         of milliseconds for hundreds of hosts) runs in a thread, so the event loop (polls,
         Slack's acks) keeps its turns meanwhile."""
         body = await asyncio.to_thread(self.render)
+        from aiohttp import web  # the listener's own library: not loaded by the console
+
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

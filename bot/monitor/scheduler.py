@@ -8,7 +8,8 @@ hosts (one query), inserts all their samples (one multi-row INSERT) and moves th
 whose rule says so; then, outside it, the notifier posts what changed (a failed post is
 logged and does not stop the monitor). Consecutive failed polls are counted in memory while
 this process keeps a host's lease; after a takeover or restart the count is read back from
-the host's sample history, so it survives the move.
+the host's sample history, so it survives the move. Alongside, the replica that holds the
+prune lease applies ``[retention]`` every ``retention.every_minutes`` (``bot.maintenance``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app.services import Services
 from bot.db.models import QueueSample
 from bot.inventory import Host
+from bot.maintenance import prune_periodically
 from bot.monitor import groups, samples
 from bot.monitor.alert import Alert, Notifier
 from bot.monitor.courier import Counters
@@ -94,6 +96,12 @@ class Monitor:
         await self.leases.ensure_rows(self.clock())
         log.info("monitoring %d host(s) as %s", len(self.hosts), self.services.replica)
         recorder = asyncio.create_task(self._recorder())
+        retention = self.services.inventory.config.retention
+        pruner = asyncio.create_task(
+            prune_periodically(
+                self.services.sessions, retention, self.services.replica, stop, self.clock
+            )
+        )
         try:
             while not stop.is_set():
                 await self.tick()
@@ -105,7 +113,8 @@ class Monitor:
                 task.cancel()
             await asyncio.gather(*self.inflight.values(), return_exceptions=True)
             recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
+            pruner.cancel()
+            await asyncio.gather(recorder, pruner, return_exceptions=True)
             if self._flushing is not None:
                 await asyncio.gather(self._flushing, return_exceptions=True)
             while self.pending:  # what finished polls saw is kept

@@ -38,9 +38,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
-
-import asyncssh
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bot.errors import (
     AuthFailed,
@@ -77,7 +75,24 @@ KEEPALIVE_INTERVAL = 30.0
 KEEPALIVE_COUNT_MAX = 3
 REMOTE_TIMEOUT_EXIT = 124  # coreutils `timeout`
 SUDO_NEEDS_AUTH = "a password is required"
-_LINK_ERRORS = (asyncssh.Error, OSError)
+
+
+class _LazyAsyncssh:
+    """Stands in for the ``asyncssh`` module until first used (importing it costs ~0.1 s
+    that a command line which never opens SSH need not pay); then replaces itself."""
+
+    def __getattr__(self, name: str) -> Any:
+        import asyncssh as module
+
+        globals()["asyncssh"] = module
+        return getattr(module, name)
+
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = _LazyAsyncssh()
+
 # AES-GCM first: asyncssh's chacha20-poly1305 builds three cipher objects per packet and
 # costs the bot about twice the CPU per packet; the defaults follow for hosts without GCM.
 CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
@@ -216,7 +231,7 @@ class SSHExecutor:
                 raise CommandTimeout(
                     host.name, _local_timeout_message(host, command, limit)
                 ) from None
-            except _LINK_ERRORS as exc:
+            except (asyncssh.Error, OSError) as exc:  # link errors
                 if attempt == 2 or not _may_retry(command, exc) or not await _dead(conn):
                     raise _start_error(host, command, exc) from exc
                 logger.info("connection to %s was closed (%s); reconnecting", host.name, exc)
@@ -290,7 +305,7 @@ class RemoteStream:
             if data:
                 self._process.stdin.write(data)
             self._process.stdin.write_eof()
-        except _LINK_ERRORS as exc:
+        except (asyncssh.Error, OSError) as exc:  # link errors
             self._done = True
             raise _lost(self.host, self.command, exc) from exc
 
@@ -339,7 +354,7 @@ class RemoteStream:
             raise CommandTimeout(
                 self.host.name, _local_timeout_message(self.host, self.command, self._limit)
             ) from None
-        except _LINK_ERRORS as exc:
+        except (asyncssh.Error, OSError) as exc:  # link errors
             self._done = True
             raise _lost(self.host, self.command, exc) from exc
 

@@ -1,7 +1,7 @@
 """grouped incidents (group rows, members, reason class, last note) and silences
 
 Revision ID: e8f2b1d5a208
-Revises: d7e1a0c4f107
+Revises: e3b9f2a1c508
 Create Date: 2026-12-04 00:00:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = 'e8f2b1d5a208'
-down_revision: str | None = 'd7e1a0c4f107'
+down_revision: str | None = 'e3b9f2a1c508'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
