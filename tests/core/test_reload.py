@@ -53,7 +53,10 @@ async def world(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Services, di
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("".join(s.known_hosts_line() for s in servers.values()))
     config = tmp_path / "mailqbot.toml"
-    head = f'[ssh]\nprivate_key = "{key.private_key}"\nknown_hosts = "{known_hosts}"\n'
+    head = (  # a config serve would start with: it has a grant
+        f'[ssh]\nprivate_key = "{key.private_key}"\nknown_hosts = "{known_hosts}"\n'
+        '[[access.grants]]\nrole = "viewer"\nmembers = ["U0VIEWER"]\n'
+    )
     config.write_text(head + host_entry("mx1", servers["mx1"]))
     settings = Settings(
         DATABASE_URL=db_url, MAILQBOT_CONFIG=str(config), MAILQBOT_STATE_DIR=str(tmp_path / "st")
