@@ -118,8 +118,8 @@ async def simulate(url: str, path: Path | None, hosts: int, days: int, step: flo
     per_day = DAY / step
     steady = hosts * (
         policy.raw_seconds / DAY * per_day
-        + (policy.samples_fine_days - policy.raw_seconds / DAY) * 144
-        + (policy.samples_max_days - policy.samples_fine_days) * 24
+        + (policy.fine_seconds - policy.raw_seconds) / DAY * 144
+        + (policy.max_seconds - policy.fine_seconds) / DAY * 24
     )
     print(f"steady state of the default policy (400 days): {steady:,.0f} rows, "
           f"~{steady * used / rows / MiB:.0f} MiB at this run's bytes/row")  # fmt: skip

@@ -54,6 +54,12 @@ DURATION_KEYS: tuple[tuple[str, ...], ...] = (
     ("monitor", "budget", "gap"),
     ("monitor", "budget", "edit_gap"),
     ("monitor", "silences", "longest"),
+    ("retention", "samples_raw"),
+    ("retention", "samples_fine"),
+    ("retention", "samples_max"),
+    ("retention", "command_runs"),
+    ("retention", "plans"),
+    ("retention", "every"),
     ("diagnose", "check_timeout"),
     ("diagnose", "budget"),
 )

@@ -73,10 +73,10 @@ async def prune_periodically(
     clock: Callable[[], float] = time.time,
 ) -> None:
     """Until ``stop``: every few minutes ask for the prune lease; the replica that gets it
-    (at most once per ``every_minutes`` across all of them) prunes."""
-    if policy.every_minutes <= 0:
+    (at most once per ``every`` across all of them) prunes."""
+    if not policy.background:
         return
-    every = policy.every_minutes * 60
+    every = policy.every
     check = min(300.0, every / 4)
     while not stop.is_set():
         try:

@@ -9,7 +9,7 @@ whose rule says so; then, outside it, the notifier posts what changed (a failed 
 logged and does not stop the monitor). Consecutive failed polls are counted in memory while
 this process keeps a host's lease; after a takeover or restart the count is read back from
 the host's sample history, so it survives the move. Alongside, the replica that holds the
-prune lease applies ``[retention]`` every ``retention.every_minutes`` (``bot.maintenance``).
+prune lease applies ``[retention]`` every ``retention.every`` (``bot.maintenance``).
 """
 
 from __future__ import annotations

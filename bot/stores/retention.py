@@ -4,7 +4,7 @@ The policy (what is kept how long, and why) is ``bot.retention``'s. Here:
 
 * a lease row (``maintenance_leases``, job ``prune``) taken by a conditional UPDATE: one
   process prunes at a time, and the scheduled run happens at most every
-  ``retention.every_minutes`` however many replicas ask. The row also keeps ``done_until``,
+  ``retention.every`` however many replicas ask. The row also keeps ``done_until``,
   the time the last finished run worked to: the next run reads only the samples that
   aged into a coarser tier since (``full`` reads them all again, after the policy changed).
 * the sample tiers are cut at whole hours (``now - raw``, ``now - fine``, ``now - max``,
@@ -288,15 +288,15 @@ async def _apply(session: AsyncSession, stmt: Delete, dry_run: bool) -> int:
 async def _old_runs(
     session: AsyncSession, policy: RetentionSection, now: float, dry_run: bool
 ) -> int:
-    cutoff = _datetime(now - policy.command_runs_days * 86400)
+    cutoff = _datetime(now - policy.command_runs)
     return await _apply(session, delete(CommandRun).where(CommandRun.started_at < cutoff), dry_run)
 
 
 async def _old_plans(
     session: AsyncSession, policy: RetentionSection, now: float, dry_run: bool
 ) -> tuple[int, int]:
-    """Settled plans (and their decisions) settled more than ``plans_days`` ago."""
-    cutoff = _datetime(now - policy.plans_days * 86400)
+    """Settled plans (and their decisions) settled more than ``plans`` ago."""
+    cutoff = _datetime(now - policy.plans)
     settled_at = func.coalesce(ActionPlan.finished_at, ActionPlan.decided_at, ActionPlan.expires_at)
     old = select(ActionPlan.id).where(and_(ActionPlan.status.in_(SETTLED), settled_at < cutoff))
     decisions = await _apply(

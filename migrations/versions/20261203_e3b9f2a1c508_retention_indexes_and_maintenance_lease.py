@@ -4,7 +4,7 @@ Revision ID: e3b9f2a1c508
 Revises: d7e1a0c4f107
 Create Date: 2026-12-03 22:30:00.000000
 
-Pruning (``mailqbot prune``, and the monitor every ``retention.every_minutes``) deletes and
+Pruning (``mailqbot prune``, and the monitor every ``retention.every``) deletes and
 downsamples by time over all hosts: ``ix_queue_samples_at`` and
 ``ix_command_runs_started_at`` let it read one time range without scanning the table.
 ``maintenance_leases`` lets one replica at a time prune, and remembers where the last

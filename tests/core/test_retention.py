@@ -104,7 +104,7 @@ def _expected_samples(days: int) -> int:
 async def test_a_month_of_200_hosts_stays_bounded(sessions: Sessions, trail: AuditTrail) -> None:
     """30 days x 200 hosts x a poll a minute (8.64 M polls): pruned daily, queue_samples
     holds two days of polls plus one per 10 minutes; runs and plans stop growing."""
-    policy = RetentionSection(command_runs_days=7, plans_days=7)
+    policy = RetentionSection(command_runs=7 * DAY, plans=7 * DAY)
     await audit.write(sessions, audit.AuditRecord(source="console", actor="U1", action="x"))
     for day in range(30):
         await fill(sessions, HOSTS, START + day * DAY, DAY)
@@ -137,7 +137,7 @@ async def test_a_month_of_200_hosts_stays_bounded(sessions: Sessions, trail: Aud
 async def test_every_tier_reaches_a_plateau(sessions: Sessions) -> None:
     """With short tiers (25 h raw, 2 days of 10-minute samples, 3 days at most) the count
     is the same every day once the oldest tier is full."""
-    policy = RetentionSection(samples_raw_hours=25, samples_fine_days=2, samples_max_days=3)
+    policy = RetentionSection(samples_raw=25 * 3600, samples_fine=2 * DAY, samples_max=3 * DAY)
     hosts = 20
     sizes = []
     for day in range(6):
@@ -152,7 +152,7 @@ async def test_every_tier_reaches_a_plateau(sessions: Sessions) -> None:
 
 
 async def test_a_dry_run_counts_exactly_and_changes_nothing(sessions: Sessions) -> None:
-    policy = RetentionSection(samples_raw_hours=25, samples_fine_days=2, samples_max_days=3)
+    policy = RetentionSection(samples_raw=25 * 3600, samples_fine=2 * DAY, samples_max=3 * DAY)
     await fill(sessions, 10, START, 4 * DAY)
     await _runs(sessions, 0, 5)
     now = START + 4 * DAY + 3600
@@ -208,7 +208,7 @@ async def test_the_cli_prunes_by_the_config_and_a_dry_run_changes_nothing(
     config.write_text(
         f'[ssh]\nknown_hosts = "{tmp_path / "known_hosts"}"\n'
         '[[hosts]]\nname = "mx001"\naddress = "127.0.0.1"\n'
-        "[retention]\nsamples_raw_hours = 25\nsamples_fine_days = 2\nsamples_max_days = 3\n"
+        '[retention]\nsamples_raw = "25h"\nsamples_fine = "2d"\nsamples_max = "3d"\n'
     )
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("MAILQBOT_CONFIG", str(config))

@@ -29,9 +29,9 @@ from bot.monitor.scheduler import Monitor
 HOSTS = 200
 INTERVAL = 2.0
 OUTAGE = f"""[monitor]
-interval = {INTERVAL}
+interval = "{INTERVAL:g}s"
 jitter = 0
-tick = 0.4
+tick = "400ms"
 chart = false
 [monitor.rules]
 deferred = {{ warning = 100, critical = 1000, clear = 80 }}
@@ -145,9 +145,9 @@ async def test_two_hundred_hosts_down_make_one_incident(
 
 
 RELAY = f"""[monitor]
-interval = {INTERVAL}
+interval = "{INTERVAL:g}s"
 jitter = 0
-tick = 0.4
+tick = "400ms"
 chart = true
 [monitor.budget]
 per_minute = 120
@@ -155,7 +155,7 @@ burst = 10
 [monitor.rules]
 deferred = {{ warning = 100, critical = 1000, clear = 80 }}
 reason_spike = {{ warning = 120, critical = 10000, clear = 60 }}
-growth_window = {3 * INTERVAL}
+growth_window = "{3 * INTERVAL:g}s"
 unreachable = {{ warning = 2, critical = 4, clear = 1 }}
 """
 
