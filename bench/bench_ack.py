@@ -73,7 +73,7 @@ def free_ports(count: int) -> list[int]:
 def config(directory: Path, hosts: int, interval: float, monitor: bool) -> Path:
     (directory / "known_hosts").write_text("", encoding="ascii")
     lines = [
-        f'[ssh]\nknown_hosts = "{directory / "known_hosts"}"\nconnect_timeout = 3\n',
+        f'[ssh]\nknown_hosts = "{directory / "known_hosts"}"\nconnect_timeout = "3s"\n',
         *(
             f'[[hosts]]\nname = "h{n:03d}"\naddress = "127.0.0.1"\nport = {port}\n'
             for n, port in enumerate(free_ports(hosts))

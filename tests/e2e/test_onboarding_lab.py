@@ -44,8 +44,8 @@ user = "mailqbot"
 port = 2222
 private_key = "{LAB_STATE / "id_ed25519"}"
 known_hosts = "{tmp_path / "known_hosts"}"
-connect_timeout = 5.0
-login_timeout = 5.0
+connect_timeout = "5s"
+login_timeout = "5s"
 
 [[hosts]]
 name = "lab"

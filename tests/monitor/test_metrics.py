@@ -34,9 +34,9 @@ from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client
 
 MONITOR = """[monitor]
-interval = 0.3
+interval = "300ms"
 jitter = 0
-tick = 0.1
+tick = "100ms"
 [monitor.rules]
 deferred = { warning = 100, critical = 200, clear = 80 }
 """

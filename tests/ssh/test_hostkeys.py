@@ -39,8 +39,8 @@ def config_for(tmp_path: Path, servers: list[ScriptedSSHServer], client_key: Cli
         "[ssh]",
         f'private_key = "{client_key.private_key}"',
         f'known_hosts = "{tmp_path / "known_hosts"}"',
-        "connect_timeout = 3.0",
-        "login_timeout = 3.0",
+        'connect_timeout = "3s"',
+        'login_timeout = "3s"',
     ]
     for i, server in enumerate(servers):
         group = "even" if i % 2 == 0 else "odd"
