@@ -43,9 +43,8 @@ import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from fakes import FakeSlack  # noqa: E402
 from fakes.signing import sign, slash_command_body  # noqa: E402
+from scratch_db import migrated_database  # noqa: E402
 from slack_sdk.signature import SignatureVerifier  # noqa: E402
-
-from bot.db.migrate import upgrade_async  # noqa: E402
 
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 SECRET = "bench-ack-secret"
@@ -89,21 +88,7 @@ def config(directory: Path, hosts: int, interval: float, monitor: bool) -> Path:
 
 
 async def database(use_sqlite: bool, directory: Path, tag: str) -> str:
-    if use_sqlite:
-        url = f"sqlite+aiosqlite:///{directory / f'{tag}.sqlite3'}"
-    else:
-        import asyncpg
-
-        admin = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-        name = f"mailqbot_ack_{os.getpid()}_{tag}"
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        url = f"{base}/{name}"
-    await upgrade_async(url)
-    return url
+    return await migrated_database(use_sqlite, directory, f"mailqbot_ack_{os.getpid()}_{tag}")
 
 
 def free_port() -> int:

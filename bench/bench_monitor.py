@@ -37,11 +37,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from fakes import FakeSlack  # noqa: E402
+from scratch_db import migrated_database  # noqa: E402
 from sqlalchemy import distinct, func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
 from bot.app.runtime import open_services  # noqa: E402
-from bot.db.migrate import upgrade_async  # noqa: E402
 from bot.db.models import QueueSample  # noqa: E402
 from bot.demo.ssh import generate_client_key  # noqa: E402
 from bot.inventory import Inventory, parse_config  # noqa: E402
@@ -86,21 +86,7 @@ def start_farm(directory: Path, hosts: int, messages: int) -> subprocess.Popen[s
 
 
 async def database(use_sqlite: bool, directory: Path) -> str:
-    if use_sqlite:
-        url = f"sqlite+aiosqlite:///{directory / 'bench.sqlite3'}"
-    else:
-        import asyncpg
-
-        admin = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-        name = f"mailqbot_bench_{os.getpid()}"
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-        base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        url = f"{base}/{name}"
-    await upgrade_async(url)
-    return url
+    return await migrated_database(use_sqlite, directory, f"mailqbot_bench_{os.getpid()}")
 
 
 class Connects(logging.Handler):
