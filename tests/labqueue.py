@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 LAB_DIR = Path("/var/lib/mailqbot-lab")
@@ -27,6 +28,31 @@ def postqueue_json() -> list[dict[str, object]]:
         ["/usr/sbin/postqueue", "-j"], check=True, capture_output=True, timeout=120
     ).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+BUSY = ("maildrop", "incoming", "active")
+
+
+def settled_queue(timeout: float = 180) -> list[dict[str, object]]:
+    """The lab's queue once nothing is waiting or being delivered, on two reads in a row.
+
+    A count taken while Postfix retries a batch (moved from deferred to active for a few
+    seconds) is low by that batch; a test that sets thresholds from the count would then see
+    the batch come back as growth it did not cause.
+    """
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while True:
+        queue = postqueue_json()
+        quiet = quiet + 1 if not any(m["queue_name"] in BUSY for m in queue) else 0
+        if quiet >= 2:
+            return queue
+        if time.monotonic() >= deadline:
+            busy = sum(1 for m in queue if m["queue_name"] in BUSY)
+            raise TimeoutError(
+                f"the lab queue still has {busy} messages in flight after {timeout:.0f} s"
+            )
+        time.sleep(0.5)
 
 
 def ensure_test_queue() -> str | None:

@@ -328,8 +328,8 @@ MAIN_CF=(
   "transport_maps=hash:$PF_LAB/transport"
   "smtp_tls_policy_maps=hash:$PF_LAB/tls_policy"
   "maillog_file=$PF_LOG"
-  "minimal_backoff_time=2h" # the deferred queue holds still during tests
-  "maximal_backoff_time=4h"
+  "minimal_backoff_time=4d" # the deferred queue holds still during tests: a lab that stays
+  "maximal_backoff_time=4d" # up for days must not retry a batch in the middle of a run
   "smtp_connect_timeout=5s"
   "smtp_helo_timeout=5s"
 )

@@ -26,6 +26,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from fakes import FakeSlack, block_actions_body, sign
+from labqueue import settled_queue
 from sqlalchemy import select
 
 from bot.db.models import AuditEvent, Incident, QueueSample
@@ -50,10 +51,6 @@ def queue() -> list[dict[str, object]]:
 
 def ours() -> list[str]:
     return [str(m["queue_id"]) for m in queue() if m["sender"] == SENDER]
-
-
-def deferred_count() -> int:
-    return sum(1 for m in queue() if m["queue_name"] == "deferred")
 
 
 def inject(count: int) -> None:
@@ -90,7 +87,7 @@ def lab_queue() -> Iterator[int]:
         pytest.fail("the lab is not up: run `bash tests/lab/lab.sh up` as root")
     drain()
     try:
-        yield deferred_count()
+        yield sum(1 for m in settled_queue() if m["queue_name"] == "deferred")
     finally:
         drain()
 
