@@ -42,6 +42,7 @@ from sqlalchemy import distinct, func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
 from bot.app.runtime import open_services  # noqa: E402
+from bot.app.services import LiveServices  # noqa: E402
 from bot.db.models import QueueSample  # noqa: E402
 from bot.demo.ssh import generate_client_key  # noqa: E402
 from bot.inventory import Inventory, parse_config  # noqa: E402
@@ -134,7 +135,9 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
         settings = Settings(DATABASE_URL=url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="x")
         async with open_services(settings, inventory) as services:
             monitor = Monitor(
-                services, SlackNotifier(make_client(settings), CHANNEL), Metrics(services.sessions)
+                LiveServices(services),
+                SlackNotifier(make_client(settings), CHANNEL),
+                Metrics(services.sessions),
             )
             stop = asyncio.Event()
             task = asyncio.create_task(monitor.run(stop))

@@ -280,6 +280,7 @@ async def _console(args: argparse.Namespace, settings: Settings) -> int:
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app.reload import on_sighup
     from bot.app.runtime import open_services
+    from bot.app.services import LiveServices
     from bot.slack.serve import serve
 
     stop = asyncio.Event()
@@ -289,6 +290,8 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     metrics_host = args.metrics_host or settings.metrics_host
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
-    async with open_services(settings, slack=True) as services, on_sighup(services):
-        await serve(services, args.host, args.port, stop, metrics_at)
+    async with open_services(settings, slack=True) as services:
+        live = LiveServices(services)
+        async with on_sighup(live):
+            await serve(live, args.host, args.port, stop, metrics_at)
     return 0

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import messages
 from bot.app.runtime import open_services
-from bot.app.services import Services
+from bot.app.services import LiveServices, Services
 from bot.db.models import AuditEvent
 from bot.demo import demo_hosts
 from bot.demo.ssh import ScriptedSSHServer
@@ -95,13 +95,17 @@ def injected(template: str) -> list[Case]:
 
 @dataclass
 class SlackWorld:
-    services: Services
+    live: LiveServices  # what the app serves from; a test's change is a reload's change
     app: AsyncApp
     servers: dict[str, ScriptedSSHServer]
     sessions: async_sessionmaker[AsyncSession]
     slack: FakeSlack
     url: str
     _names: itertools.count[int]
+
+    @property
+    def services(self) -> Services:
+        return self.live.now()
 
     def host_commands(self) -> list[str]:
         """Every command line any demo host received, in host order."""
@@ -153,11 +157,12 @@ class SlackWorld:
 
 @asynccontextmanager
 async def slack_world(
-    db_url: str, tmp_path: Path, access: Access, slack: FakeSlack
+    db_url: str, tmp_path: Path, access: Access, slack: FakeSlack, **config_changes: Any
 ) -> AsyncIterator[SlackWorld]:
-    """The Bolt app over HTTP on demo hosts whose inventory carries ``access``."""
+    """The Bolt app over HTTP on demo hosts whose inventory carries ``access`` (and any other
+    top-level config sections given, such as ``monitor=MonitorSection(...)``)."""
     async with demo_hosts(tmp_path) as demo:
-        config = demo.inventory.config.model_copy(update={"access": access})
+        config = demo.inventory.config.model_copy(update={"access": access, **config_changes})
         settings = Settings(
             DATABASE_URL=db_url,
             SLACK_BOT_TOKEN="xoxb-refusals",
@@ -165,8 +170,9 @@ async def slack_world(
             SLACK_API_URL=slack.api_url,
         )
         async with open_services(settings, Inventory(config)) as services:
-            app = build_app(services)
-            await learn_own_team(app.client, services)
+            live = LiveServices(services)
+            app = build_app(live)
+            await learn_own_team(app.client, live)
             endpoint = Endpoint(app, SECRET)  # /slack/events as `mailqbot serve` has it
             runner = web.AppRunner(endpoint.web_app(), access_log=None)
             await runner.setup()
@@ -174,7 +180,7 @@ async def slack_world(
                 await web.TCPSite(runner, "127.0.0.1", 0).start()
                 host, port = runner.addresses[0][:2]
                 yield SlackWorld(
-                    services, app, demo.servers, services.sessions, slack, f"http://{host}:{port}",
+                    live, app, demo.servers, services.sessions, slack, f"http://{host}:{port}",
                     itertools.count(1),
                 )  # fmt: skip
             finally:

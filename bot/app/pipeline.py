@@ -73,7 +73,6 @@ async def prepare(
     started = time.time()
     if "\x00" in request.text:  # no database stores NUL in text; it is never meaningful here
         request = dataclasses.replace(request, text=request.text.replace("\x00", ""))
-    services = services.for_request()  # a reload meanwhile leaves this request's hosts alone
     groups = await services.groups_of(request.user_id) if request.source == "slack" else None
     context = Context(services, request, Identity.of(request, groups or frozenset()), progress)
     spec: CommandSpec[Any] | None = None
@@ -163,7 +162,6 @@ async def refuse(request: Request, services: Services, name: str, exc: MailqbotE
     registry, such as an alert's Acknowledge) exactly as a refused command is recorded: one
     ``command_runs`` row and one ``command.denied``/``command.refused`` event, with the same
     identity fields."""
-    services = services.for_request()  # a reload meanwhile leaves this request's hosts alone
     groups = await services.groups_of(request.user_id) if request.source == "slack" else None
     context = Context(services, request, Identity.of(request, groups or frozenset()))
     log_failure(request, None, _failure(exc), exc)

@@ -3,7 +3,7 @@
 ``mailqbot serve`` writes its pid to ``STATE_DIR/mailqbot.pid`` and reloads the config file
 on SIGHUP. A config that fails validation changes nothing: the old inventory stays, and the
 log says why. Work in flight is not dropped: each request runs on its own snapshot of the
-services (``Services.for_request``), so a summary that started before the reload finishes on
+services (``LiveServices.now()``), so a summary that started before the reload finishes on
 the inventory it started with; requests after it see the new one.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.app.services import Services
+from bot.app.services import LiveServices
 from bot.errors import MailqbotError, short_list
 from bot.inventory import Inventory, load_config
 from bot.settings import Settings
@@ -30,10 +30,10 @@ def pid_path(settings: Settings) -> Path:
     return settings.state_dir / PID_FILE
 
 
-async def reload_inventory(services: Services) -> bool:
+async def reload_inventory(live: LiveServices) -> bool:
     """Load the config again and swap the inventory in; False (and logged) if it is invalid."""
-    path = services.settings.config_path
-    old = services.inventory
+    path = live.now().settings.config_path
+    old = live.now().inventory
     try:
         new = await asyncio.to_thread(
             lambda: Inventory(load_config(path, deployed=True, slack=True))
@@ -46,7 +46,7 @@ async def reload_inventory(services: Services) -> bool:
         return False
     added = sorted(set(new.names) - set(old.names))
     removed = sorted(set(old.names) - set(new.names))
-    services.inventory = new
+    live.update(inventory=new)
     log.info(
         "reloaded %s: %d host(s); added %s; removed %s",
         path, len(new.names), short_list(added) or "none", short_list(removed) or "none",
@@ -55,17 +55,17 @@ async def reload_inventory(services: Services) -> bool:
 
 
 @asynccontextmanager
-async def on_sighup(services: Services) -> AsyncIterator[None]:
+async def on_sighup(live: LiveServices) -> AsyncIterator[None]:
     """While open: SIGHUP reloads the inventory, and the pid file names this process."""
     loop = asyncio.get_running_loop()
     running: set[asyncio.Task[bool]] = set()
 
     def hup() -> None:
-        task = asyncio.create_task(reload_inventory(services), name="reload inventory")
+        task = asyncio.create_task(reload_inventory(live), name="reload inventory")
         running.add(task)
         task.add_done_callback(running.discard)
 
-    path = pid_path(services.settings)
+    path = pid_path(live.now().settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()}\n", encoding="ascii")
     loop.add_signal_handler(signal.SIGHUP, hup)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from bot.app.services import Services
+from bot.app.services import LiveServices, Services
 from bot.monitor import chart, groups, samples
 from bot.monitor.alert import SHOWN_HOSTS, Alert, GroupAlert, Notifier
 from bot.monitor.config import MonitorSection
@@ -40,13 +40,14 @@ SWEEP_EVERY = 60.0  # look for unposted incidents at least this often (a failed 
 class Herald:
     def __init__(
         self,
-        services: Services,
+        live: LiveServices,
         notifier: Notifier,
         channel: str,
         config: MonitorSection,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.services = services
+        self.live = live
+        services = live.now()
         self.notifier = notifier
         self.channel = channel
         self.config = config
@@ -56,6 +57,10 @@ class Herald:
         self._seen: frozenset[int] | None = None
         self._swept = 0.0
         self.hosts = {h.name: h for h in services.inventory.select("all")}
+
+    @property
+    def services(self) -> Services:
+        return self.live.now()
 
     # -- silences ---------------------------------------------------------------------
 
@@ -154,6 +159,14 @@ class Herald:
         await self.courier.note(alert, self._reload(alert.id), wait=resolved)
         if resolved:
             await self._chart(alert)
+
+    async def marked(self, alert: Alert) -> None:
+        """Someone acknowledged or snoozed (``bot.monitor.marks``): redraw the root, and
+        say who in its thread. The note waits for the channel's token rather than fold: it
+        is a person's act, not an update the root's numbers carry."""
+        await self.refresh()  # a snooze's silence shows on the root at once
+        self.courier.edit(alert, self._reload(alert.id))
+        await self.courier.note(alert, self._reload(alert.id), wait=True)
 
     def _quiet(self, alert: Alert) -> bool:
         snoozed = alert.snoozed_until is not None and alert.snoozed_until > self.clock()

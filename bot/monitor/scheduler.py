@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app.services import Services
+from bot.app.services import LiveServices, Services
 from bot.db.models import QueueSample
 from bot.inventory import Host
 from bot.maintenance import prune_periodically
@@ -48,12 +48,13 @@ BATCH_WAIT = 1.0  # seconds a finished poll may wait to be recorded with others 
 class Monitor:
     def __init__(
         self,
-        services: Services,
+        live: LiveServices,
         notifier: Notifier,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.services = services
+        self.live = live  # each round reads live.now(): a reload's inventory is followed
+        services = live.now()
         # Polls keep no audit records and can change nothing: the choice is made here.
         self.remote = Remote.discarding(services.executor)
         self.notifier = notifier
@@ -72,7 +73,7 @@ class Monitor:
             jitter=self.config.jitter,
         )
         self.policy = Policy(self.config.cooldown, services.replica, self.config.notes_every)
-        self.herald = Herald(services, notifier, notifier.channel, self.config, clock)
+        self.herald = Herald(live, notifier, notifier.channel, self.config, clock)
         metrics.follow_alerts(self.herald.courier.counters)
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.waiting: set[str] = set()  # claimed, not started yet
@@ -84,6 +85,10 @@ class Monitor:
         self._flushing: asyncio.Future[None] | None = None
         self.batch_wait = min(BATCH_WAIT, self.config.tick_seconds / 2)
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
+
+    @property
+    def services(self) -> Services:
+        return self.live.now()
 
     @property
     def slack_counters(self) -> Counters:

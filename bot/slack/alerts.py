@@ -4,15 +4,15 @@ and the Snooze and Acknowledge buttons.
 Diagnose, Summary, Deferred, Flush and Purge… are ``mailq_run_thread`` buttons: the
 command runs through the pipeline as the person who clicked, answered in the thread (Purge…
 only makes a plan for the top reason class, approved by another person before it runs).
-Snooze and Acknowledge are handled here: the clicker needs ``act`` on the host, and the
-incident's change and its audit event are written in one transaction.
+Snooze and Acknowledge are ``bot.monitor.marks.mark`` (the clicker needs ``act`` on the
+host; the change and its audit event are one transaction), said in Slack by the monitor's
+herald under the alert channel's budget, like every other alert post.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -20,21 +20,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
 from bot.app.pipeline import refuse
-from bot.app.services import Services
-from bot.auth import permitted
+from bot.app.services import LiveServices, Services
 from bot.context import Identity
-from bot.db.models import Incident
 from bot.errors import PermissionDenied
 from bot.monitor.alert import Alert, Event, GroupAlert
+from bot.monitor.herald import Herald
+from bot.monitor.marks import mark
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack import payloads
 from bot.slack.delivery import ephemeral
-from bot.stores import audit, incidents, silences
-from bot.stores.groups import GROUP_HOST
 
 log = logging.getLogger(__name__)
-SNOOZE_SECONDS = 3600
 ACK = "mailq_alert_ack"
 SNOOZE = "mailq_alert_snooze"
 
@@ -95,14 +92,24 @@ def _template(alert: Alert | GroupAlert) -> str:
     return "alert_group" if isinstance(alert, GroupAlert) else "alert"
 
 
-def monitor_for(services: Services, client: AsyncWebClient, metrics: Metrics) -> Monitor | None:
+def monitor_for(live: LiveServices, client: AsyncWebClient, metrics: Metrics) -> Monitor | None:
     """The monitor, if it is enabled and there is an alert channel to post in."""
-    config = services.inventory.config
+    config = live.now().inventory.config
     channel = config.slack.alert_channel
     if not config.monitor.enabled or channel is None:
         log.info("monitoring off (%s)", "disabled" if channel else "no [slack] alert_channel")
         return None
-    return Monitor(services, SlackNotifier(client, channel), metrics)
+    return Monitor(live, SlackNotifier(client, channel), metrics)
+
+
+def herald_for(live: LiveServices, client: AsyncWebClient) -> Herald:
+    """Who says a click in Slack when this process runs no monitor (monitoring is off): a
+    herald of its own, with the same channel budget rules as the monitor's."""
+    config = live.now().inventory.config
+    channel = config.slack.alert_channel or ""
+    herald = Herald(live, SlackNotifier(client, channel), channel, config.monitor)
+    live.now().metrics.follow_alerts(herald.courier.counters)
+    return herald
 
 
 def register(app: AsyncApp) -> None:
@@ -114,9 +121,9 @@ async def on_alert_button(
     ack: AsyncAck,
     body: dict[str, Any],
     context: AsyncBoltContext,
-    client: AsyncWebClient,
     respond: AsyncRespond,
     services: Services,
+    herald: Herald,
 ) -> None:
     await ack()
     action = body["actions"][0]
@@ -125,68 +132,10 @@ async def on_alert_button(
     request = payloads.from_click(body, context, f"{verb} incident {action.get('value', '')}")
     identity = Identity.of(request, await services.groups_of(request.user_id))
     try:
-        alert = await _change(services, identity, int(action.get("value", "0")), event)
+        alert = await mark(services, identity, int(action.get("value", "0")), event)
     except PermissionDenied as exc:  # recorded like every refused command, then shown
         outcome = await refuse(request, services, verb, exc)
         await ephemeral(respond, outcome.reply)
         return
-    if alert is None:
-        return  # resolved meanwhile, or unknown: nothing to change
-    notifier = SlackNotifier(client, alert.channel_id or "")
-    if alert.host != GROUP_HOST:  # a group's root is redrawn by the monitor
-        await notifier.edit_root(alert)
-    await notifier.post_thread(alert)
-
-
-async def _change(
-    services: Services, identity: Identity, incident_id: int, event: Event
-) -> Alert | None:
-    """Acknowledge or snooze an open incident and audit it, in one transaction."""
-    now = services.clock()
-    async with services.sessions() as session, session.begin():
-        row = await incidents.load(session, incident_id)
-        if row is None or row.state != "open":
-            return None
-        everyone = [h.name for h in services.inventory.select("all")]
-        hosts = [row.host] if row.group_key is None else everyone
-        _authorise(services, identity, hosts)
-        if event == "acknowledged":
-            values: dict[str, Any] = {"acknowledged_by": identity.user_id, "acknowledged_at": now}
-        else:
-            values = {"snoozed_until": now + SNOOZE_SECONDS, "snoozed_by": identity.user_id}
-        if not await incidents.change(session, row, values):
-            return None
-        muted: tuple[silences.SilenceView, ...] = ()
-        if event == "snoozed":  # a silence of this incident: it posts nothing until then
-            why = f"Snooze button on incident {row.id}"
-            found = await silences.add(
-                session, "incident", str(row.id), why, identity.user_id, now, now + SNOOZE_SECONDS
-            )
-            muted = (found,)
-            values = {**values, "silence": found.id}
-        await audit.append(session, _audit(identity, row, event, values))
-        alert = Alert.of(row, event)
-    return replace(alert, actor=identity.user_id, silences=muted)
-
-
-def _authorise(services: Services, identity: Identity, hosts: list[str]) -> None:
-    ok = permitted(identity, "act", hosts, services.inventory, services.allowed_teams)
-    if not ok:
-        where = hosts[0] if len(hosts) == 1 else "every host of this group"
-        raise PermissionDenied(
-            f"You may not snooze or acknowledge alerts on {where}: that needs the operator "
-            "role on the host. Ask a mailqbot admin."
-        )
-
-
-def _audit(
-    identity: Identity, row: Incident, event: str, values: dict[str, Any]
-) -> audit.AuditRecord:
-    return audit.AuditRecord(
-        source="slack",
-        actor=identity.user_id,
-        team_id=identity.team_id,
-        action=f"incident.{event}",
-        host=row.host,
-        detail={"incident": row.id, "kind": row.kind, "channel_id": identity.channel_id, **values},
-    )
+    if alert is not None:  # None: resolved meanwhile, or unknown; nothing to say
+        await herald.marked(alert)

@@ -1,4 +1,9 @@
-"""Bolt wiring: ``build_app(services)`` registers the listeners; nothing at module level."""
+"""Bolt wiring: ``build_app(live)`` registers the listeners; nothing at module level.
+
+Each request gets ``live.now()``, the services as they are when it arrives (frozen), and
+the herald that says alert button clicks in Slack (the monitor's, when this process runs
+one).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages, render
 from bot.app.pipeline import Outcome, execute, prepare
-from bot.app.services import Services
+from bot.app.services import LiveServices, Services
 from bot.context import Request
 from bot.errors import MailqbotError
+from bot.monitor.herald import Herald
 from bot.slack import alerts, payloads
 from bot.slack.client import make_client
 from bot.slack.dedup import Deduplicator
@@ -28,7 +34,10 @@ log = logging.getLogger(__name__)
 SLASH_COMMAND = "/mailq"
 
 
-def build_app(services: Services, client: AsyncWebClient | None = None) -> AsyncApp:
+def build_app(
+    live: LiveServices, client: AsyncWebClient | None = None, herald: Herald | None = None
+) -> AsyncApp:
+    services = live.now()
     settings = services.settings
     client = client or make_client(settings)
     secret = settings.slack_signing_secret
@@ -40,12 +49,16 @@ def build_app(services: Services, client: AsyncWebClient | None = None) -> Async
     group_ids = {
         m for g in services.inventory.config.access.grants for m in g.members if m[0] == "S"
     }
-    services.groups_of = marking_guests(
-        UserGroupCache(client, group_ids).groups_of, GuestCache(client).is_guest
+    live.update(
+        groups_of=marking_guests(
+            UserGroupCache(client, group_ids).groups_of, GuestCache(client).is_guest
+        )
     )
+    said_by = herald or alerts.herald_for(live, client)
 
     async def inject(context: dict[str, Any], next: Any) -> None:
-        context["services"] = services
+        context["services"] = live.now()
+        context["herald"] = said_by
         await next()
 
     app.middleware(inject)
@@ -154,15 +167,17 @@ def _api_method(error: Exception) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1] or "a Web API"
 
 
-async def learn_own_team(client: AsyncWebClient, services: Services) -> None:
+async def learn_own_team(client: AsyncWebClient, live: LiveServices) -> None:
     """Trust the workspace the bot is installed in (besides ``access.team_ids``)."""
-    remember_team(await client.auth_test(), services)
+    remember_team(await client.auth_test(), live)
 
 
-def remember_team(identity: Any, services: Services) -> None:
+def remember_team(identity: Any, live: LiveServices) -> None:
     """From ``auth.test``'s answer: the bot's own team, and the workspace's address."""
-    services.allowed_teams.add(str(identity["team_id"]))
-    services.slack_url = str(identity.get("url") or "") or None
+    live.update(
+        allowed_teams=live.now().allowed_teams | {str(identity["team_id"])},
+        slack_url=str(identity.get("url") or "") or None,
+    )
 
 
 def message_link(workspace_url: str | None, message: Message) -> str | None:

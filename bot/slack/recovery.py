@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import render
 from bot.actions import approvals
 from bot.actions.rules import PlanView
-from bot.app.services import Services
+from bot.app.services import LiveServices, Services
 from bot.stores import plans as plans_store
 from commands._act import ActionReply
 
@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 RECOVERY_INTERVAL = 60.0
 
 
-async def recover_forever(services: Services, client: AsyncWebClient, stop: asyncio.Event) -> None:
+async def recover_forever(live: LiveServices, client: AsyncWebClient, stop: asyncio.Event) -> None:
     startup = True
     while not stop.is_set():
+        services = live.now()
         try:
             for plan in await approvals.recover(services, startup=startup):
                 await _announce(client, services, plan)

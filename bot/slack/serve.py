@@ -24,7 +24,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import startup
-from bot.app.services import Services
+from bot.app.services import LiveServices
 from bot.db.session import is_reachable
 from bot.errors import ConfigError
 from bot.monitor.alert import Alert, GroupAlert
@@ -33,6 +33,7 @@ from bot.monitor.scheduler import Monitor
 from bot.slack import preflight
 from bot.slack.alerts import monitor_for
 from bot.slack.app import build_app, remember_team
+from bot.slack.client import make_client
 from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
 from bot.slack.recovery import recover_forever
 
@@ -94,7 +95,7 @@ class Health:
 
 
 async def serve(
-    services: Services,
+    live: LiveServices,
     host: str,
     port: int,
     stop: asyncio.Event,
@@ -102,7 +103,7 @@ async def serve(
 ) -> None:
     """Serve until ``stop``: /healthz always; /slack/events unless in Socket Mode; and
     /metrics on its own listener at ``metrics_at`` (host, port), if given."""
-    settings = services.settings
+    settings = live.now().settings
     if settings.slack_bot_token is None:
         raise ConfigError(
             "SLACK_BOT_TOKEN is not set. Create the app from app-manifest.yml and export "
@@ -113,14 +114,17 @@ async def serve(
         raise ConfigError(
             "HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for Socket Mode)."
         )
-    app = build_app(services)
+    client = make_client(settings)
+    metrics = live.now().metrics
+    monitor = _monitor(live, client, metrics)
+    app = build_app(live, client, monitor.herald if monitor else None)
     identity = await preflight.check_bot_token(app.client, settings)
     socket = SocketState()
     if settings.slack_app_token is not None:
         token = settings.slack_app_token.get_secret_value()
         socket.first_url = await preflight.check_app_token(app.client, token, settings)
-    remember_team(identity, services)
-    database = functools.partial(is_reachable, services.sessions)
+    remember_team(identity, live)
+    database = functools.partial(is_reachable, live.now().sessions)
     health = Health(
         database, socket.connected, started=time.monotonic(), loop=asyncio.get_running_loop()
     )
@@ -129,11 +133,9 @@ async def serve(
         endpoint = Endpoint(app, settings.slack_signing_secret.get_secret_value())
     web_app = endpoint.web_app() if endpoint is not None else web.Application()
     web_app.router.add_get("/healthz", health.handler)
-    metrics = services.metrics
-    monitor = _monitor(services, app.client, metrics)
     health.monitor = monitor
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
-    recovering = asyncio.create_task(recover_forever(services, app.client, stop))
+    recovering = asyncio.create_task(recover_forever(live, app.client, stop))
     watching = asyncio.create_task(metrics.watch(stop)) if metrics_at else None
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of every later garbage collection, which then only walks per-request objects.
@@ -191,14 +193,14 @@ class _NoAlerts:
         return None
 
 
-def _monitor(services: Services, client: AsyncWebClient, metrics: Metrics) -> Monitor | None:
+def _monitor(live: LiveServices, client: AsyncWebClient, metrics: Metrics) -> Monitor | None:
     """The monitor whenever monitoring is on: alerting in Slack if there is an alert
     channel, else metrics only (queue and poll metrics never depend on Slack alerting)."""
-    config = services.inventory.config
+    config = live.now().inventory.config
     if config.monitor.enabled and config.slack.alert_channel is None:
         log.info("monitoring without Slack alerts (no [slack] alert_channel): metrics only")
-        return Monitor(services, _NoAlerts(), metrics)
-    return monitor_for(services, client, metrics)
+        return Monitor(live, _NoAlerts(), metrics)
+    return monitor_for(live, client, metrics)
 
 
 async def _listen(

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -249,7 +250,7 @@ async def test_guest_cannot_decide_and_nul_in_reason_is_dropped(
     async def groups(user: str) -> frozenset[str]:
         return frozenset({GUEST}) if user == APPROVER_B else frozenset()
 
-    services.groups_of = groups
+    services = replace(services, groups_of=groups)
     asked = await ask(services, REQUESTER, 'purge mx1 domain=gone.example why="INC\x00-5"')
     assert "Why: INC-5" in asked.reply.text
     found = re.search(r"Plan (p[0-9a-f]{10})", asked.reply.text)

@@ -7,6 +7,7 @@ Paging is followed through the Next buttons exactly as Slack would send their va
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="viewer", members=["U0VIEWER
 @pytest.fixture
 async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
     async with demo_world(db_url, tmp_path, ACCESS, now=NOW) as world:
-        world.services.clock = lambda: NOW + 60
+        world.services = replace(world.services, clock=lambda: NOW + 60)
         yield world
 
 

@@ -14,7 +14,7 @@ import shlex
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -149,8 +149,7 @@ async def serve(fake: FakeHost, tmp_path: Path, db_url: str) -> AsyncIterator[Se
         )
         inventory = Inventory(parse_config(config, "<test>"))
         async with open_services(Settings(DATABASE_URL=db_url), inventory) as services:
-            services.clock = lambda: NOW
-            yield services
+            yield replace(services, clock=lambda: NOW)
 
 
 async def read(services: Services, text: str) -> tuple[log_command.LogReport, Context]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,8 +70,7 @@ async def serve(fake: FakeHost, tmp_path: Path, db_url: str, log: str) -> AsyncI
         )
         inventory = Inventory(parse_config(config, "<test>"))
         async with open_services(Settings(DATABASE_URL=db_url), inventory) as services:
-            services.clock = lambda: NOW
-            yield services
+            yield replace(services, clock=lambda: NOW)
 
 
 async def test_a_log_mixing_3_7_and_3_11_is_read_and_unreadable_lines_are_reported(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ async def test_group_grant_applies_through_slack_user_groups(world: World) -> No
     async def groups_of(user_id: str) -> frozenset[str]:
         return frozenset({"S0OPS"}) if user_id == "U0INGROUP" else frozenset()
 
-    world.services.groups_of = groups_of
+    world.services = replace(world.services, groups_of=groups_of)
     assert (await handle(slack("summary mx2", user="U0INGROUP"), world.services)).ok
     assert not (await handle(slack("summary mx2", user="U0NOTIN"), world.services)).ok
 
@@ -121,7 +122,9 @@ async def test_unreachable_host_is_an_audited_error(world: World) -> None:
     hosts = [
         h.model_copy(update={"port": closed_port}) if h.name == "mx2" else h for h in config.hosts
     ]
-    world.services.inventory = Inventory(config.model_copy(update={"hosts": hosts}))
+    world.services = replace(
+        world.services, inventory=Inventory(config.model_copy(update={"hosts": hosts}))
+    )
     result = await handle(slack("summary mx2"), world.services)
     assert not result.ok
     assert "cannot reach mx2" in result.reply.text

@@ -17,7 +17,7 @@ import pytest
 from bot.app.pipeline import handle
 from bot.app.reload import on_sighup, pid_path, send_reload
 from bot.app.runtime import open_services
-from bot.app.services import Services
+from bot.app.services import LiveServices
 from bot.context import Request
 from bot.demo import DemoHost, _handler, demo_queue
 from bot.demo.ssh import ScriptedSSHServer, generate_client_key
@@ -44,7 +44,7 @@ def host_entry(name: str, server: ScriptedSSHServer) -> str:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Services, dict, Path]]:
+async def world(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[LiveServices, dict, Path]]:
     key = generate_client_key(tmp_path / "keys")
     gates = {name: Gate(name) for name in ("mx1", "mx2")}
     servers = {name: ScriptedSSHServer(gate, key.public_key) for name, gate in gates.items()}
@@ -62,8 +62,10 @@ async def world(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Services, di
         DATABASE_URL=db_url, MAILQBOT_CONFIG=str(config), MAILQBOT_STATE_DIR=str(tmp_path / "st")
     )
     try:
-        async with open_services(settings) as services, on_sighup(services):
-            yield services, {"gates": gates, "servers": servers, "head": head}, config
+        async with open_services(settings) as services:
+            live = LiveServices(services)
+            async with on_sighup(live):
+                yield live, {"gates": gates, "servers": servers, "head": head}, config
     finally:
         for server in servers.values():
             await server.close()
@@ -81,16 +83,16 @@ async def until(condition, seconds: float = 10.0) -> None:  # type: ignore[no-un
 
 
 async def test_sighup_adds_a_host_while_a_summary_runs(world) -> None:  # type: ignore[no-untyped-def]
-    services, parts, config = world
+    live, parts, config = world
     gates, servers = parts["gates"], parts["servers"]
-    assert pid_path(services.settings).read_text() == f"{os.getpid()}\n"
-    running = asyncio.create_task(handle(console("summary mx1"), services))
+    assert pid_path(live.now().settings).read_text() == f"{os.getpid()}\n"
+    running = asyncio.create_task(handle(console("summary mx1"), live.now()))
     await asyncio.wait_for(gates["mx1"].entered.wait(), 10)  # the summary is reading the queue
 
     config.write_text(parts["head"] + host_entry("mx1", servers["mx1"]) +
                       host_entry("mx2", servers["mx2"]))  # fmt: skip
     os.kill(os.getpid(), signal.SIGHUP)
-    await until(lambda: "mx2" in services.inventory.names)
+    await until(lambda: "mx2" in live.now().inventory.names)
     assert not running.done()
 
     gates["mx1"].release.set()
@@ -99,7 +101,7 @@ async def test_sighup_adds_a_host_while_a_summary_runs(world) -> None:  # type: 
     assert "mx1" in outcome.reply.text
 
     gates["mx2"].release.set()
-    second = await handle(console("summary mx2"), services)  # the new host, no restart
+    second = await handle(console("summary mx2"), live.now())  # the new host, no restart
     assert second.ok, second.reply.text
     assert "mx2" in second.reply.text
 
@@ -107,30 +109,30 @@ async def test_sighup_adds_a_host_while_a_summary_runs(world) -> None:  # type: 
 async def test_a_reload_that_fails_validation_keeps_the_old_inventory(
     world, caplog: pytest.LogCaptureFixture
 ) -> None:  # type: ignore[no-untyped-def]
-    services, parts, config = world
-    before = services.inventory
+    live, parts, config = world
+    before = live.now().inventory
     config.write_text(parts["head"] + '[[hosts]]\nname = "Bad Name"\n')
     with caplog.at_level(logging.ERROR, logger="bot.app.reload"):
         os.kill(os.getpid(), signal.SIGHUP)
         await until(lambda: any("reload" in r.message for r in caplog.records))
-    assert services.inventory is before
+    assert live.now().inventory is before
     [record] = [r for r in caplog.records if r.name == "bot.app.reload"]
     assert "refused, keeping the inventory of 1 host(s)" in record.message
     assert "hosts[0].address: Field required" in record.message
 
-    status, message = send_reload(services.settings)  # the command line checks first
+    status, message = send_reload(live.now().settings)  # the command line checks first
     assert status == 1
     assert "Not reloaded: the running bot keeps its inventory." in message
-    assert services.inventory is before
+    assert live.now().inventory is before
 
 
 async def test_mailqbot_reload_signals_the_running_bot(world) -> None:  # type: ignore[no-untyped-def]
-    services, parts, config = world
+    live, parts, config = world
     config.write_text(parts["head"] + host_entry("mx2", parts["servers"]["mx2"]))
-    status, message = send_reload(services.settings)
+    status, message = send_reload(live.now().settings)
     assert status == 0
     assert f"(pid {os.getpid()})" in message
-    await until(lambda: services.inventory.names == ["mx2"])
+    await until(lambda: live.now().inventory.names == ["mx2"])
 
 
 def test_mailqbot_reload_without_a_running_bot(tmp_path: Path) -> None:
@@ -149,17 +151,17 @@ def test_mailqbot_reload_without_a_running_bot(tmp_path: Path) -> None:
 
 async def test_a_summary_finishes_on_the_inventory_it_started_with(world) -> None:  # type: ignore[no-untyped-def]
     """Even a reload that removes the host mid-summary leaves that request alone."""
-    services, parts, config = world
+    live, parts, config = world
     gates, servers = parts["gates"], parts["servers"]
-    running = asyncio.create_task(handle(console("summary mx1"), services))
+    running = asyncio.create_task(handle(console("summary mx1"), live.now()))
     await asyncio.wait_for(gates["mx1"].entered.wait(), 10)
     config.write_text(parts["head"] + host_entry("mx2", servers["mx2"]))
     os.kill(os.getpid(), signal.SIGHUP)
-    await until(lambda: services.inventory.names == ["mx2"])
+    await until(lambda: live.now().inventory.names == ["mx2"])
     gates["mx1"].release.set()
     outcome = await asyncio.wait_for(running, 30)
     assert outcome.ok, outcome.reply.text
-    after = await handle(console("summary mx1"), services)
+    after = await handle(console("summary mx1"), live.now())
     assert not after.ok
     assert "Unknown host `mx1`. Did you mean `mx2`?" in after.reply.text
 
@@ -169,12 +171,12 @@ async def test_a_prepared_request_keeps_its_inventory_across_a_reload(world) -> 
     it runs on, whatever a reload does meanwhile."""
     from bot.app.pipeline import Prepared, execute, prepare
 
-    services, parts, config = world
-    prepared = await prepare(console("summary mx1"), services)
+    live, parts, config = world
+    prepared = await prepare(console("summary mx1"), live.now())
     assert isinstance(prepared, Prepared)
     config.write_text(parts["head"] + host_entry("mx2", parts["servers"]["mx2"]))
     os.kill(os.getpid(), signal.SIGHUP)
-    await until(lambda: services.inventory.names == ["mx2"])
+    await until(lambda: live.now().inventory.names == ["mx2"])
     assert prepared.context.services.inventory.names == ["mx1"]
     parts["gates"]["mx1"].release.set()
     outcome = await execute(prepared)

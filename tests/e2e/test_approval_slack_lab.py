@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.actions import approvals
 from bot.app.pipeline import handle
 from bot.app.runtime import open_services
+from bot.app.services import LiveServices
 from bot.context import Context, Identity, Request
 from bot.db.models import ActionPlan, AuditEvent
 from bot.settings import Settings
@@ -141,7 +142,7 @@ async def test_plan_approved_before_a_restart_runs_once_and_is_announced(
 
             stop = asyncio.Event()
             client = make_client(services.settings)
-            task = asyncio.create_task(recover_forever(services, client, stop))
+            task = asyncio.create_task(recover_forever(LiveServices(services), client, stop))
             (post,) = await fake_slack.wait_for("chat.postMessage", timeout=60)
             stop.set()
             await task

@@ -8,6 +8,7 @@ limits: ``DELIVERS_ON_ITS_OWN``); it proposes the next largest class, or is left
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from bot import render
 from bot.db.models import CommandRun, Incident, Silence
 from bot.inventory import Access, Grant
 from bot.monitor.alert import Alert
+from bot.monitor.config import Budget, MonitorSection
 from bot.postfix.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
 
 
@@ -119,9 +121,9 @@ async def test_the_flush_click_is_authorised_for_the_clicker(world: SlackWorld) 
     ]
 
 
-async def _open_incident(world: SlackWorld) -> int:
+async def _open_incident(world: SlackWorld, kind: str = "deferred") -> int:
     async with world.sessions() as session, session.begin():
-        row = Incident(host="mx1", kind="deferred", open_key="mx1|deferred", state="open",
+        row = Incident(host="mx1", kind=kind, open_key=f"mx1|{kind}", state="open",
                        severity="warning", value=120, peak=120, threshold=100,
                        detail={"error": None}, opened_at=1.0, updated_at=1.0,
                        created_by="test", channel_id=CHANNEL, root_ts="1.0")  # fmt: skip
@@ -170,3 +172,28 @@ async def test_snooze_is_a_silence_of_the_incident(world: SlackWorld) -> None:
     assert silence.expires_at - silence.created_at == 3600
     (row,) = [r for r in await world.audit_rows() if r.action == "incident.snoozed"]
     assert row.detail["silence"] == silence.id
+
+
+async def test_acknowledge_notes_keep_to_the_alert_channel_budget(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Acknowledge's note in the thread is a post like any alert post: it takes a token of
+    the channel's budget (here one every 2 s), waits for it rather than being dropped, and
+    is counted; three quick clicks make three notes, 2 s apart, not a burst."""
+    monitor = MonitorSection(budget=Budget(per_minute=30, burst=1, gap=1, edit_gap=0))
+    async with (
+        FakeSlack() as slack,
+        slack_world(db_url, tmp_path, ACCESS, slack, monitor=monitor) as world,
+    ):
+        incidents = [await _open_incident(world, kind) for kind in ("a", "b", "c")]
+        for incident in incidents:
+            button = {"action_id": "mailq_alert_ack", "value": str(incident)}
+            await click(world, button, "U0OPS", "1.0")
+
+        def note(call: Any) -> bool:
+            return call.args.get("thread_ts") == "1.0"
+
+        notes = await slack.wait_for("chat.postMessage", 3, timeout=20, predicate=note)
+        assert ["Acknowledged by U0OPS" in str(n.args["text"]) for n in notes] == [True] * 3
+        gaps = [b.time - a.time for a, b in itertools.pairwise(notes)]
+        assert min(gaps) >= 1.8, gaps  # one token per 2 s, not three posts at once

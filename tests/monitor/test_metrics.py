@@ -23,6 +23,7 @@ from simhosts import farm
 
 from bot.app.pipeline import handle
 from bot.app.runtime import open_services
+from bot.app.services import LiveServices
 from bot.context import Request
 from bot.inventory import Inventory, parse_config
 from bot.monitor.courier import Counters
@@ -104,7 +105,7 @@ async def test_an_outage_shows_host_up_0_and_no_stale_queue_gauges(
         async with open_services(settings, inventory) as services:
             metrics = services.metrics
             notifier = SlackNotifier(make_client(settings), "C0ALERTS")
-            monitor = Monitor(services, notifier, metrics)
+            monitor = Monitor(LiveServices(services), notifier, metrics)
             stop = asyncio.Event()
             task = asyncio.create_task(monitor.run(stop))
             try:

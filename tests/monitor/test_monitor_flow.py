@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from fakes import Call, FakeSlack
@@ -20,6 +21,7 @@ from simhosts import Farm, farm
 from sqlalchemy import func, select
 
 from bot.app.runtime import open_services
+from bot.app.services import LiveServices
 from bot.db.models import Incident, QueueSample
 from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Inventory, parse_config
@@ -67,9 +69,9 @@ async def running(
     )
     inventory = Inventory(parse_config(world.config(rules), "<test>"))
     async with open_services(settings, inventory) as services:
-        services.replica = replica
         notifier = SlackNotifier(make_client(settings), CHANNEL)
-        monitor = Monitor(services, notifier, Metrics(services.sessions))
+        live = LiveServices(replace(services, replica=replica))
+        monitor = Monitor(live, notifier, Metrics(services.sessions))
         stop = asyncio.Event()
         task = asyncio.create_task(monitor.run(stop))
         try:
@@ -198,16 +200,17 @@ async def test_a_reloaded_inventory_is_polled_without_a_restart(
         settings = Settings(DATABASE_URL=db_url, SLACK_API_URL=slack.api_url,
                             SLACK_BOT_TOKEN="xoxb-test")  # fmt: skip
         async with open_services(settings, only["h00"]) as services:
-            monitor = Monitor(services, SlackNotifier(make_client(settings), CHANNEL),
+            live = LiveServices(services)
+            monitor = Monitor(live, SlackNotifier(make_client(settings), CHANNEL),
                               Metrics(services.sessions))  # fmt: skip
             stop = asyncio.Event()
             task = asyncio.create_task(monitor.run(stop))
             try:
                 await wait_until(lambda: len(world.polls.get("h00", [])) >= 2)
                 assert "h01" not in world.polls
-                services.inventory = full
+                live.update(inventory=full)  # what a reload does
                 await wait_until(lambda: len(world.polls.get("h01", [])) >= 2)
-                services.inventory = only["h01"]
+                live.update(inventory=only["h01"])
                 await asyncio.sleep(0.5)  # a poll of h00 may have been under way
                 before = len(world.polls["h00"])
                 await asyncio.sleep(1.0)  # about three intervals

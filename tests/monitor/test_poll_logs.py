@@ -13,6 +13,7 @@ from fakes import FakeSlack
 from simhosts import farm
 
 from bot.app.runtime import open_services
+from bot.app.services import LiveServices
 from bot.inventory import Inventory, parse_config
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
@@ -41,7 +42,7 @@ async def test_each_failed_poll_is_logged_once(
         inventory = Inventory(parse_config(world.config(MONITOR), "<test>"))
         async with open_services(settings, inventory) as services:
             monitor = Monitor(
-                services,
+                LiveServices(services),
                 SlackNotifier(make_client(settings), "C0ALERTS"),
                 Metrics(services.sessions),
             )

@@ -124,7 +124,7 @@ async def test_a_click_is_checked_against_the_clickers_role_now(world: SlackWorl
     config = world.services.inventory.config
     grants = [g for g in ACCESS.grants if "U0LOSER" not in g.members]
     access = ACCESS.model_copy(update={"grants": grants})
-    world.services.inventory = Inventory(config.model_copy(update={"access": access}))
+    world.live.update(inventory=Inventory(config.model_copy(update={"access": access})))
 
     rows, commands_before = len(await world.audit_rows()), len(world.host_commands())
     updates_before = len(world.slack.calls_to("chat.update"))
