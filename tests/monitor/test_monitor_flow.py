@@ -1,7 +1,8 @@
 """The whole alert lifecycle in one process: simulated hosts over real SSH, the real
 database (SQLite and PostgreSQL), Slack through the fake Web API server.
 
-warning at 100 deferred, critical at 200, clear under 80; cooldown 1.5 s; polls every
+warning at 100 deferred, critical at 200, clear under 80; cooldown 5 s (long enough for a
+loaded machine to draw the resolve's chart within it); polls every
 0.3 s. The queue goes 10 -> 120 (opens one root) -> 250 (root edited, "now critical" in the
 thread) -> 190 (still critical: hysteresis) -> 90 (back to warning, still open) -> 10
 (resolved, chart) -> 120 within the cooldown (reopened in the same thread) -> 10 -> after
@@ -36,7 +37,7 @@ MONITOR = """[monitor]
 interval = "300ms"
 jitter = 0
 tick = "100ms"
-cooldown = "1500ms"
+cooldown = "5s"
 [monitor.budget]
 per_minute = 600
 burst = 20
@@ -138,7 +139,7 @@ async def test_incident_lifecycle_in_slack(tmp_path: Path, db_url: str) -> None:
             assert len(roots(slack)) == 1
             world.deferred["h00"] = 10
             await wait_until(lambda: sum("Resolved" in n for n in notes(slack, ts)) == 2)
-            await asyncio.sleep(1.6)  # past the cooldown: a new incident, a new root
+            await asyncio.sleep(5.1)  # past the cooldown: a new incident, a new root
             world.deferred["h00"] = 120
             await wait_until(lambda: len(roots(slack)) == 2)
 
