@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
-HEAD = "e8f2b1d5a208"  # the newest revision in migrations/versions (a test checks)
+HEAD = "f4a9c2d6b310"  # the newest revision in migrations/versions (a test checks)
 LOCK_KEY = int.from_bytes(b"mailqbot", "big")  # pg_advisory_lock's key (fits a bigint)
 
 

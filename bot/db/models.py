@@ -250,3 +250,17 @@ class MaintenanceLease(Base):
     owner: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[float] = mapped_column(Float)
     done_until: Mapped[float | None] = mapped_column(Float)
+
+
+class ChannelBudget(Base):
+    """A Slack channel's post budget, shared by every replica (``bot.stores.budget``):
+    tokens left as of ``at``, and when the latest post granted goes out (wall-clock
+    seconds)."""
+
+    __tablename__ = "channel_budgets"
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float)
+    last_post: Mapped[float] = mapped_column(Float)
+    version: Mapped[int] = mapped_column(Integer)

@@ -2,7 +2,10 @@
 
 A post (a root, a thread note, a file in a thread) takes a token from its channel's bucket
 (``burst`` tokens, refilled at ``per_minute``) and is sent at least ``gap`` seconds after
-the channel's last post (Slack asks for at most one message per second per channel). A
+the channel's last post (Slack asks for at most one message per second per channel). With
+``shared`` (the herald passes ``bot.stores.budget``), that bucket and that gap are the
+channel's in the database, shared by every replica; this process's own bucket is used only
+when the database cannot answer. A
 root and a resolve notice always go out: they wait for their token. A note or file that
 finds no token is not dropped: it is *folded*, i.e. its root is edited (with the latest
 numbers and a count of the updates folded into it) and ``Counters.folded`` goes up.
@@ -48,6 +51,9 @@ class Sender(Protocol):
 
 
 Refresh = Callable[[], Awaitable[Any]]
+# The budget every replica shares (``bot.stores.budget.reserve`` bound to the database):
+# (channel, wait) -> seconds until the post may go out, or None for "no token now".
+SharedBudget = Callable[[str, bool], Awaitable[float | None]]
 
 
 @dataclass
@@ -108,10 +114,12 @@ class Courier:
         sender: Sender,
         budget: Budget,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.sender = sender
         self.budget = budget
         self.clock = clock
+        self.shared = shared
         self.counters = Counters()
         self.channels: dict[str, _Channel] = {}
         self.edits: dict[tuple[str, str], _Edit] = {}
@@ -132,16 +140,34 @@ class Courier:
         no token is there now."""
         state = self._channel(channel)
         async with state.lock:
-            if wait:
-                await asyncio.sleep(state.bucket.wait(self.clock()))
-            if not state.bucket.take(self.clock()):
+            if not await self._slot(channel, state, wait):
                 return False
-            await asyncio.sleep(max(0.0, state.last_post + self.budget.gap - self.clock()))
             try:
                 return await post()
             finally:
                 state.last_post = self.clock()
                 self.counters.posted += 1
+
+    async def _slot(self, channel: str, state: _Channel, wait: bool) -> bool:
+        """Wait for this post's turn in the channel: under the budget every replica shares
+        when there is one, else (or when the database cannot say) this process's own."""
+        if self.shared is not None:
+            try:
+                delay = await self.shared(channel, wait)
+            except Exception as exc:
+                log.warning("shared post budget of %s unavailable (%s): using this "
+                            "process's own", channel, exc)  # fmt: skip
+            else:
+                if delay is None:
+                    return False
+                await asyncio.sleep(delay)
+                return True
+        if wait:
+            await asyncio.sleep(state.bucket.wait(self.clock()))
+        if not state.bucket.take(self.clock()):
+            return False
+        await asyncio.sleep(max(0.0, state.last_post + self.budget.gap - self.clock()))
+        return True
 
     async def root(self, channel: str, alert: Any) -> tuple[str, str] | None:
         """Post a root message; it waits for its token rather than be folded."""

@@ -26,8 +26,8 @@ from bot.monitor import chart, groups, samples
 from bot.monitor.alert import SHOWN_HOSTS, Alert, GroupAlert, Notifier
 from bot.monitor.config import MonitorSection
 from bot.monitor.courier import Courier
+from bot.stores import budget, silences
 from bot.stores import groups as store
-from bot.stores import silences
 from bot.stores.silences import SilenceView
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Herald:
         self.channel = channel
         self.config = config
         self.clock = clock
-        self.courier = Courier(notifier, config.budget)
+        self.courier = Courier(notifier, config.budget, shared=self._shared_budget)
         self.silences: tuple[SilenceView, ...] = ()
         self._seen: frozenset[int] | None = None
         self._swept = 0.0
@@ -61,6 +61,12 @@ class Herald:
     @property
     def services(self) -> Services:
         return self.live.now()
+
+    async def _shared_budget(self, channel: str, wait: bool) -> float | None:
+        """The channel's post budget in the database: every replica takes from it."""
+        b = self.config.budget
+        bucket = budget.Bucket(b.burst, b.per_minute / 60, b.gap)
+        return await budget.reserve(self.services.sessions, channel, bucket, self.clock(), wait)
 
     # -- silences ---------------------------------------------------------------------
 

@@ -4,20 +4,24 @@ counted, never dropped silently), a resolve waits for its token, edits coalesced
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from fakes import FakeSlack
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.monitor.alert import Alert
+from bot.monitor.alert import Alert, GroupAlert
 from bot.monitor.config import Budget
 from bot.monitor.courier import Courier
 from bot.settings import Settings
 from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client
+from bot.stores.budget import Bucket, reserve
 
 CHANNEL = "C0ALERTS"
 
@@ -62,3 +66,67 @@ async def test_the_budget_folds_notes_into_the_root_and_counts_them(tmp_path: Pa
         assert len(posts) == 4
         assert all(b - a >= 0.99 for a, b in itertools.pairwise(posts))  # 1 a second at most
         assert courier.counters.posted == 4
+
+
+class Timed(SlackNotifier):
+    """The Slack notifier, noting when each thread post starts (the courier's decision;
+    when it reaches Slack also depends on each HTTP request's own connection set-up)."""
+
+    starts: ClassVar[list[float]] = []
+
+    async def post_thread(self, alert: Alert | GroupAlert) -> None:
+        self.starts.append(time.time())
+        await super().post_thread(alert)
+
+
+async def test_two_replicas_share_one_channel_budget(
+    tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two processes' couriers post in one channel: the database's bucket holds them both,
+    so the channel gets ``burst`` posts at one a second, not twice that; the rest fold."""
+    budget = Budget(per_minute=12, burst=3, gap=1.0, edit_gap=0.5)
+    bucket = Bucket(budget.burst, budget.per_minute / 60, budget.gap)
+
+    async def shared(channel: str, wait: bool) -> float | None:
+        return await reserve(sessions, channel, bucket, time.time(), wait)
+
+    async with FakeSlack() as slack:
+        settings = Settings(SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-test")
+        Timed.starts = []
+        replicas = [
+            Courier(Timed(make_client(settings), CHANNEL), budget, shared=shared) for _ in range(2)
+        ]
+        root = slack.seed_message(CHANNEL, "WARNING mx1: Deferred messages 120")
+        posted = replace(an_alert(), channel_id=CHANNEL, root_ts=root, event="grew")
+
+        async def latest() -> Alert:
+            return posted
+
+        sent = await asyncio.gather(*(c.note(posted, latest) for c in replicas for _ in range(3)))
+        assert sent.count(True) == 3  # the channel's burst, whichever replica took it
+        assert sum(c.counters.folded for c in replicas) == 3  # the rest folded, counted
+        for courier in replicas:
+            await courier.drain()
+        assert len(slack.calls_to("chat.postMessage")) == 3
+        assert len(Timed.starts) == 3
+        gaps = [b - a for a, b in itertools.pairwise(sorted(Timed.starts))]
+        assert min(gaps) >= 0.98, gaps  # one a second across both replicas
+
+
+async def test_without_the_database_a_replica_keeps_its_own_budget(tmp_path: Path) -> None:
+    async def down(channel: str, wait: bool) -> float | None:
+        raise ConnectionRefusedError("database down")
+
+    async with FakeSlack() as slack:
+        settings = Settings(SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-test")
+        budget = Budget(per_minute=12, burst=2, gap=1.0, edit_gap=0.5)
+        courier = Courier(SlackNotifier(make_client(settings), CHANNEL), budget, shared=down)
+        root = slack.seed_message(CHANNEL, "WARNING mx1: Deferred messages 120")
+        posted = replace(an_alert(), channel_id=CHANNEL, root_ts=root, event="grew")
+
+        async def latest() -> Alert:
+            return posted
+
+        sent = [await courier.note(posted, latest) for _ in range(3)]
+        assert sent == [True, True, False]  # this process's own bucket of 2
+        await courier.drain()
