@@ -158,7 +158,7 @@ def cpu_of(pid: int) -> float:
 async def measure(directory: Path, args: argparse.Namespace) -> dict[str, list[float]]:
     inventory = Inventory(load_config(directory / "mailqbot.toml"))
     kinds = ["summary", "transport", "executor"] if args.floor else ["summary"]
-    times: dict[str, list[float]] = {f"{k}-{t}": [] for k in kinds for t in ("one", "farm")}
+    times: dict[str, list[float]] = {f"{k}-{t}": [] for k in kinds for t in ("one", "farm", "cpu")}
     cpu: list[float] = []
     farm_cpu: list[float] = []
     listing = postfix.postqueue_json().command_line()
@@ -188,6 +188,8 @@ async def measure(directory: Path, args: argparse.Namespace) -> dict[str, list[f
                     times[f"{kind}-{target}"].append(await runs[kind](target))
                     if profiling:
                         args.profiler.disable()
+                    if target == "farm":
+                        times[f"{kind}-cpu"].append(time.process_time() - before)
                     if (kind, target) == ("summary", "farm"):
                         cpu.append(time.process_time() - before)
                         farm_cpu.append(cpu_of(args.farm_pid) - farm_before)
@@ -218,9 +220,10 @@ def report(args: argparse.Namespace, times: dict[str, list[float]], load: str) -
         if f"{kind}-one" not in times:
             continue
         k_one, k_farm = (statistics.median(times[f"{kind}-{t}"]) for t in ("one", "farm"))
+        k_cpu = 1000 * statistics.median(times[f"{kind}-cpu"]) / args.hosts
         print(
             f"  {kind:<9}  1 host {k_one:.3f} s, {args.hosts} hosts {k_farm:.3f} s, "
-            f"ratio {k_farm / k_one:5.2f}x   (all runs: "
+            f"ratio {k_farm / k_one:5.2f}x, bot CPU {k_cpu:.2f} ms per host   (all runs: "
             f"{', '.join(f'{t:.3f}' for t in times[f'{kind}-farm'])})"
         )
     if args.floor:

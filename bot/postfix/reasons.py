@@ -535,6 +535,14 @@ def _analyse_long(reason: str) -> tuple[ReasonClass, str]:
     return _analyse_text(_address_key(reason))
 
 
+CLASS_MEMO = 16_384  # raw reasons (up to CACHED_LENGTH characters) in KNOWN_CLASSES
+# Raw reason -> class, for every reason of up to CACHED_LENGTH characters that ``analyse``
+# has seen lately (emptied when it holds CLASS_MEMO, so it stays small): a plain dict
+# lookup that does no work for a reason not in it. A summary's hot path counts a known
+# reason at once and leaves the others for a fold, which it does in slices.
+KNOWN_CLASSES: dict[str, ReasonClass] = {}
+
+
 def analyse(reason: str) -> tuple[ReasonClass, str]:
     """``(classify(reason), normalise(reason))``, cached per distinct raw reason.
 
@@ -542,10 +550,15 @@ def analyse(reason: str) -> tuple[ReasonClass, str]:
     the second, more expensive cache serve all of them. Only the first ``MAX_EXAMINED``
     characters are looked at, and only the first ``MAX_WORD`` of each word. Reasons longer
     than ``CACHED_LENGTH`` (rare; hostile ones are all different) have a small cache of
-    their own, so the caches hold a few MiB at most.
+    their own, so the caches hold a few MiB at most. The class of a short reason is also
+    put in ``KNOWN_CLASSES``.
     """
     if len(reason) <= CACHED_LENGTH:
-        return _analyse_short(reason)
+        found = _analyse_short(reason)
+        if len(KNOWN_CLASSES) >= CLASS_MEMO:
+            KNOWN_CLASSES.clear()
+        KNOWN_CLASSES[reason] = found[0]
+        return found
     return _analyse_long(reason[:MAX_EXAMINED])
 
 

@@ -84,7 +84,7 @@ def _known(arrival: int) -> int | None:
     return None if arrival == _LATEST else arrival
 
 
-_AGE_EDGES_SECONDS = tuple(60 * edge for edge in AGE_EDGES_MINUTES)
+AGE_EDGES_SECONDS = tuple(60 * edge for edge in AGE_EDGES_MINUTES)  # whole seconds, as qshape
 DOMAIN_MEMO = 4096  # distinct domain parts whose lower-cased forms are remembered
 RAW_KEYS = 16_384  # at most this many distinct raw keys (and max_keys) before a fold
 _NO_SHAPE = -1  # the column of a key that is not counted in a qshape table
@@ -172,7 +172,7 @@ class SummaryBuilder:
         counts[0] += 1
         counts[1] += len(recipients)
         counts[2] += size
-        column = bisect_right(_AGE_EDGES_SECONDS, self.now - arrival)
+        column = bisect_right(AGE_EDGES_SECONDS, self.now - arrival)
         self._ages[column] += 1
         if arrival <= self._oldest_arrival:
             self._note_oldest(arrival, queue_id, sender, queue_name)
@@ -205,29 +205,6 @@ class SummaryBuilder:
         sender_keys[sender_key] = sender_keys.get(sender_key, 0) + 1
         if len(keys) >= self._raw_keys or len(sender_keys) >= self._raw_keys:
             self._fold()
-
-    def _count_message(
-        self,
-        queue_name: str,
-        queue_id: str,
-        arrival: int,
-        size: int,
-        sender: str,
-        recipients: list[dict[str, str]],
-    ) -> int:
-        """Count what every message adds (queue, age, oldest); its qshape column."""
-        counts = self._queues.get(queue_name)
-        if counts is None:
-            counts = self._queues[queue_name] = [0, 0, 0]
-        counts[0] += 1
-        counts[1] += len(recipients)
-        counts[2] += size
-        # Integer arrival times and edges: the same column as qshape's whole-second clock.
-        column = bisect_right(_AGE_EDGES_SECONDS, self.now - arrival)
-        self._ages[column] += 1
-        if arrival <= self._oldest_arrival:
-            self._note_oldest(arrival, queue_id, sender, queue_name)
-        return column
 
     def _deferred_message(
         self,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bot.postfix.summary import SummaryBuilder
+from bisect import bisect_right
+from typing import cast
+
+from bot.postfix.qshape import BUCKETS
+from bot.postfix.reasons import KNOWN_CLASSES, ReasonClass
+from bot.postfix.summary import AGE_EDGES_SECONDS, SummaryBuilder
 
 PENDING_TEXT = 64 * 1024  # characters of new reasons that make a fold due
 
@@ -12,14 +17,25 @@ class BriefSummaryBuilder(SummaryBuilder):
 
     Queues, ages, the oldest messages, the deferred classes (messages and recipients) and
     the qshape ``TOTAL`` row are exact; every top list (reasons, domains, senders) and every
-    qshape domain row is left empty. Per deferred recipient it counts one raw key
-    ``(delay reason, column)``, so it is cheaper than the full builder and holds far less.
+    qshape domain row is left empty. So it needs no address, and it counts per deferred
+    *message*, not per recipient. A message whose reasons all have a class in
+    ``reasons.KNOWN_CLASSES`` (analysed lately) is counted in its classes at once; any other
+    is kept as one raw key for the next fold, which analyses its reasons:
+    ``(delay reason, column, recipients)`` for a message whose recipients share one reason
+    (the usual case), ``(every recipient's reason, column)`` for one whose reasons differ.
+    It is cheaper than the full builder and holds far less.
     """
 
     def __init__(self, now: float, max_keys: int = 1_000) -> None:
         super().__init__(now, top_n=0, max_keys=max_keys, shape_rows=0)
-        self._reason_keys: dict[tuple[str, int], int] = {}
+        # (reason, column, recipients) -> deferred messages whose recipients share it
+        self._message_keys: dict[tuple[str, int, int], int] = {}
+        # (every recipient's reason, column) -> deferred messages with mixed reasons
+        self._mixed_keys: dict[tuple[tuple[str, ...], int], int] = {}
         self._pending_text = 0  # characters of the reasons in new raw keys since the fold
+        # Counted at once: class -> [messages, recipients]; recipients per qshape column.
+        self._counted: dict[ReasonClass, list[int]] = {}
+        self._columns = [0] * (BUCKETS + 1)
 
     def add_fields(
         self,
@@ -31,43 +47,118 @@ class BriefSummaryBuilder(SummaryBuilder):
         recipients: list[dict[str, str]],
         _forced_expire: bool = False,
     ) -> None:
-        column = self._count_message(queue_name, queue_id, arrival, size, sender, recipients)
+        # The hot path of `summary all`: what every message adds, inlined.
+        counts = self._queues.get(queue_name)
+        if counts is None:
+            counts = self._queues[queue_name] = [0, 0, 0]
+        n = len(recipients)
+        counts[0] += 1
+        counts[1] += n
+        counts[2] += size
+        column = bisect_right(AGE_EDGES_SECONDS, self.now - arrival)
+        self._ages[column] += 1
+        if arrival <= self._oldest_arrival:
+            self._note_oldest(arrival, queue_id, sender, queue_name)
         if queue_name != "deferred":
             return
-        keys, first, mixed = self._reason_keys, None, False
-        for item in recipients:
-            reason = item.get("delay_reason", "")
-            key = (reason, column)
-            n = keys.get(key)
-            if n is None:
-                keys[key] = 1
-                self._pending_text += len(reason)
-            else:
-                keys[key] = n + 1
-            if first is None:
-                first = reason
-            elif reason != first:
-                mixed = True
-        self._deferred_message(sender, arrival, recipients, first, mixed)
-        if len(keys) >= self._raw_keys:
-            self._fold()
+        if sender == "" or sender == "MAILER-DAEMON":
+            if arrival < self._oldest_bounce:
+                self._oldest_bounce = arrival
+        elif arrival < self._oldest_regular:
+            self._oldest_regular = arrival
+        if not n:
+            return
+        reason = recipients[0].get("delay_reason", "")
+        if n > 1:
+            for item in recipients:
+                if item.get("delay_reason", "") != reason:
+                    self._add_mixed(recipients, column)
+                    return
+        known = KNOWN_CLASSES.get(reason)
+        if known is not None:
+            row = self._counted.get(known)
+            if row is None:
+                row = self._counted[known] = [0, 0]
+            row[0] += 1
+            row[1] += n
+            self._columns[column] += n
+            return
+        keys = self._message_keys
+        key = (reason, column, n)
+        seen = keys.get(key)
+        if seen is None:
+            keys[key] = 1
+            self._pending_text += len(reason)
+            if len(keys) + len(self._mixed_keys) >= self._raw_keys:
+                self._fold()
+        else:
+            keys[key] = seen + 1
+
+    def _add_mixed(self, recipients: list[dict[str, str]], column: int) -> None:
+        """A message whose recipients' reasons differ: it counts once in each of their
+        classes, its recipients one by one."""
+        reasons = tuple([item.get("delay_reason", "") for item in recipients])
+        known = [KNOWN_CLASSES.get(reason) for reason in reasons]
+        if None not in known:
+            counted = self._counted
+            classes = cast(list[ReasonClass], known)
+            for reason_class in classes:
+                row = counted.get(reason_class)
+                if row is None:
+                    row = counted[reason_class] = [0, 0]
+                row[1] += 1
+            for reason_class in set(classes):
+                counted[reason_class][0] += 1
+            self._columns[column] += len(reasons)
+            return
+        keys = self._mixed_keys
+        key = (reasons, column)
+        seen = keys.get(key)
+        if seen is None:
+            keys[key] = 1
+            self._pending_text += sum(map(len, reasons))
+            if len(keys) + len(self._message_keys) >= self._raw_keys:
+                self._fold()
+        else:
+            keys[key] = seen + 1
 
     def fold_due(self) -> bool:
         # With few raw keys one slice of a listing can fill them: also fold once their
         # reasons add up to much text, so the fold add_fields makes when full stays cheap.
         half = self._raw_keys // 2
-        return len(self._reason_keys) > half or self._pending_text > PENDING_TEXT
+        keys = len(self._message_keys) + len(self._mixed_keys)
+        return keys > half or self._pending_text > PENDING_TEXT
 
     def pending_reasons(self) -> list[str]:
         reasons = dict.fromkeys(self._message_reasons)
-        reasons.update(dict.fromkeys(reason for reason, _column in self._reason_keys))
+        reasons.update(dict.fromkeys(reason for reason, _column, _n in self._message_keys))
+        for mixed, _column in self._mixed_keys:
+            reasons.update(dict.fromkeys(mixed))
         return list(reasons)
 
     def _fold(self) -> None:
+        total = self._shape.add_total
+        for reason_class, (messages, recipients) in self._counted.items():
+            group = self._class(reason_class)
+            group.messages += messages
+            group.recipients += recipients
+        for column, n in enumerate(self._columns):
+            if n:
+                total(column, n)
         for reason, messages in self._message_reasons.items():
             self._class(self._analyse(reason)[0]).messages += messages
-        for (reason, column), n in self._reason_keys.items():
+        for (reason, column, n), messages in self._message_keys.items():
             group = self._class(self._analyse(reason)[0])
-            group.recipients += n
-            self._shape.add_total(column, n)
-        self._message_reasons, self._reason_keys, self._pending_text = {}, {}, 0
+            group.messages += messages
+            group.recipients += messages * n
+            total(column, messages * n)
+        for (reasons, column), messages in self._mixed_keys.items():
+            classes = [self._analyse(reason)[0] for reason in reasons]
+            for reason_class in set(classes):
+                self._class(reason_class).messages += messages
+            for reason_class in classes:
+                self._class(reason_class).recipients += messages
+            total(column, messages * len(reasons))
+        self._counted, self._columns = {}, [0] * (BUCKETS + 1)
+        self._message_reasons, self._pending_text = {}, 0
+        self._message_keys, self._mixed_keys = {}, {}

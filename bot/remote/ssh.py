@@ -297,6 +297,7 @@ class RemoteStream:
         self._check = check
         self._done = False
         self._timed_out = False
+        self._closed = False  # the channel was seen closed (the stream was read to its end)
         self._stderr = asyncio.ensure_future(_collect(process.stderr))
 
     def send_stdin(self, data: bytes | None) -> None:
@@ -328,14 +329,15 @@ class RemoteStream:
 
         After leaving early, wait briefly for the close (a command writing output dies of
         SIGPIPE at once); after a timeout, do not wait: sshd confirms the close only when the
-        command exits, which the remote ``timeout -k`` enforces.
+        command exits, which the remote ``timeout -k`` enforces. A stream read to its end has
+        seen the close already.
         """
         if not self._done:
             self._done = True
             logger.info("closing %s on %s before it finished", self.command.argv[0], self.host.name)
             self._process.close()
         try:
-            if not self._timed_out:
+            if not self._timed_out and not self._closed:
                 await asyncio.wait_for(self._process.wait_closed(), CLOSE_WAIT)
         except TimeoutError:
             logger.info("channel on %s still closing after %ss", self.host.name, CLOSE_WAIT)
@@ -361,6 +363,7 @@ class RemoteStream:
     async def _finish(self) -> None:
         """Wait for the exit status, set ``result``, then check it (raising on failure)."""
         await self._guard(self._process.wait_closed())
+        self._closed = True
         stderr = (await self._guard(self._stderr)).decode("utf-8", errors="replace")
         status = self._process.returncode
         if status is None:
