@@ -10,7 +10,13 @@ Through signed Slack requests against demo hosts (in-process SSH servers that ru
   change ran first and its record was written after it);
 - when only the outcome record fails after the change ran, the reply says what the host
   did and that its record is missing, and ``/mailq audit`` and ``/mailq plans`` show the
-  change as "outcome unknown".
+  change as "outcome unknown";
+- when only the record of the Slack delivery fails (so a repeat cannot be ruled out),
+  de-duplication fails closed: every change and approval is refused and reaches no host,
+  while a read is still answered.
+
+The first needs the relay, so PostgreSQL; the others fail one write on purpose and run on
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from refusal_cases import TEAM, SlackWorld, slack_world
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from bot.db.models import AuditEvent
+from bot.db.models import AuditEvent, SlackDelivery
 from bot.demo import SIZES, demo_queue
 from bot.inventory import Access, Grant
 
@@ -62,6 +68,13 @@ async def world(db_url: str, tmp_path: Path, relay: Cuttable) -> AsyncIterator[S
         pytest.skip("the relay stands between the bot and PostgreSQL")
     via_relay = db_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
     async with FakeSlack() as slack, slack_world(via_relay, tmp_path, ACCESS, slack) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def plain_world(db_url: str, tmp_path: Path) -> AsyncIterator[SlackWorld]:
+    """The same, without the relay: on SQLite and PostgreSQL."""
+    async with FakeSlack() as slack, slack_world(db_url, tmp_path, ACCESS, slack) as opened:
         yield opened
 
 
@@ -133,8 +146,8 @@ def failing(*actions: str) -> Iterator[None]:
         event.remove(Session, "before_flush", before_flush)
 
 
-@pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
-async def test_no_intent_record_no_change(world: SlackWorld) -> None:
+async def test_no_intent_record_no_change(plain_world: SlackWorld) -> None:
+    world = plain_world
     (one,) = queue_ids(1)
     with failing("remote.intent"):
         said = await reply_to(world, f"hold mx1 {one}")
@@ -145,10 +158,10 @@ async def test_no_intent_record_no_change(world: SlackWorld) -> None:
     assert [r.action for r in rows][-1] == "command.refused"
 
 
-@pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
-async def test_a_missing_outcome_is_told_and_shown_as_unknown(world: SlackWorld) -> None:
+async def test_a_missing_outcome_is_told_and_shown_as_unknown(plain_world: SlackWorld) -> None:
     """The database goes away after the change ran: neither its outcome nor the command's
     record can be written."""
+    world = plain_world
     (one,) = queue_ids(1)
     with failing("remote.outcome", "command."):
         said = await reply_to(world, f"hold mx1 {one}")
@@ -159,3 +172,58 @@ async def test_a_missing_outcome_is_told_and_shown_as_unknown(world: SlackWorld)
     assert "OUTCOME UNKNOWN" in audit or "outcome unknown" in audit, audit
     plans = await result_of(world, "plans mx1")
     assert "OUTCOME UNKNOWN" in plans or "outcome unknown" in plans, plans
+
+
+@contextmanager
+def unrecorded_deliveries() -> Iterator[None]:
+    """Make recording a Slack delivery fail, as when the database is unreachable at that
+    moment: whether the delivery is a repeat cannot be known."""
+
+    def before_flush(session: Session, _context: Any, _instances: Any) -> None:
+        if any(isinstance(new, SlackDelivery) for new in session.new):
+            raise ConnectionResetError("injected: the database went away (slack_deliveries)")
+
+    event.listen(Session, "before_flush", before_flush)
+    try:
+        yield
+    finally:
+        event.remove(Session, "before_flush", before_flush)
+
+
+async def test_an_unchecked_delivery_changes_nothing_but_a_read_is_answered(
+    plain_world: SlackWorld,
+) -> None:
+    """De-duplication fails closed for changes and approvals: before, a delivery that could
+    not be checked counted as new, so a repeated one ran its change again."""
+    world = plain_world
+    one, two = queue_ids(2)
+    planned = await result_of(world, f"purge mx1 {two} why=INC-14")
+    plan = re.search(r"\*Plan\* `(p[0-9a-f]{10})`", planned)
+    assert plan is not None, planned
+    before = list(world.host_commands())
+    with unrecorded_deliveries():
+        for text, user in [
+            (f"hold mx1 {one}", "U0OPS"),
+            (f"requeue mx1 {one}", "U0OPS"),
+            (f"flush mx1 {one}", "U0OPS"),
+            ("flush mx1", "U0OPS"),
+            (f"purge mx1 {one} why=INC-15", "U0OPS"),
+            (f"approve {plan[1]}", "U0APPROVER"),
+        ]:
+            said = await reply_to(world, text, user)
+            assert "did not deliver this request twice" in said, (text, said)
+            assert any(words in said for words in NOTHING_CHANGED), (text, said)
+        assert world.host_commands() == before, "a change reached a host unchecked"
+        listed = await result_of(world, f"list mx1 id={one}")
+        assert one in listed, listed
+    assert len(world.host_commands()) > len(before)  # the read reached the host
+    assert not any("postsuper" in c for c in world.host_commands()[len(before) :])
+    rows = await world.audit_rows()
+    refused = [(r.actor, r.detail["command"]) for r in rows if r.action == "command.refused"]
+    assert refused == [
+        *[("U0OPS", verb) for verb in ("hold", "requeue", "flush", "flush", "purge")],
+        ("U0APPROVER", "approve"),
+    ]
+    assert not any(r.action == "remote.intent" for r in rows)
+    planned_rows = [r for r in rows if r.action.startswith("plan.")]
+    assert [r.action for r in planned_rows] == ["plan.created"]
