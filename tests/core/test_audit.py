@@ -193,6 +193,53 @@ async def test_the_cli_exits_non_zero_and_names_what_is_missing(
     assert "not found: without it, rows removed from the end" in capsys.readouterr().out
 
 
+async def _rehash_from(sessions: async_sessionmaker[AsyncSession], seq: int) -> int:
+    """Rewrite row ``seq`` and re-hash the chain after it under a key of the attacker's
+    own; returns the rewritten row's id."""
+    async with sessions() as session:
+        rows = list((await session.scalars(select(AuditEvent).order_by(AuditEvent.seq))).all())
+    statements, prev = [], rows[seq - 1].prev_hash
+    for row in rows[seq - 1 :]:
+        row.actor = "U_FORGED" if row.seq == seq else row.actor
+        row.prev_hash = prev
+        forged = AuditTrail(b"x" * 64).mac(audit.canonical(row))
+        statements.append(
+            f"UPDATE audit_events SET actor = '{row.actor}', prev_hash = '{prev}', "
+            f"hash = '{forged}' WHERE id = {row.id}"
+        )
+        prev = forged
+    await _as_owner(sessions, *statements)
+    return rows[seq - 1].id
+
+
+@pytest.mark.parametrize("tampering", ["all rows removed", "a row rewritten and re-hashed"])
+async def test_the_cli_exits_non_zero_on_every_tampering(
+    db_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    trail: AuditTrail,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tampering: str,
+) -> None:
+    """``mailqbot audit verify`` itself (the newest rows removed: the test above)."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    await _append(sessions, 5)
+    assert await asyncio.to_thread(main, ["audit", "verify"]) == 0
+    capsys.readouterr()
+    if tampering == "all rows removed":
+        await _as_owner(sessions, "DELETE FROM audit_events")
+        says = "audit chain BROKEN at its end: the audit table is empty, but the checkpoint "
+    else:
+        forged = await _rehash_from(sessions, 3)
+        says = f"audit chain BROKEN at row id {forged}: "
+    assert await asyncio.to_thread(main, ["audit", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert says in out, out
+    if tampering != "all rows removed":
+        assert "content changed" in out, out
+        assert "(2 event(s) before it verified)" in out, out
+
+
 @pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
 async def test_postgresql_refuses_update_delete_truncate_for_every_role(
     db_url: str, sessions: async_sessionmaker[AsyncSession]
