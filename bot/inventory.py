@@ -281,6 +281,8 @@ class ActionRule(_Strict):
 # What an ordinary purge may delete before it counts as wiping the queue (purge_all).
 PURGE_MAX_MESSAGES = 5_000
 PURGE_MAX_SHARE = 0.5
+# Who approves a purge_all plan unless [actions.purge_all] names approvers itself.
+PURGE_ALL_APPROVERS = ("role:admin",)
 
 
 def _default_actions() -> dict[ActionClass, ActionRule]:
@@ -288,7 +290,7 @@ def _default_actions() -> dict[ActionClass, ActionRule]:
         "purge": ActionRule(
             approval=True, max_messages=PURGE_MAX_MESSAGES, max_share=PURGE_MAX_SHARE
         ),
-        "purge_all": ActionRule(approval=True, approvers=["role:admin"]),
+        "purge_all": ActionRule(approval=True, approvers=list(PURGE_ALL_APPROVERS)),
     }
 
 
@@ -315,6 +317,13 @@ class Config(_Strict):
                     f"actions.{name}.approval cannot be false: deleting mail "
                     "always needs a second person"
                 )
+        purge_all = self.actions["purge_all"]
+        if "approvers" not in purge_all.model_fields_set:
+            # a section that only changes, say, expires keeps admins as the approvers, not
+            # every class's default (which would let a plain approver empty a queue)
+            self.actions["purge_all"] = purge_all.model_copy(
+                update={"approvers": list(PURGE_ALL_APPROVERS)}
+            )
         purge = self.actions["purge"]
         self.actions["purge"] = purge.model_copy(update={
             "max_messages": purge.max_messages or PURGE_MAX_MESSAGES,

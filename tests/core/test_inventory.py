@@ -47,6 +47,47 @@ def test_full_example_resolves_defaults() -> None:
     assert [h.name for h in inventory.select("edge")] == ["mx1"]
 
 
+GRANTS = """
+[[access.grants]]
+role = "approver"
+members = ["U0BBB"]
+
+[[access.grants]]
+role = "admin"
+members = ["U0CCC"]
+"""
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        "",
+        '[actions.purge_all]\napproval = true\nexpires = "2h"\n',
+        "[actions.purge]\napproval = true\napprovals = 1\n",
+    ],
+)
+def test_purge_limits_and_purge_all_approvers_have_their_defaults(actions: str) -> None:
+    """An ordinary purge of more than 5,000 messages or half the queues it selects from is
+    ``purge_all``, which admins approve, whether or not the config has these sections; a
+    ``[actions.purge_all]`` without ``approvers`` does not fall back to every class's
+    default (approvers and admins), which let a plain approver empty a queue."""
+    config = parse_config(GOOD + GRANTS + actions)
+    purge, purge_all = config.actions["purge"], config.actions["purge_all"]
+    assert (purge.max_messages, purge.max_share) == (5_000, 0.5)
+    assert purge.approvers == ["role:approver", "role:admin"]
+    assert purge_all.approval
+    assert purge_all.approvers == ["role:admin"]
+    named = parse_config(
+        GOOD + GRANTS + '[actions.purge_all]\napproval = true\napprovers = ["U0BBB"]\n'
+    )
+    assert named.actions["purge_all"].approvers == ["U0BBB"]
+
+
+def test_purge_limits_belong_to_purge() -> None:
+    with pytest.raises(ConfigError, match=r"max_messages and max_share belong to actions\.purge"):
+        parse_config(GOOD + GRANTS + "[actions.hold]\napproval = true\nmax_messages = 10\n")
+
+
 def test_unknown_host_lists_the_known_ones() -> None:
     with pytest.raises(UnknownHost, match=r"Known hosts: mx1, relay1\. Groups: edge, all"):
         Inventory(parse_config(GOOD)).select("mx9")
