@@ -65,6 +65,18 @@ def test_the_database_and_the_audit_key_live_on_a_volume_owned_by_a_user() -> No
     assert "mailqbot migrate && exec mailqbot serve" in steps["CMD"]
 
 
+def test_metrics_listen_on_loopback_inside_the_container() -> None:
+    """/metrics (host names, queue counts) has its own listener on 127.0.0.1: the image
+    exposes only the Slack port, and compose publishes nothing else."""
+    env = " ".join(a for w, a in instructions() if w == "ENV").split()
+    assert "MAILQBOT_METRICS_HOST=127.0.0.1" in env
+    assert "MAILQBOT_METRICS_PORT=9464" in env
+    assert [a for w, a in instructions() if w == "EXPOSE"] == ["3000"]
+    bot = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["bot"]
+    assert not any("METRICS" in name for name in bot["environment"])
+    assert not any("9464" in str(port) for port in bot["ports"])
+
+
 def test_compose_starts_postgresql_and_the_bot() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     bot = compose["services"]["bot"]
