@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from all_commands import all_commands
 from fakes import Cuttable, FakeSlack
 from refusal_cases import TEAM, SlackWorld, slack_world
 from sqlalchemy import event
@@ -54,6 +55,21 @@ def queue_ids(count: int) -> list[str]:
     """Deferred queue IDs of demo host mx1 (its queue is the same for every start)."""
     found = [json.loads(line) for line in demo_queue("mx1", SIZES["mx1"], time.time())]
     return [m["queue_id"] for m in found if m["queue_name"] == "deferred"][:count]
+
+
+def test_every_command_that_changes_the_queue_is_journalled() -> None:
+    """The gateway commits an intent before a command marked ``changes_queue``: every
+    template that builds ``postsuper`` or a flush (``postqueue -f``, ``-i``, ``-s``) marks
+    it, and no other template does (tests/all_commands.py builds them all)."""
+    changing = 0
+    for command in all_commands():
+        program, *words = command.argv
+        changes = program == "/usr/sbin/postsuper" or (
+            program == "/usr/sbin/postqueue" and bool({"-f", "-i", "-s"} & set(words))
+        )
+        assert command.changes_queue == changes, command.display()
+        changing += changes
+    assert changing >= 4 * 8 + 1 + 1  # postsuper -d/-h/-r/-H over the queues, both flushes
 
 
 @pytest.fixture
