@@ -155,6 +155,47 @@ def test_files_and_grants_are_checked_only_where_the_bot_runs(good: str) -> None
     assert parse_config(console, deployed=True).access.grants == []
 
 
+# -- [ssh.groups.NAME]: a group's SSH settings are checked as [ssh]'s and a host's are -------
+
+
+@pytest.mark.parametrize(
+    ("section", "says"),
+    [
+        ('known_hosts = "DIR/nothing"', "ssh.groups.core.known_hosts: DIR/nothing does not exist"),
+        ('private_key = "DIR"', "ssh.groups.core.private_key: DIR is not a file"),
+        ('user = ""', "ssh.groups.core.user: is empty"),
+    ],
+)
+def test_a_groups_ssh_settings_are_checked(
+    good: str, tmp_path: Path, section: str, says: str
+) -> None:
+    fine = good + '\n[ssh.groups.core]\nknown_hosts = "DIR/known_hosts"\n'
+    parse_config(fine.replace("DIR", str(tmp_path)), deployed=True, slack=True)
+    bad = good + f"\n[ssh.groups.core]\n{section}\n".replace("DIR", str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        parse_config(bad, "mailqbot.toml", deployed=True, slack=True)
+    assert says.replace("DIR", str(tmp_path)) in caught.value.user_message
+
+
+def test_duplicate_addresses_compare_the_port_a_group_gives(good: str) -> None:
+    """mx1 is mx1.example.com:22 and relay1 10.0.0.5:2200; a host in group dmz takes its port."""
+
+    def with_dmz_host(address: str, port: int) -> str:
+        return (
+            good
+            + f"\n[ssh.groups.dmz]\nport = {port}\n"
+            + f'\n[[hosts]]\nname = "dmz1"\naddress = "{address}"\ngroups = ["dmz"]\n'
+        )
+
+    config = parse_config(with_dmz_host("mx1.example.com", 2222), deployed=True, slack=True)
+    assert len(config.hosts) == 3  # mx1.example.com on another port: another sshd
+    with pytest.raises(ConfigError) as caught:
+        parse_config(with_dmz_host("10.0.0.5", 2200), deployed=True, slack=True)
+    assert "hosts[2].address: 10.0.0.5 (port 2200) is already host 'relay1'" in (
+        caught.value.user_message
+    )
+
+
 # -- monitor rules: a group's rules merge with the defaults; every rule can be switched off --
 
 RULES = """
