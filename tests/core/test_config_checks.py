@@ -7,8 +7,10 @@ files present), and ``mailqbot check-config`` must name that mistake with its lo
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ import pytest
 from bot.errors import ConfigError
 from bot.inventory import Inventory, parse_config
 from bot.monitor.config import MonitorSection
+
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = """
 [ssh]
@@ -74,6 +78,10 @@ CASES = [
     (("approval = true\n", ""), "actions.flush.approvals: has no effect without approval = true"),
     (('"C0ALERTS"', '"#alerts"'), "slack.alert_channel: '#alerts' is not a channel ID"),
     (('"T0123"', '"acme"'), "access.team_ids[0]: 'acme' is not a team ID"),
+    (
+        ('members = ["U0AAA"]', 'members = ["U0AAA"]\nchannels = ["#ops"]'),
+        "access.grants[0].channels: Value error, '#ops' is not a Slack channel id",
+    ),
     (('groups = ["edge"]', 'groups = ["all"]'), "hosts[0].groups[0]: 'all' cannot name a group"),
     (('groups = ["core"]', 'groups = ["core relays"]'), "hosts[1].groups[0]: 'core relays'"),
     (('"mx1.example.com"', '"mx1 example"'), "hosts[0].address: 'mx1 example' is neither"),
@@ -113,7 +121,9 @@ def test_each_mistake_is_an_error_with_its_location(
     good: str, tmp_path: Path, change: tuple[str, str], says: str
 ) -> None:
     if "cannot be read" in says and os.geteuid() == 0:
-        pytest.skip("root reads every file")
+        pytest.skip(
+            "root reads every file: see test_an_unreadable_key_is_refused_for_the_bots_user"
+        )
     if "[access.nogrants]" in change[1]:  # drop every grant, and the rule that needs them
         bad = good.split("[[access.grants]]")[0] + "[monitor]\n"
     else:
@@ -122,6 +132,34 @@ def test_each_mistake_is_an_error_with_its_location(
     with pytest.raises(ConfigError) as caught:
         parse_config(bad, "mailqbot.toml", deployed=True, slack=True)
     assert says.replace("DIR", str(tmp_path)) in caught.value.user_message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="not root: the case above reads as this user")
+def test_an_unreadable_key_is_refused_for_the_bots_user(good: str, tmp_path: Path) -> None:
+    """Root reads every file, so check-config runs here as nobody, as a bot's user would."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv (util-linux) to run check-config as nobody")
+    place = Path(tempfile.mkdtemp(prefix="mailqbot-check-"))  # pytest's tmp_path is 0700
+    try:
+        place.chmod(0o755)
+        for name, mode in (("known_hosts", 0o644), ("id_ed25519", 0o644), ("locked", 0o600)):
+            (place / name).write_text("")
+            (place / name).chmod(mode)
+        config = place / "mailqbot.toml"
+        config.write_text(good.replace(str(tmp_path), str(place)).replace("id_ed25519", "locked"))
+        config.chmod(0o644)
+        run = subprocess.run(
+            [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             sys.executable, "-m", "bot", "check-config", str(config)],
+            capture_output=True, text=True, check=False, cwd=ROOT,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(place)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"ssh.private_key: {place}/locked cannot be read by this user" in run.stderr
+    assert "1 problem(s)" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_all_mistakes_are_reported_in_one_pass(good: str, tmp_path: Path) -> None:
