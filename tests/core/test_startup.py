@@ -179,6 +179,18 @@ async def test_database_unreachable(tmp_path: Path) -> None:
     assert await fails_with(tmp_path, env) == LINES["database unreachable"]
 
 
+@pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
+async def test_database_refuses_the_login(tmp_path: Path, empty_db_url: str) -> None:
+    """The table's row says "cannot be reached or refuses the login": the same line, with
+    the server's reason in the parentheses."""
+    host = empty_db_url.split("@", 1)[1].split("/", 1)[0]  # the test server's host:port
+    env = {"DATABASE_URL": f"postgresql://nobody_here:hunter2@{host}/mailqbot"}
+    line = await fails_with(tmp_path, env)
+    expected = LINES["database unreachable"].replace(CLOSED, host)
+    assert line == expected.replace("(connection refused)", '(role "nobody_here" does not exist)')
+    assert "hunter2" not in line
+
+
 @pytest.mark.parametrize(
     ("given", "used"),
     [
