@@ -96,6 +96,14 @@ CASES = [
     (('"10s"', "10"), "ssh.connect_timeout: 10 has no unit; write a duration with one, like 90s"),
     (('interval = "1m"', "interval = 60"), "monitor.interval: 60 has no unit"),
     (('interval = "30s"', 'interval = "30 sec"'), "monitor.groups.edge.interval: '30 sec' is not"),
+    (
+        ("approvals = 2", "approvals = 2\nexpires = 3600"),
+        "actions.flush.expires: Value error, 3600 has no unit",
+    ),
+    (
+        ("approvals = 2", 'approvals = 2\nexpires = "90"'),
+        "actions.flush.expires: Value error, write a duration",
+    ),
 ]
 
 
@@ -114,6 +122,9 @@ def test_the_good_config_loads(good: str) -> None:
     assert inventory.names == ["mx1", "relay1"]
     assert inventory.config.monitor.interval_for(("edge",)) == 30.0
     assert inventory.config.ssh.connect_timeout == 10.0
+    assert inventory.config.actions["flush"].lifetime == 3600  # expires = "1h", the default
+    plans = good.replace("approvals = 2", 'approvals = 2\nexpires = "1h30m"')
+    assert parse_config(plans, deployed=True, slack=True).actions["flush"].lifetime == 5400
 
 
 @pytest.mark.parametrize(("change", "says"), CASES, ids=[c[1].split(":")[0] for c in CASES])
