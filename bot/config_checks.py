@@ -134,6 +134,12 @@ def _durations(raw: Mapping[str, Any]) -> Iterator[str]:
 def _hosts(raw: Mapping[str, Any]) -> Iterator[str]:
     if _table(raw, "ssh").get("user") == "":
         yield "ssh.user: is empty; write the login name the bot uses on the hosts"
+    for name, group in _table(raw, "ssh", "groups").items():
+        if isinstance(group, Mapping) and group.get("user") == "":
+            yield (
+                f"ssh.groups.{name}.user: is empty; write a login name, or leave it out for "
+                "ssh.user"
+            )
     for i, entry in _host_entries(raw):
         where = f"hosts[{i}]"
         address = entry.get("address")
@@ -154,18 +160,31 @@ def _hosts(raw: Mapping[str, Any]) -> Iterator[str]:
 
 def _duplicates(raw: Mapping[str, Any]) -> Iterator[str]:
     seen: dict[tuple[str, object], str] = {}
-    default_port = _table(raw, "ssh").get("port", 22)
     for i, entry in _host_entries(raw):
         address = entry.get("address")
         if not isinstance(address, str):
             continue
-        key = (address.lower().rstrip("."), entry.get("port", default_port))
+        key = (address.lower().rstrip("."), _port(raw, entry))
         if key in seen:
             yield (
                 f"hosts[{i}].address: {address} (port {key[1]}) is already host {seen[key]!r}; "
                 "give each host its own address, or remove the duplicate"
             )
         seen.setdefault(key, str(entry.get("name")))
+
+
+def _port(raw: Mapping[str, Any], entry: Mapping[str, Any]) -> object:
+    """The host's SSH port as the inventory resolves it: its own, else that of its first
+    group with an ``[ssh.groups.NAME]`` section, else ``[ssh]``'s, else 22."""
+    if "port" in entry:
+        return entry["port"]
+    groups = _table(raw, "ssh", "groups")
+    first = next(
+        (g for g in _list(entry.get("groups")) if isinstance(g, str) and g in groups), None
+    )
+    if first is not None and "port" in _table(groups, first):
+        return _table(groups, first)["port"]
+    return _table(raw, "ssh").get("port", 22)
 
 
 def _is_address(text: str) -> bool:
@@ -261,6 +280,8 @@ def _possible_approvers(raw: Mapping[str, Any], approvers: object) -> set[str] |
 
 def _files(raw: Mapping[str, Any]) -> Iterator[str]:
     tables = [("ssh", _table(raw, "ssh"))]
+    tables += [(f"ssh.groups.{name}", _table(raw, "ssh", "groups", name))
+               for name in _table(raw, "ssh", "groups")]  # fmt: skip
     tables += [(f"hosts[{i}]", entry) for i, entry in _host_entries(raw)]
     for where, table in tables:
         for key in ("private_key", "known_hosts"):

@@ -19,7 +19,7 @@ from bot.diag.config import DiagnoseSection
 from bot.errors import ConfigError, UnknownHost
 from bot.monitor.config import MonitorSection
 from bot.retention import RetentionSection
-from bot.text import DURATION_FORMS, parse_duration
+from bot.text import DURATION_FORMS, duration_problem, parse_duration
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 Role = Literal["viewer", "operator", "approver", "admin"]
@@ -261,6 +261,13 @@ class ActionRule(_Strict):
         for who in value:
             if who not in roles and not re.fullmatch(r"[USW][A-Z0-9]{2,}", who):
                 raise ValueError(f"{who!r} is not a Slack user/group id or role:NAME")
+        return value
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _expires_has_a_unit(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(duration_problem(value))
         return value
 
     @field_validator("expires")

@@ -87,10 +87,10 @@ def _read_pid(path: Path) -> int | None:
 
 
 def send_reload(settings: Settings) -> tuple[int, str]:
-    """``mailqbot reload``: check the config here first, then SIGHUP the running bot.
-    Returns the exit status and what to print."""
+    """``mailqbot reload``: check the config here first, as the running bot will (its files
+    readable, some grant given), then SIGHUP it. Returns the exit status and what to print."""
     try:
-        inventory = Inventory(load_config(settings.config_path))
+        inventory = Inventory(load_config(settings.config_path, deployed=True, slack=True))
     except MailqbotError as exc:
         return 1, f"{exc.user_message}\nNot reloaded: the running bot keeps its inventory."
     path = pid_path(settings)

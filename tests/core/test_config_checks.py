@@ -7,8 +7,10 @@ files present), and ``mailqbot check-config`` must name that mistake with its lo
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ import pytest
 from bot.errors import ConfigError
 from bot.inventory import Inventory, parse_config
 from bot.monitor.config import MonitorSection
+
+ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = """
 [ssh]
@@ -74,6 +78,10 @@ CASES = [
     (("approval = true\n", ""), "actions.flush.approvals: has no effect without approval = true"),
     (('"C0ALERTS"', '"#alerts"'), "slack.alert_channel: '#alerts' is not a channel ID"),
     (('"T0123"', '"acme"'), "access.team_ids[0]: 'acme' is not a team ID"),
+    (
+        ('members = ["U0AAA"]', 'members = ["U0AAA"]\nchannels = ["#ops"]'),
+        "access.grants[0].channels: Value error, '#ops' is not a Slack channel id",
+    ),
     (('groups = ["edge"]', 'groups = ["all"]'), "hosts[0].groups[0]: 'all' cannot name a group"),
     (('groups = ["core"]', 'groups = ["core relays"]'), "hosts[1].groups[0]: 'core relays'"),
     (('"mx1.example.com"', '"mx1 example"'), "hosts[0].address: 'mx1 example' is neither"),
@@ -88,6 +96,14 @@ CASES = [
     (('"10s"', "10"), "ssh.connect_timeout: 10 has no unit; write a duration with one, like 90s"),
     (('interval = "1m"', "interval = 60"), "monitor.interval: 60 has no unit"),
     (('interval = "30s"', 'interval = "30 sec"'), "monitor.groups.edge.interval: '30 sec' is not"),
+    (
+        ("approvals = 2", "approvals = 2\nexpires = 3600"),
+        "actions.flush.expires: Value error, 3600 has no unit",
+    ),
+    (
+        ("approvals = 2", 'approvals = 2\nexpires = "90"'),
+        "actions.flush.expires: Value error, write a duration",
+    ),
 ]
 
 
@@ -106,6 +122,9 @@ def test_the_good_config_loads(good: str) -> None:
     assert inventory.names == ["mx1", "relay1"]
     assert inventory.config.monitor.interval_for(("edge",)) == 30.0
     assert inventory.config.ssh.connect_timeout == 10.0
+    assert inventory.config.actions["flush"].lifetime == 3600  # expires = "1h", the default
+    plans = good.replace("approvals = 2", 'approvals = 2\nexpires = "1h30m"')
+    assert parse_config(plans, deployed=True, slack=True).actions["flush"].lifetime == 5400
 
 
 @pytest.mark.parametrize(("change", "says"), CASES, ids=[c[1].split(":")[0] for c in CASES])
@@ -113,7 +132,9 @@ def test_each_mistake_is_an_error_with_its_location(
     good: str, tmp_path: Path, change: tuple[str, str], says: str
 ) -> None:
     if "cannot be read" in says and os.geteuid() == 0:
-        pytest.skip("root reads every file")
+        pytest.skip(
+            "root reads every file: see test_an_unreadable_key_is_refused_for_the_bots_user"
+        )
     if "[access.nogrants]" in change[1]:  # drop every grant, and the rule that needs them
         bad = good.split("[[access.grants]]")[0] + "[monitor]\n"
     else:
@@ -122,6 +143,34 @@ def test_each_mistake_is_an_error_with_its_location(
     with pytest.raises(ConfigError) as caught:
         parse_config(bad, "mailqbot.toml", deployed=True, slack=True)
     assert says.replace("DIR", str(tmp_path)) in caught.value.user_message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="not root: the case above reads as this user")
+def test_an_unreadable_key_is_refused_for_the_bots_user(good: str, tmp_path: Path) -> None:
+    """Root reads every file, so check-config runs here as nobody, as a bot's user would."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv (util-linux) to run check-config as nobody")
+    place = Path(tempfile.mkdtemp(prefix="mailqbot-check-"))  # pytest's tmp_path is 0700
+    try:
+        place.chmod(0o755)
+        for name, mode in (("known_hosts", 0o644), ("id_ed25519", 0o644), ("locked", 0o600)):
+            (place / name).write_text("")
+            (place / name).chmod(mode)
+        config = place / "mailqbot.toml"
+        config.write_text(good.replace(str(tmp_path), str(place)).replace("id_ed25519", "locked"))
+        config.chmod(0o644)
+        run = subprocess.run(
+            [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             sys.executable, "-m", "bot", "check-config", str(config)],
+            capture_output=True, text=True, check=False, cwd=ROOT,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(place)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"ssh.private_key: {place}/locked cannot be read by this user" in run.stderr
+    assert "1 problem(s)" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_all_mistakes_are_reported_in_one_pass(good: str, tmp_path: Path) -> None:
@@ -153,6 +202,47 @@ def test_files_and_grants_are_checked_only_where_the_bot_runs(good: str) -> None
     assert parse_config(elsewhere + "[monitor]\n").access.grants == []
     console = good.split("[[access.grants]]")[0] + "[monitor]\n"
     assert parse_config(console, deployed=True).access.grants == []
+
+
+# -- [ssh.groups.NAME]: a group's SSH settings are checked as [ssh]'s and a host's are -------
+
+
+@pytest.mark.parametrize(
+    ("section", "says"),
+    [
+        ('known_hosts = "DIR/nothing"', "ssh.groups.core.known_hosts: DIR/nothing does not exist"),
+        ('private_key = "DIR"', "ssh.groups.core.private_key: DIR is not a file"),
+        ('user = ""', "ssh.groups.core.user: is empty"),
+    ],
+)
+def test_a_groups_ssh_settings_are_checked(
+    good: str, tmp_path: Path, section: str, says: str
+) -> None:
+    fine = good + '\n[ssh.groups.core]\nknown_hosts = "DIR/known_hosts"\n'
+    parse_config(fine.replace("DIR", str(tmp_path)), deployed=True, slack=True)
+    bad = good + f"\n[ssh.groups.core]\n{section}\n".replace("DIR", str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        parse_config(bad, "mailqbot.toml", deployed=True, slack=True)
+    assert says.replace("DIR", str(tmp_path)) in caught.value.user_message
+
+
+def test_duplicate_addresses_compare_the_port_a_group_gives(good: str) -> None:
+    """mx1 is mx1.example.com:22 and relay1 10.0.0.5:2200; a host in group dmz takes its port."""
+
+    def with_dmz_host(address: str, port: int) -> str:
+        return (
+            good
+            + f"\n[ssh.groups.dmz]\nport = {port}\n"
+            + f'\n[[hosts]]\nname = "dmz1"\naddress = "{address}"\ngroups = ["dmz"]\n'
+        )
+
+    config = parse_config(with_dmz_host("mx1.example.com", 2222), deployed=True, slack=True)
+    assert len(config.hosts) == 3  # mx1.example.com on another port: another sshd
+    with pytest.raises(ConfigError) as caught:
+        parse_config(with_dmz_host("10.0.0.5", 2200), deployed=True, slack=True)
+    assert "hosts[2].address: 10.0.0.5 (port 2200) is already host 'relay1'" in (
+        caught.value.user_message
+    )
 
 
 # -- monitor rules: a group's rules merge with the defaults; every rule can be switched off --

@@ -135,9 +135,32 @@ async def test_mailqbot_reload_signals_the_running_bot(world) -> None:  # type: 
     await until(lambda: live.now().inventory.names == ["mx2"])
 
 
+async def test_mailqbot_reload_checks_what_the_bot_will_check(world) -> None:  # type: ignore[no-untyped-def]
+    """A config the running bot would refuse (here: a known_hosts file that is not there, no
+    grants) is refused by `mailqbot reload` too, and no signal is sent."""
+    live, parts, config = world
+    before = live.now().inventory
+    missing = str(config.parent / "nowhere")
+    head = parts["head"].replace(str(config.parent / "known_hosts"), missing)
+    config.write_text(
+        head.split("[[access.grants]]")[0] + host_entry("mx2", parts["servers"]["mx2"])
+    )
+    status, message = send_reload(live.now().settings)
+    assert status == 1
+    assert f"ssh.known_hosts: {missing} does not exist" in message
+    assert "access.grants: there are none" in message
+    assert message.endswith("Not reloaded: the running bot keeps its inventory.")
+    await asyncio.sleep(0.3)  # a SIGHUP would have been handled by now
+    assert live.now().inventory is before
+
+
 def test_mailqbot_reload_without_a_running_bot(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('[[hosts]]\nname = "a"\naddress = "192.0.2.1"\nknown_hosts = "/k"\n')
+    (tmp_path / "k").write_text("")
+    config.write_text(
+        f'[[hosts]]\nname = "a"\naddress = "192.0.2.1"\nknown_hosts = "{tmp_path / "k"}"\n'
+        '[[access.grants]]\nrole = "viewer"\nmembers = ["U0VIEWER"]\n'
+    )
     settings = Settings(MAILQBOT_CONFIG=str(config), MAILQBOT_STATE_DIR=str(tmp_path / "st"))
     status, message = send_reload(settings)
     assert status == 1

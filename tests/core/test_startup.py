@@ -4,7 +4,7 @@ Each case starts the process with one thing wrong and checks it ends at once wit
 status 2 and exactly the line docs/ops/troubleshooting.md shows for it (so the page and the
 code cannot drift apart), and no traceback. Then: stop signals end the process within
 seconds, even while Socket Mode is reconnecting, and /healthz answers 503 while Slack is not
-connected.
+connected, the database does not answer, or this process's polls have stopped succeeding.
 """
 
 from __future__ import annotations
@@ -179,6 +179,18 @@ async def test_database_unreachable(tmp_path: Path) -> None:
     assert await fails_with(tmp_path, env) == LINES["database unreachable"]
 
 
+@pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
+async def test_database_refuses_the_login(tmp_path: Path, empty_db_url: str) -> None:
+    """The table's row says "cannot be reached or refuses the login": the same line, with
+    the server's reason in the parentheses."""
+    host = empty_db_url.split("@", 1)[1].split("/", 1)[0]  # the test server's host:port
+    env = {"DATABASE_URL": f"postgresql://nobody_here:hunter2@{host}/mailqbot"}
+    line = await fails_with(tmp_path, env)
+    expected = LINES["database unreachable"].replace(CLOSED, host)
+    assert line == expected.replace("(connection refused)", '(role "nobody_here" does not exist)')
+    assert "hunter2" not in line
+
+
 @pytest.mark.parametrize(
     ("given", "used"),
     [
@@ -271,3 +283,58 @@ async def test_healthz_is_ready_when_connected(tmp_path: Path, db_url: str) -> N
             async with asyncio.timeout(10):
                 await process.wait()
             assert process.returncode == 0
+
+
+# -- /healthz's readiness, reason by reason (bot.slack.serve.Health) ----------------------------
+
+
+def _monitor(last_good: float | None, holds: set[str]) -> object:
+    """What Health reads of the monitor: its config, its last good poll, its leases."""
+    from types import SimpleNamespace
+
+    from bot.monitor.config import MonitorSection
+
+    config = MonitorSection.model_validate({"interval": "60s", "groups": {"slow": {}}})
+    return SimpleNamespace(
+        config=config, last_success=last_good, leases=SimpleNamespace(held=holds)
+    )
+
+
+async def _ask(database: bool, slack: bool, monitor: object = None, started: float = 0.0):  # type: ignore[no-untyped-def]
+    import json
+
+    from bot.slack.serve import Health
+
+    async def db() -> bool:
+        return database
+
+    async def connected() -> bool:
+        return slack
+
+    health = Health(db, connected, monitor=monitor, started=started)  # type: ignore[arg-type]
+    response = await health.handler(None)  # type: ignore[arg-type]
+    return response.status, json.loads(response.text)
+
+
+async def test_healthz_answers_503_when_the_database_does_not() -> None:
+    assert await _ask(database=False, slack=True) == (503, {
+        "ok": False, "database": False, "slack": True, "last_poll_age": None, "polling": True,
+    })  # fmt: skip
+    assert (await _ask(database=True, slack=True))[0] == 200
+
+
+async def test_healthz_answers_503_when_this_process_stopped_polling_its_hosts() -> None:
+    """Stale: no good poll for three of the longest intervals (+30 s) while holding hosts."""
+    now = time.monotonic()
+    limit = 3 * 60 + 30
+    status, body = await _ask(True, True, _monitor(now - limit - 5, {"mx1"}))
+    assert (status, body["ok"], body["polling"]) == (503, False, False)
+    assert limit + 5 <= body["last_poll_age"] < limit + 15
+    status, body = await _ask(True, True, _monitor(now - 5, {"mx1"}))
+    assert (status, body["polling"]) == (200, True)
+    assert 5 <= body["last_poll_age"] < 15
+    # no good poll yet: counted from start-up; another replica holding every host: ready
+    status, body = await _ask(True, True, _monitor(None, {"mx1"}), started=now - limit - 5)
+    assert (status, body["polling"]) == (503, False)
+    status, body = await _ask(True, True, _monitor(now - limit - 5, set()))
+    assert (status, body["polling"]) == (200, True)
