@@ -139,7 +139,7 @@ class TlsFeature(NamedTuple):
 
 
 def tls_features(value: str) -> tuple[TlsFeature, ...]:
-    """The features of a ``tls=`` value, e.g. ``dane:encrypt/!requiretls:nocertmatch``."""
+    """The features of a ``tls=`` value, e.g. ``encrypt?/!requiretls:nocertmatch``."""
     features = []
     for part in value.split("/"):
         violated = part.startswith("!")

@@ -13,10 +13,12 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from diaglab import delete, inject, lab_config, postfix_settings, wait_deferred
 
+from bot import render
 from bot.diag.collect import Diagnoser, Diagnosis
 from bot.diag.model import Verdict
 from bot.inventory import Inventory
@@ -85,6 +87,13 @@ def verdict(diagnosis: Diagnosis, kind: str) -> Verdict:
     return found[kind]
 
 
+def next_step(diagnosis: Diagnosis, kind: str) -> str:
+    """The step diagnose gives for the verdict ``kind``, as the operator reads it."""
+    only = replace(diagnosis, verdicts=[verdict(diagnosis, kind)])
+    text = render.render("diagnose", only).text
+    return next(line for line in text.splitlines() if line.startswith("  Next: "))
+
+
 def refused(found: Verdict) -> dict[str, object]:
     assert found.facts[0].key == "relay_refused"
     return found.facts[0].values
@@ -110,6 +119,8 @@ async def test_ses_sandbox_unverified_quota_and_rate(executor: SSHExecutor) -> N
         found = refused(verdict(result, kind))
         assert int(found["bounced"]) >= 1, found  # type: ignore[call-overload]
     assert verdict(result, "ses_sender_unverified").values["region"] == "eu-west-1"
+    assert "verification is per region" in next_step(result, "ses_sender_unverified")
+    assert "Request production access" in next_step(result, "ses_recipient_unverified")
     log = next(c for c in result.checks if c.kind == "relay_log")
     assert log.status == "ok", log
 
@@ -123,6 +134,10 @@ async def test_ses_refuses_iam_keys(executor: SSHExecutor) -> None:
     assert found.values["map"] == "hash:/etc/postfix/mailqbot-lab/sasl_passwd"
     assert found.button == "flush lab reason=auth_failure"
     assert {f.key for f in found.facts} >= {"relay_refused", "sasl", "password_map"}
+    step = next_step(result, "ses_credentials")
+    assert "SES SMTP credentials are not your AWS access keys" in step
+    assert "work only in the region they were made for" in step
+    assert "for us-east-1" in step
 
 
 async def test_sendgrid_sender_identity(executor: SSHExecutor) -> None:
@@ -141,6 +156,9 @@ async def test_sendgrid_wants_the_apikey_user(executor: SSHExecutor) -> None:
     found = verdict(result, "sendgrid_credentials")
     assert refused(found)["host"] == "user.sendgrid.test"
     assert found.button == "flush lab reason=auth_failure"
+    step = next_step(result, "sendgrid_credentials")
+    assert "SendGrid's user name is the word apikey" in step
+    assert "[user.sendgrid.test]:587 apikey:API_KEY" in step
 
 
 async def test_mailgun_sandbox_and_unverified_domain(executor: SSHExecutor) -> None:
@@ -153,6 +171,8 @@ async def test_mailgun_sandbox_and_unverified_domain(executor: SSHExecutor) -> N
         result = await diagnose(executor, "[smtp.mailgun.test]:587")
     assert int(refused(verdict(result, "mailgun_recipient_unverified"))["deferred"]) >= 1  # type: ignore[call-overload]
     assert int(refused(verdict(result, "mailgun_sender_unverified"))["bounced"]) >= 1  # type: ignore[call-overload]
+    assert "Verify the sending domain in Mailgun" in next_step(result, "mailgun_sender_unverified")
+    assert "Authorized Recipients" in next_step(result, "mailgun_recipient_unverified")
 
 
 async def test_postmark_wants_the_server_token(executor: SSHExecutor) -> None:
@@ -161,6 +181,9 @@ async def test_postmark_wants_the_server_token(executor: SSHExecutor) -> None:
         result = await diagnose(executor, "[smtp.postmarkapp.test]:587")
     found = verdict(result, "postmark_credentials")
     assert refused(found)["host"] == "smtp.postmarkapp.test"
+    assert "Server API token as both user name and password" in next_step(
+        result, "postmark_credentials"
+    )
 
 
 async def test_postmark_sender_signature(executor: SSHExecutor) -> None:
@@ -186,6 +209,10 @@ async def test_a_provider_relayhost_set_up_badly(executor: SSHExecutor) -> None:
     assert facts["relay_no_starttls"] == {"host": "smtp.sendgrid.test", "port": 25}
     assert facts["relay_no_sasl"] == {"where": "relay/unix"}
     assert facts["relay_tls_level"] == {"level": "(empty)"}
+    step = next_step(result, "sendgrid_setup")
+    assert "on port 587 with STARTTLS" in step
+    assert "relayhost = [smtp.sendgrid.test]:587" in step
+    assert "smtp_tls_security_level = encrypt" in step
     # the same relay named the way the provider asks, as the lab's transport does it
     good = await diagnose(executor, "[smtp.sendgrid.test]:587")
     assert {"relay_port", "relay_mx_lookup"}.isdisjoint(

@@ -4,12 +4,16 @@ The oracle is the same log file read here directly (the lab host is this machine
 range the bot says it read, recounted with a plain independent parser, must give the same
 numbers of deferred and sent lines in the window, and no line of the window may lie before
 the range (the window search skipped nothing it should have read).
+
+A file that mixes Postfix 3.7 and 3.11 lines, named by the host group's ``[log]`` table, is
+read the same way: both versions' lines are counted and the unreadable ones reported.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from bot.app.runtime import open_services
 from bot.app.services import Services
 from bot.context import Context, Identity, Request
 from bot.db.models import AuditEvent
-from bot.inventory import Inventory, load_config
+from bot.inventory import Inventory, load_config, parse_config
 from bot.postfix import logreader
 from bot.settings import Settings
 
@@ -129,3 +133,55 @@ async def test_slack_rendering_of_the_real_log_is_valid(services: Services) -> N
         assert parsed is not None
         assert parsed.to_dict()  # raises on a Block Kit limit
     assert "<!everyone>" not in str(rendered.blocks)
+
+
+# A log file of a host that was upgraded from Postfix 3.7 to 3.11 inside the window, with
+# three lines mailqbot cannot read (tests/data/versions/maillog-mixed-3.7-3.11.log, its header
+# says what is in it). It is put where deploy/sudoers.mailqbot lets the bot read a log and
+# where this lab's Postfix does not write (it logs to /var/log/postfix.log).
+MIXED = Path(__file__).resolve().parents[1] / "data" / "versions" / "maillog-mixed-3.7-3.11.log"
+MIXED_ON_HOST = Path("/var/log/maillog")
+MIXED_NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()  # the fixture's lines: 11:xx
+
+
+@pytest.fixture
+def mixed_log() -> Iterator[Path]:
+    if MIXED_ON_HOST.exists():
+        pytest.fail(f"{MIXED_ON_HOST} exists on the lab host: this test will not overwrite it")
+    lines = MIXED.read_text(encoding="utf-8").splitlines(keepends=True)
+    MIXED_ON_HOST.write_text("".join(line for line in lines if not line.startswith("#")))
+    try:
+        yield MIXED_ON_HOST
+    finally:
+        MIXED_ON_HOST.unlink()
+
+
+@sqlite_only
+async def test_a_log_mixing_3_7_and_3_11_on_the_lab(db_url: str, mixed_log: Path) -> None:
+    """The group's ``[log]`` names the file; real sshd, sudo, tail, head and grep read it."""
+    text = LAB_CONFIG.read_text(encoding="utf-8")
+    text += f'\n[log.groups.labs]\nsource = "file"\npath = "{mixed_log}"\n'
+    inventory = Inventory(parse_config(text, str(LAB_CONFIG), LAB_CONFIG.parent))
+    async with open_services(Settings(DATABASE_URL=db_url), inventory) as opened:
+        services = replace(opened, clock=lambda: MIXED_NOW)
+        request = Request(source="console", user_id="console:lab", text="log lab since=1h")
+        outcome = await handle(request, services)
+        async with services.sessions() as session:
+            event = (await session.scalars(select(AuditEvent))).one()
+    assert outcome.ok, outcome.reply.text
+    reply = outcome.reply.text
+    assert f"Read {mixed_log}" in reply
+    # 3 lines from the lab's Postfix 3.7 and 6 in 3.11's format (2 with tls=), all counted.
+    assert (
+        "status       lines\nsent             3\ndeferred         4\nbounced          1\n" in reply
+    )
+    assert "\nquarantined      1\n" in reply  # a status word mailqbot does not know
+    assert "downgraded from a to b): dane? 1 · may 1" in reply
+    assert "3 status lines could not be read" in reply
+    assert "  <22>1 2026-11-28T11:12:07.000Z mail postfix/smtp 31007" in reply
+    commands = [r["command"] for r in event.detail["remote"]]  # type: ignore[index]
+    assert "timeout -k 5 60 /usr/sbin/postconf -h maillog_file" not in commands
+    assert any(
+        c.startswith("timeout -k 5 60 sudo -n /usr/bin/tail -c +") and str(mixed_log) in c
+        for c in commands
+    ), commands

@@ -3,7 +3,8 @@
 tests/data/reasons-corpus.jsonl holds one reason a line with the class it must get, where
 it comes from and under which licence (docs/ops/reasons.md says how the lines were chosen
 and how to re-measure). The test prints the measured shares and fails when the share left
-in "other" or the share in a wrong class grows past its limit.
+in "other" or the share in a wrong class grows past its limit, or when README.md and
+docs/ops/reasons.md state other shares than the ones measured now.
 """
 
 from __future__ import annotations
@@ -70,3 +71,21 @@ def test_shares_left_in_other_and_in_a_wrong_class(capsys: pytest.CaptureFixture
                 print(f"  expected {row['expected']}, got {got}: {row['reason'][:100]}")
     assert found["other_share"] <= MAX_OTHER
     assert found["wrong_share"] <= MAX_WRONG
+
+
+def test_the_readme_states_the_shares_measured_now() -> None:
+    found = measure(load())
+    root = Path(__file__).parents[2]
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    stated = (
+        f"On a corpus of {found['lines']} real reasons from public sources, "
+        f'{found["other_share"]:.1%} stay in "other" and {found["wrong_share"]:.1%} land in a '
+        "wrong class"
+    ).replace("%", " %")
+    assert stated in readme
+    table = (root / "docs" / "ops" / "reasons.md").read_text(encoding="utf-8")
+    row = (
+        f"| now | {found['other']} / {found['classed']} = {found['other_share']:.1%} | "
+        f"{found['wrong']} / {found['lines']} = {found['wrong_share']:.1%} |"
+    ).replace("%", " %")
+    assert row in table

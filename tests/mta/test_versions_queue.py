@@ -6,7 +6,9 @@ it follows, and says what a reader must find in it).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta, timezone
+from fnmatch import fnmatch
 
 import pytest
 from mta_samples import VERSIONS
@@ -24,6 +26,21 @@ def test_every_fixture_names_its_origin() -> None:
         header = [line for line in path.read_text().splitlines() if line.startswith("#")]
         assert header, path.name
         assert "github.com/vdukhovni/postfix" in " ".join(header) or "lab" in " ".join(header)
+
+
+def test_every_file_in_tests_data_has_its_origin_in_the_readme() -> None:
+    data = VERSIONS.parent
+    readme = (data / "README.md").read_text(encoding="utf-8")
+    patterns = [
+        cell.strip("`")
+        for row in readme.splitlines()
+        if row.startswith("| `")
+        for cell in re.findall(r"`[^`]+`", row.split("|")[1])
+    ]
+    for path in data.rglob("*"):
+        if path.is_file() and path.name != "README.md":
+            name = path.relative_to(data).as_posix()
+            assert any(fnmatch(name, p) or name.startswith(p) for p in patterns), name
 
 
 # -- queue listings, version by version ----------------------------------------------------------
