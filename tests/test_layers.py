@@ -49,9 +49,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("bot.remote.ssh", "asyncssh"): "the one SSH executor",
     ("bot.remote.hostkeys", "asyncssh"): "hosts scan: fetching host keys, no login",
     ("bot.demo", "asyncssh"): "the demo hosts' in-process SSH server",
-    ("bot.app.services", "sqlalchemy"): "the session factory's type",
-    ("bot.monitor", "sqlalchemy"): "samples, leases and metrics still hold their SQL (incidents, "
-    "groups and silences are in bot/stores)",
 }
 
 

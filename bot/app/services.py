@@ -14,15 +14,16 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import TYPE_CHECKING, Any
 
 from bot.inventory import Inventory
 from bot.monitor.metrics import Metrics
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 GroupResolver = Callable[[str], Awaitable[frozenset[str]]]
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from bot.db.models import QueueSample
 from bot.postfix.reasons import ReasonClass
+from bot.stores.samples import SampleView
 from bot.text import utc
 
 WIDTH, HEIGHT, DPI = 8.0, 3.6, 100
 
 
-def classes_of(samples: Sequence[QueueSample]) -> list[str]:
+def classes_of(samples: Sequence[SampleView]) -> list[str]:
     """Reason classes present in the window, largest peak first."""
     peaks: dict[str, int] = {}
     for sample in samples:
@@ -29,7 +29,7 @@ def label(name: str) -> str:
     return ReasonClass(name).label if name in ReasonClass.__members__ else name
 
 
-def render_png(samples: Sequence[QueueSample], title: str, opened_at: float) -> bytes:
+def render_png(samples: Sequence[SampleView], title: str, opened_at: float) -> bytes:
     """A stacked area chart of deferred messages per reason class; the opening marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -8,9 +8,7 @@ it in the same thread. See ``bot.stores.groups`` for how two processes agree.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from bot.db.models import Incident
 from bot.inventory import Host
@@ -19,6 +17,9 @@ from bot.monitor.config import Grouping
 from bot.monitor.rules import SPIKE_PREFIX, UNREACHABLE, Reading
 from bot.monitor.samples import Sample
 from bot.stores import groups as store
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def reason_class(reading: Reading, sample: Sample) -> str | None:

@@ -22,12 +22,13 @@ from dataclasses import replace
 from typing import Any
 
 from bot.app.services import LiveServices, Services
-from bot.monitor import chart, groups, samples
+from bot.monitor import chart, groups
 from bot.monitor.alert import SHOWN_HOSTS, Alert, GroupAlert, Notifier
 from bot.monitor.config import MonitorSection
 from bot.monitor.courier import Courier
 from bot.stores import budget, silences
 from bot.stores import groups as store
+from bot.stores import samples as sample_store
 from bot.stores.silences import SilenceView
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ class Herald:
         if not self.config.chart or not alert.root_ts:
             return
         async with self.services.sessions() as session:
-            rows = await samples.history(session, alert.host, alert.opened_at - CHART_BEFORE)
+            rows = await sample_store.history(session, alert.host, alert.opened_at - CHART_BEFORE)
         if len(rows) < 2:
             return
         title = f"{alert.host}: deferred messages by reason ({alert.label})"

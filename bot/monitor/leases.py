@@ -14,10 +14,14 @@ polled once per interval even while leases move; a host whose last poll is still
 stays due (polled late, not skipped). A tick costs the same few statements however many
 hosts are due. No session-level locks: every statement stands alone, which works
 behind transaction poolers. A process killed without warning stops renewing; its leases
-expire after ``lease_ttl`` and are taken at the next tick: with the default tick (interval/5) and
-lifetime (3 ticks) its hosts are polled again within two intervals of their last poll; a
-slot it claimed but may not have polled (one starting after its last renewal) is moved back
-by the taker, so that poll is made at once rather than an interval later.
+expire after ``lease_ttl`` and are taken at the next tick: with the default tick
+(interval/5) and lifetime (3 ticks) its hosts are polled again within two intervals of
+their last poll; a slot it claimed but may not have polled (one starting after its last
+renewal) is moved back by the taker, so that poll is made at once rather than an interval
+later.
+
+This module holds those rules (fair share, spreading, which slots go back); the statements
+are in ``bot.stores.leases``.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy import case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from bot.stores import leases as store
 
-from bot.db.models import HostLease, MonitorReplica
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 @dataclass
@@ -48,28 +52,17 @@ class Leases:
 
     async def ensure_rows(self, now: float) -> None:
         """A lease row for every configured host, due at a random phase of its interval."""
+        first = {host: now + self.rng.uniform(0, i) for host, i in self.intervals.items()}
         async with self.sessions() as session, session.begin():
-            dialect = session.get_bind().dialect.name
-            ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            rows = [
-                {
-                    "host": host,
-                    "owner": None,
-                    "expires_at": 0.0,
-                    "next_due": now + self.rng.uniform(0, interval),
-                }
-                for host, interval in self.intervals.items()
-            ]
-            for start in range(0, len(rows), 500):
-                stmt = ins(HostLease).values(rows[start : start + 500])
-                await session.execute(stmt.on_conflict_do_nothing(index_elements=["host"]))
+            await store.ensure(session, first)
 
     async def cycle(self, now: float, busy: set[str]) -> dict[str, float]:
         """One tick: heartbeat, renew, balance; the polls we claimed (host -> start time)."""
         async with self.sessions() as session, session.begin():
-            await self._heartbeat(session, now)
-            live = await self._live(session, now)
-            mine = await self._renew(session, now)
+            await store.heartbeat(session, self.replica, now)
+            live = max(1, await store.live(session, now - self.ttl))
+            renewed = await store.renew(session, self.replica, now, now + self.ttl)
+            mine = {h for h in renewed if h in self.intervals}
             self.taken, given = await self._balance(session, now, live, busy, mine)
             self.held = (mine | self.taken) - given
             return await self._claim_due(session, now, busy)
@@ -79,37 +72,8 @@ class Leases:
         The slots of ``unpolled`` hosts (claimed, not started) are handed back too."""
         async with self.sessions() as session, session.begin():
             await self._unclaim(session, set(unpolled))
-            await session.execute(
-                update(HostLease)
-                .where(HostLease.owner == self.replica)
-                .values(owner=None, expires_at=0.0)
-            )
-            await session.execute(
-                delete(MonitorReplica).where(MonitorReplica.replica == self.replica)
-            )
+            await store.release(session, self.replica)
         self.held = set()
-
-    async def _heartbeat(self, session: AsyncSession, now: float) -> None:
-        dialect = session.get_bind().dialect.name
-        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = ins(MonitorReplica).values(replica=self.replica, seen_at=now)
-        stmt = stmt.on_conflict_do_update(index_elements=["replica"], set_={"seen_at": now})
-        await session.execute(stmt)
-
-    async def _live(self, session: AsyncSession, now: float) -> int:
-        stmt = select(func.count()).where(MonitorReplica.seen_at > now - self.ttl)
-        return max(1, int((await session.execute(stmt)).scalar_one()))
-
-    async def _renew(self, session: AsyncSession, now: float) -> set[str]:
-        """Extend the leases still held (locking their rows until the tick commits)."""
-        stmt = (
-            update(HostLease)
-            .where(HostLease.owner == self.replica, HostLease.expires_at > now)
-            .values(expires_at=now + self.ttl)
-            .returning(HostLease.host)
-            .execution_options(synchronize_session=False)
-        )
-        return {h for h in (await session.scalars(stmt)).all() if h in self.intervals}
 
     async def _balance(
         self, session: AsyncSession, now: float, live: int, busy: set[str], mine: set[str]
@@ -126,12 +90,13 @@ class Leases:
         if room > 0 and free:
             take |= set(self.rng.sample(free, min(room, len(free))))
         if take:
-            taken = await self._take(session, sorted(take), now)
+            taken = await store.take(session, sorted(take), self.replica, now, now + self.ttl)
             await self._unclaim(session, taken & lost)
             return taken, set()
         if len(mine) > fair:
             spare = sorted(mine - busy)[: len(mine) - fair]
-            await self._give_back(session, spare, now)
+            # expired as of now: taken within the others' fair shares, not by the first comer
+            await store.give_back(session, spare, self.replica, now)
             return set(), set(spare)
         return set(), set()
 
@@ -140,56 +105,21 @@ class Leases:
     ) -> tuple[list[str], list[str], set[str]]:
         """Expired leases: orphans, free ones, and the orphans whose claimed slot may never
         have been polled (it started after the dead owner's last renewal)."""
-        stmt = select(
-            HostLease.host, HostLease.owner, HostLease.next_due, HostLease.expires_at
-        ).where(HostLease.expires_at <= now)
         orphans: list[str] = []
         free: list[str] = []
         lost: set[str] = set()
-        for host, owner, due, expires in (await session.execute(stmt)).all():
-            interval = self.intervals.get(host)
+        for lease in await store.expired(session, now):
+            interval = self.intervals.get(lease.host)
             if interval is None:
                 continue
-            (free if owner is None else orphans).append(host)
-            if owner is not None and due - interval >= expires - self.ttl:
-                lost.add(host)
+            (free if lease.owner is None else orphans).append(lease.host)
+            if lease.owner is not None and lease.next_due - interval >= lease.expires_at - self.ttl:
+                lost.add(lease.host)
         return orphans, free, lost
-
-    async def _take(self, session: AsyncSession, hosts: list[str], now: float) -> set[str]:
-        taken: set[str] = set()
-        for start in range(0, len(hosts), 500):
-            stmt = (
-                update(HostLease)
-                .where(HostLease.host.in_(hosts[start : start + 500]), HostLease.expires_at <= now)
-                .values(owner=self.replica, expires_at=now + self.ttl)
-                .returning(HostLease.host)
-                .execution_options(synchronize_session=False)
-            )
-            taken.update((await session.scalars(stmt)).all())
-        return taken
 
     async def _unclaim(self, session: AsyncSession, hosts: set[str]) -> None:
         """Move ``hosts`` back to the slot last claimed (it was not polled)."""
-        by_interval: dict[float, list[str]] = {}
-        for host in sorted(hosts):
-            by_interval.setdefault(self.intervals[host], []).append(host)
-        for interval, names in by_interval.items():
-            for start in range(0, len(names), 500):
-                await session.execute(
-                    update(HostLease)
-                    .where(HostLease.host.in_(names[start : start + 500]))
-                    .values(next_due=HostLease.next_due - interval)
-                    .execution_options(synchronize_session=False)
-                )
-
-    async def _give_back(self, session: AsyncSession, hosts: list[str], now: float) -> None:
-        """Expired as of now: taken within the others' fair shares, not by the first comer."""
-        if hosts:
-            await session.execute(
-                update(HostLease)
-                .where(HostLease.host.in_(hosts), HostLease.owner == self.replica)
-                .values(owner=None, expires_at=now)
-            )
+        await store.move_back(session, {host: self.intervals[host] for host in hosts})
 
     async def _claim_due(
         self, session: AsyncSession, now: float, busy: set[str]
@@ -201,32 +131,12 @@ class Leases:
         lease just taken, a stalled process) starts within ``jitter`` x interval, at random,
         and its phase moves there: a burst of overdue hosts is spread, not repeated.
         """
-        stmt = select(HostLease.host, HostLease.next_due).where(
-            HostLease.owner == self.replica,
-            HostLease.expires_at > now,
-            HostLease.next_due <= now + self.ahead,
-        )
         starts: dict[str, float] = {}
-        for host, due in (await session.execute(stmt)).all():
+        for host, due in (await store.due(session, self.replica, now, now + self.ahead)).items():
             interval = self.intervals.get(host)
             if interval is not None and host not in busy:
                 late = due < now - self.ahead
                 starts[host] = now + self.rng.uniform(0, self.jitter * interval) if late else due
-        hosts = sorted(starts)
-        claimed: dict[str, float] = {}
-        for start in range(0, len(hosts), 500):
-            chunk = hosts[start : start + 500]
-            following = {h: starts[h] + self.intervals[h] for h in chunk}
-            claim = (
-                update(HostLease)
-                .where(
-                    HostLease.host.in_(chunk),
-                    HostLease.owner == self.replica,
-                    HostLease.next_due <= now + self.ahead,
-                )
-                .values(next_due=case(following, value=HostLease.host), polled_at=now)
-                .returning(HostLease.host)
-                .execution_options(synchronize_session=False)
-            )
-            claimed |= {h: starts[h] for h in (await session.scalars(claim)).all()}
-        return claimed
+        following = {h: starts[h] + self.intervals[h] for h in starts}
+        claimed = await store.claim(session, self.replica, following, now + self.ahead, now)
+        return {h: starts[h] for h in claimed}

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.db.models import QueueSample
 from bot.monitor.config import Rules, Threshold
 from bot.monitor.samples import Sample
 from bot.postfix.reasons import ReasonClass
+from bot.stores.samples import SampleView
 
 Severity = Literal["warning", "critical"]
 UNREACHABLE = "unreachable"
@@ -45,7 +45,7 @@ def level(value: float, threshold: Threshold, current: str | None) -> Severity |
     return "warning"
 
 
-def measure(rules: Rules, sample: Sample, base: QueueSample | None, failures: int) -> list[Reading]:
+def measure(rules: Rules, sample: Sample, base: SampleView | None, failures: int) -> list[Reading]:
     """One reading per rule that is on and measurable on this sample."""
     readings: list[Reading] = []
     if rules.unreachable is not None:
@@ -65,7 +65,7 @@ def measure(rules: Rules, sample: Sample, base: QueueSample | None, failures: in
     return readings
 
 
-def _window_readings(rules: Rules, sample: Sample, base: QueueSample) -> list[Reading]:
+def _window_readings(rules: Rules, sample: Sample, base: SampleView) -> list[Reading]:
     readings: list[Reading] = []
     if rules.growth is not None:
         minutes = (sample.at - base.at) / 60

@@ -1,9 +1,10 @@
-"""One poll of one host through the queue reader, and the sample history in the database.
+"""One poll of one host through the queue reader, and what is kept of it.
 
 A poll is the same read as ``/mailq summary HOST`` (``bot.postfix.reader.read_host`` over the one
 SSH executor): ``postconf`` then ``postqueue -j`` streamed into a summary, plus ``du`` when a
 spool rule is on. What is kept is small: counts per queue, deferred messages per reason
-class, the oldest message's age, the spool size and the top reasons (for the alert).
+class, the oldest message's age, the spool size and the top reasons (for the alert). The
+history of samples is in the database (``bot.stores.samples``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bot.db.models import QueueSample
 from bot.errors import MailqbotError
 from bot.inventory import Host
 from bot.postfix.reader import HostReading, read_host, shorten
 from bot.remote.audited import Remote
 
 TOP_REASONS = 3
-FAILURES_SEEN = 1000  # consecutive failed polls counted back in the history, at most
 
 
 @dataclass(frozen=True)
@@ -83,70 +79,6 @@ def from_reading(host: str, at: float, reading: HostReading, elapsed: float) -> 
         spool_kib=disk.bytes // 1024 if disk is not None and disk.bytes is not None else None,
         top_reasons=top,
     )
-
-
-def values(sample: Sample, replica: str) -> dict[str, Any]:
-    """The ``queue_samples`` row of one poll."""
-    q = sample.queues
-    return {
-        "host": sample.host,
-        "at": sample.at,
-        "replica": replica,
-        "ok": sample.ok,
-        "error": sample.error,
-        "elapsed": round(sample.elapsed, 4),
-        "total": sum(q.values()),
-        "active": q.get("active", 0),
-        "incoming": q.get("incoming", 0),
-        "deferred": q.get("deferred", 0),
-        "hold": q.get("hold", 0),
-        "oldest_age": sample.oldest_age,
-        "spool_kib": sample.spool_kib,
-        "by_class": dict(sample.by_class),
-    }
-
-
-async def store(session: AsyncSession, batch: list[Sample], replica: str) -> None:
-    """All of ``batch`` in one multi-row INSERT (no ORM objects, no ids read back)."""
-    if batch:
-        await session.execute(insert(QueueSample), [values(s, replica) for s in batch])
-
-
-async def failures_so_far(session: AsyncSession, host: str) -> int:
-    """Failed polls of ``host`` since its last good one, from the history (any process's)."""
-    stmt = (
-        select(QueueSample.ok)
-        .where(QueueSample.host == host)
-        .order_by(QueueSample.at.desc())
-        .limit(FAILURES_SEEN)
-    )
-    count = 0
-    for ok in (await session.scalars(stmt)).all():
-        if ok:
-            break
-        count += 1
-    return count
-
-
-async def baseline(session: AsyncSession, host: str, before: float) -> QueueSample | None:
-    """The newest good sample taken at or before ``before`` (the start of a growth window)."""
-    stmt = (
-        select(QueueSample)
-        .where(QueueSample.host == host, QueueSample.at <= before, QueueSample.ok.is_(True))
-        .order_by(QueueSample.at.desc())
-        .limit(1)
-    )
-    return (await session.scalars(stmt)).first()
-
-
-async def history(session: AsyncSession, host: str, since: float) -> list[QueueSample]:
-    """Good samples of ``host`` since ``since``, oldest first (the trend chart's data)."""
-    stmt = (
-        select(QueueSample)
-        .where(QueueSample.host == host, QueueSample.at >= since, QueueSample.ok.is_(True))
-        .order_by(QueueSample.at)
-    )
-    return list((await session.scalars(stmt)).all())
 
 
 def describe(sample: Sample) -> dict[str, Any]:

@@ -20,12 +20,9 @@ import fnmatch
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from bot.app.services import LiveServices, Services
-from bot.db.models import QueueSample
 from bot.inventory import Host
 from bot.maintenance import prune_periodically
 from bot.monitor import groups, samples
@@ -39,7 +36,12 @@ from bot.monitor.samples import Sample
 from bot.remote.audited import Remote
 from bot.stores import groups as group_store
 from bot.stores import incidents
+from bot.stores import samples as sample_store
 from bot.stores.incidents import Policy
+from bot.stores.samples import SampleView
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 BATCH_WAIT = 1.0  # seconds a finished poll may wait to be recorded with others (at most)
@@ -255,7 +257,7 @@ class Monitor:
             current = await incidents.open_incidents(session, [s.host for s in batch])
             failures = {s.host: await self._failures(session, s) for s in batch}
             bases = {s.host: await self._baseline(session, s) for s in batch}
-            await samples.store(session, batch, self.services.replica)
+            await sample_store.store(session, batch, self.services.replica)
             open_groups = await group_store.open_groups(session) if batch else []
             now = max((s.at for s in batch), default=self.clock())
             placer = groups.Placer(session, grouping, open_groups, now, self.services.replica)
@@ -305,11 +307,11 @@ class Monitor:
             return 0
         known = self.failures.get(sample.host)
         if known is None:
-            known = await samples.failures_so_far(session, sample.host)
+            known = await sample_store.failures_so_far(session, sample.host)
         return known + 1
 
-    async def _baseline(self, session: AsyncSession, sample: Sample) -> QueueSample | None:
+    async def _baseline(self, session: AsyncSession, sample: Sample) -> SampleView | None:
         rules = self.config.rules_for(self.hosts[sample.host].groups)
         if not sample.ok or not (rules.growth or rules.reason_spike):
             return None
-        return await samples.baseline(session, sample.host, sample.at - rules.growth_window)
+        return await sample_store.baseline(session, sample.host, sample.at - rules.growth_window)

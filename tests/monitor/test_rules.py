@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.db.models import QueueSample
 from bot.errors import ConfigError
 from bot.inventory import parse_config
 from bot.monitor.alert import Alert
 from bot.monitor.config import Rules, Threshold
 from bot.monitor.rules import level, measure
 from bot.monitor.samples import Sample
+from bot.stores.samples import SampleView
 
 T = Threshold(warning=100, critical=200, clear=80)
 
@@ -50,9 +50,9 @@ def test_unreachable_host_measures_only_failures() -> None:
 def test_growth_and_spikes_need_a_baseline_half_a_window_old() -> None:
     rules = Rules(growth=T, reason_spike=T, growth_window=600)
     sample = Sample("h", 1000.0, True, 0.1, queues={"deferred": 400}, by_class={"greylisted": 300})
-    young = QueueSample(at=800.0, deferred=100, by_class={"greylisted": 50})
+    young = SampleView("h", 800.0, 100, {"greylisted": 50})
     assert {r.kind for r in measure(rules, sample, young, 0)} == {"unreachable", "deferred"}
-    old = QueueSample(at=400.0, deferred=100, by_class={"greylisted": 50})
+    old = SampleView("h", 400.0, 100, {"greylisted": 50})
     values = {r.kind: r.value for r in measure(rules, sample, old, 0)}
     assert values["growth"] == 30.0  # 300 messages in 10 minutes
     assert values["spike:greylisted"] == 250
