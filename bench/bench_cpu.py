@@ -2,6 +2,7 @@
 """The bot's CPU per message for `summary`, offline: no lab, no SSH, no queue refill.
 
     .venv/bin/python bench/bench_cpu.py [--messages 100000] [--repeat 7] [--tree DIR] [--ssh]
+    .venv/bin/python bench/bench_cpu.py --fleet [--hosts 200] [--host-messages 200] [--chunk N]
 
 Summarises a synthetic `postqueue -j` listing (``bench/listing.py``: the lab's capture
 repeated with varied recipients and ages; ~440 bytes and ~1.46 recipients per message, ~810
@@ -18,6 +19,14 @@ B = ``bot.postfix.reader.read_host`` (settings, listing parsed and summarised wh
 streams), median of ``--repeat`` rounds on one warm connection. The farm writes the
 listing in pieces of 5.6 KiB, one SSH packet each, as the lab's sshd forwards postqueue's
 output.
+
+``--fleet`` measures `summary all`'s per-host path instead: the listings
+``bench/server_farm.py`` serves to ``bench_fleet.py`` (``--hosts`` hosts of ``--host-messages``
+demo messages, ~390 bytes each), every host read by its own parser into its own
+``BriefSummaryBuilder`` as ``bot.fleet`` does, in chunks of ``--chunk`` bytes (32 KiB: one
+SSH packet of the farm's single write). Reported: CPU µs per message for the parse alone
+(the parser call ``bot.postfix.reader._feed`` makes, results dropped) and for parse + count
+(``_feed``, the folds and ``build()``, as ``reader._stream_summary``), best of ``--repeat``.
 
 ``--tree DIR`` measures another checkout's ``bot`` package (e.g. ``git archive`` of an older
 commit unpacked in DIR), so before/after numbers come from the same data and script.
@@ -58,6 +67,78 @@ def summarise(chunks: list[bytes], now: float) -> Any:
                 builder.add(message)
     parser.close()
     return builder.build()
+
+
+def fleet_listings(hosts: int, messages: int, now: float) -> list[bytes]:
+    """What ``bench/server_farm.py`` serves each of ``hosts`` hosts."""
+    from bot.demo import PROFILES, demo_queue
+
+    profiles = list(PROFILES)
+    return [
+        b"".join(demo_queue(profiles[n % len(profiles)], messages, now, n)) for n in range(hosts)
+    ]
+
+
+def fleet_parse(hosts: list[list[bytes]]) -> None:
+    """Each host's listing through the parser call the fleet's reader makes."""
+    from bot.postfix.postfix import PostqueueJsonParser
+
+    def ignore(*_fields: object) -> None:
+        return None
+
+    for chunks in hosts:
+        parser = PostqueueJsonParser()
+        if hasattr(parser, "feed_records"):
+            for chunk in chunks:
+                parser.feed_records(chunk)
+        else:
+            for chunk in chunks:
+                parser.feed_into(chunk, ignore)
+        parser.close()
+
+
+def fleet_count(hosts: list[list[bytes]], now: float) -> None:
+    """Each host's listing parsed and counted as ``reader._stream_summary`` does."""
+    from bot.fleet import HOST_KEYS
+    from bot.postfix.postfix import PostqueueJsonParser
+    from bot.postfix.reader import _feed, slices
+    from bot.postfix.reasons import analyse
+    from bot.postfix.summary_brief import BriefSummaryBuilder
+
+    def fold(builder: Any) -> None:
+        builder.fold({reason: analyse(reason) for reason in builder.pending_reasons()})
+
+    for chunks in hosts:
+        parser, builder = PostqueueJsonParser(), BriefSummaryBuilder(now, max_keys=HOST_KEYS)
+        for chunk in chunks:
+            for piece in slices(chunk):
+                _feed(parser, piece, builder)
+                if builder.fold_due():
+                    fold(builder)
+        parser.close()
+        fold(builder)
+        builder.build()
+
+
+def fleet_report(args: argparse.Namespace) -> None:
+    now = time.time()
+    listings = fleet_listings(args.hosts, args.host_messages, now)
+    size = args.chunk or 32_768
+    hosts = [[data[i : i + size] for i in range(0, len(data), size)] for data in listings]
+    n = sum(data.count(b"\n") for data in listings)
+    fleet_count(hosts, now)  # warm caches and imports
+    parse, _ = best(args.repeat, lambda: fleet_parse(hosts))
+    both, collections = best(args.repeat, lambda: fleet_count(hosts, now))
+    floor, _ = best(args.repeat, lambda: [decode_floor(data) for data in listings])
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"bot CPU per message, summary all's path (tree {args.tree}, load average {load})")
+    print(
+        f"  listings: {len(listings)} hosts, {n:,} messages, "
+        f"{sum(map(len, listings)) / n:.0f} bytes each, chunks of {size:,} bytes"
+    )
+    print(f"  parse:                {1e6 * parse / n:6.2f} µs/message")
+    print(f"  parse + count:        {1e6 * both / n:6.2f} µs/message ({collections} collections)")
+    print(f"  orjson.loads floor:   {1e6 * floor / n:6.2f} µs/message")
 
 
 def decode_floor(data: bytes) -> None:
@@ -151,9 +232,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--tree", type=Path, default=HERE.parent)
     parser.add_argument("--ssh", action="store_true")
+    parser.add_argument("--fleet", action="store_true", help="summary all's per-host path")
+    parser.add_argument("--hosts", type=int, default=200, help="with --fleet")
+    parser.add_argument("--host-messages", type=int, default=200, help="with --fleet")
+    parser.add_argument("--chunk", type=int, default=0, help="bytes per read (with --fleet)")
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree))
     sys.path.insert(1, str(HERE))
+    if args.fleet:
+        fleet_report(args)
+        return
     from listing import synthetic_listing
 
     now = int(time.time())

@@ -20,7 +20,8 @@ _SAFE51 = "0-9BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxy"
 # Short IDs: five upper-case hex digits of microseconds, then the inode number in hex.
 # The upper bounds (21 and 29 characters for 64-bit inodes and times) are rounded up; they
 # only keep absurd strings out.
-_QUEUE_ID = re.compile(rf"[0-9A-F]{{6,24}}|[{_SAFE52}]{{10,16}}z[{_SAFE51}]{{1,14}}")
+QUEUE_ID_PATTERN = rf"[0-9A-F]{{6,24}}|[{_SAFE52}]{{10,16}}z[{_SAFE51}]{{1,14}}"
+_QUEUE_ID = re.compile(QUEUE_ID_PATTERN)
 
 
 def is_queue_id(text: str) -> bool:

@@ -39,12 +39,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import Annotated, Any, Literal, Protocol
 
+import msgspec
 import orjson
 
 from bot.errors import ParseError, UsageError
-from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
+from bot.postfix.models import QUEUE_ID_PATTERN, QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
 from bot.remote.command import RemoteCommand
 
 POSTQUEUE = "/usr/sbin/postqueue"
@@ -244,9 +246,12 @@ class PostqueueJsonParser:
         """Pass every message completed by ``chunk`` to ``sink``; the number passed."""
         if self._closed:
             raise RuntimeError("feed() after close()")
+        return self._lines_into(self._lines.split(chunk), sink)
+
+    def _lines_into(self, lines: list[bytes], sink: RecordSink) -> int:
         loads, names, valid_id = orjson.loads, _QUEUE_NAME_SET, is_queue_id
         line_no, count = self._line_no, 0
-        for line in self._lines.split(chunk):
+        for line in lines:
             line_no += 1
             try:
                 record = loads(line)
@@ -293,11 +298,121 @@ class PostqueueJsonParser:
         self._line_no = line_no
         return count
 
+    def feed_records(self, chunk: bytes) -> list[JsonRecord]:
+        """Every message completed by ``chunk``, as ``JsonRecord``s (the fleet's fast path).
+
+        Accepts and refuses exactly what ``feed_into`` does, with the same errors. Each
+        line is decoded and checked in C by ``msgspec`` (``JsonRecord``: no member beyond
+        Postfix's own), and the chunk's queue IDs by one regular expression. If anything in
+        the chunk fails that (a damaged line, a blank one, a member a later Postfix may
+        add), the chunk is read again by ``feed_into``'s own checks (``orjson`` and
+        Python), which accept what they accept and name what is wrong.
+        """
+        if self._closed:
+            raise RuntimeError("feed() after close()")
+        lines = self._lines.split(chunk)
+        if not lines:
+            return []
+        try:
+            records = list(map(_decode_record, lines))
+        except msgspec.DecodeError:
+            return self._checked_records(lines)
+        ids = "\n".join(map(_record_id, records))
+        if ids.count("\n") + 1 != len(records) or _QUEUE_ID_LINES.fullmatch(ids) is None:
+            return self._checked_records(lines)
+        self._line_no += len(records)
+        return records
+
+    def _checked_records(self, lines: list[bytes]) -> list[JsonRecord]:
+        """``lines`` through ``feed_into``'s checks, as ``JsonRecord``s."""
+        records: list[JsonRecord] = []
+        append = records.append
+
+        def collect(*fields: Any) -> None:
+            append(_record(*fields))
+
+        self._lines_into(lines, collect)
+        return records
+
     def close(self) -> list[QueueMessage]:
         self._closed = True
         if self._lines.rest().strip():
             raise _truncated("postqueue -j", self._line_no + 1)
         return []
+
+
+QueueName = Literal["maildrop", "incoming", "active", "deferred", "hold", "corrupt"]
+
+
+class JsonRecipient(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One recipient of a ``JsonRecord``, as ``postqueue -j`` prints it."""
+
+    address: str
+    delay_reason: str = ""
+    orig_address: str = ""
+    bounce_reason: str = ""
+
+
+class JsonRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One ``postqueue -j`` line with only the members Postfix 3.1 to 3.11 print, typed
+    and in range as ``feed_into`` checks them (its queue ID is checked apart: see
+    ``feed_records``). A record holds no reference to itself, so the collector need not
+    track it (``gc=False``)."""
+
+    queue_name: QueueName
+    queue_id: str
+    arrival_time: Annotated[int, msgspec.Meta(ge=0, le=_MAX_EPOCH)]
+    message_size: Annotated[int, msgspec.Meta(ge=0, le=_MAX_SIZE)]
+    sender: str
+    recipients: list[JsonRecipient]
+    forced_expire: bool = False
+
+
+_decode_record = msgspec.json.Decoder(JsonRecord).decode
+_record_id = attrgetter("queue_id")
+# A chunk's queue IDs joined with newlines: valid when this matches and the newlines are
+# exactly the joins (an ID holding a newline would count twice).
+_QUEUE_ID_LINES = re.compile(rf"(?:(?:{QUEUE_ID_PATTERN})\n)*(?:{QUEUE_ID_PATTERN})")
+
+
+def _record(
+    queue_name: QueueName,
+    queue_id: str,
+    arrival_time: int,
+    message_size: int,
+    sender: str,
+    recipients: list[dict[str, str]],
+    forced_expire: bool,
+) -> JsonRecord:
+    items = [
+        JsonRecipient(
+            item["address"],
+            item.get("delay_reason", ""),
+            item.get("orig_address", ""),
+            item.get("bounce_reason", ""),
+        )
+        for item in recipients
+    ]
+    return JsonRecord(
+        queue_name, queue_id, arrival_time, message_size, sender, items, forced_expire
+    )
+
+
+def record_of(message: QueueMessage) -> JsonRecord:
+    """``message`` as a ``JsonRecord``."""
+    items = [
+        JsonRecipient(r.address, r.delay_reason, r.orig_address, r.bounce_reason)
+        for r in message.recipients
+    ]
+    return JsonRecord(
+        message.queue_name,  # type: ignore[arg-type]  # a queue name, as the parsers give it
+        message.queue_id,
+        message.arrival_time,
+        message.message_size,
+        message.sender,
+        items,
+        message.forced_expire,
+    )
 
 
 def _message(

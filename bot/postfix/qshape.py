@@ -157,8 +157,12 @@ class ShapeCounter:
         return len(self._counts)
 
     def build(self, queue_name: str, counting: str, top: int) -> QueueShape:
-        rows = heapq.nsmallest(
-            top, self._counts.items(), key=lambda item: (-item[1][0], len(item[0]), item[0])
+        rows = (
+            heapq.nsmallest(
+                top, self._counts.items(), key=lambda item: (-item[1][0], len(item[0]), item[0])
+            )
+            if top > 0 and self._counts
+            else []  # what nsmallest gives, at once (the fleet's rows)
         )
         return QueueShape(
             queue_name=queue_name,

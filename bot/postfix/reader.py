@@ -40,6 +40,7 @@ from bot.postfix.models import QueueMessage
 from bot.postfix.reasons import analyse
 from bot.postfix.spool import DiskUse, HostSettings
 from bot.postfix.summary import QueueSummary, SummaryBuilder
+from bot.postfix.summary_brief import BriefSummaryBuilder
 from bot.remote.audited import Remote
 from bot.remote.ssh import SUDO_NEEDS_AUTH, SSHExecutor
 from bot.text import truncate
@@ -211,6 +212,10 @@ async def _fold(builder: SummaryBuilder, turn: Turns) -> None:
 def _feed(parser: postfix.QueueParser, chunk: bytes, builder: SummaryBuilder) -> int:
     """Summarise the messages ``chunk`` completes; how many there were."""
     if isinstance(parser, postfix.PostqueueJsonParser):
+        if isinstance(builder, BriefSummaryBuilder):
+            records = parser.feed_records(chunk)
+            builder.add_records(records)
+            return len(records)
         return parser.feed_into(chunk, builder.add_fields)
     messages = parser.feed(chunk)
     for message in messages:

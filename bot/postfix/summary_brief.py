@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from operator import attrgetter
 from typing import cast
 
+from bot.postfix.models import QueueMessage
+from bot.postfix.postfix import JsonRecipient, JsonRecord, record_of
 from bot.postfix.qshape import BUCKETS
 from bot.postfix.reasons import KNOWN_CLASSES, ReasonClass
 from bot.postfix.summary import AGE_EDGES_SECONDS, SummaryBuilder
 
 PENDING_TEXT = 64 * 1024  # characters of new reasons that make a fold due
+# The age edges as floats: the same columns for a float ``now`` (each edge is exact as a
+# float and Python compares ints with floats exactly), without slow int-float comparisons.
+_FLOAT_EDGES = tuple(map(float, AGE_EDGES_SECONDS))
+_BOUNCE_SENDERS = frozenset(("", "MAILER-DAEMON"))
+_REASON = attrgetter("delay_reason")
 
 
 class BriefSummaryBuilder(SummaryBuilder):
@@ -37,6 +45,9 @@ class BriefSummaryBuilder(SummaryBuilder):
         self._counted: dict[ReasonClass, list[int]] = {}
         self._columns = [0] * (BUCKETS + 1)
 
+    def add(self, message: QueueMessage) -> None:
+        self.add_records([record_of(message)])
+
     def add_fields(
         self,
         queue_name: str,
@@ -45,59 +56,95 @@ class BriefSummaryBuilder(SummaryBuilder):
         size: int,
         sender: str,
         recipients: list[dict[str, str]],
-        _forced_expire: bool = False,
+        forced_expire: bool = False,
     ) -> None:
-        # The hot path of `summary all`: what every message adds, inlined.
-        counts = self._queues.get(queue_name)
-        if counts is None:
-            counts = self._queues[queue_name] = [0, 0, 0]
-        n = len(recipients)
-        counts[0] += 1
-        counts[1] += n
-        counts[2] += size
-        column = bisect_right(AGE_EDGES_SECONDS, self.now - arrival)
-        self._ages[column] += 1
-        if arrival <= self._oldest_arrival:
-            self._note_oldest(arrival, queue_id, sender, queue_name)
-        if queue_name != "deferred":
-            return
-        if sender == "" or sender == "MAILER-DAEMON":
-            if arrival < self._oldest_bounce:
-                self._oldest_bounce = arrival
-        elif arrival < self._oldest_regular:
-            self._oldest_regular = arrival
-        if not n:
-            return
-        reason = recipients[0].get("delay_reason", "")
-        if n > 1:
-            for item in recipients:
-                if item.get("delay_reason", "") != reason:
-                    self._add_mixed(recipients, column)
-                    return
-        known = KNOWN_CLASSES.get(reason)
-        if known is not None:
-            row = self._counted.get(known)
-            if row is None:
-                row = self._counted[known] = [0, 0]
-            row[0] += 1
-            row[1] += n
-            self._columns[column] += n
-            return
-        keys = self._message_keys
-        key = (reason, column, n)
-        seen = keys.get(key)
-        if seen is None:
-            keys[key] = 1
-            self._pending_text += len(reason)
-            if len(keys) + len(self._mixed_keys) >= self._raw_keys:
-                self._fold()
-        else:
-            keys[key] = seen + 1
+        recipient_records = [
+            JsonRecipient(item["address"], item.get("delay_reason", "")) for item in recipients
+        ]
+        record = JsonRecord(
+            queue_name,  # type: ignore[arg-type]  # a queue name, as the parsers give it
+            queue_id,
+            arrival,
+            size,
+            sender,
+            recipient_records,
+            forced_expire,
+        )
+        self.add_records([record])
 
-    def _add_mixed(self, recipients: list[dict[str, str]], column: int) -> None:
+    def add_records(self, records: list[JsonRecord]) -> None:
+        """Count these messages (``PostqueueJsonParser.feed_records``'s records)."""
+        # The hot path of `summary all`: what every message adds, in one loop.
+        queues, ages, now = self._queues, self._ages, self.now
+        edges = _FLOAT_EDGES if type(now) is float else AGE_EDGES_SECONDS
+        known_classes, counted = KNOWN_CLASSES, self._counted
+        columns, keys = self._columns, self._message_keys
+        deferred = queues["deferred"]
+        oldest = self._oldest_arrival
+        oldest_bounce, oldest_regular = self._oldest_bounce, self._oldest_regular
+        for record in records:
+            queue_name = record.queue_name
+            arrival = record.arrival_time
+            column = bisect_right(edges, now - arrival)
+            ages[column] += 1
+            if arrival <= oldest:
+                self._note_oldest(arrival, record.queue_id, record.sender, queue_name)
+                oldest = self._oldest_arrival
+            recipients = record.recipients
+            n = len(recipients)
+            if queue_name != "deferred":
+                counts = queues.get(queue_name)
+                if counts is None:
+                    counts = queues[queue_name] = [0, 0, 0]
+                counts[0] += 1
+                counts[1] += n
+                counts[2] += record.message_size
+                continue
+            deferred[0] += 1
+            deferred[1] += n
+            deferred[2] += record.message_size
+            if record.sender in _BOUNCE_SENDERS:
+                if arrival < oldest_bounce:
+                    oldest_bounce = arrival
+            elif arrival < oldest_regular:
+                oldest_regular = arrival
+            if not n:
+                continue
+            reason = recipients[0].delay_reason
+            known = known_classes.get(reason)
+            if n > 1:
+                reasons = list(map(_REASON, recipients))
+                if reasons.count(reason) != n and (
+                    known is None or list(map(known_classes.get, reasons)).count(known) != n
+                ):
+                    # reasons that differ, and not all in one known class
+                    self._add_mixed(reasons, column)
+                    counted, columns, keys = self._counted, self._columns, self._message_keys
+                    continue
+            if known is not None:
+                row = counted.get(known)
+                if row is None:
+                    row = counted[known] = [0, 0]
+                row[0] += 1
+                row[1] += n
+                columns[column] += n
+                continue
+            key = (reason, column, n)
+            seen = keys.get(key)
+            if seen is None:
+                keys[key] = 1
+                self._pending_text += len(reason)
+                if len(keys) + len(self._mixed_keys) >= self._raw_keys:
+                    self._fold()
+                    counted, columns, keys = self._counted, self._columns, self._message_keys
+            else:
+                keys[key] = seen + 1
+        self._oldest_bounce, self._oldest_regular = oldest_bounce, oldest_regular
+
+    def _add_mixed(self, recipient_reasons: list[str], column: int) -> None:
         """A message whose recipients' reasons differ: it counts once in each of their
         classes, its recipients one by one."""
-        reasons = tuple([item.get("delay_reason", "") for item in recipients])
+        reasons = tuple(recipient_reasons)
         known = [KNOWN_CLASSES.get(reason) for reason in reasons]
         if None not in known:
             counted = self._counted

@@ -109,6 +109,8 @@ class BoundedCounter:
         return len(self._counts)
 
     def top(self, n: int) -> list[tuple[str, int]]:
+        if n <= 0 or not self._counts:  # what nsmallest gives, at once (the fleet's rows)
+            return []
         return heapq.nsmallest(n, self._counts.items(), key=lambda item: (-item[1], item[0]))
 
 
