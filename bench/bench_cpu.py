@@ -163,7 +163,7 @@ def best(repeat: int, work: Callable[[], object]) -> tuple[float, int]:
 async def over_ssh(directory: Path, n: int, repeat: int) -> tuple[float, float, float, float]:
     """Median bot CPU seconds (and wall seconds) of A (bare) and B (summary) runs."""
     from bot.inventory import Inventory, load_config
-    from bot.postfix import postfix
+    from bot.postfix import tools
     from bot.postfix.reader import read_host
     from bot.remote.audited import Remote
     from bot.remote.ssh import SSHExecutor
@@ -174,7 +174,7 @@ async def over_ssh(directory: Path, n: int, repeat: int) -> tuple[float, float, 
         return None
 
     async def bare() -> None:
-        async with executor.stream(host, postfix.postqueue_json()) as out:
+        async with executor.stream(host, tools.postqueue_json()) as out:
             async for _chunk in out:
                 pass
 

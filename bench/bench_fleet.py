@@ -54,7 +54,7 @@ from bot import render  # noqa: E402
 from bot.demo.ssh import generate_client_key  # noqa: E402
 from bot.fleet import FLEET_CONCURRENCY, FleetReader, FleetSummary, totals  # noqa: E402
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
-from bot.postfix import postfix  # noqa: E402
+from bot.postfix import tools  # noqa: E402
 from bot.remote.audited import Remote  # noqa: E402
 from bot.remote.ssh import CIPHERS, SSHExecutor  # noqa: E402
 
@@ -121,7 +121,7 @@ async def executor_only(executor: SSHExecutor, inventory: Inventory, target: str
     """The executor floor: ``SSHExecutor.stream`` of every listing, nothing parsed; seconds."""
 
     async def one(host: Host) -> int:
-        async with executor.stream(host, postfix.postqueue_json()) as out:
+        async with executor.stream(host, tools.postqueue_json()) as out:
             return sum([len(chunk) async for chunk in out])
 
     started = time.perf_counter()
@@ -161,7 +161,7 @@ async def measure(directory: Path, args: argparse.Namespace) -> dict[str, list[f
     times: dict[str, list[float]] = {f"{k}-{t}": [] for k in kinds for t in ("one", "farm", "cpu")}
     cpu: list[float] = []
     farm_cpu: list[float] = []
-    listing = postfix.postqueue_json().command_line()
+    listing = tools.postqueue_json().command_line()
     async with SSHExecutor() as executor:
         status(f"warming up: connecting to {args.hosts} hosts")
         cold = await summary(executor, inventory, "farm", args.concurrency)

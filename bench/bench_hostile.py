@@ -124,8 +124,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bot import render
     from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key
     from bot.inventory import Inventory, parse_config
-    from bot.postfix.postfix import postconf_version
     from bot.postfix.reader import read_host
+    from bot.postfix.tools import postconf_version
     from bot.remote.audited import Remote
     from bot.remote.ssh import SSHExecutor
     from commands.summary import HostSummary

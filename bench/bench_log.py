@@ -347,13 +347,13 @@ async def child(since: str, db: str) -> dict[str, Any]:
     from bot.app.runtime import open_services
     from bot.context import Request
     from bot.inventory import Inventory, parse_config
-    from bot.postfix import logreader, logsource
+    from bot.postfix import logreader, logsource, tools
     from bot.settings import Settings
 
     async def bench_source(ex: Any, host: Any) -> Any:
         """The same two commands as the real detection, pointed at the bench file."""
-        result = await ex.run(host, logsource.maillog_file_setting())
-        result = await ex.run(host, logsource.file_sizes(str(BENCH_LOG)))
+        result = await ex.run(host, tools.maillog_file_setting())
+        result = await ex.run(host, tools.file_sizes(str(BENCH_LOG)))
         size = logsource.parse_sizes(result.stdout)[str(BENCH_LOG)]
         return logsource.LogTarget("file", str(BENCH_LOG), size)
 

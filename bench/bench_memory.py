@@ -41,8 +41,7 @@ from bot import render  # noqa: E402
 from bot.demo import demo_queue  # noqa: E402
 from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key  # noqa: E402
 from bot.inventory import Inventory, parse_config  # noqa: E402
-from bot.postfix import postfix  # noqa: E402
-from bot.postfix.postfix import postconf_version  # noqa: E402
+from bot.postfix import tools  # noqa: E402
 from bot.postfix.reader import read_host  # noqa: E402
 from bot.remote.audited import Remote  # noqa: E402
 from bot.remote.command import RemoteCommand  # noqa: E402
@@ -109,11 +108,11 @@ async def quiet(_text: str) -> None:
 
 def long_listing() -> RemoteCommand:
     """``postqueue -j`` with room for a traced 1M-message read (the template allows 60 s)."""
-    return RemoteCommand(argv=(postfix.POSTQUEUE, "-j"), remote_timeout=3600)
+    return RemoteCommand(argv=(tools.POSTQUEUE, "-j"), remote_timeout=3600)
 
 
 async def child(count: int, variety: str) -> dict[str, Any]:
-    postfix.postqueue_json = long_listing  # tracemalloc slows the read ~5x
+    tools.postqueue_json = long_listing  # tracemalloc slows the read ~5x
     now = int(time.time())
     with tempfile.TemporaryDirectory() as tmp:
         key = generate_client_key(Path(tmp))
@@ -126,7 +125,7 @@ async def child(count: int, variety: str) -> dict[str, Any]:
             )
             host = Inventory(parse_config(config)).get("sim")
             async with SSHExecutor() as executor:
-                await executor.run(host, postconf_version())  # connect before measuring
+                await executor.run(host, tools.postconf_version())  # connect before measuring
                 tracemalloc.start()
                 started = time.perf_counter()
                 reading = await read_host(Remote.reader(executor), host, now, disk=True)

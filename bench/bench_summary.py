@@ -57,7 +57,7 @@ import orjson  # noqa: E402
 from bench_qshape import compare  # noqa: E402
 
 from bot.inventory import Host, Inventory, load_config  # noqa: E402
-from bot.postfix import postfix  # noqa: E402
+from bot.postfix import postfix, tools  # noqa: E402
 from bot.postfix.reader import HostReading, host_settings, read_host, read_summary  # noqa: E402
 from bot.postfix.summary import QueueSummary, SummaryBuilder  # noqa: E402
 from bot.remote.audited import Remote  # noqa: E402
@@ -121,7 +121,7 @@ async def run_bare(ex: SSHExecutor, host: Host, keep: bool = False) -> Bare:
     size = lines = 0
     kept: list[bytes] = []
     started = time.perf_counter()
-    async with ex.stream(host, postfix.postqueue_json()) as out:
+    async with ex.stream(host, tools.postqueue_json()) as out:
         async for chunk in out:
             size += len(chunk)
             lines += chunk.count(b"\n")
@@ -269,7 +269,7 @@ async def time_size(
     background = wait_quiet(label, quiet_wait)
     async with SSHExecutor() as ex:
         status(f"[{label:,}] connecting and warming up")
-        await ex.run(host, postfix.postconf_version())  # opens the connection
+        await ex.run(host, tools.postconf_version())  # opens the connection
         warm = await run_bare(ex, host, keep=True)  # warms the host's page cache too
         _, summary = await run_summary(ex, host)
         _, reading = await run_command_reading(ex, host)
@@ -371,7 +371,7 @@ def child_main(mode: str, config: str, host_name: str, trace: bool) -> int:
 
     async def work() -> dict[str, Any]:
         async with SSHExecutor() as ex:
-            await ex.run(host, postfix.postconf_version())  # connect first: not the work
+            await ex.run(host, tools.postconf_version())  # connect first: not the work
             before = vm_hwm_kib()
             if trace:
                 tracemalloc.start()
@@ -783,7 +783,7 @@ def fill(size: int) -> None:
 
 async def postfix_version(host: Host) -> str:
     async with SSHExecutor() as ex:
-        return (await ex.run(host, postfix.postconf_version())).stdout.strip()
+        return (await ex.run(host, tools.postconf_version())).stdout.strip()
 
 
 def main(argv: list[str]) -> int:

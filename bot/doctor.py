@@ -23,7 +23,7 @@ from typing import get_args
 
 from bot.errors import AuthFailed, HostKeyMismatch, HostUnreachable, MailqbotError, SSHError
 from bot.inventory import Host
-from bot.postfix import logreader, logsource, postcat, postfix, postsuper, spool
+from bot.postfix import logreader, logsource, postfix, tools
 from bot.remote.audited import Remote
 from bot.remote.command import RemoteCommand
 from bot.remote.hostkeys import pinned_keys
@@ -37,13 +37,13 @@ SUDO_CHECKS_AT_ONCE = 4  # channels per host: well under sshd's MaxSessions
 SAMPLE_QUEUE_ID = "ABCDEF"  # any queue ID: the postcat rule is a pattern of them
 # The Cmnd_Alias in deploy/sudoers.mailqbot that allows each program.
 RULE_ALIAS = {
-    postsuper.POSTSUPER: "MAILQBOT_POSTSUPER",
-    postcat.POSTCAT: "MAILQBOT_POSTCAT",
-    logsource.TAIL: "MAILQBOT_MAILLOG",
-    logsource.JOURNALCTL: "MAILQBOT_MAILLOG",
-    logsource.CONTAINER_TOOLS["docker"]: "MAILQBOT_CONTAINER_LOGS",
-    logsource.CONTAINER_TOOLS["podman"]: "MAILQBOT_CONTAINER_LOGS",
-    spool.DU: "MAILQBOT_DU",
+    tools.POSTSUPER: "MAILQBOT_POSTSUPER",
+    tools.POSTCAT: "MAILQBOT_POSTCAT",
+    tools.TAIL: "MAILQBOT_MAILLOG",
+    tools.JOURNALCTL: "MAILQBOT_MAILLOG",
+    tools.CONTAINER_TOOLS["docker"]: "MAILQBOT_CONTAINER_LOGS",
+    tools.CONTAINER_TOOLS["podman"]: "MAILQBOT_CONTAINER_LOGS",
+    tools.DU: "MAILQBOT_DU",
 }
 
 
@@ -88,20 +88,20 @@ def root_commands(
 ) -> list[RemoteCommand]:
     """The root command lines the bot sends to ``host``, one per sudoers line to check."""
     commands = [
-        postsuper.change(action, queue, sudo=True)
-        for action in get_args(postsuper.Change)
-        for queue in postsuper.CHANGE_QUEUES
+        tools.change(action, queue, sudo=True)
+        for action in get_args(tools.Change)
+        for queue in tools.CHANGE_QUEUES
     ]
-    commands += [postcat.postcat(SAMPLE_QUEUE_ID, parts, sudo=True) for parts in postcat.PARTS]
+    commands += [tools.postcat(SAMPLE_QUEUE_ID, parts, sudo=True) for parts in tools.PARTS]
     if log.kind == "file":
-        commands.append(logsource.read_file(log.path, 0, 1, sudo=True, timeout=60))
+        commands.append(tools.read_file(log.path, 0, 1, sudo=True, timeout=60))
     elif log.kind == "journal":
-        commands.append(logsource.read_journal(0, 1, unit=log.unit, sudo=True, timeout=60))
+        commands.append(tools.read_journal(0, 1, unit=log.unit, sudo=True, timeout=60))
     else:
         commands.append(
-            logsource.read_container(log.runtime, log.container, 0, 1, sudo=True, timeout=60)
+            tools.read_container(log.runtime, log.container, 0, 1, sudo=True, timeout=60)
         )
-    commands.append(spool.deferred_disk_use(queue_directory, sudo=True))
+    commands.append(tools.deferred_disk_use(queue_directory, sudo=True))
     return commands
 
 
@@ -135,7 +135,7 @@ def _first_sentence(text: str, limit: int = 300) -> str:
 
 async def _sudo(ex: Remote, host: Host, qdir: str, log: logsource.LogTarget) -> Check:
     if not host.sudo:
-        du = spool.deferred_disk_use(qdir, sudo=False)
+        du = tools.deferred_disk_use(qdir, sudo=False)
         result = await ex.run(host, du, check=False)
         if result.exit_status == 0:
             return Check("sudo = false: root commands run")
@@ -185,7 +185,7 @@ async def check_host(executor: SSHExecutor, host: Host) -> HostReport:
 async def _check(executor: SSHExecutor, host: Host, checks: dict[str, Check]) -> None:
     ex = Remote.reader(executor, keep_records=False)
     try:
-        values = await ex.run(host, postfix.postconf_values("mail_version", "queue_directory"))
+        values = await ex.run(host, tools.postconf_values("mail_version", "queue_directory"))
     except (HostKeyMismatch, AuthFailed, HostUnreachable) as exc:
         checks["login"] = _login_failure(host, exc)
         return
@@ -222,7 +222,7 @@ def _version(text: str) -> Check:
 
 async def _zone(ex: Remote, host: Host) -> Check:
     try:
-        result = await ex.run(host, postfix.utc_offset())
+        result = await ex.run(host, tools.utc_offset())
         seconds = postfix.parse_utc_offset(result.stdout)
     except MailqbotError as exc:
         return Check("?", False, _first_sentence(exc.user_message))
@@ -232,9 +232,8 @@ async def _zone(ex: Remote, host: Host) -> Check:
 
 
 async def _posttls_finger(ex: Remote, host: Host) -> Check:
-    from bot.diag import host as diag
 
-    result = await ex.run(host, diag.stat_file(POSTTLS_FINGER), check=False)
+    result = await ex.run(host, tools.stat_file(POSTTLS_FINGER), check=False)
     if result.exit_status == 0:
         return Check("present")
     return Check(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def domain_argument(text: str | None) -> str | None:
     if text is None:
         return None
-    from bot.diag.host import checked_domain  # the diagnosis (DNS, TLS) loads when used
+    from bot.postfix.tools import checked_domain  # the diagnosis (DNS, TLS) loads when used
 
     domain = checked_domain(text.strip().removeprefix("@"))
     if domain is None:

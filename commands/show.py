@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.errors import CommandFailed, NotInQueue, PermissionDenied, UsageError
 from bot.inventory import Host
-from bot.postfix import postfix
+from bot.postfix import tools
 from bot.postfix.models import QueueMessage, is_queue_id
 from bot.postfix.reader import listing_parser, mail_version
 from bot.remote.command import RemoteCommand
@@ -137,7 +137,7 @@ async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
             await ctx.remote.report(f"{host.name}: looked at {search.seen:,} messages…")
         return found is not None
 
-    whole = await _stream(ctx, host, postfix.queue_listing(version), take)
+    whole = await _stream(ctx, host, tools.queue_listing(version), take)
     found = search.close() if whole else search.found
     if found is None:
         raise not_in_queue(queue_id, host.name)
@@ -145,7 +145,8 @@ async def _find(ctx: Context, host: Host, queue_id: str) -> QueueMessage:
 
 
 async def _envelope(ctx: Context, host: Host, queue_id: str) -> tuple[PostcatOutput, bool]:
-    from bot.postfix.postcat import parse_postcat, postcat
+    from bot.postfix.postcat import parse_postcat
+    from bot.postfix.tools import postcat
 
     data = bytearray()
 
@@ -160,7 +161,8 @@ async def _envelope(ctx: Context, host: Host, queue_id: str) -> tuple[PostcatOut
 
 
 async def _body(ctx: Context, host: Host, queue_id: str) -> BodyExcerpt:
-    from bot.postfix.postcat import body_excerpt, postcat
+    from bot.postfix.postcat import body_excerpt
+    from bot.postfix.tools import postcat
 
     data = bytearray()
 

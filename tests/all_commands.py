@@ -32,7 +32,7 @@ from typing import Any, get_args
 from bot import doctor
 from bot.diag import host as diag
 from bot.errors import MailqbotError
-from bot.postfix import logsource, postcat, postfix, postsuper, spool
+from bot.postfix import logsource, spool, tools
 from bot.remote.command import RemoteCommand
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,71 +90,69 @@ PATHS = ("/etc/postfix/sasl_passwd.db", "/etc/postfix/sasl/passwd.lmdb", "/srv/x
 
 
 def _changes() -> Iterator[RemoteCommand]:
-    for action, queue, sudo in itertools.product(
-        get_args(postsuper.Change), postsuper.CHANGE_QUEUES, SUDO
-    ):
-        yield postsuper.change(action, queue, sudo=sudo)
+    for action, queue, sudo in itertools.product(get_args(tools.Change), tools.CHANGE_QUEUES, SUDO):
+        yield tools.change(action, queue, sudo=sudo)
 
 
 def _postcat() -> Iterator[RemoteCommand]:
-    for queue_id, parts, sudo in itertools.product(QUEUE_IDS, postcat.PARTS, SUDO):
-        yield postcat.postcat(queue_id, parts, sudo=sudo)
+    for queue_id, parts, sudo in itertools.product(QUEUE_IDS, tools.PARTS, SUDO):
+        yield tools.postcat(queue_id, parts, sudo=sudo)
 
 
 def _read_file() -> Iterator[RemoteCommand]:
     for path, start, length, sudo in itertools.product(LOG_FILES, OFFSETS, (0, *LENGTHS), SUDO):
-        yield logsource.read_file(path, start, length, sudo=sudo, timeout=600.0)
+        yield tools.read_file(path, start, length, sudo=sudo, timeout=600.0)
 
 
 def _probe_file() -> Iterator[RemoteCommand]:
     for path, start, sudo in itertools.product(LOG_FILES, OFFSETS, SUDO):
-        yield logsource.probe_file(path, start, 16_384, sudo=sudo)
+        yield tools.probe_file(path, start, 16_384, sudo=sudo)
 
 
 def _read_journal() -> Iterator[RemoteCommand]:
     for unit, (since, until), sudo in itertools.product(UNITS, WINDOWS, SUDO):
-        yield logsource.read_journal(since, until, unit=unit, sudo=sudo, timeout=600.0)
+        yield tools.read_journal(since, until, unit=unit, sudo=sudo, timeout=600.0)
 
 
 def _read_container() -> Iterator[RemoteCommand]:
     for runtime, name, (since, until), sudo in itertools.product(
-        logsource.CONTAINER_TOOLS, CONTAINERS, WINDOWS, SUDO
+        tools.CONTAINER_TOOLS, CONTAINERS, WINDOWS, SUDO
     ):
-        yield logsource.read_container(runtime, name, since, until, sudo=sudo, timeout=600.0)
+        yield tools.read_container(runtime, name, since, until, sudo=sudo, timeout=600.0)
 
 
 def _disk_use() -> Iterator[RemoteCommand]:
     for sudo in SUDO:
-        yield spool.deferred_disk_use(QUEUE_DIRECTORY, sudo=sudo)
+        yield tools.deferred_disk_use(QUEUE_DIRECTORY, sudo=sudo)
 
 
 def _probes() -> Iterator[RemoteCommand]:
     for (target, port), connect, command in itertools.product(PROBE_TARGETS, (1, 4), (1, 2)):
-        yield diag.probe(target, port, connect=connect, command=command)
+        yield tools.probe(target, port, connect=connect, command=command)
 
 
 BUILDERS: dict[Callable[..., RemoteCommand], Callable[[], Iterator[RemoteCommand]]] = {
-    postsuper.change: _changes,
-    postsuper.flush_all: lambda: iter([postsuper.flush_all()]),
-    postsuper.deliver: lambda: map(postsuper.deliver, QUEUE_IDS),
-    postcat.postcat: _postcat,
-    postfix.postqueue_json: lambda: iter([postfix.postqueue_json()]),
-    postfix.postqueue_list: lambda: iter([postfix.postqueue_list()]),
-    postfix.postconf_values: lambda: (postfix.postconf_values(*n) for n in PARAMETERS),
-    spool.deferred_disk_use: _disk_use,
-    postfix.utc_offset: lambda: iter([postfix.utc_offset()]),
-    logsource.file_sizes: lambda: (
-        logsource.file_sizes(*paths) for paths in ((LOG_FILES[0],), logsource.SYSLOG_FILES)
+    tools.change: _changes,
+    tools.flush_all: lambda: iter([tools.flush_all()]),
+    tools.deliver: lambda: map(tools.deliver, QUEUE_IDS),
+    tools.postcat: _postcat,
+    tools.postqueue_json: lambda: iter([tools.postqueue_json()]),
+    tools.postqueue_list: lambda: iter([tools.postqueue_list()]),
+    tools.postconf_values: lambda: (tools.postconf_values(*n) for n in PARAMETERS),
+    tools.deferred_disk_use: _disk_use,
+    tools.utc_offset: lambda: iter([tools.utc_offset()]),
+    tools.file_sizes: lambda: (
+        tools.file_sizes(*paths) for paths in ((LOG_FILES[0],), logsource.SYSLOG_FILES)
     ),
-    logsource.read_file: _read_file,
-    logsource.probe_file: _probe_file,
-    logsource.read_journal: _read_journal,
-    logsource.read_container: _read_container,
-    diag.probe: _probes,
-    diag.postconf_settings: lambda: iter([diag.postconf_settings()]),
-    diag.postconf_services: lambda: iter([diag.postconf_services()]),
-    diag.resolv_confs: lambda: map(diag.resolv_confs, (QUEUE_DIRECTORY, "/srv/postfix-spool")),
-    diag.stat_file: lambda: map(diag.stat_file, PATHS),
+    tools.read_file: _read_file,
+    tools.probe_file: _probe_file,
+    tools.read_journal: _read_journal,
+    tools.read_container: _read_container,
+    tools.probe: _probes,
+    tools.postconf_expanded: lambda: iter([tools.postconf_expanded(*diag.SETTINGS)]),
+    tools.postconf_services: lambda: iter([tools.postconf_services()]),
+    tools.resolv_confs: lambda: map(tools.resolv_confs, (QUEUE_DIRECTORY, "/srv/postfix-spool")),
+    tools.stat_file: lambda: map(tools.stat_file, PATHS),
 }
 # Sent only to hosts with ``sudo = true`` (no forced-command wrapper there), by
 # ``mailqbot doctor``: ``sudo -n -l`` about each root command, which runs nothing.
@@ -223,7 +221,7 @@ def qualified(function: Callable[..., Any]) -> str:
 JOURNAL = ("/bin/journalctl", "SYSLOG_FACILITY=2", "--since=@0", "--until=@1")
 UNIT = "_SYSTEMD_UNIT=postfix.service"
 OUTPUT = ("-o", "short-iso-precise", "--no-pager", "-q")
-DOCKER, PODMAN = logsource.CONTAINER_TOOLS["docker"], logsource.CONTAINER_TOOLS["podman"]
+DOCKER, PODMAN = tools.CONTAINER_TOOLS["docker"], tools.CONTAINER_TOOLS["podman"]
 LOGS = ("logs", "--timestamps", "--since=2026-11-28T10:00:00Z", "--until=2026-11-28T11:00:00Z")
 # Root commands mailqbot never runs: each must be refused by the sudoers rules and the wrapper.
 NEVER_AS_ROOT: list[tuple[str, ...]] = [
@@ -348,20 +346,20 @@ def built_by_the_code(argv: tuple[str, ...]) -> bool:
     """
     tool, *words = argv
     try:
-        if tool == postcat.POSTCAT:
-            built = postcat.postcat(words[2], words[0][1:], sudo=True)  # type: ignore[arg-type]
-        elif tool == logsource.TAIL:
+        if tool == tools.POSTCAT:
+            built = tools.postcat(words[2], words[0][1:], sudo=True)  # type: ignore[arg-type]
+        elif tool == tools.TAIL:
             if words[2] not in LOG_FILES:  # a host's maillog_file elsewhere: edit the rule
                 return False
-            built = logsource.probe_file(words[2], int(words[1][1:]) - 1, 1, sudo=True)
-        elif tool == logsource.JOURNALCTL:
+            built = tools.probe_file(words[2], int(words[1][1:]) - 1, 1, sudo=True)
+        elif tool == tools.JOURNALCTL:
             unit = words[0].removeprefix("_SYSTEMD_UNIT=") if words[0] != JOURNAL[1] else ""
             since, until = (int(word.rpartition("@")[2]) for word in words[1:3])
-            built = logsource.read_journal(since, until, unit=unit, sudo=True, timeout=60)
-        elif tool in logsource.CONTAINER_TOOLS.values():
-            runtime = next(k for k, v in logsource.CONTAINER_TOOLS.items() if v == tool)
+            built = tools.read_journal(since, until, unit=unit, sudo=True, timeout=60)
+        elif tool in tools.CONTAINER_TOOLS.values():
+            runtime = next(k for k, v in tools.CONTAINER_TOOLS.items() if v == tool)
             since, until = (utc_seconds(word.partition("=")[2]) for word in words[2:4])
-            built = logsource.read_container(runtime, words[4], since, until, sudo=True, timeout=60)
+            built = tools.read_container(runtime, words[4], since, until, sudo=True, timeout=60)
         else:
             return argv in {command.argv for command in root_commands()}
     except (MailqbotError, ValueError, IndexError):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bot.actions.select import TOUCHES, Action, Item
 from bot.errors import AuditUnavailable, MailqbotError, ParseError, UsageError
 from bot.inventory import Host
-from bot.postfix import postsuper
+from bot.postfix import postsuper, tools
 from bot.postfix.models import QueueMessage
 from bot.postfix.reader import shorten, stream_queue
 from bot.remote.audited import Remote
@@ -234,9 +234,9 @@ async def _change(
     remote: Remote, host: Host, action: Action, queue: str, ids: list[str], result: ActionResult
 ) -> None:
     assert action != "flush"
-    command = postsuper.change(action, queue, sudo=host.sudo)
+    command = tools.change(action, queue, sudo=host.sudo)
     try:
-        ran = await remote.run(host, command, stdin=postsuper.ids_input(ids))
+        ran = await remote.run(host, command, stdin=tools.ids_input(ids))
     except AuditUnavailable as exc:  # not run: nothing changed
         result.refused.append(exc.user_message)
         result.skipped.extend((i, "not changed: the audit trail could not be written") for i in ids)
@@ -263,7 +263,7 @@ async def _change(
 
 async def flush_all(ctx: Context, host: Host) -> ActionResult:
     result = ActionResult(host.name, "flush", 0, flushed_all=True)
-    await ctx.remote.run(host, postsuper.flush_all())
+    await ctx.remote.run(host, tools.flush_all())
     return result
 
 
@@ -276,7 +276,7 @@ async def _flush_each(ctx: Context, host: Host, ids: list[str], result: ActionRe
 
     async def one(queue_id: str) -> None:
         try:
-            await ctx.remote.run(host, postsuper.deliver(queue_id))
+            await ctx.remote.run(host, tools.deliver(queue_id))
         except AuditUnavailable as exc:
             result.refused.append(exc.user_message)
             result.skipped.append((queue_id, "not tried: the audit trail could not be written"))

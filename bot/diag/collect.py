@@ -23,6 +23,7 @@ from bot.diag.relaylog import bounced_refusals
 from bot.diag.runner import Check, CheckResult, CheckRunner
 from bot.diag.verdicts import decide
 from bot.inventory import Host
+from bot.postfix import tools
 from bot.postfix.reader import read_host
 from bot.postfix.redact import redact_text
 from bot.remote.audited import Remote
@@ -123,10 +124,10 @@ class Diagnoser:
         return result.stdout + result.stderr
 
     async def _settings(self) -> dict[str, str]:
-        return remote.parse_settings(await self._run(remote.postconf_settings()))
+        return remote.parse_settings(await self._run(tools.postconf_expanded(*remote.SETTINGS)))
 
     async def _services(self) -> dict[str, str]:
-        return remote.parse_settings(await self._run(remote.postconf_services()))
+        return remote.parse_settings(await self._run(tools.postconf_services()))
 
     async def _queue(self, domain: str | None) -> QueueEvidence:
         builder = DiagBuilder(self.now, domain, self.config.relay_providers)
@@ -142,7 +143,7 @@ class Diagnoser:
 
     def _start_probe(self, name: str, address: str, port: int) -> Check[Probe]:
         async def work() -> Probe:
-            output = await self._run(remote.probe(address, port, **self.ptf))
+            output = await self._run(tools.probe(address, port, **self.ptf))
             found = Probe(address, port, name, remote.parse_probe(output))
             if port == 25 and found.result.outcome == "timeout":
                 self.found.submission.append(self._start_probe(name, address, 587))
@@ -151,11 +152,11 @@ class Diagnoser:
         return self.runner.start("probe", f"{name} [{address}]:{port}", work)
 
     async def _probe_domain(self, domain: str) -> remote.SmtpProbe:
-        return remote.parse_probe(await self._run(remote.probe(domain, None, **self.ptf)))
+        return remote.parse_probe(await self._run(tools.probe(domain, None, **self.ptf)))
 
     async def _resolv(self, settings: Check[dict[str, str]]) -> remote.ResolvConfs:
         directory = (settings.value or {}).get("queue_directory", "/var/spool/postfix")
-        return remote.parse_resolv_confs(await self._run(remote.resolv_confs(directory)))
+        return remote.parse_resolv_confs(await self._run(tools.resolv_confs(directory)))
 
     async def _relay(
         self, settings: Check[dict[str, str]], services: Check[dict[str, str]]
@@ -181,7 +182,7 @@ class Diagnoser:
     async def _stat(self, path: str | None) -> tuple[int, int] | None:
         if path is None:  # no map, or not a database file (an in-line map is never stat'ed)
             return None
-        result = await self.gateway.run(self.host, remote.stat_file(path), check=False)
+        result = await self.gateway.run(self.host, tools.stat_file(path), check=False)
         return remote.parse_stat(result.stdout) if result.exit_status == 0 else None
 
     async def _probe_relayhost(self, target: relays.Relayhost) -> None:

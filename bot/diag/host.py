@@ -25,23 +25,14 @@ bot's own DNS answers or a domain that passed IDNA validation; paths come from t
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import UTC
 
 from cryptography import x509
 
-from bot.postfix.filter import ascii_domain
 from bot.postfix.redact import redact_parameter, split_list, unwrapped
-from bot.remote.command import RemoteCommand
 
-POSTTLS_FINGER = "/usr/sbin/posttls-finger"
-POSTCONF = "/usr/sbin/postconf"
-HEAD = "/usr/bin/head"
-STAT = "/usr/bin/stat"
-CA_PATH = "/etc/ssl/certs"
-RESOLV_BYTES = 4096
 SETTINGS = (
     "mail_version",
     "queue_directory",
@@ -69,69 +60,12 @@ SETTINGS = (
     "smtp_connect_timeout",
     "smtp_helo_timeout",
 )
-_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+")
 _PATH = re.compile(r"(/[A-Za-z0-9._+-]+)+")
 _LINE = re.compile(r"posttls-finger: (.*)")
 _SETTING = re.compile(r"([a-z0-9_]+(?:/[a-z]+/[a-z0-9_]+)?) = ?(.*)")
 _CONNECTED = re.compile(r"Connected to (\S+)")
 _FAILED = re.compile(r"Failed to establish session to \S+ via \S+: (.*)")
 _TLS = re.compile(r"(\w+) TLS connection established to \S+: (.*)")
-
-
-def checked_domain(domain: str) -> str | None:
-    """The domain in lower-case ASCII (IDNA) form if it is a usable mail domain, else None."""
-    ascii_form = ascii_domain(domain)
-    if ascii_form is None or not _DOMAIN.fullmatch(ascii_form):
-        return None
-    return ascii_form
-
-
-def probe(target: str, port: int | None, *, connect: int, command: int) -> RemoteCommand:
-    """``posttls-finger`` to an IP address (``[addr]:port``) or a domain (MX lookup on the host).
-
-    ``connect`` and ``command`` are its own connect and per-command timeouts (seconds).
-    """
-    if port is not None:
-        if not 0 < port < 65536:
-            raise ValueError("port out of range")
-        where = f"[{ipaddress.ip_address(target)}]:{port}"  # ValueError unless an address
-    else:
-        domain = checked_domain(target)
-        if domain is None:
-            raise ValueError("not a valid domain")
-        where = domain
-    argv = (
-        POSTTLS_FINGER,
-        "-t",
-        str(connect),
-        "-T",
-        str(command),
-        "-m",
-        "1",
-        "-l",
-        "may",
-        "-P",
-        CA_PATH,
-        "-C",
-        where,
-    )
-    return RemoteCommand(argv=argv, remote_timeout=float(connect + 4 * command))
-
-
-def postconf_settings() -> RemoteCommand:
-    return RemoteCommand(argv=(POSTCONF, "-x", *SETTINGS), remote_timeout=15.0)
-
-
-def postconf_services() -> RemoteCommand:
-    return RemoteCommand(argv=(POSTCONF, "-P"), remote_timeout=15.0)
-
-
-def resolv_confs(queue_directory: str) -> RemoteCommand:
-    """Both resolver files, each under a ``==> path <==`` header (``head`` with two files)."""
-    if not _PATH.fullmatch(queue_directory):
-        raise ValueError("queue_directory is not a plain absolute path")
-    files = ("/etc/resolv.conf", f"{queue_directory}/etc/resolv.conf")
-    return RemoteCommand(argv=(HEAD, "-c", str(RESOLV_BYTES), *files), remote_timeout=10.0)
 
 
 def map_file(maps: str) -> str | None:
@@ -143,13 +77,6 @@ def map_file(maps: str) -> str | None:
     if suffix is None or not _PATH.fullmatch(path):
         return None
     return path + suffix
-
-
-def stat_file(path: str) -> RemoteCommand:
-    """Size and change time of one file; never its content."""
-    if not _PATH.fullmatch(path):
-        raise ValueError("not a plain absolute path")
-    return RemoteCommand(argv=(STAT, "-c", "%s %Y", "--", path), remote_timeout=10.0)
 
 
 # --- parsers ----------------------------------------------------------------------------

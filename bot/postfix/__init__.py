@@ -1,4 +1,5 @@
-"""Postfix knowledge: command templates, pure output parsers, reason classes and summaries.
+"""Postfix knowledge: command templates (``tools``), pure output parsers, reason classes and
+summaries.
 
 Nothing in this package does I/O; ``bot.remote.ssh`` runs the ``RemoteCommand`` values built here.
 """
@@ -10,11 +11,6 @@ from bot.postfix.postfix import (
     QueueParser,
     parse_postqueue_list,
     parser_for,
-    postconf_values,
-    postconf_version,
-    postqueue_json,
-    postqueue_list,
-    queue_listing,
 )
 from bot.postfix.reasons import ReasonClass, classify, normalise
 from bot.postfix.summary import QueueSummary, SummaryBuilder
@@ -34,9 +30,4 @@ __all__ = [
     "normalise",
     "parse_postqueue_list",
     "parser_for",
-    "postconf_values",
-    "postconf_version",
-    "postqueue_json",
-    "postqueue_list",
-    "queue_listing",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bot.errors import CommandFailed, CommandTimeout, ParseError, SudoPasswordRequired
 from bot.inventory import Host
-from bot.postfix import logsource, maillog
+from bot.postfix import logsource, maillog, tools
 from bot.postfix.logsource import LogTarget
 from bot.postfix.maillog import LogAnalyser, LogAnalysis, LogClock
 from bot.postfix.reader import Turns, host_utc_offset, slices
@@ -66,10 +66,10 @@ async def detect_source(ex: Remote, host: Host) -> LogTarget:
         assert config.path is not None
         paths: tuple[str, ...] = (config.path,)
     else:
-        result = await ex.run(host, logsource.maillog_file_setting())
+        result = await ex.run(host, tools.maillog_file_setting())
         configured = result.stdout.strip()
-        paths = (logsource.log_path(configured),) if configured else logsource.SYSLOG_FILES
-    result = await ex.run(host, logsource.file_sizes(*paths), check=False)
+        paths = (tools.log_path(configured),) if configured else logsource.SYSLOG_FILES
+    result = await ex.run(host, tools.file_sizes(*paths), check=False)
     sizes = logsource.parse_sizes(result.stdout)
     for path in paths:
         if path in sizes:
@@ -147,7 +147,7 @@ async def probe(
 ) -> tuple[int, float] | None:
     """Where the first whole line at or after ``offset`` starts, and its time (None: none)."""
     start = max(offset - 1, 0)
-    command = logsource.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
+    command = tools.probe_file(source.path, start, PROBE_BYTES, sudo=host.sudo)
     data = await _fetch(ex, host, command, PROBE_BYTES)
     pos = 0 if offset == 0 else data.find(b"\n") + 1
     if pos == 0 and offset > 0:
@@ -235,15 +235,15 @@ async def read_log(
     if source.kind == "file":
         await progress(f"{host.name}: finding the last {duration(since)} in {source.path}…")
         read_from, probes, log_starts = await find_start(ex, host, source, clock, now - since)
-        command = logsource.read_file(
+        command = tools.read_file(
             source.path, read_from, source.size - read_from, sudo=host.sudo, timeout=READ_TIMEOUT
         )
     elif source.kind == "journal":
-        command = logsource.read_journal(
+        command = tools.read_journal(
             *window, unit=source.unit, sudo=host.sudo, timeout=READ_TIMEOUT
         )
     else:
-        command = logsource.read_container(
+        command = tools.read_container(
             source.runtime, source.container, *window, sudo=host.sudo, timeout=READ_TIMEOUT
         )
     reader = maillog.LineReader(clock)
@@ -266,7 +266,7 @@ async def read_log(
 
 
 async def _check_not_rotated(ex: Remote, host: Host, source: LogTarget) -> None:
-    result = await ex.run(host, logsource.file_sizes(source.path), check=False)
+    result = await ex.run(host, tools.file_sizes(source.path), check=False)
     if logsource.parse_sizes(result.stdout).get(source.path, 0) < source.size:
         raise ParseError(
             f"{source.path} on {host.name} was rotated while mailqbot read it, so the counts "

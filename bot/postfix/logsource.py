@@ -20,19 +20,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
-from bot.errors import ParseError, UsageError
-from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT, is_plain_path
-from bot.postfix import postfix
-from bot.remote.command import RemoteCommand
-
-TAIL, HEAD, GREP = "/usr/bin/tail", "/usr/bin/head", "/bin/grep"
-STAT, JOURNALCTL = "/usr/bin/stat", "/bin/journalctl"
-CONTAINER_TOOLS = {"docker": "/usr/bin/docker", "podman": "/usr/bin/podman"}
 SYSLOG_FILES = ("/var/log/mail.log", "/var/log/maillog")  # Debian/Ubuntu, RHEL/SUSE
-STATUS_FILTER = (GREP, "-a", "-F", " status=")  # keep status lines only, on the host
 Kind = Literal["file", "journal", "container"]
 
 
@@ -57,33 +47,6 @@ class LogTarget:
         return f"{self.runtime} logs of container {self.container}"
 
 
-def log_path(value: str) -> str:
-    """A log file path (from the host's ``postconf -h maillog_file``), checked before use."""
-    path = value.strip()
-    if not is_plain_path(path):
-        raise ParseError(
-            f"The mail log path `{path[:200]}` (postconf maillog_file) is not a plain absolute "
-            "file path, so mailqbot will not read it. Set maillog_file to a path such as "
-            "/var/log/postfix.log."
-        )
-    if path.startswith(("/dev/", "/proc/")):
-        raise UsageError(
-            f"Postfix logs to `{path}` (maillog_file), not to a file mailqbot can read. Point "
-            "maillog_file at a file (e.g. /var/log/postfix.log), log through syslog, or, in a "
-            'container, set `source = "container"` for this host\'s group in [log].'
-        )
-    return path
-
-
-def maillog_file_setting() -> RemoteCommand:
-    return postfix.postconf_values("maillog_file")
-
-
-def file_sizes(*paths: str) -> RemoteCommand:
-    """``stat`` needs no root: only search permission on the directories (``/var/log`` has it)."""
-    return RemoteCommand(argv=(STAT, "-L", "-c", "%s %n", *map(log_path, paths)), remote_timeout=10)
-
-
 def parse_sizes(stdout: str) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for line in stdout.splitlines():
@@ -91,76 +54,6 @@ def parse_sizes(stdout: str) -> dict[str, int]:
         if size.isdigit() and path:
             sizes[path] = int(size)
     return sizes
-
-
-def read_file(path: str, start: int, length: int, *, sudo: bool, timeout: float) -> RemoteCommand:
-    """Bytes ``[start, start + length)`` of the log, status lines only (filtered on the host).
-
-    The sudoers rule allows ``tail -c +N FILE``; ``head`` and ``grep`` run unprivileged. The
-    exit status is grep's (1: no line matched): check stderr, not the status.
-    """
-    if start < 0 or length < 0:
-        raise ValueError("negative offset or length")
-    return RemoteCommand(
-        argv=(TAIL, "-c", f"+{start + 1}", log_path(path)),
-        sudo=sudo,
-        remote_timeout=timeout,
-        pipe_to=((HEAD, "-c", str(length)), STATUS_FILTER),
-    )
-
-
-def probe_file(path: str, start: int, length: int, *, sudo: bool) -> RemoteCommand:
-    """Up to ``length`` bytes from ``start``: enough to see the first whole line there."""
-    if start < 0 or length <= 0:
-        raise ValueError("negative offset or empty probe")
-    return RemoteCommand(
-        argv=(TAIL, "-c", f"+{start + 1}", log_path(path)),
-        sudo=sudo,
-        remote_timeout=10,
-        pipe_to=((HEAD, "-c", str(length)),),
-    )
-
-
-def read_journal(
-    since: int, until: int, *, unit: str = "", sudo: bool, timeout: float
-) -> RemoteCommand:
-    """Status lines from the journal between two epoch seconds: the mail facility, or the
-    lines of one systemd unit (``_SYSTEMD_UNIT=``, an exact match: no globbing)."""
-    if not 0 <= since <= until:
-        raise ValueError("bad journal window")
-    if unit and not SYSTEMD_UNIT.fullmatch(unit):
-        raise ValueError("not a systemd service unit name")
-    match = f"_SYSTEMD_UNIT={unit}" if unit else "SYSLOG_FACILITY=2"
-    argv = (JOURNALCTL, match, f"--since=@{since}", f"--until=@{until}")
-    return RemoteCommand(
-        argv=(*argv, "-o", "short-iso-precise", "--no-pager", "-q"),
-        sudo=sudo,
-        remote_timeout=timeout,
-        pipe_to=(STATUS_FILTER,),
-    )
-
-
-def read_container(
-    runtime: str, container: str, since: int, until: int, *, sudo: bool, timeout: float
-) -> RemoteCommand:
-    """Status lines a container logged between two epoch seconds, each line prefixed with
-    the runtime's RFC 3339 UTC stamp (``--timestamps``). What the container wrote to its
-    stderr comes on the command's stderr, unfiltered: see ``split_container_stderr``."""
-    if not 0 <= since <= until:
-        raise ValueError("bad container log window")
-    if runtime not in CONTAINER_TOOLS or not CONTAINER_NAME.fullmatch(container):
-        raise ValueError("unknown container runtime or bad container name")
-    argv = (CONTAINER_TOOLS[runtime], "logs", "--timestamps")
-    return RemoteCommand(
-        argv=(*argv, f"--since={_rfc3339(since)}", f"--until={_rfc3339(until)}", container),
-        sudo=sudo,
-        remote_timeout=timeout,
-        pipe_to=(STATUS_FILTER,),
-    )
-
-
-def _rfc3339(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _DROPPED = re.compile(r"\[first \d+ bytes of stderr dropped\]")  # bot.remote.ssh's note

@@ -38,7 +38,7 @@ are counted as unreadable, with examples, so format drift shows instead of hidin
 
 Times: the first stamp on the line counts (the collector's, which carries a zone where there
 is one). A syslog stamp has no year and no zone. It is read in the host's zone
-(``postfix.utc_offset``, ``date +%z``; one offset for the whole window, so a DST change
+(``tools.utc_offset``, ``date +%z``; one offset for the whole window, so a DST change
 inside it shifts times by an hour) and given the latest year that does not put it more than
 a day after ``now``. An ISO stamp without an offset is read the same way. A line without any
 stamp cannot be placed in the window and counts as unreadable.

@@ -26,9 +26,7 @@ from typing import Literal
 from bot.errors import ParseError, UsageError
 from bot.postfix.models import QUEUE_NAMES, QueueMessage, is_queue_id
 from bot.postfix.postfix import PostqueueJsonParser, QueueParser, _Lines
-from bot.remote.command import RemoteCommand
 
-POSTCAT = "/usr/sbin/postcat"
 _MARKERS = ("ENVELOPE RECORDS", "MESSAGE CONTENTS", "HEADER EXTRACTED", "MESSAGE FILE END")
 _MARKER = re.compile(rf"\*\*\* ({'|'.join(_MARKERS)}) (\S{{1,200}}) \*\*\*")
 _PATH = re.compile(
@@ -37,27 +35,12 @@ _PATH = re.compile(
 _RECORD = re.compile(r"([a-z][a-z_]{0,39}): ?(.*)")
 _HEADER = re.compile(r"[!-9;-~]{1,200}:")  # printable ASCII but ':' then ':' (RFC 5322 2.2)
 _NUMBERS = re.compile(r"[0-9]{1,19}(?: +[0-9]{1,19})*")
-Parts = Literal["eh", "b"]
-PARTS: tuple[Parts, ...] = ("eh", "b")  # -eh: envelope and headers; -b: the body
 Status = Literal["waiting", "bounced", "delivered", "canceled"]
 _STATUS: dict[str, Status] = {
     "recipient": "waiting",
     "done_recipient": "delivered",
     "canceled_recipient": "canceled",
 }
-
-
-def postcat(queue_id: str, parts: Parts, *, sudo: bool) -> RemoteCommand:
-    """``postcat -eh -q ID`` (envelope records and headers) or ``postcat -b -q ID`` (the body).
-
-    Only these two: ``show`` reads the body on its own (see above), and
-    deploy/sudoers.mailqbot allows exactly these.
-    """
-    if not is_queue_id(queue_id):
-        raise UsageError(f"`{queue_id[:40]}` is not a Postfix queue ID.")
-    if parts not in PARTS:
-        raise ValueError(f"postcat parts must be one of {PARTS}, not {parts!r}")
-    return RemoteCommand(argv=(POSTCAT, f"-{parts}", "-q", queue_id), sudo=sudo)
 
 
 # -- the model --------------------------------------------------------------------------

@@ -45,53 +45,17 @@ from typing import Annotated, Any, Literal, Protocol
 import msgspec
 import orjson
 
-from bot.errors import ParseError, UsageError
+from bot.errors import ParseError
 from bot.postfix.models import QUEUE_ID_PATTERN, QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
-from bot.remote.command import RemoteCommand
 
-POSTQUEUE = "/usr/sbin/postqueue"
-POSTCONF = "/usr/sbin/postconf"
 MAX_LINE_BYTES = 64 * 1024 * 1024
-_PARAMETER = re.compile(r"[a-z0-9_]{1,64}")
 _VERSION = re.compile(r"\s*(\d{1,4})\.(\d{1,4})")
 _QUEUE_NAME_SET = frozenset(QUEUE_NAMES)
 _MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 _MAX_SIZE = 2**63 - 1
 
 
-# -- command templates ------------------------------------------------------------------
-
-
-# A queue listing may take minutes on a huge queue: the host's command_timeout decides
-# (the executor applies the smaller of the two limits).
-LISTING_TIMEOUT = 3600.0
-
-
-def postqueue_json() -> RemoteCommand:
-    return RemoteCommand(argv=(POSTQUEUE, "-j"), remote_timeout=LISTING_TIMEOUT)
-
-
-def postqueue_list() -> RemoteCommand:
-    return RemoteCommand(argv=(POSTQUEUE, "-p"), remote_timeout=LISTING_TIMEOUT)
-
-
-def postconf_values(*names: str) -> RemoteCommand:
-    """``postconf -h NAME...``: the values only, one per line, in the order asked."""
-    if not names:
-        raise UsageError("Name at least one Postfix parameter.")
-    for name in names:
-        if not _PARAMETER.fullmatch(name):
-            raise UsageError("A Postfix parameter name uses only a-z, 0-9 and '_'.")
-    return RemoteCommand(argv=(POSTCONF, "-h", *names))
-
-
-DATE = "/bin/date"
 _OFFSET = re.compile(r"([+-])(\d\d)(\d\d)")
-
-
-def utc_offset() -> RemoteCommand:
-    """``date +%z``: the host's UTC offset now, for its year- and zone-less time stamps."""
-    return RemoteCommand(argv=(DATE, "+%z"), remote_timeout=10)
 
 
 def parse_utc_offset(stdout: str) -> int:
@@ -101,10 +65,6 @@ def parse_utc_offset(stdout: str) -> int:
         raise ParseError(f"`date +%z` printed `{stdout.strip()[:40]}`, not a UTC offset.")
     seconds = int(match[2]) * 3600 + int(match[3]) * 60
     return -seconds if match[1] == "-" else seconds
-
-
-def postconf_version() -> RemoteCommand:
-    return postconf_values("mail_version")
 
 
 def mail_version_tuple(mail_version: str) -> tuple[int, int]:
@@ -120,11 +80,6 @@ def supports_json(mail_version: str) -> bool:
     return mail_version_tuple(mail_version) >= (3, 1)
 
 
-def queue_listing(mail_version: str) -> RemoteCommand:
-    """The listing command that matches ``parser_for`` for this version."""
-    return postqueue_json() if supports_json(mail_version) else postqueue_list()
-
-
 class QueueParser(Protocol):
     def feed(self, chunk: bytes) -> list[QueueMessage]: ...
 
@@ -132,7 +87,7 @@ class QueueParser(Protocol):
 
 
 def parser_for(mail_version: str, *, now: float | None = None, tz: tzinfo = UTC) -> QueueParser:
-    """A streaming parser for ``queue_listing(mail_version)``'s output.
+    """A streaming parser for ``tools.queue_listing(mail_version)``'s output.
 
     ``now`` and ``tz`` only matter for ``postqueue -p`` (Postfix < 3.1), whose dates lack a
     year and a zone; ``now`` defaults to the clock when the parser is made.

@@ -1,4 +1,4 @@
-"""Command lines that change the queue, and a pure parser of what ``postsuper`` reports.
+"""A pure parser of what ``postsuper`` reports (its command lines are in ``tools``).
 
 ``postsuper`` exits 0 whether it touched every ID, some or none: the only evidence is on
 stderr, one line per message it changed (``postsuper: 4B7D3C1A2B: removed``) and a count
@@ -12,64 +12,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-from bot.errors import ParseError, UsageError
+from bot.errors import ParseError
 from bot.postfix.models import is_queue_id
-from bot.remote.command import RemoteCommand
-
-POSTSUPER = "/usr/sbin/postsuper"
-POSTQUEUE = "/usr/sbin/postqueue"
-# Deleting or moving 100k queue files takes well under a minute; the host's
-# command_timeout still applies (the executor takes the smaller limit).
-CHANGE_TIMEOUT = 600.0
-Change = Literal["purge", "hold", "release", "requeue"]
-CHANGE_QUEUES = ("deferred", "hold", "incoming", "active")  # what deploy/sudoers.mailqbot allows
+from bot.postfix.tools import Change
 
 
 @dataclass(frozen=True)
 class _Verb:
-    flag: str
     done: str  # per message: "postsuper: ID: removed"
     total: str  # the count: "postsuper: Deleted: 3 messages"
 
 
 VERBS: dict[Change, _Verb] = {
-    "purge": _Verb("-d", "removed", "Deleted"),
-    "hold": _Verb("-h", "placed on hold", "Placed on hold"),
-    "release": _Verb("-H", "released from hold", "Released from hold"),
-    "requeue": _Verb("-r", "requeued", "Requeued"),
+    "purge": _Verb("removed", "Deleted"),
+    "hold": _Verb("placed on hold", "Placed on hold"),
+    "release": _Verb("released from hold", "Released from hold"),
+    "requeue": _Verb("requeued", "Requeued"),
 }
 _COUNT = re.compile(r"postsuper: (?P<verb>[A-Z][a-z ]+): (?P<n>\d{1,12}) messages?")
 _DONE = re.compile(r"postsuper: (?P<id>[0-9A-Za-z]{6,40}): (?P<verb>[a-z ]+)")
-
-
-def change(action: Change, queue: str, *, sudo: bool) -> RemoteCommand:
-    """``[sudo -n] postsuper -d|-h|-H|-r - QUEUE``: the IDs come on standard input."""
-    if queue not in CHANGE_QUEUES:
-        raise UsageError(f"mailqbot changes messages only in {', '.join(CHANGE_QUEUES)}.")
-    argv = (POSTSUPER, VERBS[action].flag, "-", queue)
-    return RemoteCommand(argv=argv, sudo=sudo, remote_timeout=CHANGE_TIMEOUT, changes_queue=True)
-
-
-def flush_all() -> RemoteCommand:
-    """``postqueue -f``: try every deferred message now (no root needed)."""
-    return RemoteCommand(argv=(POSTQUEUE, "-f"), remote_timeout=60.0, changes_queue=True)
-
-
-def deliver(queue_id: str) -> RemoteCommand:
-    """``postqueue -i ID``: try one message now."""
-    if not is_queue_id(queue_id):
-        raise UsageError("That is not a Postfix queue ID.")
-    return RemoteCommand(argv=(POSTQUEUE, "-i", queue_id), remote_timeout=60.0, changes_queue=True)
-
-
-def ids_input(queue_ids: list[str]) -> bytes:
-    """Standard input for ``postsuper ... -``: one validated ID per line."""
-    for queue_id in queue_ids:
-        if not is_queue_id(queue_id):
-            raise ValueError(f"refusing to send {queue_id!r} to postsuper: not a queue ID")
-    return "".join(f"{q}\n" for q in queue_ids).encode()
 
 
 @dataclass(frozen=True)

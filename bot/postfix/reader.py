@@ -35,7 +35,7 @@ from datetime import timedelta, timezone
 
 from bot.errors import MailqbotError, ParseError
 from bot.inventory import Host
-from bot.postfix import postfix, spool
+from bot.postfix import postfix, spool, tools
 from bot.postfix.models import QueueMessage
 from bot.postfix.reasons import analyse
 from bot.postfix.spool import DiskUse, HostSettings
@@ -62,7 +62,7 @@ class HostReading:
 
 
 async def mail_version(remote: Remote, host: Host) -> str:
-    result = await remote.run(host, postfix.postconf_version())
+    result = await remote.run(host, tools.postconf_version())
     return result.stdout.strip()
 
 
@@ -82,7 +82,7 @@ async def host_settings(remote: Remote, host: Host, *, cached: bool = False) -> 
     entries = _settings_cache.setdefault(remote.executor, {})
     if cached and key in entries and time.monotonic() - entries[key][0] < SETTINGS_TTL:
         return entries[key][1]
-    result = await remote.run(host, postfix.postconf_values(*spool.SETTINGS))
+    result = await remote.run(host, tools.postconf_values(*spool.SETTINGS))
     settings = spool.parse_settings(result.stdout)
     entries[key] = (time.monotonic(), settings)
     return settings
@@ -103,7 +103,7 @@ async def host_utc_offset(remote: Remote, host: Host) -> int:
     entries = _offset_cache.setdefault(remote.executor, {})
     if key in entries and time.monotonic() - entries[key][0] < SETTINGS_TTL:
         return entries[key][1]
-    result = await remote.run(host, postfix.utc_offset())
+    result = await remote.run(host, tools.utc_offset())
     offset = postfix.parse_utc_offset(result.stdout)
     entries[key] = (time.monotonic(), offset)
     return offset
@@ -112,7 +112,7 @@ async def host_utc_offset(remote: Remote, host: Host) -> int:
 async def listing_parser(
     remote: Remote, host: Host, mail_version: str, now: float
 ) -> postfix.QueueParser:
-    """The parser for ``postfix.queue_listing(mail_version)``; before Postfix 3.1 it reads
+    """The parser for ``tools.queue_listing(mail_version)``; before Postfix 3.1 it reads
     ``postqueue -p`` dates in the host's time zone (a fixed offset: ``host_utc_offset``)."""
     if postfix.supports_json(mail_version):
         return postfix.PostqueueJsonParser()
@@ -158,7 +158,7 @@ async def _stream_summary(
     parser = await listing_parser(remote, host, settings.mail_version, builder.now)
     seen = 0
     turn = Turns()
-    async with remote.stream(host, postfix.queue_listing(settings.mail_version)) as out:
+    async with remote.stream(host, tools.queue_listing(settings.mail_version)) as out:
         async for chunk in out:
             for piece in slices(chunk):
                 seen += _feed(parser, piece, builder)
@@ -231,7 +231,7 @@ async def stream_queue(
     parser = await listing_parser(remote, host, version, now)
     seen = 0
     turn = Turns()
-    async with remote.stream(host, postfix.queue_listing(version)) as out:
+    async with remote.stream(host, tools.queue_listing(version)) as out:
         async for chunk in out:
             for piece in slices(chunk):
                 for message in parser.feed(piece):
@@ -257,7 +257,7 @@ async def _within(task: asyncio.Task[DiskUse], grace: float) -> DiskUse:
 async def _disk_use(remote: Remote, host: Host, queue_directory: str) -> DiskUse:
     """``du`` on the deferred spool; every failure becomes a reason, never an exception."""
     try:
-        command = spool.deferred_disk_use(queue_directory, sudo=host.sudo)
+        command = tools.deferred_disk_use(queue_directory, sudo=host.sudo)
         result = await remote.run(host, command, check=False)
     except MailqbotError as exc:
         return DiskUse(None, shorten(exc.user_message, 80))

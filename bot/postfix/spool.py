@@ -14,11 +14,8 @@ import re
 from dataclasses import dataclass
 
 from bot.errors import ParseError
-from bot.remote.command import RemoteCommand
 
 SETTINGS = ("mail_version", "maximal_queue_lifetime", "bounce_queue_lifetime", "queue_directory")
-DU = "/usr/bin/du"
-DU_TIMEOUT = 30.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _TIME = re.compile(r"(\d{1,12})([smhdw]?)")
 _REFERENCE = re.compile(r"\$(?:\{([a-z0-9_]+)\}|\(([a-z0-9_]+)\)|([a-z0-9_]+))")
@@ -70,15 +67,6 @@ def postfix_time(value: str, default_unit: str = "s") -> int | None:
     if match is None:
         return None
     return int(match.group(1)) * _UNITS[match.group(2) or default_unit]
-
-
-def deferred_disk_use(queue_directory: str, *, sudo: bool) -> RemoteCommand:
-    """``[sudo -n] du -sk QUEUE_DIRECTORY/deferred``: the spool needs root to read."""
-    if not _QUEUE_DIRECTORY.fullmatch(queue_directory):
-        raise ValueError("queue_directory is not a plain absolute path")
-    return RemoteCommand(
-        argv=(DU, "-sk", f"{queue_directory}/deferred"), sudo=sudo, remote_timeout=DU_TIMEOUT
-    )
 
 
 def parse_du(output: str) -> int:

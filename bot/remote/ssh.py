@@ -65,7 +65,7 @@ MiB = 1024 * 1024
 # logs are streamed. A host that sends more gets OutputTooLarge and its channel closed.
 RUN_OUTPUT_LIMIT = 16 * MiB
 # The last part of stderr that is kept: a container's mail log comes on stderr
-# (bot.postfix.logsource.read_container); postsuper's report of a 2,000-ID batch is ~100 KiB.
+# (bot.postfix.tools.read_container); postsuper's report of a 2,000-ID batch is ~100 KiB.
 STDERR_LIMIT = 16 * MiB
 STDERR_SHOWN = 500  # characters of stderr quoted in an error message
 TIMEOUT_MARGIN = 2.0  # local limit = remote `timeout` + this

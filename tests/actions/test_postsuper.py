@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bot.actions.perform import Recheck
 from bot.actions.select import Action, Item, parse_selection
 from bot.errors import ParseError, UsageError
-from bot.postfix import postsuper
+from bot.postfix import postsuper, tools
 from bot.postfix.models import QueueMessage, Recipient, is_queue_id
 
 DATA = Path(__file__).parents[1] / "data"
@@ -28,7 +28,7 @@ USAGE = "/mailq purge HOST ..."
         ("requeue", "requeue", 3),
     ],
 )
-def test_report_of_real_postsuper_output(action: postsuper.Change, name: str, count: int) -> None:
+def test_report_of_real_postsuper_output(action: tools.Change, name: str, count: int) -> None:
     text = (DATA / f"postsuper-{name}.lab.txt").read_text()
     report = postsuper.parse_report(action, text)
     assert report.count == count
@@ -66,22 +66,22 @@ def test_report_parser_never_yields_an_invalid_id(text: str) -> None:
 
 
 def test_ids_input_refuses_anything_but_queue_ids() -> None:
-    assert postsuper.ids_input(["6B3F616E041"]) == b"6B3F616E041\n"
+    assert tools.ids_input(["6B3F616E041"]) == b"6B3F616E041\n"
     with pytest.raises(ValueError, match="not a queue ID"):
-        postsuper.ids_input(["ALL"])
+        tools.ids_input(["ALL"])
 
 
 def test_change_command_is_fixed_and_queue_checked() -> None:
     assert (
-        postsuper.change("purge", "deferred", sudo=True).display()
+        tools.change("purge", "deferred", sudo=True).display()
         == "sudo -n /usr/sbin/postsuper -d - deferred"
     )
     with pytest.raises(UsageError):
-        postsuper.change("purge", "corrupt", sudo=True)
+        tools.change("purge", "corrupt", sudo=True)
 
 
 def test_change_follows_the_host_sudo_setting() -> None:
-    command = postsuper.change("hold", "deferred", sudo=False)
+    command = tools.change("hold", "deferred", sudo=False)
     assert command.command_line() == "timeout -k 5 600 /usr/sbin/postsuper -h - deferred"
 
 

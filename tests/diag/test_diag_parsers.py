@@ -7,17 +7,14 @@ from pathlib import Path
 import pytest
 
 from bot.diag.host import (
-    checked_domain,
     map_file,
     parse_probe,
     parse_resolv_confs,
     parse_settings,
     parse_stat,
-    probe,
-    resolv_confs,
-    stat_file,
 )
 from bot.diag.lint import lint
+from bot.postfix.tools import checked_domain, probe, resolv_confs, stat_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -36,7 +36,7 @@ from bot.app.services import Services
 from bot.db.models import AuditEvent
 from bot.errors import CommandFailed
 from bot.inventory import Host, Inventory, parse_config
-from bot.postfix import postsuper
+from bot.postfix import postsuper, tools
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
@@ -190,9 +190,9 @@ async def test_the_wrapper_lets_only_queue_ids_reach_postsuper() -> None:
     sender = new_sender()
     planned = inject(sender, 2)
     try:
-        stdin = b"../../etc/passwd\nALL\n" + postsuper.ids_input(sorted(planned))
+        stdin = b"../../etc/passwd\nALL\n" + tools.ids_input(sorted(planned))
         async with SSHExecutor() as ex:
-            ran = await ex.run(wrapper_host(), postsuper.change("hold", "deferred", sudo=False),
+            ran = await ex.run(wrapper_host(), tools.change("hold", "deferred", sudo=False),
                                stdin=stdin)  # fmt: skip
         assert not ran.command_line.count("sudo")
         report = postsuper.parse_report("hold", ran.stderr)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mta_samples import DATA
 
 from bot.errors import ParseError, UsageError
-from bot.postfix import logsource, maillog, postfix
+from bot.postfix import logsource, maillog, postfix, tools
 from bot.postfix.maillog import Delivery, LineReader, LogAnalyser, LogClock, parse_line
 from bot.postfix.models import is_queue_id
 from bot.postfix.reasons import ReasonClass
@@ -335,19 +335,19 @@ def test_memory_is_bounded_and_the_cap_is_reported() -> None:
 
 
 def test_read_file_command_line() -> None:
-    command = logsource.read_file("/var/log/postfix.log", 1000, 5000, sudo=True, timeout=600)
+    command = tools.read_file("/var/log/postfix.log", 1000, 5000, sudo=True, timeout=600)
     assert command.command_line() == (
         "timeout -k 5 600 sudo -n /usr/bin/tail -c +1001 /var/log/postfix.log"
         " | /usr/bin/head -c 5000 | /bin/grep -a -F ' status='"
     )
-    probe = logsource.probe_file("/var/log/mail.log", 0, 16384, sudo=False)
+    probe = tools.probe_file("/var/log/mail.log", 0, 16384, sudo=False)
     assert shlex.split(probe.command_line())[4:] == [
         "/usr/bin/tail", "-c", "+1", "/var/log/mail.log", "|", "/usr/bin/head", "-c", "16384",
     ]  # fmt: skip
 
 
 def test_read_journal_command_line() -> None:
-    command = logsource.read_journal(1_795_000_000, 1_795_086_400, sudo=True, timeout=60)
+    command = tools.read_journal(1_795_000_000, 1_795_086_400, sudo=True, timeout=60)
     assert command.display() == (
         "sudo -n /bin/journalctl SYSLOG_FACILITY=2 --since=@1795000000 --until=@1795086400 "
         "-o short-iso-precise --no-pager -q | /bin/grep -a -F ' status='"
@@ -359,12 +359,12 @@ def test_read_journal_command_line() -> None:
 )
 def test_bad_log_paths_are_refused(path: str) -> None:
     with pytest.raises(ParseError):
-        logsource.log_path(path)
+        tools.log_path(path)
 
 
 def test_log_to_stdout_is_explained() -> None:
     with pytest.raises(UsageError, match="not to a file"):
-        logsource.log_path("/dev/stdout")
+        tools.log_path("/dev/stdout")
 
 
 def test_host_answers() -> None:
@@ -378,7 +378,7 @@ def test_host_answers() -> None:
 
 
 def test_read_journal_of_one_unit() -> None:
-    command = logsource.read_journal(
+    command = tools.read_journal(
         1_795_000_000, 1_795_086_400, unit="postfix@-.service", sudo=True, timeout=60
     )
     assert shlex.split(command.display())[:4] == [
@@ -386,11 +386,11 @@ def test_read_journal_of_one_unit() -> None:
     ]  # fmt: skip
     for bad in ("postfix*", "postfix.service --all", "-u"):
         with pytest.raises(ValueError, match="unit"):
-            logsource.read_journal(0, 1, unit=bad, sudo=True, timeout=60)
+            tools.read_journal(0, 1, unit=bad, sudo=True, timeout=60)
 
 
 def test_read_container_command_line() -> None:
-    command = logsource.read_container(
+    command = tools.read_container(
         "podman", "mail.postfix_1", 1_795_000_000, 1_795_003_600, sudo=False, timeout=60
     )
     assert command.display() == (
@@ -399,9 +399,9 @@ def test_read_container_command_line() -> None:
     )
     for runtime, name in (("lxc", "x"), ("docker", "-v"), ("docker", "a b"), ("docker", "")):
         with pytest.raises(ValueError, match="container"):
-            logsource.read_container(runtime, name, 0, 1, sudo=True, timeout=60)
+            tools.read_container(runtime, name, 0, 1, sudo=True, timeout=60)
     with pytest.raises(ValueError, match="window"):
-        logsource.read_container("docker", "x", 5, 1, sudo=True, timeout=60)
+        tools.read_container("docker", "x", 5, 1, sudo=True, timeout=60)
 
 
 def test_container_stderr_is_split_into_log_lines_and_the_runtimes_errors() -> None:

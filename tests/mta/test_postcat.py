@@ -18,15 +18,14 @@ from bot.postfix.postcat import (
     EnvelopeRecipient,
     ListingSearch,
     MessageRecipient,
-    Parts,
     body_excerpt,
     merge_recipients,
     parse_content,
     parse_postcat,
-    postcat,
     unquote_address,
 )
 from bot.postfix.postfix import PostqueueJsonParser, PostqueueListParser
+from bot.postfix.tools import Parts, postcat
 
 ROOT = DATA.parent.parent
 RECORDS = {

@@ -15,6 +15,8 @@ from bot.postfix.postfix import (
     PostqueueJsonParser,
     PostqueueListParser,
     parser_for,
+)
+from bot.postfix.tools import (
     postconf_values,
     postconf_version,
     postqueue_json,

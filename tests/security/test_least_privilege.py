@@ -44,9 +44,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standins import stand_ins, why_not
 
-from bot.diag import host as diag
 from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT
-from bot.postfix import logsource
+from bot.postfix import tools
 from bot.postfix.models import is_queue_id
 from bot.remote.command import RemoteCommand
 
@@ -163,11 +162,11 @@ def test_what_a_sudoers_expression_allows_the_code_builds(data: st.DataObject) -
     arguments = data.draw(st.from_regex(pattern.pattern[1:-1], fullmatch=True))
     argv = (program, *arguments.split(" "))
     assert rule_for(argv) is not None
-    if program == logsource.JOURNALCTL:
+    if program == tools.JOURNALCTL:
         since, until = (int(word.rpartition("@")[2]) for word in argv[2:4])
         if since > until:
             return
-    if program in logsource.CONTAINER_TOOLS.values():
+    if program in tools.CONTAINER_TOOLS.values():
         try:
             since, until = (utc_seconds(word.partition("=")[2]) for word in argv[3:5])
         except ValueError:  # not a real day, such as February 30
@@ -274,7 +273,7 @@ def test_wrapper_refuses_near_misses(shell: str) -> None:
 
 GREP = "/bin/grep -a -F ' status='"
 JOURNAL_REST = "--since=@0 --until=@1 -o short-iso-precise --no-pager -q"
-DOCKER, PODMAN = logsource.CONTAINER_TOOLS["docker"], logsource.CONTAINER_TOOLS["podman"]
+DOCKER, PODMAN = tools.CONTAINER_TOOLS["docker"], tools.CONTAINER_TOOLS["podman"]
 SINCE, UNTIL = "--since=2026-11-28T10:00:00Z", "--until=2026-11-28T11:00:00Z"
 # The journal match word of a unit read, as an attacker would bend it.
 UNIT_MATCHES = [
@@ -501,7 +500,7 @@ def sent_as(text: str) -> bool:
     """Whether read_container can write ``text`` for a time: a real UTC second from 1970."""
     try:
         since = utc_seconds(text)
-        command = logsource.read_container("docker", "p", since, since, sudo=False, timeout=1)
+        command = tools.read_container("docker", "p", since, since, sudo=False, timeout=1)
     except ValueError:
         return False
     return command.argv[3] == f"--since={text}"
@@ -568,7 +567,7 @@ def test_privileged_mode_runs_exactly_the_words_with_no_inherited_environment(
     if reason := why_not(tmp_path / "probe"):
         pytest.skip(reason)
     report = '#!/bin/sh\nprintf "%s\\n" "$@"\necho ---\nexec /usr/bin/env\n'
-    command = logsource.read_container("docker", "mail-postfix-1", 0, 1_795_000_000,
+    command = tools.read_container("docker", "mail-postfix-1", 0, 1_795_000_000,
                                        sudo=True, timeout=60)  # fmt: skip
     planted = dict.fromkeys(("DOCKER_CONFIG", "HOME", "MAIL_CONFIG", "CONTAINERS_CONF"), "/tmp/x")
     planted["DOCKER_HOST"] = "tcp://203.0.113.9:2375"
@@ -600,10 +599,10 @@ def test_wrapper_domains_are_diagnoses(domain: str) -> None:
         "timeout -k 5 9 /usr/sbin/posttls-finger -t 1 -T 1 -m 1 -l may -P /etc/ssl/certs -C "
         + domain
     )
-    if diag.checked_domain(domain) == domain:
+    if tools.checked_domain(domain) == domain:
         assert ran.returncode == 0, domain
     if ran.returncode == 0:
-        assert diag._DOMAIN.fullmatch(domain), domain
+        assert tools._DOMAIN.fullmatch(domain), domain
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from bot.app.registry import Argument, CommandSpec, HostArg
 from bot.context import Context, Identity, Request
 from bot.errors import PermissionDenied
 from bot.inventory import Access, Grant
-from bot.postfix import postfix
+from bot.postfix import tools
 
 TEAM = "T0LAB"
 OPS, ELSEWHERE = "C0OPS", "C0OTHER"
@@ -100,7 +100,7 @@ def _words(ns: argparse.Namespace) -> argparse.Namespace:
 
 async def _sneaky(args: argparse.Namespace, ctx: Context) -> object:
     host = ctx.services.inventory.get("mx2")  # not the host its argument named
-    return await ctx.remote.run(host, postfix.postconf_version())
+    return await ctx.remote.run(host, tools.postconf_version())
 
 
 async def test_a_sneaky_command_is_stopped_at_the_gateway(world: World) -> None:
