@@ -41,10 +41,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from fakes import FakeSlack  # noqa: E402
-from fakes.signing import sign, slash_command_body  # noqa: E402
 from scratch_db import migrated_database  # noqa: E402
 from slack_sdk.signature import SignatureVerifier  # noqa: E402
+
+from helpers.fakes import FakeSlack  # noqa: E402
+from helpers.fakes.signing import sign, slash_command_body  # noqa: E402
 
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 SECRET = "bench-ack-secret"

@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 import asyncpg  # noqa: E402
-from samplefill import count, fill  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
@@ -45,6 +44,7 @@ from bot.retention import RetentionSection  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.stores import retention  # noqa: E402
 from bot.stores.audit_key import AuditTrail  # noqa: E402
+from helpers.samplefill import count, fill  # noqa: E402
 
 DAY = 86400.0
 START = 1_800_000_000.0

@@ -10,13 +10,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from fakes import (
-    FakeSlack,
-    block_actions_body,
-    sign,
-    slash_command_body,
-    slash_command_payload,
-)
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -27,6 +20,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from helpers.fakes import (
+    FakeSlack,
+    block_actions_body,
+    sign,
+    slash_command_body,
+    slash_command_payload,
+)
 
 BOT_TOKEN = "xoxb-fake"
 APP_TOKEN = "xapp-fake"

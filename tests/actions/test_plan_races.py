@@ -20,17 +20,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fake_postfix import (
-    APPROVER_A,
-    APPROVER_B,
-    REQUESTER,
-    TEAM,
-    VIEWER,
-    FakePostfix,
-    RaceHost,
-    queue_lines,
-    race_host,
-)  # fmt: skip
 from sqlalchemy import func, select, update
 
 from bot.actions import approvals
@@ -44,8 +33,20 @@ from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.settings import Settings
 from bot.stores import audit
 from bot.stores import plans as plans_store
+from helpers.fake_postfix import (
+    APPROVER_A,
+    APPROVER_B,
+    REQUESTER,
+    TEAM,
+    VIEWER,
+    FakePostfix,
+    RaceHost,
+    queue_lines,
+    race_host,
+)  # fmt: skip
 
-PROC = Path(__file__).with_name("approve_proc.py")
+# One bot process, run as ``python -m helpers.approve_proc`` with tests/ on its import path.
+TESTS = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -116,10 +117,11 @@ async def test_two_approvers_at_once(services: Services, host: RaceHost) -> None
 async def run_proc(
     db_url: str, host: RaceHost, replica: str, user: str, text: str
 ) -> asyncio.subprocess.Process:
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "DATABASE_URL": db_url, "MAILQBOT_CONFIG": str(host.config),
-           "MAILQBOT_REPLICA_ID": replica}  # fmt: skip
+           "MAILQBOT_REPLICA_ID": replica, "PYTHONPATH": path}  # fmt: skip
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(PROC), user, text, env=env,
+        sys.executable, "-m", "helpers.approve_proc", user, text, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from core.demo_world import World, demo_world
 
 import commands
 from bot import render
 from bot.app.pipeline import handle
 from bot.context import Request
 from bot.inventory import Access, Grant
+from helpers.demo_world import World, demo_world
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "dev" / "adding-a-command.md"

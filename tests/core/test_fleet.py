@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from test_render import assert_valid_block_kit
 
 from bot import render
 from bot.app.pipeline import handle
@@ -32,6 +31,7 @@ from bot.postfix.summary import SummaryBuilder
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
+from helpers.blockkit import assert_valid_block_kit
 
 NOW = 1_795_000_000.0
 ACCESS = Access(team_ids=["T0LAB"], grants=[Grant(role="viewer", members=["U0VIEWER"])])

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_summary_cmd import one_host
 
 from bot import render
 from bot.errors import ParseError
@@ -17,6 +16,7 @@ from bot.postfix.reader import read_host, stream_queue
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
 from commands.summary import HostSummary
+from helpers.onehost import one_host
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()
 FIXTURE = Path(__file__).resolve().parent.parent / "data" / "versions" / "postqueue-p-3.0-utc-5.txt"

@@ -12,12 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from demo_world import World, demo_world
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from listpage import counts, page_ids
 from sqlalchemy import select
-from test_render import all_text, assert_valid_block_kit
 
 import commands
 from bot import render
@@ -32,6 +29,9 @@ from bot.postfix.postfix import PostqueueJsonParser
 from bot.postfix.reasons import classify
 from bot.slack.payloads import slack_text
 from commands.list import ListPage, PageBuilder, Paging, take_paging
+from helpers.blockkit import all_text, assert_valid_block_kit
+from helpers.demo_world import World, demo_world
+from helpers.listpage import counts, page_ids
 
 NOW = 1_795_000_000.0
 TEAM = "T0LAB"

@@ -1,6 +1,7 @@
 """``/mailq log`` from each kind of source the config can name, and on a log that mixes Postfix
-versions, through the real executor and pipeline on a scripted SSH host (``test_log.FakeHost``
-emulates the tools byte for byte; here it also answers ``docker logs``)."""
+versions, through the real executor and pipeline on a scripted SSH host
+(``helpers.loghost.FakeHost`` emulates the tools byte for byte; here it also answers
+``docker logs``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_log import LOG, NOW, FakeHost, make_log, read
-from test_render import all_text, assert_valid_block_kit
 
 from bot import render
 from bot.app.pipeline import handle
@@ -24,6 +23,8 @@ from bot.demo.ssh import ScriptedSSHServer, generate_client_key
 from bot.errors import CommandFailed
 from bot.inventory import Inventory, parse_config
 from bot.settings import Settings
+from helpers.blockkit import all_text, assert_valid_block_kit
+from helpers.loghost import LOG, NOW, FakeHost, make_log, read
 
 VERSIONS = Path(__file__).resolve().parent.parent / "data" / "versions"
 STAMP = "2026-11-28T11:30:00.123456789Z "

@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack
-from refusal_cases import slack_world
 
 from bot.inventory import Access, Grant
+from helpers.fakes import FakeSlack
+from helpers.refusal_cases import slack_world
 
 ACCESS = Access(team_ids=["T0LAB"], grants=[Grant(role="viewer", members=["U0VIEWER"])])
 

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from demo_world import World, demo_world
 from sqlalchemy import select
 
 from bot.app.pipeline import handle
@@ -20,6 +19,7 @@ from bot.context import Request
 from bot.db.models import AuditEvent, CommandRun
 from bot.inventory import Access, Grant, Inventory
 from bot.stores import audit
+from helpers.demo_world import World, demo_world
 
 TEAM = "T0LAB"
 ACCESS = Access(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from slack_sdk.models.blocks import Block
 
 from bot import render
 from bot.errors import UnknownHost, UsageError
@@ -13,6 +10,7 @@ from bot.postfix.models import QueueMessage, Recipient
 from bot.postfix.summary import SummaryBuilder
 from commands.help import HelpEntry, HelpModel
 from commands.summary import HostSummary
+from helpers.blockkit import all_text, assert_valid_block_kit
 
 NOW = 1_795_000_000.0
 HOSTILE = [
@@ -39,23 +37,6 @@ def summary_with(senders: list[str], reasons: list[str], n: int = 50) -> HostSum
             )
         )
     return HostSummary("mx1", builder.build())
-
-
-def all_text(blocks: list[dict[str, object]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
-
-
-def assert_valid_block_kit(blocks: list[dict[str, object]]) -> None:
-    assert 0 < len(blocks) <= 50
-    for parsed, raw in zip(Block.parse_all(blocks), blocks, strict=True):
-        assert parsed is not None
-        assert parsed.to_dict() is not None  # validates lengths, raising on a violation
-        assert raw["type"] == parsed.type
-    for block in blocks:
-        texts = [block.get("text"), *block.get("fields", [])]  # type: ignore[list-item]
-        for text in texts:
-            if isinstance(text, dict):
-                assert len(text["text"]) <= 3000
 
 
 def test_hostile_senders_and_reasons_ping_nobody() -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.test_render import assert_valid_block_kit
-
 from bot import render
 from bot.errors import UsageError
 from bot.render import limits
+from helpers.blockkit import assert_valid_block_kit
 
 
 def test_overlong_text_is_cut_never_inside_an_escape() -> None:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from samplefill import count, fill
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +19,7 @@ from bot.maintenance import prune_periodically
 from bot.retention import RetentionSection
 from bot.stores import audit, retention
 from bot.stores.audit_key import AuditTrail, read_checkpoint
+from helpers.samplefill import count, fill
 
 Sessions = async_sessionmaker[AsyncSession]
 DAY = 86400.0

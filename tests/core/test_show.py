@@ -15,11 +15,9 @@ from typing import Any
 
 import orjson
 import pytest
-from demo_world import World, demo_world
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
-from test_render import assert_valid_block_kit
 
 import bot.demo
 from bot import render
@@ -39,6 +37,8 @@ from bot.postfix.postcat import (
 )
 from bot.text import escape_mrkdwn
 from commands.show import ShowModel, fit, queue_id_argument
+from helpers.blockkit import assert_valid_block_kit
+from helpers.demo_world import World, demo_world
 
 TEAM = "T0LAB"
 ACCESS = Access(

@@ -23,9 +23,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from fakes import FakeSlack
 
 from bot.startup import REQUIRED_SCOPES, database_url
+from helpers.fakes import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[2]
 MAILQBOT = Path(sys.executable).parent / "mailqbot"

@@ -7,26 +7,24 @@ the real executor and command; replies are checked for Block Kit's limits and es
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from test_render import assert_valid_block_kit
 
 from bot import render
 from bot.demo import demo_queue
-from bot.demo.ssh import ScriptedSSHServer, Stdout, generate_client_key
 from bot.errors import ParseError
-from bot.inventory import Host, Inventory, parse_config
 from bot.postfix import reader as queue_module
 from bot.postfix.reader import HostReading, read_host, shorten
 from bot.postfix.spool import parse_settings, postfix_time
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
 from commands.summary import HostSummary
+from helpers.blockkit import assert_valid_block_kit
+from helpers.onehost import Answer, one_host
 
 NOW = 1_795_000_000.0
 POSTCONF = {
@@ -37,7 +35,6 @@ POSTCONF = {
 }
 DU_OK = (0, b"2048\t/var/spool/postfix/deferred\n", b"")
 DU_NO_SUDO = (1, b"", b"sudo: a password is required\n")
-Answer = tuple[int, Stdout, bytes]
 
 
 def tool(command_line: str) -> list[str]:
@@ -64,21 +61,6 @@ def scripted(
         return 1, b"", b"not scripted\n"
 
     return handle
-
-
-@asynccontextmanager
-async def one_host(
-    tmp_path: Path, handler: Callable[[str, bytes], Awaitable[Answer]]
-) -> AsyncIterator[tuple[Host, ScriptedSSHServer]]:
-    key = generate_client_key(tmp_path)
-    async with ScriptedSSHServer(handler, key.public_key) as server:
-        known = server.write_known_hosts(tmp_path / "known_hosts")
-        config = (
-            f'[ssh]\nuser = "t"\nprivate_key = "{key.private_key}"\nknown_hosts = "{known}"\n'
-            f'sudo = true\n\n[[hosts]]\nname = "mx1"\naddress = "{server.address}"\n'
-            f"port = {server.port}\n"
-        )
-        yield Inventory(parse_config(config)).get("mx1"), server
 
 
 async def quiet(_text: str) -> None:

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import pytest
-from diaglab import delete, inject, lab_config, postfix_settings, wait_deferred
 
 from bot.diag.collect import Diagnoser, Diagnosis
 from bot.diag.model import Verdict
 from bot.inventory import Inventory
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
+from helpers.diaglab import delete, inject, lab_config, postfix_settings, wait_deferred
 
 pytestmark = pytest.mark.lab
 

@@ -10,8 +10,6 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import LAB_CONFIG
-from labmail import ids_from, inject, new_sender, queue, remove
 from sqlalchemy import select
 
 from bot.app.pipeline import Outcome, handle
@@ -21,6 +19,8 @@ from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent
 from bot.settings import Settings
 from bot.stores import audit
+from helpers.labbot import LAB_CONFIG
+from helpers.labmail import ids_from, inject, new_sender, queue, remove
 
 pytestmark = pytest.mark.lab
 # The requester may approve plans in general: only the two-person rule stops them here.

@@ -24,11 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from all_commands import NEVER_AS_ROOT, ROOT, built_by_the_code, root_commands, root_tools
-from conftest import LAB_CONFIG, LAB_DIR
-from labmail import POSTQUEUE, ids_from, inject, new_sender, remove
 from sqlalchemy import select
-from standins import stand_ins, why_not
 
 from bot.app.pipeline import Outcome, Request, handle
 from bot.app.runtime import open_services
@@ -40,6 +36,11 @@ from bot.postfix import postsuper
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
+from helpers.all_commands import NEVER_AS_ROOT, ROOT, built_by_the_code, root_commands, root_tools
+from helpers.labbot import LAB_CONFIG
+from helpers.labmail import POSTQUEUE, ids_from, inject, new_sender, remove
+from helpers.labqueue import LAB_DIR
+from helpers.standins import stand_ins, why_not
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 

@@ -8,13 +8,13 @@ import shlex
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
 
 from bot.errors import UsageError
 from bot.postfix.filter import KEYS, MAX_WORD_LENGTH, QueueFilter, format_duration, parse_duration
 from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient
 from bot.postfix.postfix import PostqueueJsonParser
 from bot.postfix.reasons import ReasonClass, classify
+from helpers.mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
 
 F = QueueFilter.parse
 

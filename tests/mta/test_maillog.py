@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mta_samples import DATA
 
 from bot.errors import ParseError, UsageError
 from bot.postfix import logsource, maillog, postfix
 from bot.postfix.maillog import Delivery, LineReader, LogAnalyser, LogClock, parse_line
 from bot.postfix.models import is_queue_id
 from bot.postfix.reasons import ReasonClass
+from helpers.mta_samples import DATA
 
 LAB_LOG = DATA / "postfix.log.lab"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC).timestamp()

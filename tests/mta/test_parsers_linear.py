@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 
 import pytest
-from growth import grows_linearly
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +15,7 @@ from bot.errors import MailqbotError
 from bot.postfix import maillog, postcat, postfix, postsuper, qshape, spool
 from bot.postfix.filter import QueueFilter
 from bot.postfix.postfix import PostqueueJsonParser
+from helpers.growth import grows_linearly
 
 # -- qshape's domain of an address holding newlines (its slow path) ----------------------
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mta_samples import DATA, LAB_JSON, LAB_LIST, NOW
 
 from bot.errors import ParseError, UsageError
 from bot.postfix.models import QueueMessage, Recipient, is_queue_id
@@ -27,6 +26,7 @@ from bot.postfix.postcat import (
     unquote_address,
 )
 from bot.postfix.postfix import PostqueueJsonParser, PostqueueListParser
+from helpers.mta_samples import DATA, LAB_JSON, LAB_LIST, NOW
 
 ROOT = DATA.parent.parent
 RECORDS = {

@@ -7,7 +7,6 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mta_samples import LAB_JSON, NOW, messages, sample_messages, to_json_lines
 
 from bot.errors import ParseError, UsageError
 from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
@@ -21,6 +20,7 @@ from bot.postfix.postfix import (
     postqueue_list,
     queue_listing,
 )
+from helpers.mta_samples import LAB_JSON, NOW, messages, sample_messages, to_json_lines
 
 # One record exactly as Postfix 3.7 prints it (showq_json.c spacing).
 LINE = (

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mta_samples import LAB_JSON, LAB_LIST, NOW, REASONS, messages, sample_messages, to_list_text
 
 from bot.errors import ParseError
 from bot.postfix.models import QUEUE_NAMES, QueueMessage, Recipient, is_queue_id
@@ -17,6 +16,15 @@ from bot.postfix.postfix import (
     PostqueueListParser,
     infer_arrival,
     parse_postqueue_list,
+)
+from helpers.mta_samples import (
+    LAB_JSON,
+    LAB_LIST,
+    NOW,
+    REASONS,
+    messages,
+    sample_messages,
+    to_list_text,
 )
 
 GREY = REASONS["greylisted"].format(rcpt="b@grey.test")

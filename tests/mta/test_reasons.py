@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mta_samples import LAB_JSON, REASONS
 
 from bot.postfix import reasons
 from bot.postfix.postfix import PostqueueJsonParser
 from bot.postfix.reasons import _RULES, MAX_REASON_LENGTH, ReasonClass, analyse, classify, normalise
+from helpers.mta_samples import LAB_JSON, REASONS
 
 # Real Postfix (and real remote server) wording, one or more per class.
 EXAMPLES = [

@@ -8,12 +8,12 @@ import string
 from collections.abc import Callable
 
 import pytest
-from growth import best_time, grows_linearly
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.postfix import reasons
 from bot.postfix.reasons import MAX_EXAMINED, MAX_WORD, ReasonClass, analyse, classify
+from helpers.growth import best_time, grows_linearly
 
 # The former patterns: the oracle. They scan to the end of a run from every position in it.
 OLD_ADDRESS = re.compile(r"<[^<>\s]*@[^<>\s]*>|[^\s<>()\[\]{};:,\"'`@]+@[A-Za-z0-9._-]+[A-Za-z0-9]")

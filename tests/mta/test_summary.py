@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
 
 from bot.postfix.models import QueueMessage, Recipient
 from bot.postfix.postfix import PostqueueJsonParser
@@ -25,6 +24,7 @@ from bot.postfix.qshape import (
 )
 from bot.postfix.reasons import ReasonClass, classify, normalise
 from bot.postfix.summary import OTHER_KEY, QueueSummary, SummaryBuilder
+from helpers.mta_samples import LAB_JSON, NOW, messages, sample_messages, synthetic_messages
 
 
 def summarise(queue: list[QueueMessage], now: float = NOW, top_n: int = 1000) -> QueueSummary:

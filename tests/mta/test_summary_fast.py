@@ -9,7 +9,6 @@ from collections.abc import Iterable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mta_samples import NOW, messages, sample_messages, synthetic_messages, to_json_lines
 
 from bot.postfix import reasons
 from bot.postfix import summary as summary_module
@@ -26,6 +25,7 @@ from bot.postfix.summary import (
     domain_of,
 )
 from bot.postfix.summary_brief import BriefSummaryBuilder
+from helpers.mta_samples import NOW, messages, sample_messages, synthetic_messages, to_json_lines
 
 ADDRESSES = ["a@X.com", "b@x.com", "noat", "MAILER-DAEMON", "", "c@", "@d.org", "e@f..g.",
              "h@.I.", "x\n@y.z", "q@y.z\n", "w@É.fr", "u@e@v.net", "z@Y.COM"]  # fmt: skip

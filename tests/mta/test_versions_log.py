@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from mta_samples import VERSIONS_NOW as NOW
-from mta_samples import versions_fixture as fixture
 
 from bot.postfix.maillog import (
     Delivery,
@@ -22,6 +20,8 @@ from bot.postfix.maillog import (
     parse_line,
     tls_features,
 )
+from helpers.mta_samples import VERSIONS_NOW as NOW
+from helpers.mta_samples import versions_fixture as fixture
 
 
 def deliveries(name: str, offset: int = 0) -> tuple[list[Delivery], LineReader]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 
 import pytest
-from mta_samples import VERSIONS
-from mta_samples import VERSIONS_NOW as NOW
-from mta_samples import versions_fixture as fixture
 
 from bot.errors import ParseError
 from bot.postfix import postfix
 from bot.postfix.models import QueueMessage, Recipient
 from bot.postfix.postfix import PostqueueJsonParser, parse_postqueue_list
+from helpers.mta_samples import VERSIONS
+from helpers.mta_samples import VERSIONS_NOW as NOW
+from helpers.mta_samples import versions_fixture as fixture
 
 
 def test_every_fixture_names_its_origin() -> None:

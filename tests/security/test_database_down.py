@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import Cuttable, FakeSlack
-from refusal_cases import TEAM, SlackWorld, slack_world
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from bot.db.models import AuditEvent
 from bot.demo import SIZES, demo_queue
 from bot.inventory import Access, Grant
+from helpers.fakes import Cuttable, FakeSlack
+from helpers.refusal_cases import TEAM, SlackWorld, slack_world
 
 ACCESS = Access(
     team_ids=[TEAM],

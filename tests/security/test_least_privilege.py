@@ -26,7 +26,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from all_commands import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.diag import host as diag
+from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT
+from bot.postfix import logsource
+from bot.postfix.models import is_queue_id
+from bot.remote.command import RemoteCommand
+from helpers.all_commands import (
     BUILDERS,
     NEVER_AS_ROOT,
     ROOT,
@@ -40,15 +48,7 @@ from all_commands import (
     template_functions,
     utc_seconds,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from standins import stand_ins, why_not
-
-from bot.diag import host as diag
-from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT
-from bot.postfix import logsource
-from bot.postfix.models import is_queue_id
-from bot.remote.command import RemoteCommand
+from helpers.standins import stand_ins, why_not
 
 SUDOERS = ROOT / "deploy" / "sudoers.mailqbot"
 WRAPPER = ROOT / "deploy" / "mailqbot-wrapper"

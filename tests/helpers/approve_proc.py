@@ -1,6 +1,7 @@
 """One bot process: run one command as one user, print the outcome as JSON.
 
-approve_proc.py USER TEXT    (DATABASE_URL, MAILQBOT_CONFIG, MAILQBOT_REPLICA_ID from env)
+python -m helpers.approve_proc USER TEXT    (tests/ on PYTHONPATH; DATABASE_URL,
+                                             MAILQBOT_CONFIG, MAILQBOT_REPLICA_ID from env)
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 LAB_DIR = Path("/var/lib/mailqbot-lab")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEST_QUEUE = 300
 MIN_DEFERRED = 100
 MAX_QUEUE = 5_000  # a queue left large by a benchmark is reset, so tests stay quick

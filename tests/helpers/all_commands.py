@@ -35,7 +35,7 @@ from bot.errors import MailqbotError
 from bot.postfix import logsource, postcat, postfix, postsuper, spool
 from bot.remote.command import RemoteCommand
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUDO = (True, False)
 QUEUE_DIRECTORY = "/var/spool/postfix"
 LOG_FILES = ("/var/log/postfix.log", *logsource.SYSLOG_FILES)

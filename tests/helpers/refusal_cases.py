@@ -26,7 +26,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from fakes import FakeSlack, block_actions_body, sign, slash_command_body
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,6 +41,7 @@ from bot.settings import Settings
 from bot.slack.app import build_app, learn_own_team
 from bot.slack.http import Endpoint
 from bot.slack.payloads import slack_text
+from helpers.fakes import FakeSlack, block_actions_body, sign, slash_command_body
 
 SECRET = "refusal-tests-signing-secret"
 TEAM = "T0LAB"
