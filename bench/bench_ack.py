@@ -6,7 +6,7 @@ commands while the monitor polls a fleet in an outage.
                                         [--bursts 10] [--sqlite]
 
 ``mailqbot serve`` runs as its own process in HTTP mode, its Web API base pointed at a fake
-Slack (``tests/fakes``) in this process. Every host is on 127.0.0.1 at a port nothing
+Slack (``tests/helpers/fakes``) in this process. Every host is on 127.0.0.1 at a port nothing
 listens on: each poll fails (connection refused), so the unreachable rule opens an incident
 per host and alerts are posted, edited and threaded while the commands arrive.
 

@@ -5,7 +5,7 @@
                                               [--days 30] [--step 60]
 
 Each simulated day writes every host's polls in one server-side INSERT
-(``tests/samplefill.py``), then runs ``bot.stores.retention.run`` as of the day's end with
+(``tests/helpers/samplefill.py``), then runs ``bot.stores.retention.run`` as of the day's end with
 the default ``[retention]`` (raw 48 h, 10-minute buckets to 30 days, hourly to 400 days).
 Printed: rows and bytes of ``queue_samples`` after day 1 (nothing pruned yet: the cost of
 one day of raw polls) and after the last day, the time each prune took, and the steady

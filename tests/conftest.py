@@ -21,6 +21,8 @@ from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
 from helpers.labqueue import LAB_DIR, ensure_test_queue
 
+pytest_plugins = ["helpers.sshservers"]  # scripted SSH servers and hosts for them
+
 PG_ADMIN = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

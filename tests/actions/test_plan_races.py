@@ -33,6 +33,7 @@ from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.settings import Settings
 from bot.stores import audit
 from bot.stores import plans as plans_store
+from helpers import approve_proc
 from helpers.fake_postfix import (
     APPROVER_A,
     APPROVER_B,
@@ -45,8 +46,7 @@ from helpers.fake_postfix import (
     race_host,
 )  # fmt: skip
 
-# One bot process, run as ``python -m helpers.approve_proc`` with tests/ on its import path.
-TESTS = Path(__file__).resolve().parents[1]
+PROC = Path(approve_proc.__file__)  # one bot process, run as a script
 
 
 @pytest.fixture
@@ -117,11 +117,10 @@ async def test_two_approvers_at_once(services: Services, host: RaceHost) -> None
 async def run_proc(
     db_url: str, host: RaceHost, replica: str, user: str, text: str
 ) -> asyncio.subprocess.Process:
-    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "DATABASE_URL": db_url, "MAILQBOT_CONFIG": str(host.config),
-           "MAILQBOT_REPLICA_ID": replica, "PYTHONPATH": path}  # fmt: skip
+           "MAILQBOT_REPLICA_ID": replica}  # fmt: skip
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "helpers.approve_proc", user, text, env=env,
+        sys.executable, str(PROC), user, text, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 

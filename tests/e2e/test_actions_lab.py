@@ -1,6 +1,6 @@
 """Queue actions against the real lab: plans, the two-person rule, and exact execution.
 
-Each test injects its own marked messages (tests/e2e/labmail.py) so the shared lab queue
+Each test injects its own marked messages (tests/helpers/labmail.py) so the shared lab queue
 ends as it began; the oracle is `postqueue -j` run on the lab host (this machine).
 """
 

@@ -4,12 +4,12 @@ forced-command login through deploy/mailqbot-wrapper, end to end.
 ``lab.sh up`` installs both from deploy/: the user ``mailqbot`` with the sudoers snippet (the
 bot sends ``sudo -n``), and the user ``mailqbot-fc``, whose key runs only
 /usr/local/libexec/mailqbot-wrapper, with ``sudo = false`` for the host (the wrapper gets
-root through its one sudo rule). The root commands come from tests/all_commands.py, which
+root through its one sudo rule). The root commands come from tests/helpers/all_commands.py, which
 calls every template over its input domain.
 
 The lab has no container runtime: sudo answers ``sudo -l`` only for a program that exists, so
 the questions about ``/usr/bin/docker`` and ``/usr/bin/podman`` are asked where stand-in
-scripts sit at those paths, seen by that one sudo alone (tests/standins.py).
+scripts sit at those paths, seen by that one sudo alone (tests/helpers/standins.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Hosts and worlds
     onehost         one scripted SSH host and its inventory entry
     loghost         a scripted host that emulates the tools ``/mailq log`` runs
     fake_postfix    a Postfix host in this process for the approval races
-    approve_proc    one bot process running one command (run with ``python -m``)
+    approve_proc    one bot process running one command (a script, run by path)
     simhosts        simulated Postfix hosts for the monitor
     monitoring      a monitor running over simulated hosts, posting to the fake Slack
     samplefill      months of monitor samples, made inside the database

@@ -1,7 +1,8 @@
 """One bot process: run one command as one user, print the outcome as JSON.
 
-python -m helpers.approve_proc USER TEXT    (tests/ on PYTHONPATH; DATABASE_URL,
-                                             MAILQBOT_CONFIG, MAILQBOT_REPLICA_ID from env)
+approve_proc.py USER TEXT    (DATABASE_URL, MAILQBOT_CONFIG, MAILQBOT_REPLICA_ID from env)
+
+A script, run by its path (tests/actions/test_plan_races.py takes the path from the module).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared test data for tests/mta: Postfix-exact formatters, samples and strategies.
+"""Shared test data for tests/postfix: Postfix-exact formatters, samples and strategies.
 
 The formatters are Python ports of Postfix's own printf formats (postqueue/showq_json.c
 and postqueue/showq_compat.c, Postfix 3.x), so parsers are tested against the exact

@@ -1,4 +1,8 @@
-"""Fixtures for the SSH executor tests: an in-process scripted SSH server and hosts for it."""
+"""Fixtures for tests over SSH: in-process scripted SSH servers, hosts pointing at them, an
+executor, and a check that a test leaves no task running and no file descriptor open.
+
+A pytest plugin (tests/conftest.py names it in ``pytest_plugins``): any test may ask for
+these fixtures; the tests of tests/remote/ all run with ``no_leaks``."""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ def _fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def no_leaks() -> AsyncIterator[None]:
     """Fail a test that leaves tasks running or file descriptors open."""
     tasks_before = asyncio.all_tasks()

@@ -15,6 +15,7 @@ from bot import doctor
 from bot.demo.ssh import ClientKey, Reply, ScriptedSSHServer
 from bot.inventory import Host
 
+pytestmark = pytest.mark.usefixtures("no_leaks")  # as every test over the scripted servers
 POSTFIX_DU = "/usr/bin/du -sk /var/spool/postfix/deferred"
 
 

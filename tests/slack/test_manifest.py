@@ -12,7 +12,7 @@ import commands
 from bot.slack.app import SLASH_COMMAND
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "tests/slack_schema/manifest.schema.1.0.0.json"
+SCHEMA = ROOT / "tests/data/slack_schema/manifest.schema.1.0.0.json"
 
 
 def manifest() -> dict[str, object]:
