@@ -13,6 +13,8 @@ Slack
 
 Hosts and worlds
     demo_world      demo hosts (in-process SSH servers) wired to real services and a database
+    sshservers      fixtures (a plugin, see tests/conftest.py): scripted SSH servers, hosts
+                    for them, an executor and a leak check
     onehost         one scripted SSH host and its inventory entry
     loghost         a scripted host that emulates the tools ``/mailq log`` runs
     fake_postfix    a Postfix host in this process for the approval races
