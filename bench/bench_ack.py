@@ -6,7 +6,7 @@ commands while the monitor polls a fleet in an outage.
                                         [--bursts 10] [--sqlite]
 
 ``mailqbot serve`` runs as its own process in HTTP mode, its Web API base pointed at a fake
-Slack (``tests/fakes``) in this process. Every host is on 127.0.0.1 at a port nothing
+Slack (``tests/helpers/fakes``) in this process. Every host is on 127.0.0.1 at a port nothing
 listens on: each poll fails (connection refused), so the unreachable rule opens an incident
 per host and alerts are posted, edited and threaded while the commands arrive.
 
@@ -41,10 +41,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from fakes import FakeSlack  # noqa: E402
-from fakes.signing import sign, slash_command_body  # noqa: E402
 from scratch_db import migrated_database  # noqa: E402
 from slack_sdk.signature import SignatureVerifier  # noqa: E402
+
+from helpers.fakes import FakeSlack  # noqa: E402
+from helpers.fakes.signing import sign, slash_command_body  # noqa: E402
 
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 SECRET = "bench-ack-secret"

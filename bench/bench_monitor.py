@@ -36,7 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from fakes import FakeSlack  # noqa: E402
 from scratch_db import migrated_database  # noqa: E402
 from sqlalchemy import distinct, func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
@@ -52,6 +51,7 @@ from bot.monitor.scheduler import Monitor  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.slack.alerts import SlackNotifier  # noqa: E402
 from bot.slack.client import make_client  # noqa: E402
+from helpers.fakes import FakeSlack  # noqa: E402
 
 CHANNEL = "C0BENCH"
 

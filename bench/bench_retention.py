@@ -5,7 +5,7 @@
                                               [--days 30] [--step 60]
 
 Each simulated day writes every host's polls in one server-side INSERT
-(``tests/samplefill.py``), then runs ``bot.stores.retention.run`` as of the day's end with
+(``tests/helpers/samplefill.py``), then runs ``bot.stores.retention.run`` as of the day's end with
 the default ``[retention]`` (raw 48 h, 10-minute buckets to 30 days, hourly to 400 days).
 Printed: rows and bytes of ``queue_samples`` after day 1 (nothing pruned yet: the cost of
 one day of raw polls) and after the last day, the time each prune took, and the steady
@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 import asyncpg  # noqa: E402
-from samplefill import count, fill  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker  # noqa: E402
 
@@ -45,6 +44,7 @@ from bot.retention import RetentionSection  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.stores import retention  # noqa: E402
 from bot.stores.audit_key import AuditTrail  # noqa: E402
+from helpers.samplefill import count, fill  # noqa: E402
 
 DAY = 86400.0
 START = 1_800_000_000.0

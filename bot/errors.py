@@ -24,7 +24,7 @@ and what to do next, and is safe to show in Slack or the terminal.
             ├── ConnectionLost      the connection dropped mid-command: outcome unknown
             └── OutputTooLarge      more output than mailqbot keeps in memory; channel closed
 
-Tests (tests/core/test_errors.py) hold this tree against the classes below.
+Tests (tests/bot/test_errors.py) hold this tree against the classes below.
 """
 
 from __future__ import annotations

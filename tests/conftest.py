@@ -13,13 +13,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from labqueue import LAB_DIR, ensure_test_queue
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.migrate import upgrade_async
 from bot.db.session import make_engine, make_sessionmaker
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
+from helpers.labqueue import LAB_DIR, ensure_test_queue
+
+pytest_plugins = ["helpers.sshservers"]  # scripted SSH servers and hosts for them
 
 PG_ADMIN = os.environ.get("MAILQBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

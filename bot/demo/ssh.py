@@ -1,6 +1,6 @@
 """An in-process SSH server whose answer to each command is scripted in Python.
 
-The tests (``tests/ssh/``) and ``mailqbot console --demo`` use it as a stand-in host: a real
+The tests (``tests/remote/``) and ``mailqbot console --demo`` use it as a stand-in host: a real
 asyncssh server on 127.0.0.1 with a fresh ed25519 host key that accepts exactly one client
 public key. Every exec'd command line goes to an async handler::
 

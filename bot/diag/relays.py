@@ -8,7 +8,7 @@ Providers recognised by their SMTP host names: SendGrid (``smtp.sendgrid.net``),
 CNAME of your own, a test relay): ``{"relay.example.net" = "sendgrid"}``, ``"ses:eu-west-1"``.
 
 Refusals are matched on the providers' own texts (the origin of each is in
-``tests/diag/relay_refusals.py``). A text that only one provider uses identifies it on its
+``tests/helpers/relay_refusals.py``). A text that only one provider uses identifies it on its
 own; generic texts ("Relaying denied", a bare 535) count only when the server that said
 them is a known provider. The kinds:
 
@@ -119,7 +119,7 @@ class Refusal:
     identities: tuple[str, ...] = ()  # SES: the identities that failed the check
 
 
-# (provider, kind, pattern, needs the provider's server). Texts: tests/diag/relay_refusals.py.
+# (provider, kind, pattern, needs the provider's server). Texts: tests/helpers/relay_refusals.py.
 _TEXTS: tuple[tuple[str, str, re.Pattern[str], bool], ...] = tuple(
     (provider, kind, re.compile(text, re.IGNORECASE), needs_server)
     for provider, kind, text, needs_server in (

@@ -144,7 +144,7 @@ _PREFIXES = re.compile(rf"\s*(?:{_SUSPENDED}\s*(?=\S))*")
 _FOLDABLE = re.compile(r"[\d@]")
 # Every pattern below runs in time linear in the length of what it is given: a match is
 # tried at most once per run of characters (no restarts inside a run that already failed),
-# so a hostile 2 KB word costs microseconds, not milliseconds. tests/mta/test_reasons_linear.py
+# so a hostile 2 KB word costs microseconds, not milliseconds. tests/postfix/test_reasons_linear.py
 # checks this, and that the results are the ones the former, quadratic patterns gave.
 #
 # An address, or (group ``skip``) the rest of a run of local-part characters in which no

@@ -6,7 +6,7 @@ anything: queue IDs by ``is_queue_id``, queue names against the ones deploy/sudo
 allows, paths as plain absolute paths, domains by IDNA, times and offsets as integers. The
 executor runs exactly this argv behind ``timeout``; nothing is ever put through a shell.
 
-The tests' all_commands.py calls each function here over its whole input domain, and the
+tests/helpers/all_commands.py calls each function here over its whole input domain, and the
 least-privilege tests check that deploy/ allows every root command it yields and nothing
 else; a function added here without a place there fails those tests.
 

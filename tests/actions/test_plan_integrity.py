@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_postfix import APPROVER_A, REQUESTER, TEAM, FakePostfix, RaceHost, queue_lines, race_host
 from sqlalchemy import update
 
 from bot.actions import rules as plans
@@ -27,6 +26,15 @@ from bot.context import Request
 from bot.db.models import ActionPlan
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
+from helpers.fake_postfix import (
+    APPROVER_A,
+    REQUESTER,
+    TEAM,
+    FakePostfix,
+    RaceHost,
+    queue_lines,
+    race_host,
+)
 
 
 @pytest.fixture

@@ -20,17 +20,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fake_postfix import (
-    APPROVER_A,
-    APPROVER_B,
-    REQUESTER,
-    TEAM,
-    VIEWER,
-    FakePostfix,
-    RaceHost,
-    queue_lines,
-    race_host,
-)  # fmt: skip
 from sqlalchemy import func, select, update
 
 from bot.actions import approvals
@@ -44,8 +33,20 @@ from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.settings import Settings
 from bot.stores import audit
 from bot.stores import plans as plans_store
+from helpers import approve_proc
+from helpers.fake_postfix import (
+    APPROVER_A,
+    APPROVER_B,
+    REQUESTER,
+    TEAM,
+    VIEWER,
+    FakePostfix,
+    RaceHost,
+    queue_lines,
+    race_host,
+)  # fmt: skip
 
-PROC = Path(__file__).with_name("approve_proc.py")
+PROC = Path(approve_proc.__file__)  # one bot process, run as a script
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from diaglab import LAB_TOML
 
 from bot.app.pipeline import Outcome, handle
 from bot.app.runtime import open_services
 from bot.context import Request
 from bot.settings import Settings
+from helpers.diaglab import LAB_TOML
 
 pytestmark = pytest.mark.lab
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from dnsserver import dns_server
 
 from bot import render
 from bot.diag.collect import Diagnosis
@@ -16,6 +15,7 @@ from bot.diag.dnsbl import Listing, dnsbl
 from bot.diag.model import Evidence
 from bot.diag.senderauth import sender_auth
 from bot.diag.verdicts import decide
+from helpers.dnsserver import dns_server
 
 ZONE = {
     # Spamhaus ZEN, as it answers a resolver it serves

@@ -11,12 +11,12 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from diaglab import delete, inject, lab_config, wait_deferred
 
 from bot.diag.collect import Diagnoser, Diagnosis
 from bot.inventory import Config, Inventory
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
+from helpers.diaglab import delete, inject, lab_config, wait_deferred
 
 pytestmark = pytest.mark.lab
 

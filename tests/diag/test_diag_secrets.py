@@ -23,7 +23,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from diaglab import LAB_TOML, postfix_settings
 from sqlalchemy import select, text
 
 from bot.app.pipeline import Outcome, Request, handle
@@ -36,6 +35,7 @@ from bot.inventory import Inventory, parse_config
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
+from helpers.diaglab import LAB_TOML, postfix_settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SECRET = "Zq7-"  # every password in these captures and settings starts with it

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
-from diaglab import delete, inject, lab_config, postfix_settings, wait_deferred
 
 from bot import render
 from bot.diag.collect import Diagnoser, Diagnosis
@@ -24,6 +23,7 @@ from bot.diag.model import Verdict
 from bot.inventory import Inventory
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
+from helpers.diaglab import delete, inject, lab_config, postfix_settings, wait_deferred
 
 pytestmark = pytest.mark.lab
 

@@ -4,7 +4,6 @@ test_relay_lab.py). Every refusal in relay_refusals.py yields a verdict with its
 from __future__ import annotations
 
 import pytest
-from relay_refusals import CASES, HOSTS
 
 from bot import render
 from bot.diag.collect import Diagnosis
@@ -13,6 +12,7 @@ from bot.diag.host import SmtpProbe
 from bot.diag.model import Evidence, Probe, Relay
 from bot.diag.relays import RefusalTally, parse_relayhost, recognise
 from bot.diag.verdicts import decide
+from helpers.relay_refusals import CASES, HOSTS
 
 NOW = 1_800_000_000.0
 MAP = "hash:/etc/postfix/sasl_passwd"

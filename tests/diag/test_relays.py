@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from relay_refusals import CASES, HOSTS, NOT_PROVIDER
 
 from bot.diag.relays import (
     Provider,
@@ -14,6 +13,7 @@ from bot.diag.relays import (
     recognise,
     valid_alias,
 )
+from helpers.relay_refusals import CASES, HOSTS, NOT_PROVIDER
 
 
 @pytest.mark.parametrize(

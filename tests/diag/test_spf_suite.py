@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dnsserver import Answerer, Zone, dns_server
 
 from bot.diag.config import DiagnoseSection
 from bot.diag.dns import Lookup
 from bot.diag.senderauth import spf_check
+from helpers.dnsserver import Answerer, Zone, dns_server
 
 SUITE = Path(__file__).resolve().parents[1] / "data" / "rfc7208" / "rfc7208-tests.yml"
 

@@ -1,6 +1,6 @@
 """Queue actions against the real lab: plans, the two-person rule, and exact execution.
 
-Each test injects its own marked messages (tests/e2e/labmail.py) so the shared lab queue
+Each test injects its own marked messages (tests/helpers/labmail.py) so the shared lab queue
 ends as it began; the oracle is `postqueue -j` run on the lab host (this machine).
 """
 
@@ -10,8 +10,6 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import LAB_CONFIG
-from labmail import ids_from, inject, new_sender, queue, remove
 from sqlalchemy import select
 
 from bot.app.pipeline import Outcome, handle
@@ -21,6 +19,8 @@ from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent
 from bot.settings import Settings
 from bot.stores import audit
+from helpers.labbot import LAB_CONFIG
+from helpers.labmail import ids_from, inject, new_sender, queue, remove
 
 pytestmark = pytest.mark.lab
 # The requester may approve plans in general: only the two-person rule stops them here.

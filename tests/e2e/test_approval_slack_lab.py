@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 
-import aiohttp
 import pytest
-from conftest import LAB_CONFIG, SIGNING_SECRET, BotProcess, final
-from fakes import Call, FakeSlack, block_actions_body, sign, slash_command_body
-from labmail import ids_from, inject, new_sender, remove
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,35 +22,19 @@ from bot.db.models import ActionPlan, AuditEvent
 from bot.settings import Settings
 from bot.slack.client import make_client
 from bot.slack.recovery import recover_forever
+from helpers.fakes import Call, FakeSlack, slash_command_body
+from helpers.labbot import (
+    LAB_CONFIG,
+    BotProcess,
+    buttons,
+    click,
+    final,
+    post_signed,
+)
+from helpers.labmail import ids_from, inject, new_sender, remove
 
 pytestmark = pytest.mark.lab
 REQUESTER, SECOND = "U0APPROVER", "U0ADMIN"
-
-
-async def post_signed(bot: BotProcess, body: bytes) -> int:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{bot.url}/slack/events", data=body, headers=sign(SIGNING_SECRET, body)) as r,
-    ):
-        await r.read()
-        return r.status
-
-
-def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    found = {}
-    for block in blocks:
-        for element in block.get("elements", []) if block["type"] == "actions" else []:
-            found[element["value"].split()[0]] = element
-    return found
-
-
-async def click(bot: BotProcess, slack: FakeSlack, user: str, button: dict[str, Any],
-                channel: str, ts: str, name: str) -> None:  # fmt: skip
-    body = block_actions_body(
-        button["action_id"], button["value"], user_id=user, channel_id=channel,
-        message_ts=ts, response_url=slack.response_url(name),
-    )  # fmt: skip
-    assert await post_signed(bot, body) == 200
 
 
 async def test_purge_approved_by_button_updates_the_message_in_place(

@@ -20,9 +20,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import MAILQBOT, SIGNING_SECRET, BotProcess, bot_env, final, free_port, wait_healthy
-from fakes import Cuttable, FakeSlack, sign, slash_command_body
-from labmail import ids_from, inject, new_sender, remove
+
+from helpers.fakes import Cuttable, FakeSlack, sign, slash_command_body
+from helpers.labbot import (
+    MAILQBOT,
+    SIGNING_SECRET,
+    BotProcess,
+    bot_env,
+    final,
+    free_port,
+    wait_healthy,
+)
+from helpers.labmail import ids_from, inject, new_sender, remove
 
 pytestmark = pytest.mark.lab
 SUDO_LOG = Path("/var/log/mailqbot-lab-sudo.log")

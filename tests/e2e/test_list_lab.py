@@ -14,10 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import LAB_CONFIG, SIGNING_SECRET, BotProcess, final
-from fakes import Call, FakeSlack, block_actions_body, sign, slash_command_body
-from labqueue import postqueue_json
-from listpage import counts, page_ids
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +24,10 @@ from bot.context import Request
 from bot.db.models import CommandRun
 from bot.postfix.reasons import ReasonClass, classify
 from bot.settings import Settings
+from helpers.fakes import Call, FakeSlack, block_actions_body, sign, slash_command_body
+from helpers.labbot import LAB_CONFIG, SIGNING_SECRET, BotProcess, final
+from helpers.labqueue import postqueue_json
+from helpers.listpage import counts, page_ids
 
 pytestmark = pytest.mark.lab
 Queue = list[dict[str, Any]]

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import LAB_CONFIG, LAB_DIR
 from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
@@ -32,6 +31,8 @@ from bot.db.models import AuditEvent
 from bot.inventory import Inventory, load_config, parse_config
 from bot.postfix import logreader
 from bot.settings import Settings
+from helpers.labbot import LAB_CONFIG
+from helpers.labqueue import LAB_DIR
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_up")]
 

@@ -4,12 +4,12 @@ forced-command login through deploy/mailqbot-wrapper, end to end.
 ``lab.sh up`` installs both from deploy/: the user ``mailqbot`` with the sudoers snippet (the
 bot sends ``sudo -n``), and the user ``mailqbot-fc``, whose key runs only
 /usr/local/libexec/mailqbot-wrapper, with ``sudo = false`` for the host (the wrapper gets
-root through its one sudo rule). The root commands come from tests/all_commands.py, which
+root through its one sudo rule). The root commands come from tests/helpers/all_commands.py, which
 calls every template over its input domain.
 
 The lab has no container runtime: sudo answers ``sudo -l`` only for a program that exists, so
 the questions about ``/usr/bin/docker`` and ``/usr/bin/podman`` are asked where stand-in
-scripts sit at those paths, seen by that one sudo alone (tests/standins.py).
+scripts sit at those paths, seen by that one sudo alone (tests/helpers/standins.py).
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from all_commands import NEVER_AS_ROOT, ROOT, built_by_the_code, root_commands, root_tools
-from conftest import LAB_CONFIG, LAB_DIR
-from labmail import POSTQUEUE, ids_from, inject, new_sender, remove
 from sqlalchemy import select
-from standins import stand_ins, why_not
 
 from bot.app.pipeline import Outcome, Request, handle
 from bot.app.runtime import open_services
@@ -40,6 +36,11 @@ from bot.postfix import postsuper, tools
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
+from helpers.all_commands import NEVER_AS_ROOT, ROOT, built_by_the_code, root_commands, root_tools
+from helpers.labbot import LAB_CONFIG
+from helpers.labmail import POSTQUEUE, ids_from, inject, new_sender, remove
+from helpers.labqueue import LAB_DIR
+from helpers.standins import stand_ins, why_not
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import BotProcess, final
-from fakes import Call, FakeSlack, slash_command_body
-from labmail import queue
-from test_approval_slack_lab import buttons, click, post_signed
+
+from helpers.fakes import Call, FakeSlack, slash_command_body
+from helpers.labbot import BotProcess, buttons, click, final, post_signed
+from helpers.labmail import queue
 
 pytestmark = pytest.mark.lab
 REQUESTER, APPROVER = "U0OPERATOR", "U0APPROVER"

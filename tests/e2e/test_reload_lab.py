@@ -17,13 +17,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import LAB_DIR, MAILQBOT, SIGNING_SECRET, bot_env, final, free_port, wait_healthy
-from fakes import Call, Cuttable, FakeSlack, sign, slash_command_body
-from labqueue import postqueue_json
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import CommandRun
+from helpers.fakes import Call, Cuttable, FakeSlack, sign, slash_command_body
+from helpers.labbot import MAILQBOT, SIGNING_SECRET, bot_env, final, free_port, wait_healthy
+from helpers.labqueue import LAB_DIR, postqueue_json
 
 pytestmark = pytest.mark.lab
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LAB_CONFIG, LAB_DIR
 from sqlalchemy import select
 
 import commands
@@ -33,6 +32,8 @@ from bot.errors import NotInQueue
 from bot.postfix.postcat import unquote_address
 from bot.settings import Settings
 from commands.show import ShowModel
+from helpers.labbot import LAB_CONFIG
+from helpers.labqueue import LAB_DIR
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab_is_up")]
 MAILQBOT = Path(sys.executable).parent / "mailqbot"

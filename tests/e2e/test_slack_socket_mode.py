@@ -7,8 +7,9 @@ import asyncio
 import sys
 
 import pytest
-from conftest import MAILQBOT, bot_env, final, free_port, wait_healthy
-from fakes import FakeSlack, slash_command_payload
+
+from helpers.fakes import FakeSlack, slash_command_payload
+from helpers.labbot import MAILQBOT, bot_env, final, free_port, wait_healthy
 
 pytestmark = pytest.mark.lab
 

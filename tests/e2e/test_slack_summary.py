@@ -14,15 +14,15 @@ from collections import Counter, defaultdict
 
 import aiohttp
 import pytest
-from conftest import BotProcess, final
-from fakes import FakeSlack, block_actions_body, sign, slash_command_body
-from labqueue import postqueue_json
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import AuditEvent, CommandRun
 from bot.postfix.reasons import classify
 from bot.stores import audit
+from helpers.fakes import FakeSlack, block_actions_body, sign, slash_command_body
+from helpers.labbot import BotProcess, final
+from helpers.labqueue import postqueue_json
 
 SECRET = "lab-signing-secret"
 pytestmark = pytest.mark.lab

@@ -24,7 +24,6 @@ from typing import Any
 
 import asyncssh
 import pytest
-from conftest import LAB_CONFIG, LAB_DIR
 
 from bot.demo.ssh import SilentTCPServer, unused_port
 from bot.errors import (
@@ -37,6 +36,8 @@ from bot.errors import (
 from bot.inventory import Host, Inventory, parse_config
 from bot.remote.command import RemoteCommand
 from bot.remote.ssh import SSHExecutor
+from helpers.labbot import LAB_CONFIG
+from helpers.labqueue import LAB_DIR
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("lab")]
 

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import LAB_CONFIG, LAB_DIR
 
 from bot.app.pipeline import handle
 from bot.app.runtime import open_services
@@ -32,6 +31,8 @@ from bot.postfix.reader import HostReading, read_host
 from bot.remote.audited import Remote
 from bot.remote.ssh import SSHExecutor
 from bot.settings import Settings
+from helpers.labbot import LAB_CONFIG
+from helpers.labqueue import LAB_DIR
 
 pytestmark = pytest.mark.lab
 QSHAPE = "/usr/sbin/qshape"

@@ -66,7 +66,8 @@ CLASSES = (
     "relay_postmark",
 )
 RELAYS = ("relay_sendgrid", "relay_ses", "relay_mailgun", "relay_postmark")
-# Each relay's banner and replies, in the provider's words (origins: tests/diag/relay_refusals.py).
+# Each relay's banner and replies, in the provider's words
+# (origins: tests/helpers/relay_refusals.py).
 # Scenarios by the sender's local part: unverified, sandbox, quota, rate; anything else: 250.
 RELAY_BANNERS = {
     "relay_sendgrid": "220 SG ESMTP service ready at ismtpd-lab-0",

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeSlack, block_actions_body
-from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 from slack_sdk.models.blocks import Block
 from sqlalchemy import select
 
@@ -26,6 +24,8 @@ from bot.inventory import Access, Grant
 from bot.monitor.alert import Alert
 from bot.monitor.config import Budget, MonitorSection
 from bot.postfix.reasons import DELIVERS_ON_ITS_OWN, ReasonClass
+from helpers.fakes import FakeSlack, block_actions_body
+from helpers.refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 
 
 def alert(kind: str, by_class: dict[str, int], host: str = "mx1") -> Alert:

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from fakes import FakeSlack
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.monitor.alert import Alert, GroupAlert
@@ -22,6 +21,7 @@ from bot.settings import Settings
 from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client
 from bot.stores.budget import Bucket, reserve
+from helpers.fakes import FakeSlack
 
 CHANNEL = "C0ALERTS"
 

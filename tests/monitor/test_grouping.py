@@ -17,14 +17,14 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack
-from simhosts import Farm, farm
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from test_monitor_flow import CHANNEL, notes, roots, running, wait_until
 
 from bot.db.models import Incident
 from bot.monitor.scheduler import Monitor
+from helpers.fakes import FakeSlack
+from helpers.monitoring import CHANNEL, notes, roots, running, wait_until
+from helpers.simhosts import Farm, farm
 
 HOSTS = 200
 INTERVAL = 2.0

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from fakes import FakeSlack
 from prometheus_client.openmetrics import exposition as om_exposition
 from prometheus_client.openmetrics import parser as om_parser
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample as PromSample
-from simhosts import farm
 
 from bot.app.pipeline import handle
 from bot.app.runtime import open_services
@@ -33,6 +31,8 @@ from bot.monitor.scheduler import Monitor
 from bot.settings import Settings
 from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client
+from helpers.fakes import FakeSlack
+from helpers.simhosts import farm
 
 MONITOR = """[monitor]
 interval = "300ms"

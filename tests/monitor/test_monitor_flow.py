@@ -12,13 +12,8 @@ the cooldown 120 (a new root).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 
-from fakes import Call, FakeSlack
-from simhosts import Farm, farm
 from sqlalchemy import func, select
 
 from bot.app.runtime import open_services
@@ -31,61 +26,9 @@ from bot.monitor.scheduler import Monitor
 from bot.settings import Settings
 from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client
-
-CHANNEL = "C0ALERTS"
-MONITOR = """[monitor]
-interval = "300ms"
-jitter = 0
-tick = "100ms"
-cooldown = "5s"
-[monitor.budget]
-per_minute = 600
-burst = 20
-edit_gap = "200ms"
-[monitor.rules]
-deferred = { warning = 100, critical = 200, clear = 80 }
-"""
-
-
-def roots(slack: FakeSlack) -> list[Call]:
-    return [
-        c
-        for c in slack.calls_to("chat.postMessage")
-        if c.args.get("channel") == CHANNEL and not c.args.get("thread_ts")
-    ]
-
-
-def notes(slack: FakeSlack, ts: str) -> list[str]:
-    return [
-        c.args["text"] for c in slack.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts
-    ]
-
-
-@asynccontextmanager
-async def running(
-    world: Farm, slack: FakeSlack, db_url: str, replica: str = "test-replica", rules: str = MONITOR
-) -> AsyncIterator[Monitor]:
-    settings = Settings(
-        DATABASE_URL=db_url, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-test"
-    )
-    inventory = Inventory(parse_config(world.config(rules), "<test>"))
-    async with open_services(settings, inventory) as services:
-        notifier = SlackNotifier(make_client(settings), CHANNEL)
-        live = LiveServices(replace(services, replica=replica))
-        monitor = Monitor(live, notifier, Metrics(services.sessions))
-        stop = asyncio.Event()
-        task = asyncio.create_task(monitor.run(stop))
-        try:
-            yield monitor
-        finally:
-            stop.set()
-            await task
-
-
-async def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
+from helpers.fakes import FakeSlack
+from helpers.monitoring import CHANNEL, MONITOR, notes, roots, running, wait_until
+from helpers.simhosts import farm
 
 
 async def test_incident_lifecycle_in_slack(tmp_path: Path, db_url: str) -> None:

@@ -25,8 +25,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fakes import FakeSlack, block_actions_body, sign
-from labqueue import settled_queue
 from sqlalchemy import select
 
 from bot.db.models import AuditEvent, Incident, QueueSample
@@ -34,6 +32,8 @@ from bot.db.session import make_engine, make_sessionmaker
 from bot.postfix.reasons import ReasonClass
 from bot.settings import Settings
 from bot.stores.audit_key import AuditTrail
+from helpers.fakes import FakeSlack, block_actions_body, sign
+from helpers.labqueue import settled_queue
 
 pytestmark = pytest.mark.lab
 LAB_DIR = Path("/var/lib/mailqbot-lab")

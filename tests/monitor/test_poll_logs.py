@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack
-from simhosts import farm
 
 from bot.app.runtime import open_services
 from bot.app.services import LiveServices
@@ -20,6 +18,8 @@ from bot.monitor.scheduler import Monitor
 from bot.settings import Settings
 from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client
+from helpers.fakes import FakeSlack
+from helpers.simhosts import farm
 
 MONITOR = """[monitor]
 interval = "300ms"

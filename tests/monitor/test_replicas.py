@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack
-from simhosts import Farm, farm
 from sqlalchemy import select
 
 from bot.db.models import HostLease, QueueSample
 from bot.db.session import make_engine, make_sessionmaker
+from helpers.fakes import FakeSlack
+from helpers.simhosts import Farm, farm
 
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 INTERVAL = 3.0  # seconds: long enough that scheduling delays on a loaded 2-core machine stay small

@@ -8,16 +8,16 @@ import asyncio
 import json
 from pathlib import Path
 
-from fakes import FakeSlack
-from simhosts import farm
 from sqlalchemy import select
-from test_monitor_flow import CHANNEL, MONITOR, roots, running, wait_until
 
 from bot.app.pipeline import Outcome, handle
 from bot.app.services import Services
 from bot.context import Request
 from bot.db.models import AuditEvent, Silence
 from bot.text import utc
+from helpers.fakes import FakeSlack
+from helpers.monitoring import CHANNEL, MONITOR, roots, running, wait_until
+from helpers.simhosts import farm
 
 FAST = MONITOR.replace("[monitor.rules]", '[monitor.silences]\nrole = "operator"\n[monitor.rules]')
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from fakes import FakeSlack
+
+from helpers.fakes import FakeSlack
 
 
 @pytest.fixture

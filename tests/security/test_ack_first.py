@@ -13,14 +13,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fakes import FakeSlack, sign, slash_command_body, slash_command_payload
-from refusal_cases import CHANNEL, SECRET, TEAM, SlackWorld, slack_world
 from sqlalchemy import func, select, text
 
 from bot.db.models import CommandRun
 from bot.db.session import make_engine
 from bot.inventory import Access, Grant
 from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
+from helpers.fakes import FakeSlack, sign, slash_command_body, slash_command_payload
+from helpers.refusal_cases import CHANNEL, SECRET, TEAM, SlackWorld, slack_world
 
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="viewer", members=["U0VIEWER"])])
 

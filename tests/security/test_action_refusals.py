@@ -11,10 +11,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack
-from refusal_cases import INJECTIONS, TEAM, Case, SlackWorld, expect_refused, injected, slack_world
 
 from bot.inventory import Access, Grant
+from helpers.fakes import FakeSlack
+from helpers.refusal_cases import (
+    INJECTIONS,
+    TEAM,
+    Case,
+    SlackWorld,
+    expect_refused,
+    injected,
+    slack_world,
+)
 
 QID = "ABCDEF12345"
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="admin", members=["U0ADMIN"])])

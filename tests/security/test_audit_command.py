@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack
-from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 
 from bot.inventory import Access, Grant
 from commands.audit import SHOWN
+from helpers.fakes import FakeSlack
+from helpers.refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 
 ACCESS = Access(
     team_ids=[TEAM],

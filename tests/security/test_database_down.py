@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from all_commands import all_commands
-from fakes import Cuttable, FakeSlack
-from refusal_cases import TEAM, SlackWorld, slack_world
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from bot.db.models import AuditEvent, SlackDelivery
 from bot.demo import SIZES, demo_queue
 from bot.inventory import Access, Grant
+from helpers.all_commands import all_commands
+from helpers.fakes import Cuttable, FakeSlack
+from helpers.refusal_cases import TEAM, SlackWorld, slack_world
 
 ACCESS = Access(
     team_ids=[TEAM],
@@ -60,7 +60,7 @@ def queue_ids(count: int) -> list[str]:
 def test_every_command_that_changes_the_queue_is_journalled() -> None:
     """The gateway commits an intent before a command marked ``changes_queue``: every
     template that builds ``postsuper`` or a flush (``postqueue -f``, ``-i``, ``-s``) marks
-    it, and no other template does (tests/all_commands.py builds them all)."""
+    it, and no other template does (tests/helpers/all_commands.py builds them all)."""
     changing = 0
     for command in all_commands():
         program, *words = command.argv

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeSlack, block_actions_body, slash_command_body, slash_command_payload
-from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +21,8 @@ from bot.db.session import make_engine, make_sessionmaker
 from bot.inventory import Access, Grant
 from bot.slack.dedup import Deduplicator, delivery_key
 from bot.slack.http import AckFirstSocketModeHandler
+from helpers.fakes import FakeSlack, block_actions_body, slash_command_body, slash_command_payload
+from helpers.refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="viewer", members=["U0VIEWER"])])
 TRIGGER = "1764300000.4242.0123456789abcdef0123456789abcdef"

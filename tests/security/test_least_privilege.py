@@ -1,6 +1,6 @@
 """Least privilege on the host: deploy/ allows exactly the command lines the code builds.
 
-The commands come from tests/all_commands.py, which calls every template function over its
+The commands come from tests/helpers/all_commands.py, which calls every template function over its
 input domain; the first test checks that list of functions against the source, so a new
 template cannot be left out. Then:
 
@@ -12,7 +12,7 @@ template cannot be left out. Then:
   allowed and runs exactly its words, by the same programs, as root only where needed; near
   misses and shell tricks are refused;
 - ``sudo = false``: no template forces sudo on a host (the executor side is in
-  tests/ssh/test_run.py).
+  tests/remote/test_run.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from all_commands import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT
+from bot.postfix import tools
+from bot.postfix.models import is_queue_id
+from bot.remote.command import RemoteCommand
+from helpers.all_commands import (
     BUILDERS,
     NEVER_AS_ROOT,
     ROOT,
@@ -40,14 +47,7 @@ from all_commands import (
     template_functions,
     utc_seconds,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from standins import stand_ins, why_not
-
-from bot.inventory import CONTAINER_NAME, SYSTEMD_UNIT
-from bot.postfix import tools
-from bot.postfix.models import is_queue_id
-from bot.remote.command import RemoteCommand
+from helpers.standins import stand_ins, why_not
 
 SUDOERS = ROOT / "deploy" / "sudoers.mailqbot"
 WRAPPER = ROOT / "deploy" / "mailqbot-wrapper"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from fakes import FakeSlack
+
+from helpers.fakes import FakeSlack
 
 MAILQBOT = Path(sys.executable).parent / "mailqbot"
 

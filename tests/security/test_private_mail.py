@@ -19,13 +19,13 @@ from typing import Any
 
 import orjson
 import pytest
-from fakes import Call, FakeSlack, block_actions_body
-from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 from sqlalchemy import select
 
 from bot.db.models import CommandRun
 from bot.demo import SENTENCES, SIZES, demo_queue
 from bot.inventory import Access, Grant
+from helpers.fakes import Call, FakeSlack, block_actions_body
+from helpers.refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 
 OPERATOR = "U0OPERATOR"
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="operator", members=[OPERATOR])])

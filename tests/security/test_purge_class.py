@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from core.demo_world import World, demo_world
 
 from bot.app.pipeline import Outcome, handle
 from bot.context import Request
 from bot.inventory import Access, ActionRule, Grant
+from helpers.demo_world import World, demo_world
 
 TEAM = "T0LAB"
 ACCESS = Access(

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack
-from refusal_cases import CHANNEL, TEAM, Case, SlackWorld, expect_refused, slack_world
 
 import commands
 from bot.auth import ROLE_PERMISSIONS
 from bot.inventory import Access, Grant, Inventory
+from helpers.fakes import FakeSlack
+from helpers.refusal_cases import CHANNEL, TEAM, Case, SlackWorld, expect_refused, slack_world
 
 OPS = "C0OPS"
 ACCESS = Access(

@@ -10,10 +10,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes import Call, FakeSlack
-from refusal_cases import INJECTIONS, TEAM, Case, SlackWorld, expect_refused, injected, slack_world
 
 from bot.inventory import Access, Grant
+from helpers.fakes import Call, FakeSlack
+from helpers.refusal_cases import (
+    INJECTIONS,
+    TEAM,
+    Case,
+    SlackWorld,
+    expect_refused,
+    injected,
+    slack_world,
+)
 
 QID = "ABCDEF12345"
 ACCESS = Access(

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from core.demo_world import World, demo_world
 
 import commands
 from bot.app.pipeline import Outcome, handle
@@ -22,6 +21,7 @@ from bot.context import Context, Identity, Request
 from bot.errors import PermissionDenied
 from bot.inventory import Access, Grant
 from bot.postfix import tools
+from helpers.demo_world import World, demo_world
 
 TEAM = "T0LAB"
 OPS, ELSEWHERE = "C0OPS", "C0OTHER"

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakes import FakeSlack, block_actions_body
-from refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 
 from bot.inventory import Access, Grant
+from helpers.fakes import FakeSlack, block_actions_body
+from helpers.refusal_cases import CHANNEL, TEAM, SlackWorld, slack_world
 
 ACCESS = Access(team_ids=[TEAM], grants=[Grant(role="operator", members=["U0OPS"])])
 HOLD = "hold mx1 domain=typo.example"
