@@ -152,6 +152,7 @@ class Courier:
         """Wait for this post's turn in the channel: under the budget every replica shares
         when there is one, else (or when the database cannot say) this process's own."""
         if self.shared is not None:
+            asked = self.clock()
             try:
                 delay = await self.shared(channel, wait)
             except Exception as exc:
@@ -160,7 +161,8 @@ class Courier:
             else:
                 if delay is None:
                     return False
-                await asyncio.sleep(delay)
+                # The delay counts from when it was asked: the database's answer took time.
+                await asyncio.sleep(max(0.0, asked + delay - self.clock()))
                 return True
         if wait:
             await asyncio.sleep(state.bucket.wait(self.clock()))

@@ -87,8 +87,14 @@ async def test_two_replicas_share_one_channel_budget(
     budget = Budget(per_minute=12, burst=3, gap=1.0, edit_gap=0.5)
     bucket = Bucket(budget.burst, budget.per_minute / 60, budget.gap)
 
+    slots: list[float] = []
+
     async def shared(channel: str, wait: bool) -> float | None:
-        return await reserve(sessions, channel, bucket, time.time(), wait)
+        now = time.time()
+        delay = await reserve(sessions, channel, bucket, now, wait)
+        if delay is not None:
+            slots.append(now + delay)
+        return delay
 
     async with FakeSlack() as slack:
         settings = Settings(SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-test")
@@ -109,8 +115,12 @@ async def test_two_replicas_share_one_channel_budget(
             await courier.drain()
         assert len(slack.calls_to("chat.postMessage")) == 3
         assert len(Timed.starts) == 3
+        # The slots the database handed out are a second apart across both replicas; a
+        # post starts at its slot or later (after the database's answer), never earlier.
+        slot_gaps = [b - a for a, b in itertools.pairwise(sorted(slots))]
+        assert len(slots) == 3 and min(slot_gaps) >= 1.0 - 1e-6, slot_gaps
         gaps = [b - a for a, b in itertools.pairwise(sorted(Timed.starts))]
-        assert min(gaps) >= 0.98, gaps  # one a second across both replicas
+        assert min(gaps) >= 0.9, gaps
 
 
 async def test_without_the_database_a_replica_keeps_its_own_budget(tmp_path: Path) -> None:

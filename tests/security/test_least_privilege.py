@@ -63,6 +63,12 @@ def test_every_template_function_is_enumerated() -> None:
     assert template_functions() == {qualified(function) for function in builders}
 
 
+def test_every_command_line_is_written_in_tools() -> None:
+    """Command lines live in bot/postfix/tools.py; doctor only asks sudo about them."""
+    outside = {f for f in template_functions() if not f.startswith("bot.postfix.tools.")}
+    assert outside == {"bot.doctor.sudo_list"}
+
+
 def test_the_wrapper_refuses_doctors_sudo_questions() -> None:
     """``sudo -n -l`` goes to sudo = true hosts only; the wrapper runs nothing it does not know."""
     for builder, domain in SUDO_HOST_BUILDERS.items():
