@@ -118,7 +118,8 @@ async def test_two_replicas_share_one_channel_budget(
         # The slots the database handed out are a second apart across both replicas; a
         # post starts at its slot or later (after the database's answer), never earlier.
         slot_gaps = [b - a for a, b in itertools.pairwise(sorted(slots))]
-        assert len(slots) == 3 and min(slot_gaps) >= 1.0 - 1e-6, slot_gaps
+        assert len(slots) == 3, slots
+        assert min(slot_gaps) >= 1.0 - 1e-6, slot_gaps
         gaps = [b - a for a, b in itertools.pairwise(sorted(Timed.starts))]
         assert min(gaps) >= 0.9, gaps
 
