@@ -124,6 +124,8 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
     text += f'\n[slack]\nalert_channel = "{CHANNEL}"\n\n'
     text += f'[monitor]\ninterval = "{args.interval:g}s"\n'
     text += "[monitor.rules]\ndeferred = { warning = 100000, critical = 200000 }\n"
+    if args.group_all:  # every rule shares one incident across hosts (default: unreachable, spikes)
+        text += '[monitor.grouping]\nrules = ["*"]\n'
     config = parse_config(text, "<bench>")
     hot = sorted(entry.name for entry in config.hosts)[: args.hot]
     entries = [  # in group "hot" from the start (no section yet): same hosts, same connections
@@ -192,6 +194,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--hot", type=int, default=10)
     parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument(
+        "--group-all",
+        action="store_true",
+        help="group every rule, so the hot hosts share one incident",
+    )
     parser.add_argument(
         "--profile", type=Path, help="write cProfile stats of the measured intervals here"
     )
