@@ -37,10 +37,10 @@ reason blocks without a marker, so they inherit the last reason shown.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from operator import attrgetter
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
 import orjson
@@ -53,6 +53,7 @@ _VERSION = re.compile(r"\s*(\d{1,4})\.(\d{1,4})")
 _QUEUE_NAME_SET = frozenset(QUEUE_NAMES)
 _MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
 _MAX_SIZE = 2**63 - 1
+_T = TypeVar("_T")
 
 
 _OFFSET = re.compile(r"([+-])(\d\d)(\d\d)")
@@ -188,14 +189,7 @@ class PostqueueJsonParser:
         self._closed = False
 
     def feed(self, chunk: bytes) -> list[QueueMessage]:
-        messages: list[QueueMessage] = []
-        append = messages.append
-
-        def collect(*fields: Any) -> None:
-            append(_message(*fields))
-
-        self.feed_into(chunk, collect)
-        return messages
+        return _gathered(_message, lambda sink: self.feed_into(chunk, sink))
 
     def feed_into(self, chunk: bytes, sink: RecordSink) -> int:
         """Pass every message completed by ``chunk`` to ``sink``; the number passed."""
@@ -280,14 +274,7 @@ class PostqueueJsonParser:
 
     def _checked_records(self, lines: list[bytes]) -> list[JsonRecord]:
         """``lines`` through ``feed_into``'s checks, as ``JsonRecord``s."""
-        records: list[JsonRecord] = []
-        append = records.append
-
-        def collect(*fields: Any) -> None:
-            append(_record(*fields))
-
-        self._lines_into(lines, collect)
-        return records
+        return _gathered(_record, lambda sink: self._lines_into(lines, sink))
 
     def close(self) -> list[QueueMessage]:
         self._closed = True
@@ -368,6 +355,18 @@ def record_of(message: QueueMessage) -> JsonRecord:
         items,
         message.forced_expire,
     )
+
+
+def _gathered(make: Callable[..., _T], feed: Callable[[RecordSink], object]) -> list[_T]:
+    """What ``feed`` passes to its sink, each record made into a ``make(*fields)``."""
+    made: list[_T] = []
+    append = made.append
+
+    def collect(*fields: Any) -> None:
+        append(make(*fields))
+
+    feed(collect)
+    return made
 
 
 def _message(
