@@ -11,7 +11,7 @@ import pytest
 from bot.demo.ssh import Reply, static_handler
 from bot.errors import CommandFailed, ConnectionLost
 from bot.remote.command import RemoteCommand
-from bot.remote.ssh import CHUNK_SIZE, RemoteStream, SSHExecutor
+from bot.remote.ssh import CHUNK_SIZE, PAUSE_BYTES, RemoteStream, SSHExecutor
 
 POSTQUEUE = RemoteCommand(("/usr/sbin/postqueue", "-j"), remote_timeout=30)
 BLOCK = b"x" * (64 * 1024)
@@ -116,3 +116,26 @@ async def test_connection_dropped_mid_stream_is_an_error(make_server, host_for, 
         await attempt
     assert isinstance(caught.value, CommandFailed)
     assert caught.value.exit_status == -1
+
+
+async def test_a_slow_reader_holds_the_sender_back(make_server, host_for, executor):
+    """Unread output above PAUSE_BYTES stops the channel reading (and the host, through the
+    SSH window): a reader that pauses after its first chunk finds a bounded backlog."""
+    total = 16 * 1024 * 1024
+
+    async def big(command_line: str, stdin: bytes) -> Reply:
+        return Reply(0, produce(total))
+
+    server = await make_server(big)
+    host = host_for(server)
+    received = 0
+    backlog: list[int] = []
+    async with executor.stream(host, POSTQUEUE) as out:
+        async for chunk in out:
+            if not received:
+                await asyncio.sleep(0.5)  # the host could send all 16 MiB meanwhile
+                backlog.append(out._session.unread)
+            received += len(chunk)
+    assert received == total
+    # what was queued before the pause took hold, plus at most one SSH window in flight
+    assert PAUSE_BYTES <= backlog[0] <= PAUSE_BYTES + 2 * 1024 * 1024 + 64 * 1024
