@@ -253,9 +253,9 @@ class MaintenanceLease(Base):
 
 
 class ChannelBudget(Base):
-    """A Slack channel's post budget, shared by every replica (``bot.stores.budget``):
-    tokens left as of ``at``, and when the latest post granted goes out (wall-clock
-    seconds)."""
+    """A Slack channel's post (or root edit) budget, shared by every replica
+    (``bot.stores.budget``; ``channel`` is ``budget.key``): tokens left as of ``at``, and
+    when the latest write granted goes out (wall-clock seconds)."""
 
     __tablename__ = "channel_budgets"
 

@@ -4,13 +4,14 @@ A post (a root, a thread note, a file in a thread) takes a token from its channe
 (``burst`` tokens, refilled at ``per_minute``) and is sent at least ``gap`` seconds after
 the channel's last post (Slack asks for at most one message per second per channel). With
 ``shared`` (the herald passes ``bot.stores.budget``), that bucket and that gap are the
-channel's in the database, shared by every replica; this process's own bucket is used only
-when the database cannot answer. A
-root and a resolve notice always go out: they wait for their token. A note or file that
-finds no token is not dropped: it is *folded*, i.e. its root is edited (with the latest
-numbers and a count of the updates folded into it) and ``Counters.folded`` goes up.
-Edits of one message are coalesced: one waits ``edit_gap`` after the last edit of that
-message and shows the state read when it is sent, so twenty changes make one edit.
+channel's in the database, shared by every replica, and so is the channel's edit rate
+(``edits_per_minute``, bursts of ``EDIT_BURST``); this process's own buckets are used only
+when the database cannot answer. A root and a resolve notice always go out: they wait for
+their token. A note or file that finds no token is not dropped: it is *folded*, i.e. its
+root is edited (with the latest numbers and a count of the updates folded into it) and
+``Counters.folded`` goes up. Edits of one message are coalesced: one waits ``edit_gap``
+after the last edit of that message and shows the state read when it is sent, so twenty
+changes make one edit.
 
 The counters are plain in-process integers (``Counters``), for the metrics exporter.
 """
@@ -23,11 +24,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.monitor.config import Budget
 
 log = logging.getLogger(__name__)
+
+EDIT_BURST = 10  # root edits a channel may get at once before edits_per_minute paces them
 
 
 class View(Protocol):
@@ -51,9 +54,11 @@ class Sender(Protocol):
 
 
 Refresh = Callable[[], Awaitable[Any]]
-# The budget every replica shares (``bot.stores.budget.reserve`` bound to the database):
-# (channel, wait) -> seconds until the post may go out, or None for "no token now".
-SharedBudget = Callable[[str, bool], Awaitable[float | None]]
+# The budgets every replica shares (``bot.stores.budget.reserve`` bound to the database):
+# (channel, kind, wait) -> seconds until the post ("post") or root edit ("edit") may go out,
+# or None for "no token now" (only without ``wait``).
+Kind = Literal["post", "edit"]
+SharedBudget = Callable[[str, Kind, bool], Awaitable[float | None]]
 
 
 @dataclass
@@ -131,7 +136,7 @@ class Courier:
             b = self.budget
             now = self.clock()
             bucket = TokenBucket(b.burst, b.per_minute / 60, b.burst, now)
-            edits = TokenBucket(10, b.edits_per_minute / 60, 10, now)
+            edits = TokenBucket(EDIT_BURST, b.edits_per_minute / 60, EDIT_BURST, now)
             found = self.channels[channel] = _Channel(bucket, edits)
         return found
 
@@ -154,7 +159,7 @@ class Courier:
         if self.shared is not None:
             asked = self.clock()
             try:
-                delay = await self.shared(channel, wait)
+                delay = await self.shared(channel, "post", wait)
             except Exception as exc:
                 log.warning("shared post budget of %s unavailable (%s): using this "
                             "process's own", channel, exc)  # fmt: skip
@@ -238,8 +243,7 @@ class Courier:
         await asyncio.sleep(max(0.0, pending.last + self.budget.edit_gap - self.clock()))
         state = self._channel(key[0])
         async with state.edit_lock:  # the channel's edit rate
-            await asyncio.sleep(state.edits.wait(self.clock()))
-            state.edits.take(self.clock())
+            await self._edit_slot(key[0], state)
         pending.asked = 0
         try:
             alert = await pending.refresh()
@@ -253,6 +257,22 @@ class Courier:
             pending.last = self.clock()
         if pending.asked:  # asked again while this one was being sent
             pending.task = asyncio.create_task(self._edit(key, pending))
+
+    async def _edit_slot(self, channel: str, state: _Channel) -> None:
+        """Wait for an edit's turn: the channel's edit rate every replica shares, else (or
+        when the database cannot say) this process's own."""
+        if self.shared is not None:
+            asked = self.clock()
+            try:
+                delay = await self.shared(channel, "edit", True)
+            except Exception as exc:
+                log.warning("shared edit budget of %s unavailable (%s): using this "
+                            "process's own", channel, exc)  # fmt: skip
+            else:
+                await asyncio.sleep(max(0.0, asked + (delay or 0.0) - self.clock()))
+                return
+        await asyncio.sleep(state.edits.wait(self.clock()))
+        state.edits.take(self.clock())
 
     async def drain(self) -> None:
         """Wait for the edits asked for so far (a clean stop)."""

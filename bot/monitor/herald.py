@@ -25,7 +25,7 @@ from bot.app.services import LiveServices, Services
 from bot.monitor import chart, groups
 from bot.monitor.alert import SHOWN_HOSTS, Alert, GroupAlert, Notifier
 from bot.monitor.config import MonitorSection
-from bot.monitor.courier import Courier
+from bot.monitor.courier import EDIT_BURST, Courier, Kind
 from bot.stores import budget, silences
 from bot.stores import groups as store
 from bot.stores import samples as sample_store
@@ -63,11 +63,15 @@ class Herald:
     def services(self) -> Services:
         return self.live.now()
 
-    async def _shared_budget(self, channel: str, wait: bool) -> float | None:
-        """The channel's post budget in the database: every replica takes from it."""
+    async def _shared_budget(self, channel: str, kind: Kind, wait: bool) -> float | None:
+        """The channel's post or edit budget in the database: every replica takes from it."""
         b = self.config.budget
-        bucket = budget.Bucket(b.burst, b.per_minute / 60, b.gap)
-        return await budget.reserve(self.services.sessions, channel, bucket, self.clock(), wait)
+        if kind == "edit":
+            bucket = budget.Bucket(EDIT_BURST, b.edits_per_minute / 60, 0.0)
+        else:
+            bucket = budget.Bucket(b.burst, b.per_minute / 60, b.gap)
+        key = budget.key(channel, kind)
+        return await budget.reserve(self.services.sessions, key, bucket, self.clock(), wait)
 
     # -- silences ---------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """A Slack channel's post budget, shared by every replica through the database.
 
-One row per channel (``channel_budgets``): a token bucket (``tokens`` as of ``at``) and the
-time the latest post it granted goes out (``last_post``). ``reserve`` grants a post its slot:
-it takes a token (refilled at ``per_second`` up to ``capacity``) and places the post at
-least ``gap`` seconds after the channel's previous one, whichever replica made that one. A
-post that may wait takes its token ahead (the bucket goes into debt, so later posts wait
-longer); one that may not wait gets None when there is no token now, and its caller folds it.
+One row per channel and kind of write (``channel_budgets``, keyed by ``key``: posts under
+the channel ID, root edits under the channel ID and `` edits``): a token bucket (``tokens``
+as of ``at``) and the time the latest post it granted goes out (``last_post``). ``reserve``
+grants a post its slot: it takes a token (refilled at ``per_second`` up to ``capacity``) and
+places the post at least ``gap`` seconds after the channel's previous one, whichever replica
+made that one. A post that may wait takes its token ahead (the bucket goes into debt, so
+later posts wait longer); one that may not wait gets None when there is no token now, and
+its caller folds it.
 
 The row is changed by compare-and-set on ``version``: no row locks, the same on SQLite and
 PostgreSQL; a replica that lost a race reads again. Times are wall-clock seconds, so the
@@ -31,6 +33,12 @@ class Bucket:
     capacity: float  # tokens at most (a burst)
     per_second: float  # refill rate
     gap: float  # seconds between two posts in the channel, at least
+
+
+def key(channel: str, kind: str) -> str:
+    """The row of ``channel``'s budget for ``kind`` ("post" or "edit"). A Slack channel ID
+    holds no space, so the two never meet."""
+    return channel if kind == "post" else f"{channel} {kind}s"
 
 
 class BudgetContended(RuntimeError):

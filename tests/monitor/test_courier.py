@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.monitor.alert import Alert, GroupAlert
 from bot.monitor.config import Budget
-from bot.monitor.courier import Courier
+from bot.monitor.courier import EDIT_BURST, Courier, Kind
 from bot.settings import Settings
 from bot.slack.alerts import SlackNotifier
 from bot.slack.client import make_client
-from bot.stores.budget import Bucket, reserve
+from bot.stores.budget import Bucket, key, reserve
 from helpers.fakes import FakeSlack
 
 CHANNEL = "C0ALERTS"
@@ -89,9 +89,12 @@ async def test_two_replicas_share_one_channel_budget(
 
     slots: list[float] = []
 
-    async def shared(channel: str, wait: bool) -> float | None:
+    async def shared(channel: str, kind: Kind, wait: bool) -> float | None:
         now = time.time()
-        delay = await reserve(sessions, channel, bucket, now, wait)
+        if kind == "edit":  # the folds' root edits: their own budget
+            edits = Bucket(EDIT_BURST, budget.edits_per_minute / 60, 0.0)
+            return await reserve(sessions, key(channel, kind), edits, now, wait)
+        delay = await reserve(sessions, key(channel, kind), bucket, now, wait)
         if delay is not None:
             slots.append(now + delay)
         return delay
@@ -125,7 +128,7 @@ async def test_two_replicas_share_one_channel_budget(
 
 
 async def test_without_the_database_a_replica_keeps_its_own_budget(tmp_path: Path) -> None:
-    async def down(channel: str, wait: bool) -> float | None:
+    async def down(channel: str, kind: Kind, wait: bool) -> float | None:
         raise ConnectionRefusedError("database down")
 
     async with FakeSlack() as slack:
@@ -141,3 +144,57 @@ async def test_without_the_database_a_replica_keeps_its_own_budget(tmp_path: Pat
         sent = [await courier.note(posted, latest) for _ in range(3)]
         assert sent == [True, True, False]  # this process's own bucket of 2
         await courier.drain()
+
+
+class TimedEdits(SlackNotifier):
+    """The Slack notifier, noting when each root edit starts."""
+
+    starts: ClassVar[list[float]] = []
+
+    async def edit_root(self, alert: Alert | GroupAlert) -> None:
+        self.starts.append(time.time())
+        await super().edit_root(alert)
+
+
+async def test_two_replicas_share_one_channel_edit_rate(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Root edits are paced by the channel's ``edits_per_minute`` in the database, which
+    both replicas take from: 2 x 8 edits of different roots at once make one burst of
+    ``EDIT_BURST``, then one edit per 0.1 s, not two bursts."""
+    budget = Budget(per_minute=12, burst=3, gap=1.0, edit_gap=0.5, edits_per_minute=600)
+    edits = Bucket(EDIT_BURST, budget.edits_per_minute / 60, 0.0)
+
+    async def shared(channel: str, kind: Kind, wait: bool) -> float | None:
+        assert kind == "edit"
+        return await reserve(sessions, key(channel, kind), edits, time.time(), wait)
+
+    async with FakeSlack() as slack:
+        settings = Settings(SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-test")
+        TimedEdits.starts = []
+        replicas = [
+            Courier(TimedEdits(make_client(settings), CHANNEL), budget, shared=shared)
+            for _ in range(2)
+        ]
+        alerts = []
+        for n in range(16):
+            root = slack.seed_message(CHANNEL, f"WARNING mx{n}: Deferred messages 120")
+            alerts.append(replace(an_alert(), id=n, channel_id=CHANNEL, root_ts=root))
+
+        def latest(alert: Alert):  # type: ignore[no-untyped-def]
+            async def read() -> Alert:
+                return alert
+
+            return read
+
+        for n, alert in enumerate(alerts):
+            replicas[n % 2].edit(alert, latest(alert))
+        for courier in replicas:
+            await courier.drain()
+        assert sum(c.counters.edits for c in replicas) == 16
+        assert len(slack.calls_to("chat.update")) == 16
+        starts = sorted(TimedEdits.starts)
+        # past the shared burst, the k-th edit waits its 0.1 s turns, whichever replica
+        # sent it: a bucket per replica would have sent all 16 at once
+        assert starts[-1] - starts[0] >= (16 - EDIT_BURST) * 0.1 - 0.05, starts
+        assert starts[EDIT_BURST] - starts[0] >= 0.05, starts
