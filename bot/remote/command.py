@@ -20,7 +20,7 @@ class RemoteCommand:
     to the remote shell. ``timeout`` and ``sudo`` wrap ``argv`` only, and the exit status is the
     last stage's: a failure of an earlier stage shows only on stderr, so a caller that pipes
     must check stderr itself (and run with ``check=False`` if the last stage may exit non-zero).
-    Create these only in ``bot/mta/`` template functions, never from user text.
+    Create these only in ``bot/postfix/tools.py`` template functions, never from user text.
     ``changes_queue`` marks a command that changes mail on the host (postsuper, a flush):
     the audited gateway records its intent before it runs, and the executor never retries it
     once it may have started.
