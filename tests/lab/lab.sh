@@ -24,7 +24,7 @@ PARTIAL_USER=mailqbot-partial
 WRAPPER=/usr/local/libexec/mailqbot-wrapper
 SSH_PORT=2222
 SERVFAIL_PORT=5399
-PACKAGES=(postfix openssh-server sudo pflogsumm dnsmasq-base libsasl2-modules)
+PACKAGES=(postfix openssh-server sudo pflogsumm dnsmasq-base libsasl2-modules shellcheck)
 
 # class             domain          MX address   (destinations.py serves each class by name)
 DESTINATIONS="
