@@ -326,7 +326,7 @@ class _Session:
     def eof_received(self) -> bool:
         self.eof = True
         self._wake()
-        return False  # half-closed from the host: asyncssh closes the channel after the exit
+        return True  # as asyncssh's own streams: our side's EOF went with stdin already
 
     def pause_writing(self) -> None:
         pass  # stdin is written at once (a few IDs or nothing), never awaited
