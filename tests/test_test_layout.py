@@ -29,6 +29,7 @@ CROSS_CUTTING = {
     "lab": "the lab itself: its scripts and config",
     "data": "captured output, corpora and schemas the tests read",
     "helpers": "what the tests share: a package, no tests",
+    "bench": "the benchmarks of bench/ still run (tiny sizes, nothing timed)",
 }
 TOP_LEVEL_TESTS = {"test_layers.py", "test_test_layout.py"}  # about the whole tree
 
