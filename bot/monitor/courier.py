@@ -156,19 +156,9 @@ class Courier:
     async def _slot(self, channel: str, state: _Channel, wait: bool) -> bool:
         """Wait for this post's turn in the channel: under the budget every replica shares
         when there is one, else (or when the database cannot say) this process's own."""
-        if self.shared is not None:
-            asked = self.clock()
-            try:
-                delay = await self.shared(channel, "post", wait)
-            except Exception as exc:
-                log.warning("shared post budget of %s unavailable (%s): using this "
-                            "process's own", channel, exc)  # fmt: skip
-            else:
-                if delay is None:
-                    return False
-                # The delay counts from when it was asked: the database's answer took time.
-                await asyncio.sleep(max(0.0, asked + delay - self.clock()))
-                return True
+        shared = await self._shared_turn(channel, "post", wait)
+        if shared is not None:
+            return shared
         if wait:
             await asyncio.sleep(state.bucket.wait(self.clock()))
         if not state.bucket.take(self.clock()):
@@ -261,18 +251,28 @@ class Courier:
     async def _edit_slot(self, channel: str, state: _Channel) -> None:
         """Wait for an edit's turn: the channel's edit rate every replica shares, else (or
         when the database cannot say) this process's own."""
-        if self.shared is not None:
-            asked = self.clock()
-            try:
-                delay = await self.shared(channel, "edit", True)
-            except Exception as exc:
-                log.warning("shared edit budget of %s unavailable (%s): using this "
-                            "process's own", channel, exc)  # fmt: skip
-            else:
-                await asyncio.sleep(max(0.0, asked + (delay or 0.0) - self.clock()))
-                return
+        if await self._shared_turn(channel, "edit", True) is not None:
+            return
         await asyncio.sleep(state.edits.wait(self.clock()))
         state.edits.take(self.clock())
+
+    async def _shared_turn(self, channel: str, kind: Kind, wait: bool) -> bool | None:
+        """Wait for the turn the shared budget gives (True), or learn there is no token now
+        (False); None when there is no shared budget or the database cannot answer."""
+        if self.shared is None:
+            return None
+        asked = self.clock()
+        try:
+            delay = await self.shared(channel, kind, wait)
+        except Exception as exc:
+            log.warning("shared %s budget of %s unavailable (%s): using this process's own",
+                        kind, channel, exc)  # fmt: skip
+            return None
+        if delay is None:
+            return False
+        # The delay counts from when it was asked: the database's answer took time.
+        await asyncio.sleep(max(0.0, asked + delay - self.clock()))
+        return True
 
     async def drain(self) -> None:
         """Wait for the edits asked for so far (a clean stop)."""
