@@ -28,6 +28,8 @@ LABELS = {
     "command_runs": "command runs",
     "plans": "settled plans",
     "plan_decisions": "their approvals and denials",
+    "incidents": "resolved incidents",
+    "silences": "expired silences",
     "replicas": "heartbeats of stopped replicas",
 }
 

@@ -43,6 +43,11 @@ class RetentionSection(BaseModel):
     samples_max: Annotated[Seconds, Field(ge=DAY, le=36600 * DAY)] = 400 * DAY
     command_runs: Annotated[Seconds, Field(ge=DAY, le=36600 * DAY)] = 90 * DAY
     plans: Annotated[Seconds, Field(ge=DAY, le=36600 * DAY)] = 90 * DAY
+    # Resolved incidents (by resolution time) and silences (by expiry); an open incident or
+    # a silence in force is never pruned. Acknowledgements, snoozes and silence commands
+    # stay in the audit trail.
+    incidents: Annotated[Seconds, Field(ge=DAY, le=36600 * DAY)] = 400 * DAY
+    silences: Annotated[Seconds, Field(ge=DAY, le=36600 * DAY)] = 90 * DAY
     # How often the monitor prunes (one replica at a time); background = false: never
     # (run `mailqbot prune` yourself).
     every: Annotated[Seconds, Field(gt=0, le=7 * DAY)] = HOUR

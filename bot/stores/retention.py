@@ -44,10 +44,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db.models import (
     ActionPlan,
     CommandRun,
+    Incident,
     MaintenanceLease,
     MonitorReplica,
     PlanDecision,
     QueueSample,
+    Silence,
 )
 from bot.retention import COARSE_BUCKET, FINE_BUCKET, RetentionSection
 from bot.stores import audit
@@ -69,6 +71,8 @@ class Pruned:
     command_runs: int = 0
     plans: int = 0
     plan_decisions: int = 0
+    incidents: int = 0
+    silences: int = 0
     replicas: int = 0
 
     @property
@@ -183,6 +187,10 @@ async def prune(
         )
         pruned.command_runs = await _old_runs(session, policy, now, dry_run)
         pruned.plan_decisions, pruned.plans = await _old_plans(session, policy, now, dry_run)
+        resolved = Incident.resolved_at < now - policy.incidents  # NULL (open): never
+        pruned.incidents = await _apply(session, delete(Incident).where(resolved), dry_run)
+        expired = Silence.expires_at < now - policy.silences
+        pruned.silences = await _apply(session, delete(Silence).where(expired), dry_run)
         gone = MonitorReplica.seen_at < now - REPLICA_GONE
         pruned.replicas = await _apply(session, delete(MonitorReplica).where(gone), dry_run)
         if pruned.total and not dry_run:

@@ -14,7 +14,15 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli import main
-from bot.db.models import ActionPlan, AuditEvent, CommandRun, PlanDecision, QueueSample
+from bot.db.models import (
+    ActionPlan,
+    AuditEvent,
+    CommandRun,
+    Incident,
+    PlanDecision,
+    QueueSample,
+    Silence,
+)
 from bot.maintenance import prune_periodically
 from bot.retention import RetentionSection
 from bot.stores import audit, retention
@@ -166,6 +174,61 @@ async def test_a_dry_run_counts_exactly_and_changes_nothing(sessions: Sessions) 
     done = await retention.run(sessions, policy, "r1", now)
     assert done == planned
     assert await count(sessions, "queue_samples") == before - planned.total
+
+
+def _incident(host: str, opened: float, resolved: float | None) -> Incident:
+    return Incident(
+        host=host, kind="deferred", open_key=None if resolved else f"{host}|deferred",
+        state="resolved" if resolved else "open", severity="warning", value=120, peak=120,
+        threshold=100, detail={}, opened_at=opened, updated_at=resolved or opened,
+        resolved_at=resolved, created_by="test",
+    )  # fmt: skip
+
+
+def _silence(target: str, created: float, expires: float) -> Silence:
+    return Silence(target_kind="host", target=target, reason="maintenance", created_by="U1",
+                   created_at=created, expires_at=expires)  # fmt: skip
+
+
+async def _names(sessions: Sessions, model: type[Incident] | type[Silence]) -> set[str]:
+    column = Incident.host if model is Incident else Silence.target
+    async with sessions() as session:
+        return set((await session.scalars(select(column))).all())
+
+
+async def test_resolved_incidents_and_expired_silences_go_after_their_time(
+    sessions: Sessions,
+) -> None:
+    """Resolved incidents older than ``incidents`` and silences expired more than
+    ``silences`` ago are deleted; an open incident (however old) and a silence in force
+    (however long) stay, and the run's audit event counts what went."""
+    policy = RetentionSection(incidents=30 * DAY, silences=7 * DAY)
+    now = START + 100 * DAY
+    async with sessions() as session, session.begin():
+        session.add_all([
+            _incident("old-resolved", now - 90 * DAY, now - 31 * DAY),
+            _incident("recent-resolved", now - 40 * DAY, now - 29 * DAY),
+            _incident("open-for-long", now - 99 * DAY, None),
+            _silence("expired-long-ago", now - 20 * DAY, now - 8 * DAY),
+            _silence("expired-lately", now - 10 * DAY, now - 6 * DAY),
+            _silence("in-force", now - 99 * DAY, now + 365 * DAY),
+        ])  # fmt: skip
+    planned = await retention.run(sessions, policy, "r1", now, dry_run=True)
+    assert planned is not None
+    assert (planned.incidents, planned.silences) == (1, 1)
+    assert len(await _names(sessions, Incident)) == 3  # a dry run deletes nothing
+    events = await _audit_rows(sessions)
+    done = await retention.run(sessions, policy, "r1", now)
+    assert done == planned
+    assert await _names(sessions, Incident) == {"recent-resolved", "open-for-long"}
+    assert await _names(sessions, Silence) == {"expired-lately", "in-force"}
+    assert await _audit_rows(sessions) == events + 1  # one retention.pruned event
+    async with sessions() as session:
+        last = (await session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()))).first()
+    assert last is not None
+    assert last.action == "retention.pruned"
+    deleted = last.detail["deleted"]
+    assert (deleted["incidents"], deleted["silences"]) == (1, 1)
 
 
 async def test_one_pruner_at_a_time_and_at_most_every_interval(sessions: Sessions) -> None:
