@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/bench_startup.py [--runs 7] [--top 15] [--source DIR]
 
-In a temporary directory with a one-host config and a migrated SQLite database, runs
+In a temporary directory with a one-host, one-grant config and a migrated SQLite database, runs
 ``mailqbot --help``, ``mailqbot check-config`` and ``mailqbot console help`` ``--runs``
 times each as new processes (the console script, as a user would) and prints the best and
 median wall time against the target (0.5 s, mailqbot issue 14). Then runs each once under
@@ -61,6 +61,8 @@ def environment(tmp: Path, source: Path | None) -> dict[str, str]:
     config.write_text(
         f'[ssh]\nknown_hosts = "{tmp / "known_hosts"}"\n'
         '[[hosts]]\nname = "mx1"\naddress = "127.0.0.1"\n'
+        # check-config refuses a config without grants (nobody could use the bot)
+        '[[access.grants]]\nrole = "viewer"\nmembers = ["U0AAAA"]\n'
     )
     env = dict(os.environ)
     env.update(

@@ -3,7 +3,11 @@
 At start-up this replica's own unfinished claims become "outcome unknown" (it just
 restarted, so they died with it); then, every ``RECOVERY_INTERVAL``, stale claims of any
 replica are settled the same way, expired plans are closed, and approved plans nobody
-claimed are run once. A plan run here is posted to the channel it was asked in.
+claimed are run once. A plan run here is posted to the channel it was asked in; if that
+post fails (the bot left the channel, Slack out of reach), the failure is logged with the
+plan's id and the other plans are still posted. Start-up settles this replica's claims once:
+a failed post does not make the next pass a start-up pass, which would settle as "unknown"
+a plan this replica claimed since and is running.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import asyncio
 import contextlib
 import logging
 
+from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import render
 from bot.actions import approvals
 from bot.actions.rules import PlanView
 from bot.app.services import LiveServices, Services
+from bot.slack.preflight import api_error
 from bot.stores import plans as plans_store
 from commands._act import ActionReply
 
@@ -30,19 +36,33 @@ async def recover_forever(live: LiveServices, client: AsyncWebClient, stop: asyn
     while not stop.is_set():
         services = live.now()
         try:
-            for plan in await approvals.recover(services, startup=startup):
-                await _announce(client, services, plan)
-            startup = False
+            ran = await approvals.recover(services, startup=startup)
         except Exception:
             log.exception("plan recovery failed; retrying in %.0f s", RECOVERY_INTERVAL)
+        else:
+            # Settled once: from now on this replica's claims are clicks it is running.
+            startup = False
+            for plan in ran:  # each plan has run: a failed announcement is not retried
+                await _announce(client, services, plan)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RECOVERY_INTERVAL)
 
 
 async def _announce(client: AsyncWebClient, services: Services, plan: PlanView) -> None:
-    channel = await plans_store.channel_of(services.sessions, plan.id)
-    if channel is None:
-        return
-    reply = render.render("action", ActionReply(plan=plan))
-    text = f"Plan {plan.id} was approved before a restart and has now run once."
-    await client.chat_postMessage(channel=channel, text=text, blocks=reply.blocks)
+    channel = None
+    try:
+        channel = await plans_store.channel_of(services.sessions, plan.id)
+        if channel is None:
+            return
+        reply = render.render("action", ActionReply(plan=plan))
+        text = f"Plan {plan.id} was approved before a restart and has now run once."
+        await client.chat_postMessage(channel=channel, text=text, blocks=reply.blocks)
+    except SlackClientError as exc:
+        log.error(
+            "plan %s ran after a restart, but announcing it in %s failed: %s",
+            plan.id,
+            channel,
+            api_error(exc),
+        )
+    except Exception:
+        log.exception("plan %s ran after a restart, but announcing it failed", plan.id)

@@ -24,13 +24,16 @@ from sqlalchemy import func, select, update
 
 from bot.actions import approvals
 from bot.actions.perform import BATCH
+from bot.actions.rules import PlanView
 from bot.app.pipeline import Outcome, handle
 from bot.app.runtime import open_services
-from bot.app.services import Services
+from bot.app.services import LiveServices, Services
 from bot.auth import GUEST
 from bot.context import Request
 from bot.db.models import ActionPlan, AuditEvent, PlanDecision
 from bot.settings import Settings
+from bot.slack import recovery
+from bot.slack.client import make_client
 from bot.stores import audit
 from bot.stores import plans as plans_store
 from helpers import approve_proc
@@ -45,6 +48,7 @@ from helpers.fake_postfix import (
     queue_lines,
     race_host,
 )  # fmt: skip
+from helpers.fakes import FakeSlack
 
 PROC = Path(approve_proc.__file__)  # one bot process, run as a script
 
@@ -201,6 +205,79 @@ async def test_approved_but_unclaimed_runs_once_on_recovery(
     assert sum(len(r) for r in ran) == 1
     assert len(host.fake.changes) == 1
     assert (await plan_row(services, pid)).status == "done"
+
+
+async def test_recovery_announces_each_plan_and_starts_up_once_when_slack_refuses_one(
+    services: Services,
+    host: RaceHost,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a restart, recovery runs two approved plans; Slack refuses the first
+    announcement (not_in_channel, as for a channel the bot has left). The second is still
+    announced, the failure names its plan, and the next pass is not a start-up pass: a plan
+    this replica claimed meanwhile (a click it is executing) stays executing instead of
+    being settled as "unknown" (start-up treats this replica's claims as dead)."""
+
+    async def asked_in(channel: str) -> str:
+        text = 'purge mx1 domain=gone.example why="restart"'
+        request = Request("slack", REQUESTER, text, team_id=TEAM, channel_id=channel)
+        found = re.search(r"Plan (p[0-9a-f]{10})", (await handle(request, services)).reply.text)
+        assert found is not None
+        return found.group(1)
+
+    left, kept, busy = [await asked_in(channel) for channel in ("C0LEFT", "C0KEPT", "C0BUSY")]
+    async with open_services(settings(db_url, host, "replica-x")) as approver:
+        ctx = approvals.replica_context(approver)
+        ctx = type(ctx)(approver, Request("slack", APPROVER_A, "approve", team_id=TEAM),
+                        ctx.identity.__class__("slack", APPROVER_A, TEAM))  # fmt: skip
+        for pid in (left, kept):  # approved; the approving replica "dies" before claiming
+            assert (await approvals.decide(ctx, pid, "approve")).status == "approved"
+
+        passes: list[bool] = []
+        second_pass = asyncio.Event()
+        real_recover = approvals.recover
+
+        async def recover(services: Services, *, startup: bool = False) -> list[PlanView]:
+            passes.append(startup)
+            ran = await real_recover(services, startup=startup)
+            if len(passes) == 1:  # meanwhile a click on this replica claims `busy`
+                assert (await approvals.decide(ctx, busy, "approve")).status == "approved"
+                assert await approvals.claim(approvals.replica_context(services), busy)
+            else:
+                second_pass.set()
+            return ran
+
+        monkeypatch.setattr(approvals, "recover", recover)
+        monkeypatch.setattr(recovery, "RECOVERY_INTERVAL", 0.01)
+        async with FakeSlack() as slack:
+            slack.fail_next("chat.postMessage", 200, error="not_in_channel")
+            client = make_client(
+                Settings(
+                    DATABASE_URL=db_url,
+                    MAILQBOT_CONFIG=host.config,
+                    SLACK_BOT_TOKEN="xoxb-test",
+                    SLACK_API_URL=slack.api_url,
+                )
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(
+                recovery.recover_forever(LiveServices(services), client, stop)
+            )
+            await asyncio.wait_for(second_pass.wait(), 30)
+            stop.set()
+            await task
+            posted = [call.args["channel"] for call in slack.calls_to("chat.postMessage")]
+    assert (await plan_row(services, busy)).status == "executing"  # not "unknown"
+    assert passes[:2] == [True, False]
+    assert (await plan_row(services, left)).status == "done"
+    assert (await plan_row(services, kept)).status == "done"
+    assert sorted(posted) == ["C0KEPT", "C0LEFT"]
+    failed = [r for r in caplog.records if r.name == "bot.slack.recovery"]
+    assert len(failed) == 1
+    assert left in failed[0].getMessage()
+    assert "not_in_channel" in failed[0].getMessage()
 
 
 async def test_expired_plan_is_refused_and_recorded(services: Services, host: RaceHost) -> None:

@@ -7,6 +7,7 @@ real lab Postfix over SSH, the fake Slack Web API recording every call.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
 import pytest
@@ -98,14 +99,17 @@ async def test_purge_approved_by_button_updates_the_message_in_place(
 
 
 async def test_plan_approved_before_a_restart_runs_once_and_is_announced(
-    fake_slack: FakeSlack, db_url: str, lab: dict[str, object]
+    fake_slack: FakeSlack, db_url: str, lab: dict[str, object], caplog: pytest.LogCaptureFixture
 ) -> None:
     """The approving replica died after the approval was stored, before it claimed the
     plan: the next replica's recovery runs it once and posts the result in its channel."""
     sender = new_sender()
     planned = inject(sender, 2)
     settings = Settings(
-        DATABASE_URL=db_url, MAILQBOT_CONFIG=LAB_CONFIG, SLACK_API_URL=fake_slack.api_url
+        DATABASE_URL=db_url,
+        MAILQBOT_CONFIG=LAB_CONFIG,
+        SLACK_API_URL=fake_slack.api_url,
+        SLACK_BOT_TOKEN="xoxb-lab",  # a replica has one (serve refuses to start without)
     )
     try:
         async with open_services(settings) as services:
@@ -127,6 +131,9 @@ async def test_plan_approved_before_a_restart_runs_once_and_is_announced(
             await task
             assert post.args["channel"] == "C0OPS"
             assert "Deleted 2* of 2 planned messages" in str(post.args["blocks"])
+            assert post.token == "xoxb-lab"
+            assert [k for k in fake_slack.messages if k[0] == "C0OPS"]  # Slack accepted it
+            assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
             assert ids_from(sender) == set()
             assert await approvals.recover(services) == []  # never twice
     finally:
