@@ -13,8 +13,9 @@ claimed it dies, ``recover`` marks it ``unknown`` for a person to reconcile.
 
 from __future__ import annotations
 
+import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.actions import rules as plans
@@ -26,6 +27,8 @@ from bot.errors import MailqbotError, PermissionDenied, PlanClosed, UsageError
 from bot.inventory import Host
 from bot.stores import audit
 from bot.stores import plans as store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from bot.app.services import Services
@@ -247,20 +250,39 @@ def replica_context(services: Services) -> Context:
     return Context(services, request, Identity.of(request), permission="approve")
 
 
+START_MARGIN = 5.0  # seconds: the local clock's start mark, set back for a database clock behind
+
+
+async def start_mark(services: Services) -> datetime:
+    """This process's start on the database's clock, the one claims are stamped with (to
+    the second on SQLite: a claim in the same second is not older). Claims of this
+    replica's name older than this are a dead predecessor's. If the database cannot answer,
+    the local clock less ``START_MARGIN``: a claim it misses is settled once its lease
+    (``EXECUTION_LEASE``) runs out."""
+    try:
+        return await store.now(services.sessions)
+    except Exception as exc:
+        log.warning("database time unavailable at start (%s); using the local clock", exc)
+        return datetime.now(UTC) - timedelta(seconds=START_MARGIN)
+
+
 async def recover(
-    services: Services, *, startup: bool = False, lease: float = EXECUTION_LEASE
+    services: Services, *, started: datetime | None = None, lease: float = EXECUTION_LEASE
 ) -> list[PlanView]:
     """Settle plans a dead replica left behind; returns the plans this call ran.
 
-    - ``executing`` plans whose claim is stale (or, at ``startup``, claimed by this very
-      replica, which just restarted) become ``unknown``: never run again.
+    - ``executing`` plans whose claim is stale, or (given ``started``, the time this
+      process started) claimed by this replica's name before then, become ``unknown``:
+      never run again. Their process is gone: it is this one that restarted. A claim this
+      process made since is a click it is running, whichever pass this is.
     - open plans past their expiry become ``expired``.
     - ``approved`` plans nobody claimed (the approver's replica died in between) run now,
       once: the claim is the same compare-and-set as after a click.
     """
     ctx = replica_context(services)
     sessions = services.sessions
-    for plan_id in await store.stale(sessions, lease, services.replica if startup else None):
+    before_start = None if started is None else (services.replica, started)
+    for plan_id in await store.stale(sessions, lease, before_start):
         await _mark_unknown(ctx, plan_id)
     for plan_id in await store.open_ids(sessions):
         await expire_if_due(ctx, plan_id)

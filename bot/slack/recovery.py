@@ -5,9 +5,10 @@ restarted, so they died with it); then, every ``RECOVERY_INTERVAL``, stale claim
 replica are settled the same way, expired plans are closed, and approved plans nobody
 claimed are run once. A plan run here is posted to the channel it was asked in; if that
 post fails (the bot left the channel, Slack out of reach), the failure is logged with the
-plan's id and the other plans are still posted. Start-up settles this replica's claims once:
-a failed post does not make the next pass a start-up pass, which would settle as "unknown"
-a plan this replica claimed since and is running.
+plan's id and the other plans are still posted. Only claims made before this process
+started count as its dead predecessor's, whichever pass settles them: a pass that failed
+(the database down at start) and is retried, or a failed post, never settles as "unknown" a
+plan this process claimed since and is running.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -31,17 +33,20 @@ log = logging.getLogger(__name__)
 RECOVERY_INTERVAL = 60.0
 
 
-async def recover_forever(live: LiveServices, client: AsyncWebClient, stop: asyncio.Event) -> None:
-    startup = True
+async def recover_forever(
+    live: LiveServices, client: AsyncWebClient, stop: asyncio.Event, started: datetime
+) -> None:
+    """Recover now, then every ``RECOVERY_INTERVAL``. Until a pass succeeds, plans this
+    replica claimed before ``started`` (this process's start) are its dead predecessor's."""
+    before: datetime | None = started
     while not stop.is_set():
         services = live.now()
         try:
-            ran = await approvals.recover(services, startup=startup)
+            ran = await approvals.recover(services, started=before)
         except Exception:
             log.exception("plan recovery failed; retrying in %.0f s", RECOVERY_INTERVAL)
         else:
-            # Settled once: from now on this replica's claims are clicks it is running.
-            startup = False
+            before = None  # settled once: what is left is stale claims of any replica
             for plan in ran:  # each plan has run: a failed announcement is not retried
                 await _announce(client, services, plan)
         with contextlib.suppress(TimeoutError):

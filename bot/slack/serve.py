@@ -24,6 +24,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import startup
+from bot.actions import approvals
 from bot.app.services import LiveServices
 from bot.db.session import is_reachable
 from bot.errors import ConfigError
@@ -135,7 +136,10 @@ async def serve(
     web_app.router.add_get("/healthz", health.handler)
     health.monitor = monitor
     polling = asyncio.create_task(monitor.run(stop)) if monitor else None
-    recovering = asyncio.create_task(recover_forever(live, app.client, stop))
+    # this process's start, before any click can claim a plan: claims older than this with
+    # this replica's name are a dead predecessor's
+    started = await approvals.start_mark(live.now())
+    recovering = asyncio.create_task(recover_forever(live, app.client, stop, started))
     watching = asyncio.create_task(metrics.watch(stop)) if metrics_at else None
     # What start-up built (modules, templates, the app) lives as long as the process: keep it
     # out of every later garbage collection, which then only walks per-request objects.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, false, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -217,13 +217,33 @@ async def ids(sessions: Sessions, *conditions: ColumnElement[bool]) -> list[str]
         return list((await session.scalars(stmt)).all())
 
 
-async def stale(sessions: Sessions, lease: float, replica: str | None) -> list[str]:
-    """Executing plans whose claim is older than ``lease`` seconds, or (``replica``) were
-    claimed by that replica."""
-    mine = ActionPlan.claimed_by == replica if replica is not None else false()
+async def stale(
+    sessions: Sessions, lease: float, before_start: tuple[str, datetime] | None
+) -> list[str]:
+    """Executing plans whose claim is older than ``lease`` seconds, or (``before_start``:
+    a replica and when its process started) were claimed by that replica before then."""
     cutoff = await now(sessions) - timedelta(seconds=lease)
     executing = ActionPlan.status == "executing"
-    return await ids(sessions, executing, (ActionPlan.claimed_at < cutoff) | mine)
+    found = await ids(sessions, executing, ActionPlan.claimed_at < cutoff)
+    if before_start is None:
+        return found
+    replica, started = before_start
+    # Compared here, not in SQL: SQLite keeps CURRENT_TIMESTAMP's claim times as text to the
+    # second, which sorts before the same second written with its fraction.
+    async with sessions() as session:
+        claims = (
+            await session.execute(
+                select(ActionPlan.id, ActionPlan.claimed_at).where(
+                    executing, ActionPlan.claimed_by == replica
+                )
+            )
+        ).all()
+    mine = [plan_id for plan_id, at in claims if at is not None and _utc(at) < started]
+    return found + [plan_id for plan_id in mine if plan_id not in found]
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 async def open_ids(sessions: Sessions) -> list[str]:

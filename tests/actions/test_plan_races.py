@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -171,8 +171,10 @@ async def test_killed_after_claim_is_outcome_unknown_never_rerun(
     again = await ask(services, APPROVER_B, f"approve {pid}")
     assert not again.ok
     assert "running" in again.reply.text
+    await asyncio.sleep(1.1)  # a restart takes longer than SQLite's claim stamps' second
     async with open_services(settings(db_url, host, "replica-k")) as restarted:
-        assert await approvals.recover(restarted, startup=True) == []
+        started = await approvals.start_mark(restarted)
+        assert await approvals.recover(restarted, started=started) == []
     plan = await plan_row(services, pid)
     assert plan.status == "unknown"
     assert plan.claimed_by == "replica-k"
@@ -216,9 +218,8 @@ async def test_recovery_announces_each_plan_and_starts_up_once_when_slack_refuse
 ) -> None:
     """After a restart, recovery runs two approved plans; Slack refuses the first
     announcement (not_in_channel, as for a channel the bot has left). The second is still
-    announced, the failure names its plan, and the next pass is not a start-up pass: a plan
-    this replica claimed meanwhile (a click it is executing) stays executing instead of
-    being settled as "unknown" (start-up treats this replica's claims as dead)."""
+    announced, the failure names its plan, and a plan this replica claimed meanwhile (a
+    click it is executing) stays executing instead of being settled as "unknown"."""
 
     async def asked_in(channel: str) -> str:
         text = 'purge mx1 domain=gone.example why="restart"'
@@ -239,9 +240,9 @@ async def test_recovery_announces_each_plan_and_starts_up_once_when_slack_refuse
         second_pass = asyncio.Event()
         real_recover = approvals.recover
 
-        async def recover(services: Services, *, startup: bool = False) -> list[PlanView]:
-            passes.append(startup)
-            ran = await real_recover(services, startup=startup)
+        async def recover(services: Services, *, started: datetime | None = None) -> list[PlanView]:
+            passes.append(started is not None)
+            ran = await real_recover(services, started=started)
             if len(passes) == 1:  # meanwhile a click on this replica claims `busy`
                 assert (await approvals.decide(ctx, busy, "approve")).status == "approved"
                 assert await approvals.claim(approvals.replica_context(services), busy)
@@ -263,7 +264,7 @@ async def test_recovery_announces_each_plan_and_starts_up_once_when_slack_refuse
             )
             stop = asyncio.Event()
             task = asyncio.create_task(
-                recovery.recover_forever(LiveServices(services), client, stop)
+                recovery.recover_forever(LiveServices(services), client, stop, datetime.now(UTC))
             )
             await asyncio.wait_for(second_pass.wait(), 30)
             stop.set()
@@ -278,6 +279,27 @@ async def test_recovery_announces_each_plan_and_starts_up_once_when_slack_refuse
     assert len(failed) == 1
     assert left in failed[0].getMessage()
     assert "not_in_channel" in failed[0].getMessage()
+
+
+async def test_a_start_up_pass_retried_later_leaves_the_claims_made_since(
+    services: Services, host: RaceHost
+) -> None:
+    """The start-up pass settles this replica's claims made before the process started
+    (its dead predecessor's) and only those: when it is retried later (the database was
+    down at start), a plan this process claimed meanwhile, running, is left alone."""
+    ctx = approvals.replica_context(services)
+    ctx = type(ctx)(services, Request("slack", APPROVER_A, "approve", team_id=TEAM),
+                    ctx.identity.__class__("slack", APPROVER_A, TEAM))  # fmt: skip
+    dead, busy = await new_plan(services), await new_plan(services)
+    for pid in (dead, busy):
+        assert (await approvals.decide(ctx, pid, "approve")).status == "approved"
+    assert await approvals.claim(ctx, dead)  # the predecessor's claim; then it dies
+    await asyncio.sleep(1.1)  # SQLite stamps claims to the second
+    started = await approvals.start_mark(services)  # this process starts
+    assert await approvals.claim(ctx, busy)  # a click here, before the pass succeeds
+    assert await approvals.recover(services, started=started) == []
+    assert (await plan_row(services, dead)).status == "unknown"
+    assert (await plan_row(services, busy)).status == "executing"
 
 
 async def test_expired_plan_is_refused_and_recorded(services: Services, host: RaceHost) -> None:
