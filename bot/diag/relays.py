@@ -133,7 +133,7 @@ _TEXTS: tuple[tuple[str, str, re.Pattern[str], bool], ...] = tuple(
         ("ses", "quota", r"Throttling failure: Daily message quota exceeded", False),
         ("ses", "rate", r"Throttling failure: Maximum sending rate exceeded", False),
         ("ses", "credentials", r"\b535 Authentication Credentials Invalid", False),
-        ("ses", "suspended", r"Sending suspended for this account", False),
+        ("ses", "suspended", r"Sending (?:suspended|paused) for this account", False),
         (
             "sendgrid",
             "sender_unverified",
@@ -163,6 +163,7 @@ _TEXTS: tuple[tuple[str, str, re.Pattern[str], bool], ...] = tuple(
             False,
         ),
         ("mailgun", "sender_unverified", r"\b5\.7\.1 Relaying denied", True),
+        ("mailgun", "credentials", r"Mailgun is not loving your login or password", False),
         ("postmark", "sender_unverified", r"is not a Sender Signature on your account", False),
         ("postmark", "sender_unverified", r"Sender signature not defined", False),
         ("", "credentials", r"\b535[ -]", True),

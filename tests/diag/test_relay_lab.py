@@ -35,6 +35,9 @@ ALIASES = {
     "smtp.mailgun.test": "mailgun",
     "smtp.postmarkapp.test": "postmark",
     "token.postmarkapp.test": "postmark",
+    "credits.sendgrid.test": "sendgrid",
+    "login.mailgun.test": "mailgun",
+    "email-smtp.us-west-2.ses.test": "ses:us-west-2",
 }
 
 
@@ -87,10 +90,11 @@ def verdict(diagnosis: Diagnosis, kind: str) -> Verdict:
     return found[kind]
 
 
-def next_step(diagnosis: Diagnosis, kind: str) -> str:
-    """The step diagnose gives for the verdict ``kind``, as the operator reads it."""
-    only = replace(diagnosis, verdicts=[verdict(diagnosis, kind)])
-    text = render.render("diagnose", only).text
+def next_step(diagnosis: Diagnosis, kind: str | Verdict) -> str:
+    """The step diagnose gives for the verdict ``kind`` (or this verdict), as the operator
+    reads it."""
+    found = verdict(diagnosis, kind) if isinstance(kind, str) else kind
+    text = render.render("diagnose", replace(diagnosis, verdicts=[found])).text
     return next(line for line in text.splitlines() if line.startswith("  Next: "))
 
 
@@ -232,3 +236,125 @@ async def test_a_dnsbl_that_refuses_the_resolver(executor: SSHExecutor) -> None:
     found = verdict(result, "dnsbl_refused")
     assert found.facts[0].key == "dnsbl_refused_public_resolver"
     assert found.facts[0].values["codes"] == "127.255.255.254"
+
+
+async def test_ses_paused_sending_for_the_account(executor: SSHExecutor) -> None:
+    with sent(("suspended@invoices.test", "orders@ses.relay.test")) as (queue_id,):
+        assert "554 Message rejected: Sending paused for this account" in wait_bounced(queue_id)
+        result = await diagnose(executor, "[email-smtp.eu-west-1.ses.test]:587")
+    found = verdict(result, "ses_suspended")
+    assert refused(found)["host"] == "email-smtp.eu-west-1.ses.test"
+    assert int(refused(found)["bounced"]) >= 1  # type: ignore[call-overload]
+    assert found.button is None  # nothing to flush: AWS has to lift the pause
+    assert "nothing on this host fixes it" in next_step(result, "ses_suspended")
+
+
+async def test_sendgrid_credits_used_up(executor: SSHExecutor) -> None:
+    with sent(("billing@invoices.test", "orders@sendgrid-credits.relay.test")) as (queue_id,):
+        reason = wait_deferred(queue_id)
+        assert "451 Authentication failed: Maximum credits exceeded" in reason
+        result = await diagnose(executor, "[credits.sendgrid.test]:587")
+    found = verdict(result, "sendgrid_quota")
+    assert refused(found)["host"] == "credits.sendgrid.test"
+    assert int(refused(found)["deferred"]) >= 1  # type: ignore[call-overload]
+    assert found.button is None  # the login is right: new credentials would not help
+    assert "sending credits are used up" in next_step(result, "sendgrid_quota")
+
+
+async def test_mailgun_wants_a_domain_smtp_login(executor: SSHExecutor) -> None:
+    with sent(("billing@invoices.test", "orders@mailgun-login.relay.test")) as (queue_id,):
+        reason = wait_deferred(queue_id)
+        assert "535 5.7.0 Mailgun is not loving your login or password" in reason
+        result = await diagnose(executor, "[login.mailgun.test]:587")
+    found = verdict(result, "mailgun_credentials")
+    assert refused(found)["host"] == "login.mailgun.test"
+    assert found.button == "flush lab reason=auth_failure"
+    assert {f.key for f in found.facts} >= {"relay_refused", "sasl", "password_map"}
+    step = next_step(result, "mailgun_credentials")
+    assert "postmaster@DOMAIN" in step
+    assert "not the API key" in step
+    assert "for [login.mailgun.test]:587" in step
+
+
+async def test_a_relay_that_wants_a_login_postfix_does_not_make(executor: SSHExecutor) -> None:
+    # The smtp transport sends these (SASL is on for the relay transport only).
+    with sent(
+        ("billing@invoices.test", "orders@ses-nologin.relay.test"),
+        ("billing@invoices.test", "orders@sendgrid-nologin.relay.test"),
+    ) as (ses, sendgrid):
+        assert "530 Authentication required" in wait_bounced(ses)
+        assert "550 Unauthenticated senders not allowed" in wait_bounced(sendgrid)
+        result = await diagnose(executor, "[email-smtp.eu-west-1.ses.test]:587")
+    found = {v.values["host"]: v for v in result.verdicts if v.kind == "relay_auth_missing"}
+    assert set(found) >= {"email-smtp.eu-west-1.ses.test", "smtp.sendgrid.test"}, found
+    assert found["smtp.sendgrid.test"].values["provider"] == "SendGrid"
+    ses_verdict = found["email-smtp.eu-west-1.ses.test"]
+    assert ses_verdict.values["provider"] == "Amazon SES"
+    assert int(refused(ses_verdict)["bounced"]) >= 1  # type: ignore[call-overload]
+    step = next_step(result, ses_verdict)
+    assert "SASL is off on the transport that sends to email-smtp.eu-west-1.ses.test" in step
+    assert "smtp_sasl_auth_enable = yes" in step
+    text = render.render("diagnose", replace(result, verdicts=[ses_verdict])).text
+    assert "Amazon SES requires a login and Postfix made none" in text
+
+
+async def test_a_relay_that_wants_starttls_before_the_login(executor: SSHExecutor) -> None:
+    with sent(("billing@invoices.test", "orders@ses-notls.relay.test")) as (queue_id,):
+        assert "530 Must issue a STARTTLS command first" in wait_deferred(queue_id)
+        result = await diagnose(executor, "[email-smtp.us-west-2.ses.test]:587")
+    found = verdict(result, "relay_tls_missing")
+    assert refused(found)["host"] == "email-smtp.us-west-2.ses.test"
+    assert found.values["provider"] == "Amazon SES"
+    assert "Set smtp_tls_security_level = encrypt" in next_step(result, "relay_tls_missing")
+    # The relayhost check shows why: the relay offers STARTTLS, Postfix's level does not ask.
+    setup = {f.key: f.values for f in verdict(result, "ses_setup").facts}
+    assert setup["relay_tls_level"] == {"level": "(empty)"}
+    assert "relay_no_starttls" not in setup
+    probe = next(p for p in result.evidence.submission if p.name.endswith("us-west-2.ses.test"))
+    assert (probe.port, probe.result.starttls) == (587, "ok"), probe
+
+
+@pytest.mark.parametrize(
+    ("relayhost", "kind", "expected", "words"),
+    [
+        (
+            "email-smtp.eu-west-1.ses.test",
+            "ses_setup",
+            {
+                "relay_port": {"port": 25},
+                "relay_mx_lookup": {"host": "email-smtp.eu-west-1.ses.test"},
+            },
+            "relayhost = [email-smtp.eu-west-1.ses.test]:587 (the endpoint of the region where "
+            "your identities are verified: eu-west-1)",
+        ),
+        (
+            "smtp.mailgun.test:25",
+            "mailgun_setup",
+            {
+                "relay_port": {"port": 25},
+                "relay_no_starttls": {"host": "smtp.mailgun.test", "port": 25},
+            },
+            "the verified sending domain's SMTP login (postmaster@DOMAIN)",
+        ),
+        (
+            "[smtp.postmarkapp.test]:465",
+            "postmark_setup",
+            {"relay_port_465": {"port": 465}},
+            "the Server API token as both user name and password",
+        ),
+    ],
+)
+async def test_each_provider_relayhost_set_up_badly(
+    executor: SSHExecutor, relayhost: str, kind: str, expected: dict[str, object], words: str
+) -> None:
+    result = await diagnose(executor, relayhost)
+    found = verdict(result, kind)
+    facts = {f.key: f.values for f in found.facts}
+    assert facts["relay_provider"]["relayhost"] == relayhost
+    for key, values in expected.items():
+        assert facts[key] == values, facts
+    assert facts["relay_no_sasl"] == {"where": "relay/unix"}
+    assert "on port 587 with STARTTLS" in next_step(result, kind)
+    assert words in next_step(result, kind)
+    if kind == "postmark_setup":  # nothing listens on 465 there: the probe says so
+        assert facts["relay_unreachable"]["port"] == 465

@@ -58,6 +58,22 @@ CASES: list[tuple[str, str, str, str]] = [
         "https://pastebin.com/t22G4F69",
     ),
     (
+        "ses",
+        "suspended",
+        "554 Message rejected: Sending paused for this account. For more information, please "
+        "check the inbox of the email address associated with your AWS account.",
+        "an SMTP send through SES quoted in https://github.com/abbeymart/mcmail "
+        "(sendMail_test.go); the same text in https://github.com/hcengineering/platform/issues/8899",
+    ),
+    (
+        "ses",
+        "suspended",
+        "554 Message rejected: Sending suspended for this account. For more information, please "
+        "check the inbox of the email address associated with your AWS account.",
+        "the older wording, in CiviCRM's test of SMTP errors (https://github.com/civicrm/"
+        "civicrm-core, tests/phpunit/CRM/Mailing/BAO/MailingJobTest.php)",
+    ),
+    (
         "sendgrid",
         "sender_unverified",
         "550 The from address does not match a verified Sender Identity. Mail cannot be sent "
@@ -114,6 +130,13 @@ CASES: list[tuple[str, str, str, str]] = [
         "sender_unverified",
         "550 5.7.1 Relaying denied",
         "https://github.com/axllent/mailpit/issues/337 (relaying through Mailgun)",
+    ),
+    (
+        "mailgun",
+        "credentials",
+        "535 5.7.0 Mailgun is not loving your login or password",
+        "https://github.com/mailgun/documentation/issues/132, "
+        "https://github.com/azamuddin/mautic-mailgun-plugin/issues/1",
     ),
     (
         "postmark",

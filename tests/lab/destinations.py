@@ -23,6 +23,8 @@ Each ADDR=CLASS serves CLASS on ADDR port 25. Classes:
   relay_ses         Mailgun, relay_postmark like Postmark, on ports 25 and 587 (no STARTTLS):
   relay_mailgun     each checks the login the way the provider does, then refuses with the
   relay_postmark    provider's own words as the sender's local part asks (see RELAY_SCENARIOS)
+  relay_ses_tls     relay_ses that offers STARTTLS (--tls-cert) and, as SES does, refuses
+                    AUTH and MAIL before it
 
 --servfail also answers every DNS query on ADDR:PORT (UDP) with SERVFAIL.
 Everything binds to the addresses given: pass loopback addresses only.
@@ -64,11 +66,14 @@ CLASSES = (
     "relay_ses",
     "relay_mailgun",
     "relay_postmark",
+    "relay_ses_tls",
 )
-RELAYS = ("relay_sendgrid", "relay_ses", "relay_mailgun", "relay_postmark")
+RELAYS = ("relay_sendgrid", "relay_ses", "relay_mailgun", "relay_postmark", "relay_ses_tls")
+STARTTLS_FIRST = {"relay_ses_tls": "relay_ses"}  # class: the provider it answers as
 # Each relay's banner and replies, in the provider's words
 # (origins: tests/helpers/relay_refusals.py).
-# Scenarios by the sender's local part: unverified, sandbox, quota, rate; anything else: 250.
+# Scenarios by the sender's local part: unverified, sandbox, quota, rate, suspended; anything
+# else: 250.
 RELAY_BANNERS = {
     "relay_sendgrid": "220 SG ESMTP service ready at ismtpd-lab-0",
     "relay_ses": "220 email-smtp.amazonaws.com ESMTP SimpleEmailService-d-LAB0000001",
@@ -92,6 +97,11 @@ RELAY_SCENARIOS: dict[tuple[str, str], tuple[str, str]] = {  # (class, scenario)
     ),
     ("relay_ses", "quota"): ("DATA", "454 Throttling failure: Daily message quota exceeded."),
     ("relay_ses", "rate"): ("DATA", "454 Throttling failure: Maximum sending rate exceeded."),
+    ("relay_ses", "suspended"): (
+        "DATA",
+        "554 Message rejected: Sending paused for this account. For more information, please "
+        "check the inbox of the email address associated with your AWS account.",
+    ),
     ("relay_mailgun", "unverified"): ("RCPT", "550 5.7.1 Relaying denied"),
     ("relay_mailgun", "sandbox"): (
         "DATA",
@@ -110,6 +120,9 @@ NO_LOGIN = {
     "relay_sendgrid": "550 Unauthenticated senders not allowed",
     "relay_ses": "530 Authentication required",
 }
+STARTTLS_MISSING = "530 Must issue a STARTTLS command first"
+# A SendGrid API key of an account whose credits are used up (the lab's own name for it).
+NO_CREDITS_KEY = "SG.lab-key-out-of-credits"
 SOFTFAIL_REPLY = (
     "451 4.7.26 This message is unauthenticated and was temporarily rejected: SPF did not "
     "pass for the sender domain and no DKIM signature was found; try again later"
@@ -231,10 +244,14 @@ def relay_login(cls: str, user: str, password: str) -> str:
     """The reply to AUTH, checking the login the way the provider does."""
     if cls == "relay_sendgrid" and user != "apikey":  # the user name is the word apikey
         return "535 Authentication failed: Bad username / password"
+    if cls == "relay_sendgrid" and password == NO_CREDITS_KEY:
+        return "451 Authentication failed: Maximum credits exceeded"
     if cls == "relay_ses" and len(password) == 40:  # an IAM secret key, not SMTP credentials
         return "535 Authentication Credentials Invalid"
     if cls == "relay_postmark" and user != password:  # the server token is both
         return "535 5.7.8 Authentication credentials invalid"
+    if cls == "relay_mailgun" and "@" not in user:  # a domain's SMTP user, not api + API key
+        return "535 5.7.0 Mailgun is not loving your login or password"
     return "235 2.7.0 Authentication successful"
 
 
@@ -262,13 +279,22 @@ async def read_auth(arg: str, reader: asyncio.StreamReader, send) -> tuple[str, 
 
 
 async def relay_session(
-    cls: str, host: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    cls: str,
+    host: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
-    """A relay provider's SMTP service: login, then the scenario the sender asks for."""
+    """A relay provider's SMTP service: login, then the scenario the sender asks for.
+
+    A STARTTLS_FIRST class offers STARTTLS and refuses AUTH and MAIL until the client used it,
+    then answers as its provider."""
 
     def send(lines: list[str]) -> None:
         writer.write("".join(f"{line}\r\n" for line in lines).encode())
 
+    plain = cls in STARTTLS_FIRST  # still before STARTTLS, which this relay requires
+    cls = STARTTLS_FIRST.get(cls, cls)
     send([RELAY_BANNERS.get(cls, f"220 {host} ESMTP lab {cls}")])
     logged_in, sender, recipient, scenario = False, "", "", ""
     while True:
@@ -278,6 +304,20 @@ async def relay_session(
             return
         verb, _, arg = line.decode("utf-8", "replace").strip().partition(" ")
         verb = verb.upper()
+        if plain and verb == "EHLO":
+            reply = ehlo_reply(cls, host)
+            send([*reply[:-1], "250-STARTTLS", reply[-1]])
+            continue
+        if plain and verb == "STARTTLS" and tls is not None:
+            send(["220 Ready to start TLS"])
+            await writer.drain()
+            await writer.start_tls(tls)
+            plain = False
+            continue
+        if plain and verb in ("AUTH", "MAIL"):
+            print(f"{cls}: {verb} before STARTTLS: 530", flush=True)
+            send([STARTTLS_MISSING])
+            continue
         if verb == "AUTH":
             await writer.drain()
             user, password = await read_auth(arg, reader, send)
@@ -317,7 +357,7 @@ def smtp_handler(cls: str, host: str, tls: ssl.SSLContext | None = None):
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             if cls in RELAYS:
-                await relay_session(cls, host, reader, writer)
+                await relay_session(cls, host, reader, writer, tls)
                 return
             await smtp_session(cls, host, reader, writer, tls)
         except (TimeoutError, Hangup, ConnectionError, ssl.SSLError):
@@ -439,7 +479,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="ADDR=HOSTNAME",
         help="the host name each server greets with",
     )
-    parser.add_argument("--tls-cert", help="certificate (PEM) for tls_ok")
+    parser.add_argument("--tls-cert", help="certificate (PEM) for tls_ok and relay_ses_tls")
     parser.add_argument("--tls-key", help="its private key (PEM)")
     parser.add_argument("--daemon", action="store_true")
     parser.add_argument("--pidfile")

@@ -63,11 +63,24 @@ relay_ses        email-smtp.us-east-1.ses.test   127.0.0.41  ses-iam.relay.test
 relay_mailgun    smtp.mailgun.test               127.0.0.42  mailgun.relay.test
 relay_postmark   smtp.postmarkapp.test           127.0.0.43  postmark.relay.test
 relay_postmark   token.postmarkapp.test          127.0.0.43  postmark-token.relay.test
+relay_sendgrid   credits.sendgrid.test           127.0.0.40  sendgrid-credits.relay.test
+relay_mailgun    login.mailgun.test              127.0.0.42  mailgun-login.relay.test
+relay_ses_tls    email-smtp.us-west-2.ses.test   127.0.0.44  ses-notls.relay.test
+"
+# Domains sent to a fake relay with the smtp transport, which makes no login (SASL is on for
+# the relay transport only): the relay refuses the sender as its provider does without one.
+# relay host name                 domain routed through it
+RELAYS_NO_LOGIN="
+email-smtp.eu-west-1.ses.test     ses-nologin.relay.test
+smtp.sendgrid.test                sendgrid-nologin.relay.test
 "
 # The logins (not secrets): SendGrid's is right (user apikey), user.sendgrid.test's user is
 # an account name; SES eu-west-1 has SMTP credentials (a 44-character password), us-east-1 an
 # IAM key pair (a 40-character secret, which SES refuses); Mailgun's is right; Postmark's
 # user is not its server token, token.postmarkapp.test's is (the token as user and password).
+# credits.sendgrid.test's key is one of an account whose credits are used up; the Mailgun
+# login.mailgun.test login is the API key (user api), not a domain's SMTP login; us-west-2 has
+# SMTP credentials, but Postfix sends them without STARTTLS (smtp_tls_security_level is empty).
 RELAY_LOGINS="
 [smtp.sendgrid.test]:587 apikey:SG.lab-key-not-a-secret
 [user.sendgrid.test]:587 lab-account:SG.lab-key-not-a-secret
@@ -76,6 +89,9 @@ RELAY_LOGINS="
 [smtp.mailgun.test]:587 postmaster@mg.lab.test:lab-password-not-a-secret
 [smtp.postmarkapp.test]:587 lab-user:lab-server-token-not-a-secret
 [token.postmarkapp.test]:587 lab-server-token:lab-server-token
+[credits.sendgrid.test]:587 apikey:SG.lab-key-out-of-credits
+[login.mailgun.test]:587 api:key-lab-api-key-not-a-secret
+[email-smtp.us-west-2.ses.test]:587 AKIALABSMTPNOTASECRET:BLabSmtpPasswordNotASecretAbcdefghijklmnopqr
 "
 PUBLIC_DNS_PORT=5354 # the "public view" resolver the bot's diagnose uses in the lab
 
@@ -284,7 +300,7 @@ start_destinations() {
     stop_pid "$STATE/destinations.pid" destinations.py
     "$(system_python)" "$script" --daemon --pidfile "$STATE/destinations.pid" \
       --log "$STATE/destinations.log" "${args[@]}"
-    log "destinations started on 127.0.0.2-127.0.0.17, relays on 127.0.0.40-127.0.0.43"
+    log "destinations started on 127.0.0.2-127.0.0.17, relays on 127.0.0.40-127.0.0.44"
   fi
 }
 
@@ -298,10 +314,12 @@ postfix_maps() {
       dns_servfail) transport="smtp:" ;;                   # MX lookup -> SERVFAIL
       sasl_failed) transport="relay:[mx.$domain]" ;;       # SASL is on for relay only
       relay) transport="relay:[$addr]:587" ;;              # a provider: addr is its host name
+      relay_no_login) transport="smtp:[$addr]:587" ;;      # the same, without SASL
       *) transport="smtp:[mx.$domain]" ;;
     esac
     printf '%-16s %s\n' "$domain" "$transport"
-  done < <(destinations; relays | awk '{ print "relay", $4, $2 }') |
+  done < <(destinations; relays | awk '{ print "relay", $4, $2 }'
+    awk 'NF == 2 { print "relay_no_login", $2, $1 }' <<<"$RELAYS_NO_LOGIN") |
     changed "$PF_LAB/transport" && rc=0
   echo "[mx.notls.test] encrypt" | changed "$PF_LAB/tls_policy" && rc=0
   { echo "[mx.authfail.test] lab-user:not-a-secret"; awk 'NF' <<<"$RELAY_LOGINS"; } |
