@@ -48,6 +48,7 @@ RUNS = [
         "steady state of the default policy",
     ),
     (["bench_memory.py", "--sizes", "1000,2000"], "rss ratio 2,000/1,000:"),
+    (["bench_startup.py", "--runs", "1"], 'mailqbot console "help"'),
     (
         [
             "bench_monitor.py",
