@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot import auth
-from bot.db.models import ActionPlan
 from bot.inventory import APPROVAL_ALWAYS, ActionRule, Config, Inventory
 from bot.stores.audit_key import AuditTrail
 from bot.text import table
@@ -22,6 +21,7 @@ from bot.text import table
 if TYPE_CHECKING:
     from bot.actions.select import Selection
     from bot.context import Identity
+    from bot.db.models import ActionPlan
 
 PLAN_ID = re.compile(r"p[0-9a-f]{10}")
 OPEN = ("pending", "approved")
