@@ -32,7 +32,7 @@ from bot.monitor.alert import Alert, GroupAlert
 from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack import preflight
-from bot.slack.alerts import monitor_for
+from bot.slack.alerts import herald_for, monitor_for
 from bot.slack.app import build_app, remember_team
 from bot.slack.client import make_client
 from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
@@ -118,7 +118,9 @@ async def serve(
     client = make_client(settings)
     metrics = live.now().metrics
     monitor = _monitor(live, client, metrics)
-    app = build_app(live, client, monitor.herald if monitor else None)
+    # who says alert button clicks: the monitor's herald, or one of this process's own
+    herald = monitor.herald if monitor else herald_for(live, client)
+    app = build_app(live, client, herald)
     identity = await preflight.check_bot_token(app.client, settings)
     socket = SocketState()
     if settings.slack_app_token is not None:
@@ -171,6 +173,7 @@ async def serve(
         await recovering
         if endpoint is not None:
             await endpoint.drain()
+        await herald.courier.drain()  # root edits asked for by the last clicks
         for runner in runners:
             await runner.cleanup()
 

@@ -125,7 +125,10 @@ async def test_plan_approved_before_a_restart_runs_once_and_is_announced(
 
             stop = asyncio.Event()
             client = make_client(services.settings)
-            task = asyncio.create_task(recover_forever(LiveServices(services), client, stop))
+            started = await approvals.start_mark(services)  # the next replica starts
+            task = asyncio.create_task(
+                recover_forever(LiveServices(services), client, stop, started)
+            )
             (post,) = await fake_slack.wait_for("chat.postMessage", timeout=60)
             stop.set()
             await task

@@ -38,7 +38,9 @@ from bot.demo import demo_hosts
 from bot.demo.ssh import ScriptedSSHServer
 from bot.inventory import Access, Inventory
 from bot.settings import Settings
+from bot.slack.alerts import herald_for
 from bot.slack.app import build_app, learn_own_team
+from bot.slack.client import make_client
 from bot.slack.http import Endpoint
 from bot.slack.payloads import slack_text
 from helpers.fakes import FakeSlack, block_actions_body, sign, slash_command_body
@@ -171,7 +173,9 @@ async def slack_world(
         )
         async with open_services(settings, Inventory(config)) as services:
             live = LiveServices(services)
-            app = build_app(live)
+            client = make_client(settings)
+            herald = herald_for(live, client)
+            app = build_app(live, client, herald)
             await learn_own_team(app.client, live)
             endpoint = Endpoint(app, SECRET)  # /slack/events as `mailqbot serve` has it
             runner = web.AppRunner(endpoint.web_app(), access_log=None)
@@ -185,6 +189,7 @@ async def slack_world(
                 )  # fmt: skip
             finally:
                 await endpoint.drain()
+                await herald.courier.drain()  # root edits the clicks asked for, as serve does
                 await runner.cleanup()
 
 
