@@ -30,6 +30,7 @@ from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack import payloads
 from bot.slack.delivery import ephemeral
+from bot.slack.running import LISTENERS
 
 log = logging.getLogger(__name__)
 ACK = "mailq_alert_ack"
@@ -125,6 +126,7 @@ async def on_alert_button(
     services: Services,
     herald: Herald,
 ) -> None:
+    LISTENERS.track()
     await ack()
     action = body["actions"][0]
     event: Event = "acknowledged" if action["action_id"] == ACK else "snoozed"

@@ -28,6 +28,7 @@ from bot.slack.dedup import Deduplicator
 from bot.slack.delivery import Message, ProgressUpdater, deliver, ephemeral, post_working, restore
 from bot.slack.guests import GuestCache, marking_guests
 from bot.slack.preflight import missing_scope
+from bot.slack.running import LISTENERS
 from bot.slack.usergroups import UserGroupCache
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ async def on_mailq(
     respond: AsyncRespond,
     services: Services,
 ) -> None:
+    LISTENERS.track()
     await ack()
     await _run(payloads.from_command(command, context), services, client, respond)
 
@@ -96,6 +98,7 @@ async def on_run_button(
     ``mailq_run_replace`` puts the result in place of the message, ``mailq_run_thread``
     answers in its thread.
     """
+    LISTENERS.track()
     await ack()
     action = body["actions"][0]
     request = payloads.from_click(body, context, str(action.get("value", "")))

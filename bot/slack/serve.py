@@ -37,6 +37,7 @@ from bot.slack.app import build_app, remember_team
 from bot.slack.client import make_client
 from bot.slack.http import AckFirstSocketModeHandler, Endpoint, ThreadedSite
 from bot.slack.recovery import recover_forever
+from bot.slack.running import LISTENERS
 
 log = logging.getLogger(__name__)
 ACK_SWITCH_INTERVAL = 0.001  # seconds
@@ -173,6 +174,7 @@ async def serve(
         await recovering
         if endpoint is not None:
             await endpoint.drain()
+        await LISTENERS.drain()  # commands acked before the stop
         await herald.courier.drain()  # root edits asked for by the last clicks
         for runner in runners:
             await runner.cleanup()

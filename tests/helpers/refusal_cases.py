@@ -43,6 +43,7 @@ from bot.slack.app import build_app, learn_own_team
 from bot.slack.client import make_client
 from bot.slack.http import Endpoint
 from bot.slack.payloads import slack_text
+from bot.slack.running import LISTENERS
 from helpers.fakes import FakeSlack, block_actions_body, sign, slash_command_body
 
 SECRET = "refusal-tests-signing-secret"
@@ -189,7 +190,8 @@ async def slack_world(
                 )  # fmt: skip
             finally:
                 await endpoint.drain()
-                await herald.courier.drain()  # root edits the clicks asked for, as serve does
+                await LISTENERS.drain()  # as serve does: commands acked, then root edits
+                await herald.courier.drain()
                 await runner.cleanup()
 
 

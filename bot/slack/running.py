@@ -1,0 +1,46 @@
+"""The listener bodies Bolt runs after their ack, kept so that a stop lets them finish.
+
+Bolt (``process_before_response=False``, so that a slow command never delays its ack) runs
+each listener in a task of its own and keeps no hold on it: once the ack is sent, nothing
+waits for the command that follows. ``serve`` drains these tasks before it closes the
+database, as it drains the requests its HTTP endpoint dispatched; without that a command
+still running at a stop (a hold between its intent and its outcome record, a reply being
+posted) would be cut off with its database connection open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+DRAIN_GRACE = 10.0  # seconds a stop waits for running listeners before cancelling them
+
+
+class Running:
+    """Tasks of listeners that have acked and are still working."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[object]] = set()
+
+    def track(self) -> None:
+        """Called first thing by a listener: its task is waited for at a stop."""
+        task = asyncio.current_task()
+        if task is not None and task not in self.tasks:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, grace: float = DRAIN_GRACE) -> None:
+        """Let the running listeners of this event loop finish (at most ``grace`` seconds),
+        then cancel what is left."""
+        loop = asyncio.get_running_loop()
+        mine = {task for task in self.tasks if task.get_loop() is loop and not task.done()}
+        if not mine:
+            return
+        _done, pending = await asyncio.wait(mine, timeout=grace)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+LISTENERS = Running()
