@@ -30,7 +30,7 @@ from bot.monitor.metrics import Metrics
 from bot.monitor.scheduler import Monitor
 from bot.slack import payloads
 from bot.slack.delivery import ephemeral
-from bot.slack.running import LISTENERS
+from bot.slack.running import tracked
 
 log = logging.getLogger(__name__)
 ACK = "mailq_alert_ack"
@@ -114,8 +114,8 @@ def herald_for(live: LiveServices, client: AsyncWebClient) -> Herald:
 
 
 def register(app: AsyncApp) -> None:
-    app.action(ACK)(on_alert_button)
-    app.action(SNOOZE)(on_alert_button)
+    app.action(ACK)(tracked(on_alert_button))
+    app.action(SNOOZE)(tracked(on_alert_button))
 
 
 async def on_alert_button(
@@ -126,7 +126,6 @@ async def on_alert_button(
     services: Services,
     herald: Herald,
 ) -> None:
-    LISTENERS.track()
     await ack()
     action = body["actions"][0]
     event: Event = "acknowledged" if action["action_id"] == ACK else "snoozed"

@@ -28,7 +28,7 @@ from bot.slack.dedup import Deduplicator
 from bot.slack.delivery import Message, ProgressUpdater, deliver, ephemeral, post_working, restore
 from bot.slack.guests import GuestCache, marking_guests
 from bot.slack.preflight import missing_scope
-from bot.slack.running import LISTENERS
+from bot.slack.running import tracked
 from bot.slack.usergroups import UserGroupCache
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,9 @@ def build_app(
 
     app.middleware(inject)
     app.middleware(Deduplicator(services.sessions).middleware)
-    app.command(SLASH_COMMAND)(on_mailq)
-    app.action(re.compile(r"^mailq_run_(replace|thread)$"))(on_run_button)
+    # Every listener is registered ``tracked``: a stop lets it finish (bot/slack/running.py).
+    app.command(SLASH_COMMAND)(tracked(on_mailq))
+    app.action(re.compile(r"^mailq_run_(replace|thread)$"))(tracked(on_run_button))
     alerts.register(app)
     app.error(on_error)
     return app
@@ -79,7 +80,6 @@ async def on_mailq(
     respond: AsyncRespond,
     services: Services,
 ) -> None:
-    LISTENERS.track()
     await ack()
     await _run(payloads.from_command(command, context), services, client, respond)
 
@@ -98,7 +98,6 @@ async def on_run_button(
     ``mailq_run_replace`` puts the result in place of the message, ``mailq_run_thread``
     answers in its thread.
     """
-    LISTENERS.track()
     await ack()
     action = body["actions"][0]
     request = payloads.from_click(body, context, str(action.get("value", "")))

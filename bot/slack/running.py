@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
+
+P = ParamSpec("P")
 
 DRAIN_GRACE = 10.0  # seconds a stop waits for running listeners before cancelling them
 
@@ -44,3 +49,20 @@ class Running:
 
 
 LISTENERS = Running()
+
+
+def tracked(listener: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+    """``listener`` with its task in ``LISTENERS``: how every listener is registered
+    (Bolt reads the wrapped function's parameters, through ``functools.wraps``)."""
+
+    @functools.wraps(listener)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        LISTENERS.track()
+        await listener(*args, **kwargs)
+
+    run.tracked = True  # type: ignore[attr-defined]  # checked by tests/slack/test_running.py
+    return run
+
+
+def is_tracked(listener: Any) -> bool:
+    return getattr(listener, "tracked", False) is True
