@@ -28,7 +28,8 @@ class Running:
         self.tasks: set[asyncio.Task[object]] = set()
 
     def track(self) -> None:
-        """Called first thing by a listener: its task is waited for at a stop."""
+        """Called first thing in a listener's task (by ``tracked``): it is waited for at a
+        stop."""
         task = asyncio.current_task()
         if task is not None and task not in self.tasks:
             self.tasks.add(task)
