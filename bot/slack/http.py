@@ -35,6 +35,8 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.slack.running import DRAIN_GRACE, Running
+
 log = logging.getLogger(__name__)
 PATH = "/slack/events"
 FORM = "application/x-www-form-urlencoded"
@@ -50,7 +52,7 @@ class Endpoint:
         self.app = app
         self.verifier = SignatureVerifier(signing_secret)
         self.main = asyncio.get_running_loop()
-        self.running: set[asyncio.Task[None]] = set()
+        self.running = Running()  # requests acknowledged first, being dispatched
 
     def web_app(self) -> web.Application:
         web_app = web.Application()
@@ -71,7 +73,6 @@ class Endpoint:
     def _start(self, body: str, query: str, headers: dict[str, str]) -> None:
         task = self.main.create_task(self._dispatch(_bolt_request(body, query, headers)))
         self.running.add(task)
-        task.add_done_callback(self.running.discard)
 
     def acknowledged_first(self, body: str, headers: Mapping[str, str]) -> bool:
         """A signed slash command or ``block_actions`` click (form-encoded, as Slack
@@ -101,16 +102,10 @@ class Endpoint:
         if response.status >= 400:
             log.warning("a Slack request acknowledged first ended with %d", response.status)
 
-    async def drain(self, grace: float = 10.0) -> None:
+    async def drain(self, grace: float = DRAIN_GRACE) -> None:
         """Let requests already acknowledged finish (at most ``grace`` seconds), then
         cancel what is left."""
-        if not self.running:
-            return
-        _done, pending = await asyncio.wait(set(self.running), timeout=grace)
-        for task in pending:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self.running.drain(grace)
 
 
 def _bolt_request(body: str, query: str, headers: dict[str, str]) -> AsyncBoltRequest:

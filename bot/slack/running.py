@@ -22,7 +22,8 @@ DRAIN_GRACE = 10.0  # seconds a stop waits for running listeners before cancelli
 
 
 class Running:
-    """Tasks of listeners that have acked and are still working."""
+    """Tasks still working after their request was acknowledged: listeners (``LISTENERS``)
+    and the requests an ``Endpoint`` dispatched."""
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[object]] = set()
@@ -31,12 +32,16 @@ class Running:
         """Called first thing in a listener's task (by ``tracked``): it is waited for at a
         stop."""
         task = asyncio.current_task()
-        if task is not None and task not in self.tasks:
+        if task is not None:
+            self.add(task)
+
+    def add(self, task: asyncio.Task[object]) -> None:
+        if task not in self.tasks:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
     async def drain(self, grace: float = DRAIN_GRACE) -> None:
-        """Let the running listeners of this event loop finish (at most ``grace`` seconds),
+        """Let the tracked tasks of this event loop finish (at most ``grace`` seconds),
         then cancel what is left."""
         loop = asyncio.get_running_loop()
         mine = {task for task in self.tasks if task.get_loop() is loop and not task.done()}

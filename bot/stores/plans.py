@@ -40,7 +40,7 @@ async def db_now(session: AsyncSession) -> datetime:
     value = (await session.execute(select(func.now()))).scalar_one()
     if isinstance(value, str):  # SQLite: 'YYYY-MM-DD HH:MM:SS'
         value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return _utc(value)
 
 
 async def now(sessions: Sessions) -> datetime:
